@@ -1,0 +1,57 @@
+import type { CommandModule } from 'yargs';
+import { Daemon } from '../Daemon.js';
+import { createLogger } from '../log.js';
+import { withInstanceOptions, type InstanceArgs } from './options.js';
+
+interface DaemonArgs extends InstanceArgs {
+  'control-listen'?: string | undefined;
+  'metrics-listen'?: string | undefined;
+}
+
+export const daemonCommand: CommandModule<object, DaemonArgs> = {
+  command: 'daemon',
+  describe: 'Run the recorder (control API, mediasoup ingest, writers)',
+  builder: (y) =>
+    withInstanceOptions(y)
+      .option('control-listen', { type: 'string', describe: 'HOST:PORT of the control API (overrides control.listen)' })
+      .option('metrics-listen', { type: 'string', describe: 'HOST:PORT of /metrics (overrides metrics.listen)' }),
+  handler: async (args) => {
+    const log = createLogger('info');
+    const daemon = new Daemon({
+      configFile: args.config,
+      overrides: { dataDir: args['data-dir'], controlListen: args['control-listen'], metricsListen: args['metrics-listen'] },
+      log,
+    });
+    try {
+      await daemon.start();
+    } catch (err) {
+      log.fatal({ err: (err as Error).message }, 'callvault could not start');
+      log.flush();
+      process.exitCode = 1;
+      await daemon.stop().catch(() => undefined);
+      setTimeout(() => process.exit(1), 100).unref();
+      return;
+    }
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down: finishing active recordings');
+      daemon.stop().then(
+        () => {
+          log.info('callvault stopped');
+          log.flush();
+          setTimeout(() => process.exit(0), 50);
+        },
+        (err: Error) => {
+          log.error({ err: err.message }, 'unclean shutdown');
+          log.flush();
+          setTimeout(() => process.exit(1), 50);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => daemon.reload());
+  },
+};

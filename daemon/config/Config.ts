@@ -1,0 +1,43 @@
+/** The validated, defaulted configuration (shape of config/callvault.schema.json). */
+export interface Config {
+  readonly dataDir: string;
+  readonly control: {
+    readonly listen: string;
+    readonly token: string | null;
+    readonly tokenFile: string | null;
+    readonly maxBodyBytes: number;
+  };
+  readonly metrics: { readonly listen: string };
+  readonly media: {
+    readonly workers: number | 'auto';
+    readonly listenIp: string;
+    readonly announcedAddress: string | null;
+    readonly portMin: number;
+    readonly portMax: number;
+    readonly recvBufferSize: number;
+    readonly jitterBufferMs: number;
+  };
+  readonly calls: {
+    readonly maxConcurrent: number;
+    readonly rtpTimeoutSeconds: number;
+    readonly maxDurationSeconds: number;
+    readonly minFreeDiskMB: number;
+  };
+  readonly recording: { readonly channelMode: ChannelMode };
+  readonly logging: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+}
+
+export type ChannelMode = 'stereo' | 'separate' | 'caller' | 'callee';
+
+/** A HOST:PORT listener; IPv6 hosts without brackets. */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function parseListen(spec: string): ListenAddress {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(spec);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`bad listen address ${JSON.stringify(spec)}: expected HOST:PORT or [IPv6]:PORT`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}

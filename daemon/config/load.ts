@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { LineCounter, parseDocument, isScalar, type Document } from 'yaml';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { applySchema, configSchema } from './schema.js';
+import type { Config } from './Config.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/callvault/callvault.yaml';
+
+/** Command-line and environment settings that win over the file. */
+export interface ConfigOverrides {
+  readonly dataDir?: string | undefined;
+  readonly controlListen?: string | undefined;
+  readonly metricsListen?: string | undefined;
+  readonly controlToken?: string | undefined;
+}
+
+function lineOf(doc: Document, lines: LineCounter, keyPath: string): number | undefined {
+  const parts = keyPath ? keyPath.split('.') : [];
+  // Walk up until a node exists: an unknown or missing key points at its parent.
+  for (let n = parts.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(parts.slice(0, n), true);
+    const range = (node as { range?: [number, number, number] } | null)?.range;
+    if (range) return lines.linePos(range[0]).line;
+    if (isScalar(node) && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+/** Parse and validate YAML text; throws ConfigError listing every problem with its line. */
+export function parseConfigText(text: string, file: string): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({ path: '', line: e.linePos?.[0]?.line, message: `YAML syntax: ${e.message.split('\n')[0]}` })),
+    );
+  }
+  const { problems, value } = applySchema(configSchema(), doc.toJS());
+  if (problems.length) {
+    throw new ConfigError(
+      file,
+      problems.map((p): ConfigProblem => ({ ...p, line: lineOf(doc, lines, p.path) })),
+    );
+  }
+  const config = value as Config;
+  if (config.media.portMin > config.media.portMax) {
+    throw new ConfigError(file, [
+      { path: 'media.portMin', line: lineOf(doc, lines, 'media.portMin'), message: `must not exceed media.portMax (${config.media.portMax})` },
+    ]);
+  }
+  return { ...config, dataDir: path.resolve(path.dirname(file), config.dataDir) };
+}
+
+export function loadConfig(file: string, overrides: ConfigOverrides = {}): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+  }
+  const c = parseConfigText(text, path.resolve(file));
+  return {
+    ...c,
+    dataDir: overrides.dataDir ? path.resolve(overrides.dataDir) : c.dataDir,
+    control: {
+      ...c.control,
+      listen: overrides.controlListen ?? c.control.listen,
+      token: overrides.controlToken ?? c.control.token,
+    },
+    metrics: { ...c.metrics, listen: overrides.metricsListen ?? c.metrics.listen },
+  };
+}

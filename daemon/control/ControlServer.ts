@@ -1,0 +1,139 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ListenAddress } from '../config/Config.js';
+import { ApiError, CallvaultError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Recorder } from '../record/Recorder.js';
+import { parseStartCall } from './validate.js';
+
+export interface ControlServerOptions {
+  readonly listen: ListenAddress;
+  readonly token: string;
+  readonly maxBodyBytes: number;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/**
+ * HTTP/JSON control API. Every /v1 route needs `Authorization: Bearer
+ * <token>`; /healthz does not, so a load balancer or systemd can probe it.
+ */
+export class ControlServer {
+  private readonly server: Server;
+  private tokenDigest: Buffer;
+  private ready = false;
+
+  constructor(
+    private readonly opts: ControlServerOptions,
+    private readonly recorder: Recorder,
+    private readonly log: Logger,
+  ) {
+    this.tokenDigest = digest(opts.token);
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+  }
+
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.listen.port, this.opts.listen.host, () => resolve());
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  setReady(ready: boolean): void {
+    this.ready = ready;
+  }
+
+  setToken(token: string): void {
+    this.tokenDigest = digest(token);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeIdleConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    return m !== null && timingSafeEqual(digest(m[1] as string), this.tokenDigest);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://control');
+    try {
+      if (url.pathname === '/healthz') {
+        return send(res, this.ready ? 200 : 503, { status: this.ready ? 'ok' : 'starting' });
+      }
+      if (!url.pathname.startsWith('/v1/')) throw new ApiError(404, 'NOT_FOUND', `no route ${url.pathname}`);
+      if (!this.authorized(req)) {
+        res.setHeader('WWW-Authenticate', 'Bearer realm="callvault"');
+        throw new ApiError(401, 'UNAUTHORIZED', 'missing or wrong bearer token');
+      }
+      const parts = url.pathname.split('/').slice(2).map(decodeURIComponent);
+      const [collection, id, ...rest] = parts;
+      if (rest.length) throw new ApiError(404, 'NOT_FOUND', `no route ${url.pathname}`);
+      if (collection === 'calls' && id === undefined) {
+        allow(req, ['POST']);
+        const body = parseStartCall(await readJson(req, this.opts.maxBodyBytes));
+        return send(res, 201, await this.recorder.startCall(body));
+      }
+      if (collection === 'calls' && id) {
+        allow(req, ['DELETE']);
+        return send(res, 202, { recordingId: await this.recorder.endCall(id, 'api') });
+      }
+      if (collection === 'recordings' && id) {
+        allow(req, ['GET']);
+        const st = await this.recorder.status(id);
+        if (!st) throw new ApiError(404, 'NO_SUCH_RECORDING', `no recording ${id}`, { recordingId: id });
+        return send(res, 200, st);
+      }
+      throw new ApiError(404, 'NOT_FOUND', `no route ${url.pathname}`);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        if (err.status >= 500) this.log.warn({ code: err.code, path: url.pathname }, err.message);
+        return send(res, err.status, { error: err.code, message: err.message });
+      }
+      const e = err as Error;
+      this.log.error({ path: url.pathname, method: req.method, err: e.message, code: e instanceof CallvaultError ? e.code : undefined }, 'control request failed');
+      return send(res, 500, { error: 'INTERNAL', message: e.message });
+    }
+  }
+}
+
+function allow(req: IncomingMessage, methods: string[]): void {
+  if (!methods.includes(req.method ?? '')) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `use ${methods.join(' or ')}`);
+}
+
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const tooLarge = () => new ApiError(400, 'BODY_TOO_LARGE', `request body exceeds ${limit} bytes`);
+  if (Number(req.headers['content-length'] ?? 0) > limit) {
+    req.resume();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      req.resume();
+      throw tooLarge();
+    }
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new ApiError(400, 'BAD_JSON', `body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,56 @@
+import { ApiError } from '../errors.js';
+import type { StartCallRequest } from '../record/Recorder.js';
+
+export const CODECS = ['PCMU', 'PCMA'] as const;
+const DIRECTIONS = ['inbound', 'outbound', 'internal'] as const;
+const TOP_KEYS = new Set(['callId', 'direction', 'caller', 'callee', 'codec', 'payloadType', 'dtmfPayloadType']);
+const LEG_KEYS = new Set(['number', 'ssrc']);
+// SIP Call-IDs are "word[@word]" of printable characters; no spaces or control characters.
+const CALL_ID = /^[\x21-\x7e]{1,256}$/;
+const NUMBER = /^[A-Za-z0-9+*#.@:_-]{1,64}$/;
+
+function bad(message: string, field: string): never {
+  throw new ApiError(400, 'BAD_REQUEST', message, { field });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function intIn(v: unknown, field: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(`${field} must be an integer from ${min} to ${max}`, field);
+  return v;
+}
+
+function unknownKeys(obj: Record<string, unknown>, known: Set<string>, where: string): void {
+  const extra = Object.keys(obj).filter((k) => !known.has(k));
+  if (extra.length) bad(`unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => where + k).join(', ')}`, where + (extra[0] as string));
+}
+
+function leg(body: Record<string, unknown>, role: 'caller' | 'callee') {
+  const v = body[role];
+  if (!isObject(v)) bad(`${role} is required: {"number": "..."}`, role);
+  unknownKeys(v, LEG_KEYS, `${role}.`);
+  if (typeof v.number !== 'string' || !NUMBER.test(v.number)) bad(`${role}.number must be 1-64 characters of digits, letters, + * # . @ : _ -`, `${role}.number`);
+  return { number: v.number, ssrc: intIn(v.ssrc, `${role}.ssrc`, 0, 0xffffffff) };
+}
+
+/** The body of POST /v1/calls, checked field by field with a message naming the field. */
+export function parseStartCall(body: unknown): StartCallRequest {
+  if (!isObject(body)) bad('body must be a JSON object', '');
+  unknownKeys(body, TOP_KEYS, '');
+  if (typeof body.callId !== 'string' || !CALL_ID.test(body.callId)) bad('callId is required: 1-256 printable characters, no spaces', 'callId');
+  if (!DIRECTIONS.includes(body.direction as (typeof DIRECTIONS)[number])) bad(`direction must be one of ${DIRECTIONS.join(', ')}`, 'direction');
+  if (body.codec === undefined) bad(`codec is required: one of ${CODECS.join(', ')}`, 'codec');
+  if (!CODECS.includes(body.codec as (typeof CODECS)[number])) bad(`unsupported codec ${JSON.stringify(body.codec)}; supported: ${CODECS.join(', ')}`, 'codec');
+  return {
+    callId: body.callId,
+    direction: body.direction as StartCallRequest['direction'],
+    codec: body.codec as StartCallRequest['codec'],
+    caller: leg(body, 'caller'),
+    callee: leg(body, 'callee'),
+    payloadType: intIn(body.payloadType, 'payloadType', 0, 127),
+    dtmfPayloadType: intIn(body.dtmfPayloadType, 'dtmfPayloadType', 96, 127),
+  };
+}

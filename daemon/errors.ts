@@ -1,0 +1,56 @@
+/**
+ * Every error callvault raises on purpose. Each carries a stable `code` for
+ * machines and enough context for an operator to act, never a secret.
+ */
+export class CallvaultError extends Error {
+  readonly code: string;
+  readonly context: Readonly<Record<string, unknown>>;
+
+  constructor(code: string, message: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.context = context;
+  }
+}
+
+/** A config file that cannot be used; names the key path and the line. */
+export class ConfigError extends CallvaultError {
+  constructor(
+    readonly file: string,
+    readonly problems: readonly ConfigProblem[],
+  ) {
+    super('CONFIG_INVALID', `${file}: ${problems.length} problem(s):\n` + problems.map(formatProblem).join('\n'), {
+      file,
+    });
+  }
+}
+
+export interface ConfigProblem {
+  /** Dotted key path, e.g. `media.portRange.min`. */
+  readonly path: string;
+  readonly line?: number;
+  readonly message: string;
+}
+
+function formatProblem(p: ConfigProblem): string {
+  return `  ${p.line !== undefined ? `line ${p.line}: ` : ''}${p.path || '(root)'}: ${p.message}`;
+}
+
+/** A control-API request that cannot be served; maps onto an HTTP status. */
+export class ApiError extends CallvaultError {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+    context: Record<string, unknown> = {},
+  ) {
+    super(code, message, context);
+  }
+}
+
+/** mediasoup or the network refused to set up or keep a leg. */
+export class IngestError extends CallvaultError {}
+
+/** The recording files could not be written, closed or repaired. */
+export class RecordingError extends CallvaultError {}

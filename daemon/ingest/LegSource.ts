@@ -1,0 +1,107 @@
+import { EventEmitter } from 'node:events';
+import type { types as ms } from 'mediasoup';
+import type { G711Law } from '../media/g711.js';
+
+export type LegRole = 'caller' | 'callee';
+
+export interface LegSourceOptions {
+  readonly callId: string;
+  readonly role: LegRole;
+  readonly codec: G711Law;
+  /** Payload type the PBX sends audio with (0 for PCMU, 8 for PCMA by default). */
+  readonly payloadType: number;
+  readonly dtmfPayloadType: number;
+  /** SSRC announced by the PBX (from SDP a=ssrc), if any. */
+  readonly ssrc?: number | undefined;
+}
+
+export interface LegSourceEvents {
+  /** A whole RTP packet as mediasoup forwarded it (SSRC and sequence rewritten per Producer). */
+  packet: [Buffer];
+}
+
+/** What is known about a leg's traffic when it closes. */
+export interface LegTransportReport {
+  readonly ssrcs: number[];
+  /** Bytes on the leg's port that were not media of a bound SSRC: RTCP, malformed packets, unknown SSRCs. */
+  readonly nonMediaBytes: number;
+  readonly bytesReceived: number;
+}
+
+const MAX_PRODUCERS = 4;
+
+/**
+ * One leg of one call: a comedia PlainTransport (rtcp-mux) in a mediasoup
+ * router, and one Producer per SSRC seen on it, each consumed by the router's
+ * DirectTransport so packets reach Node as 'packet' events.
+ */
+export class LegSource extends EventEmitter<LegSourceEvents> {
+  readonly ssrcs: number[] = [];
+  /** Worker-clock ms of the last packet, for SSRC attribution. */
+  lastPacketAt = 0;
+  closed = false;
+  private readonly producers: ms.Producer[] = [];
+
+  constructor(
+    readonly options: LegSourceOptions,
+    readonly transport: ms.PlainTransport,
+    private readonly direct: ms.DirectTransport,
+    private readonly routerCaps: ms.RtpCapabilities,
+  ) {
+    super();
+  }
+
+  get port(): number {
+    return this.transport.tuple.localPort;
+  }
+
+  hasSsrc(ssrc: number): boolean {
+    return this.ssrcs.includes(ssrc);
+  }
+
+  /** Start receiving packets carrying `ssrc` on this leg. */
+  async bind(ssrc: number): Promise<void> {
+    if (this.closed || this.hasSsrc(ssrc)) return;
+    this.ssrcs.push(ssrc);
+    const { codec, payloadType, dtmfPayloadType } = this.options;
+    const producer = await this.transport.produce({
+      kind: 'audio',
+      rtpParameters: {
+        codecs: [
+          { mimeType: `audio/${codec}`, payloadType, clockRate: 8000 },
+          { mimeType: 'audio/telephone-event', payloadType: dtmfPayloadType, clockRate: 8000 },
+          { mimeType: 'audio/CN', payloadType: 13, clockRate: 8000 },
+        ],
+        encodings: [{ ssrc }],
+      },
+      appData: { callId: this.options.callId, role: this.options.role },
+    });
+    const consumer = await this.direct.consume({ producerId: producer.id, rtpCapabilities: this.routerCaps });
+    consumer.on('rtp', (packet: Buffer) => {
+      this.lastPacketAt = performance.now();
+      this.emit('packet', packet);
+    });
+    if (this.closed) {
+      producer.close();
+      return;
+    }
+    this.producers.push(producer);
+    // An SBC that keeps changing SSRC must not grow the leg without bound.
+    if (this.producers.length > MAX_PRODUCERS) this.producers.shift()?.close();
+  }
+
+  /** Counters from the worker; call before close(). */
+  async report(): Promise<LegTransportReport> {
+    const [s] = await this.transport.getStats();
+    const bytesReceived = s?.bytesReceived ?? 0;
+    const media = (s?.rtpBytesReceived ?? 0) + (s?.rtxBytesReceived ?? 0);
+    return { ssrcs: [...this.ssrcs], bytesReceived, nonMediaBytes: Math.max(0, bytesReceived - media) };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.transport.close();
+    this.removeAllListeners('packet');
+  }
+}

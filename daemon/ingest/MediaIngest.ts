@@ -1,0 +1,154 @@
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import * as mediasoup from 'mediasoup';
+import type { types as ms } from 'mediasoup';
+import { IngestError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { PayloadKind } from '../media/LegTimeline.js';
+import { LegSource, type LegSourceOptions } from './LegSource.js';
+import { SsrcDiscovery } from './SsrcDiscovery.js';
+
+export interface MediaIngestOptions {
+  readonly workers: number | 'auto';
+  readonly listenIp: string;
+  readonly announcedAddress: string | null;
+  readonly portMin: number;
+  readonly portMax: number;
+  readonly recvBufferSize: number;
+}
+
+export interface MediaIngestEvents {
+  /** A worker died; its legs are gone and their calls must end. */
+  'legs-lost': [LegSource[], Error];
+}
+
+const ROUTER_CODECS: ms.RtpCodecCapability[] = [
+  { kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000, preferredPayloadType: 0 },
+  { kind: 'audio', mimeType: 'audio/PCMA', clockRate: 8000, preferredPayloadType: 8 },
+  { kind: 'audio', mimeType: 'audio/CN', clockRate: 8000, preferredPayloadType: 13 },
+  { kind: 'audio', mimeType: 'audio/telephone-event', clockRate: 8000, preferredPayloadType: 101 },
+];
+
+/** One mediasoup worker process with its router and the DirectTransport that brings packets to Node. */
+export interface WorkerSlot {
+  readonly worker: ms.Worker;
+  readonly router: ms.Router;
+  readonly direct: ms.DirectTransport;
+  readonly legs: Set<LegSource>;
+}
+
+/**
+ * The mediasoup side of callvault: worker processes (one per core by
+ * default), a router each, and a PlainTransport per call leg on the least
+ * loaded worker.
+ */
+export class MediaIngest extends EventEmitter<MediaIngestEvents> {
+  private readonly slots: WorkerSlot[] = [];
+  private readonly discovery: SsrcDiscovery;
+  private closing = false;
+
+  private constructor(
+    private readonly opts: MediaIngestOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.discovery = new SsrcDiscovery(log);
+  }
+
+  static async create(opts: MediaIngestOptions, log: Logger): Promise<MediaIngest> {
+    const ingest = new MediaIngest(opts, log);
+    const n = opts.workers === 'auto' ? os.availableParallelism() : opts.workers;
+    try {
+      for (let i = 0; i < n; i++) ingest.slots.push(await ingest.startSlot());
+    } catch (err) {
+      await ingest.close();
+      throw new IngestError('MEDIASOUP_START', `cannot start mediasoup worker: ${(err as Error).message}`, { workerBin: mediasoup.workerBin }, { cause: err });
+    }
+    log.info({ workers: n, mediasoup: mediasoup.version }, 'mediasoup ingest ready');
+    return ingest;
+  }
+
+  /** Payload type → meaning, as every consumer sees it (router-assigned types). */
+  get payloadKinds(): ReadonlyMap<number, PayloadKind> {
+    const kinds = new Map<number, PayloadKind>();
+    for (const c of (this.slots[0] as WorkerSlot).router.rtpCapabilities.codecs ?? []) {
+      const t = c.preferredPayloadType;
+      if (t === undefined) continue;
+      const mime = c.mimeType.toLowerCase();
+      kinds.set(t, mime === 'audio/telephone-event' ? 'dtmf' : mime === 'audio/cn' ? 'cn' : 'audio');
+    }
+    return kinds;
+  }
+
+  get announcedIp(): string {
+    return this.opts.announcedAddress ?? this.opts.listenIp;
+  }
+
+  get workerPids(): number[] {
+    return this.slots.map((s) => s.worker.pid);
+  }
+
+  async openLeg(options: LegSourceOptions): Promise<LegSource> {
+    const slot = this.slots.reduce((a, b) => (b.legs.size < a.legs.size ? b : a));
+    let transport: ms.PlainTransport;
+    try {
+      transport = await slot.router.createPlainTransport({
+        listenInfo: {
+          protocol: 'udp',
+          ip: this.opts.listenIp,
+          ...(this.opts.announcedAddress ? { announcedAddress: this.opts.announcedAddress } : {}),
+          portRange: { min: this.opts.portMin, max: this.opts.portMax },
+          recvBufferSize: this.opts.recvBufferSize,
+        },
+        rtcpMux: true,
+        comedia: true,
+      });
+    } catch (err) {
+      throw new IngestError('NO_PORT', `cannot open an RTP port in ${this.opts.portMin}-${this.opts.portMax}: ${(err as Error).message}`, {
+        callId: options.callId,
+      });
+    }
+    const leg = new LegSource(options, transport, slot.direct, slot.router.rtpCapabilities);
+    slot.legs.add(leg);
+    transport.observer.once('close', () => {
+      slot.legs.delete(leg);
+      this.discovery.forget(slot, leg);
+    });
+    if (options.ssrc !== undefined) await leg.bind(options.ssrc);
+    else this.discovery.expect(slot, leg);
+    return leg;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.discovery.stop();
+    for (const s of this.slots) s.worker.close();
+    this.slots.length = 0;
+  }
+
+  private async startSlot(): Promise<WorkerSlot> {
+    // logTags 'rtp' at warn level is what lets SsrcDiscovery see unknown SSRCs.
+    const worker = await mediasoup.createWorker({ logLevel: 'warn', logTags: ['rtp'] });
+    const router = await worker.createRouter({ mediaCodecs: ROUTER_CODECS });
+    const direct = await router.createDirectTransport();
+    const slot: WorkerSlot = { worker, router, direct, legs: new Set() };
+    this.discovery.attach(slot);
+    worker.on('died', (err) => void this.onWorkerDied(slot, err));
+    return slot;
+  }
+
+  private async onWorkerDied(slot: WorkerSlot, err: Error): Promise<void> {
+    this.discovery.detach(slot);
+    const lost = [...slot.legs];
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+    this.log.error({ pid: slot.worker.pid, legs: lost.length, err: err.message }, 'mediasoup worker died');
+    this.emit('legs-lost', lost, err);
+    if (this.closing) return;
+    try {
+      this.slots.push(await this.startSlot());
+    } catch (e) {
+      this.log.fatal({ err: (e as Error).message }, 'cannot replace mediasoup worker');
+    }
+  }
+}

@@ -1,0 +1,220 @@
+import { decodeInto, type G711Law } from './g711.js';
+import { eventName, parseTelephoneEvent } from './dtmf.js';
+import { seqDelta, tsDelta, type RtpPacket } from './rtp.js';
+
+/** What a payload type carries on this leg. */
+export type PayloadKind = 'audio' | 'dtmf' | 'cn';
+
+export interface LegStats {
+  /** Unique packets received (including late ones). */
+  received: number;
+  /** Expected from sequence numbers but never received. */
+  lost: number;
+  /** Arrived after their place in the file was written; not in the audio. */
+  late: number;
+  duplicate: number;
+  /** Payload types the leg was not set up for. */
+  unknownPayload: number;
+  /** Not parseable as RTP (mediasoup drops most of these before us; see nonMediaBytes). */
+  malformed: number;
+  /** New SSRC, sequence restart or timestamp jump: the leg was re-placed on the call clock. */
+  resyncs: number;
+  /** RFC 3550 interarrival jitter, in samples. */
+  jitter: number;
+}
+
+export interface DtmfEvent {
+  readonly digit: string;
+  /** Offset from the start of the recording. */
+  readonly atMs: number;
+  durationMs: number;
+}
+
+export interface LegTimelineOptions {
+  readonly law: G711Law;
+  readonly payloadKinds: ReadonlyMap<number, PayloadKind>;
+  /** How far behind the call clock the file is written (the jitter window). */
+  readonly delaySamples: number;
+  /** Ring capacity in samples; a power of two. */
+  readonly ringSamples?: number;
+}
+
+const SEQ_WINDOW = 1024;
+const MAX_SEQ_JUMP = 3000;
+const MAX_DTMF_EVENTS = 10_000;
+// Extended sequence numbers start near 0 and may go slightly negative; never this low.
+const NO_SEQ = -0x80000000;
+
+/**
+ * One leg's audio placed on the call clock (sample 0 = call start, 8 kHz).
+ *
+ * Packets are placed by RTP timestamp relative to an anchor taken from their
+ * arrival time, so reordering and jitter are absorbed, silence suppression and
+ * holds leave silence of the right length, and the file never shrinks when
+ * packets are lost. When the timestamp stops agreeing with the clock (new
+ * SSRC, restarted stream, skewed sender) the leg is re-anchored to arrival
+ * time. Memory is one fixed ring, whatever the call length.
+ */
+export class LegTimeline {
+  readonly stats: LegStats = { received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, jitter: 0 };
+  readonly dtmf: DtmfEvent[] = [];
+
+  /** Samples before this position have been handed to the writer. */
+  written = 0;
+  /** Call-clock time (ms) of the last packet, or undefined before the first. */
+  lastPacketMs: number | undefined;
+  firstPacketMs: number | undefined;
+
+  private readonly ring: Int16Array;
+  private readonly mask: number;
+  private readonly reanchorSamples: number;
+
+  private anchor: { ssrc: number; ts: number; pos: number } | undefined;
+  // Sequence tracking for the current source; counts of earlier sources are folded into priorExpected.
+  private seqBase = 0;
+  private seqMax = -1;
+  private lastSeq16 = 0;
+  private priorExpected = 0;
+  private readonly seen = new Int32Array(SEQ_WINDOW).fill(NO_SEQ);
+  private prevTransit: number | undefined;
+  private lastDtmfTs: number | undefined;
+
+  constructor(private readonly opts: LegTimelineOptions) {
+    const size = opts.ringSamples ?? 16384;
+    if (size & (size - 1)) throw new RangeError(`ringSamples must be a power of two, got ${size}`);
+    this.ring = new Int16Array(size);
+    this.mask = size - 1;
+    this.reanchorSamples = Math.min(8000, size - opts.delaySamples - 1280);
+    if (this.reanchorSamples < 800) throw new RangeError('ring too small for the jitter window');
+  }
+
+  /** Accept one packet that arrived at call-clock sample `arrival`. */
+  push(p: RtpPacket, arrival: number): void {
+    const kind = this.opts.payloadKinds.get(p.payloadType);
+    if (!kind) {
+      this.stats.unknownPayload++;
+      return;
+    }
+    if (!this.anchor || this.anchor.ssrc !== p.ssrc || this.isSequenceRestart(p.sequence)) this.resync(p, arrival);
+    if (!this.trackSequence(p)) return;
+
+    const ms = arrival / 8;
+    this.firstPacketMs ??= ms;
+    this.lastPacketMs = ms;
+
+    if (kind === 'dtmf') return this.noteDtmf(p);
+    if (kind === 'cn') return; // comfort noise stays out of the file: silence is written instead
+
+    this.updateJitter(p.timestamp, arrival);
+    let pos = this.position(p.timestamp);
+    const inOrder = this.seqMax === this.extended(p.sequence);
+    const drift = pos - arrival;
+    // A timestamp that disagrees with the clock by more than the ring can
+    // hold, or a stream that as a whole arrives too late, is re-anchored.
+    if (Math.abs(drift) > this.reanchorSamples || (inOrder && pos < this.written)) {
+      this.anchor = { ssrc: p.ssrc, ts: p.timestamp, pos: arrival };
+      this.stats.resyncs++;
+      pos = arrival;
+    }
+    const len = p.payload.length;
+    if (pos + len <= this.written || pos + len - this.written > this.ring.length) {
+      this.stats.late++;
+      return;
+    }
+    const skip = Math.max(0, this.written - pos);
+    decodeInto(this.opts.law, skip ? p.payload.subarray(skip) : p.payload, this.ring, pos + skip);
+  }
+
+  /**
+   * Hand samples [written, target) to `out` at `offset`, every `stride`
+   * elements (stride 2 interleaves stereo). Returns how many were written;
+   * at most `max`.
+   */
+  drain(target: number, out: Int16Array, offset: number, stride: number, max: number): number {
+    const n = Math.max(0, Math.min(target - this.written, max));
+    const ring = this.ring;
+    const mask = this.mask;
+    let w = this.written;
+    for (let i = 0, o = offset; i < n; i++, o += stride, w++) {
+      const j = w & mask;
+      out[o] = ring[j] as number;
+      ring[j] = 0;
+    }
+    this.written = w;
+    return n;
+  }
+
+  private position(ts: number): number {
+    const a = this.anchor as { ts: number; pos: number };
+    return a.pos + tsDelta(a.ts, ts);
+  }
+
+  private resync(p: RtpPacket, arrival: number): void {
+    if (this.anchor) this.stats.resyncs++;
+    this.anchor = { ssrc: p.ssrc, ts: p.timestamp, pos: arrival };
+    this.restartSequence(p.sequence);
+    this.prevTransit = undefined;
+  }
+
+  private restartSequence(seq: number): void {
+    if (this.seqMax >= 0) this.priorExpected += this.seqMax - this.seqBase + 1;
+    this.seqBase = seq;
+    this.seqMax = seq - 1;
+    this.lastSeq16 = (seq - 1) & 0xffff;
+    this.seen.fill(NO_SEQ);
+  }
+
+  private extended(seq: number): number {
+    return this.seqMax + seqDelta(this.lastSeq16, seq);
+  }
+
+  /** The sender restarted its sequence numbers without a new SSRC. */
+  private isSequenceRestart(seq: number): boolean {
+    return Math.abs(this.extended(seq) - this.seqMax) > MAX_SEQ_JUMP;
+  }
+
+  /** Returns false for duplicates. Keeps loss accounting current. */
+  private trackSequence(p: RtpPacket): boolean {
+    const ext = this.extended(p.sequence);
+    if (ext < this.seqBase) {
+      // Older than the first packet we saw: it extends the expected range.
+      this.seqBase = ext;
+    }
+    const slot = ext & (SEQ_WINDOW - 1);
+    if (this.seen[slot] === ext) {
+      this.stats.duplicate++;
+      return false;
+    }
+    this.seen[slot] = ext;
+    if (ext > this.seqMax) {
+      this.seqMax = ext;
+      this.lastSeq16 = p.sequence;
+    }
+    this.stats.received++;
+    this.stats.lost = Math.max(0, this.priorExpected + (this.seqMax - this.seqBase + 1) - this.stats.received);
+    return true;
+  }
+
+  private updateJitter(ts: number, arrival: number): void {
+    const transit = arrival - ts;
+    if (this.prevTransit !== undefined) {
+      const d = Math.abs(tsDelta(this.prevTransit | 0, transit | 0));
+      if (d < 80000) this.stats.jitter += (d - this.stats.jitter) / 16;
+    }
+    this.prevTransit = transit;
+  }
+
+  private noteDtmf(p: RtpPacket): void {
+    if (!this.anchor) return;
+    const ev = parseTelephoneEvent(p.payload);
+    if (!ev) return;
+    const last = this.dtmf[this.dtmf.length - 1];
+    if (this.lastDtmfTs === p.timestamp && last) {
+      last.durationMs = Math.max(last.durationMs, ev.duration / 8);
+      return;
+    }
+    if (this.dtmf.length >= MAX_DTMF_EVENTS) return;
+    this.lastDtmfTs = p.timestamp;
+    this.dtmf.push({ digit: eventName(ev.event), atMs: Math.round(this.position(p.timestamp) / 8), durationMs: ev.duration / 8 });
+  }
+}

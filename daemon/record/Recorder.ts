@@ -1,0 +1,244 @@
+import { EventEmitter } from 'node:events';
+import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
+import type { Config } from '../config/Config.js';
+import { ApiError } from '../errors.js';
+import type { LegRole, LegSource, LegTransportReport } from '../ingest/LegSource.js';
+import type { MediaIngest } from '../ingest/MediaIngest.js';
+import type { Logger } from '../log.js';
+import { readMetadata, type EndReason, type RecordingMetadata, type RecordingState } from './metadata.js';
+import { activeDir, activeMarker } from './recovery.js';
+import { isRecordingId, newRecordingId, recordingDir } from './recordingId.js';
+import { Recording, ROLES, type CallInfo } from './Recording.js';
+
+export interface LegRequest {
+  readonly number: string;
+  readonly ssrc?: number | undefined;
+}
+
+export interface StartCallRequest extends CallInfo {
+  readonly caller: LegRequest;
+  readonly callee: LegRequest;
+  readonly payloadType?: number | undefined;
+  readonly dtmfPayloadType?: number | undefined;
+}
+
+export interface LegAnswer {
+  readonly ip: string;
+  readonly port: number;
+  readonly payloadType: number;
+}
+
+export interface StartCallAnswer {
+  readonly callId: string;
+  readonly recordingId: string;
+  readonly legs: Record<LegRole, LegAnswer>;
+}
+
+export interface RecordingStatus {
+  readonly recordingId: string;
+  readonly callId: string;
+  readonly state: RecordingState;
+  readonly dir: string;
+  readonly files: string[];
+  readonly metadata?: RecordingMetadata;
+}
+
+export interface RecorderEvents {
+  /** Files are closed and metadata final: ready to seal. */
+  closed: [RecordingMetadata, string];
+}
+
+interface ActiveCall {
+  readonly recording: Recording;
+  readonly legs: Record<LegRole, LegSource>;
+}
+
+const TICK_MS = 20;
+const SWEEP_MS = 500;
+
+/**
+ * Owns the calls being recorded: admits them (limits, disk), wires each leg's
+ * packets into its Recording, drains all recordings on one timer, and ends
+ * them on request, on RTP timeout, at the maximum duration or at shutdown.
+ */
+export class Recorder extends EventEmitter<RecorderEvents> {
+  private readonly active = new Map<string, ActiveCall>();
+  private readonly finishing = new Map<string, Promise<RecordingMetadata>>();
+  private readonly starting = new Set<string>();
+  private tickTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private accepting = true;
+
+  constructor(
+    private config: Config,
+    private readonly ingest: MediaIngest,
+    private readonly log: Logger,
+  ) {
+    super();
+    ingest.on('legs-lost', (legs) => {
+      const calls = new Set(legs.map((l) => l.options.callId));
+      for (const callId of calls) void this.endCall(callId, 'ingest-failure').catch(() => undefined);
+    });
+  }
+
+  async open(): Promise<void> {
+    await mkdir(activeDir(this.config.dataDir), { recursive: true, mode: 0o750 });
+    this.tickTimer = setInterval(() => this.tick(), TICK_MS);
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+  }
+
+  get activeCalls(): number {
+    return this.active.size + this.starting.size;
+  }
+
+  /** New calls use the new settings; running calls keep theirs. */
+  reconfigure(config: Config): void {
+    this.config = config;
+  }
+
+  async startCall(req: StartCallRequest): Promise<StartCallAnswer> {
+    if (!this.accepting) throw new ApiError(503, 'SHUTTING_DOWN', 'callvault is shutting down');
+    if (this.active.has(req.callId) || this.starting.has(req.callId)) {
+      throw new ApiError(409, 'DUPLICATE_CALL', `call ${req.callId} is already being recorded`, { callId: req.callId });
+    }
+    const { calls, media, recording: rec, dataDir } = this.config;
+    if (this.activeCalls >= calls.maxConcurrent) {
+      throw new ApiError(503, 'CALL_LIMIT', `at the limit of ${calls.maxConcurrent} concurrent calls`);
+    }
+    const fs = await statfs(dataDir);
+    const freeMB = (fs.bavail * fs.bsize) / 1048576;
+    if (freeMB < calls.minFreeDiskMB) {
+      throw new ApiError(503, 'LOW_DISK', `only ${Math.floor(freeMB)} MB free in the data directory (minimum ${calls.minFreeDiskMB} MB)`);
+    }
+
+    this.starting.add(req.callId);
+    const opened: LegSource[] = [];
+    try {
+      const payloadType = req.payloadType ?? (req.codec === 'PCMU' ? 0 : 8);
+      const dtmfPayloadType = req.dtmfPayloadType ?? 101;
+      const legs = {} as Record<LegRole, LegSource>;
+      for (const role of ROLES) {
+        legs[role] = await this.ingest.openLeg({ callId: req.callId, role, codec: req.codec, payloadType, dtmfPayloadType, ssrc: req[role].ssrc });
+        opened.push(legs[role]);
+      }
+      const recordingId = newRecordingId();
+      await writeFile(activeMarker(dataDir, recordingId), '', { mode: 0o640 });
+      const recording = await Recording.start({
+        dataDir,
+        recordingId,
+        info: req,
+        channelMode: rec.channelMode,
+        payloadKinds: this.ingest.payloadKinds,
+        jitterBufferMs: media.jitterBufferMs,
+      });
+      for (const role of ROLES) legs[role].on('packet', (p) => recording.push(role, p));
+      this.active.set(req.callId, { recording, legs });
+      this.log.info({ callId: req.callId, recordingId, direction: req.direction, codec: req.codec, ports: [legs.caller.port, legs.callee.port] }, 'call recording started');
+      const ip = this.ingest.announcedIp;
+      return {
+        callId: req.callId,
+        recordingId,
+        legs: { caller: { ip, port: legs.caller.port, payloadType }, callee: { ip, port: legs.callee.port, payloadType } },
+      };
+    } catch (err) {
+      for (const l of opened) l.close();
+      throw err;
+    } finally {
+      this.starting.delete(req.callId);
+    }
+  }
+
+  /** End a call; resolves with its recording id once the end is under way. */
+  endCall(callId: string, reason: EndReason): Promise<string> {
+    const call = this.active.get(callId);
+    if (!call) return Promise.reject(new ApiError(404, 'NO_SUCH_CALL', `no call ${callId} is being recorded`, { callId }));
+    this.active.delete(callId);
+    const id = call.recording.id;
+    const done = this.finish(call, reason);
+    this.finishing.set(id, done);
+    void done.finally(() => this.finishing.delete(id)).catch(() => undefined);
+    return Promise.resolve(id);
+  }
+
+  async status(recordingId: string): Promise<RecordingStatus | undefined> {
+    if (!isRecordingId(recordingId)) return undefined;
+    for (const call of this.active.values()) {
+      if (call.recording.id === recordingId) return this.describe(call.recording.meta, call.recording.dir, 'recording');
+    }
+    const dir = recordingDir(this.config.dataDir, recordingId);
+    if (this.finishing.has(recordingId)) {
+      const meta = await readMetadata(dir, recordingId);
+      return this.describe(meta, dir, 'finalizing');
+    }
+    try {
+      const meta = await readMetadata(dir, recordingId);
+      return this.describe(meta, dir, meta.state);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Refuse new calls, end every active one, wait until all files are closed. */
+  async shutdown(): Promise<void> {
+    this.accepting = false;
+    for (const callId of [...this.active.keys()]) await this.endCall(callId, 'shutdown');
+    await Promise.allSettled([...this.finishing.values()]);
+    clearInterval(this.tickTimer);
+    clearInterval(this.sweepTimer);
+  }
+
+  private describe(meta: RecordingMetadata, dir: string, state: RecordingState): RecordingStatus {
+    return {
+      recordingId: meta.recordingId,
+      callId: meta.callId,
+      state,
+      dir,
+      files: [...meta.files.map((f) => f.name), `${meta.recordingId}.json`],
+      metadata: meta,
+    };
+  }
+
+  private async finish(call: ActiveCall, reason: EndReason): Promise<RecordingMetadata> {
+    const { recording, legs } = call;
+    const end = performance.now();
+    const reports: Partial<Record<LegRole, LegTransportReport>> = {};
+    for (const role of ROLES) {
+      reports[role] = await legs[role].report().catch(() => undefined);
+      legs[role].close();
+    }
+    try {
+      const meta = await recording.finish(reason, reports, end);
+      await rm(activeMarker(this.config.dataDir, recording.id), { force: true });
+      this.log.info(
+        { callId: meta.callId, recordingId: meta.recordingId, reason, durationMs: meta.durationMs, caller: pickStats(meta, 'caller'), callee: pickStats(meta, 'callee') },
+        'call recording closed',
+      );
+      this.emit('closed', meta, recording.dir);
+      return meta;
+    } catch (err) {
+      // The active marker stays: the next start repairs this recording.
+      this.log.error({ callId: recording.meta.callId, recordingId: recording.id, err: (err as Error).message }, 'cannot close recording');
+      throw err;
+    }
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    for (const call of this.active.values()) call.recording.tick(now);
+  }
+
+  private sweep(): void {
+    const { rtpTimeoutSeconds, maxDurationSeconds } = this.config.calls;
+    const now = performance.now();
+    for (const [callId, { recording }] of this.active) {
+      const nowMs = recording.clock(now) / 8;
+      if (nowMs >= maxDurationSeconds * 1000) void this.endCall(callId, 'max-duration');
+      else if (nowMs - (recording.lastPacketMs ?? 0) >= rtpTimeoutSeconds * 1000) void this.endCall(callId, 'rtp-timeout');
+    }
+  }
+}
+
+function pickStats(meta: RecordingMetadata, role: LegRole) {
+  const l = meta.legs[role];
+  return { received: l.received, lost: l.lost, late: l.late, duplicate: l.duplicate };
+}

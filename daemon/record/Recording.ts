@@ -1,0 +1,175 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { ChannelMode } from '../config/Config.js';
+import type { LegRole, LegTransportReport } from '../ingest/LegSource.js';
+import type { G711Law } from '../media/g711.js';
+import { LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
+import { parseRtp } from '../media/rtp.js';
+import { METADATA_FORMAT, writeMetadata, type Direction, type EndReason, type LegMetadata, type RecordingMetadata } from './metadata.js';
+import { outputsFor, type OutputSpec } from './outputs.js';
+import { recordingDir } from './recordingId.js';
+import { WavWriter } from './WavWriter.js';
+
+export interface CallInfo {
+  readonly callId: string;
+  readonly direction: Direction;
+  readonly caller: { readonly number: string };
+  readonly callee: { readonly number: string };
+  readonly codec: G711Law;
+}
+
+export interface RecordingOptions {
+  readonly dataDir: string;
+  readonly recordingId: string;
+  readonly info: CallInfo;
+  readonly channelMode: ChannelMode;
+  readonly payloadKinds: ReadonlyMap<number, PayloadKind>;
+  readonly jitterBufferMs: number;
+}
+
+export const ROLES: readonly LegRole[] = ['caller', 'callee'];
+const CHUNK = 1600;
+// Shared by all recordings: the event loop drains one recording at a time.
+const scratch: Record<LegRole, Int16Array> = { caller: new Int16Array(CHUNK), callee: new Int16Array(CHUNK) };
+const interleaved = new Int16Array(CHUNK * 2);
+
+interface Output extends OutputSpec {
+  readonly writer: WavWriter;
+}
+
+/**
+ * One call being recorded: both legs' timelines on one clock (sample 0 = the
+ * moment the call was announced), drained into the configured WAV files a
+ * jitter window behind real time.
+ */
+export class Recording {
+  readonly legs: Record<LegRole, LegTimeline>;
+  private readonly delaySamples: number;
+
+  private constructor(
+    readonly dir: string,
+    readonly meta: RecordingMetadata,
+    private readonly outputs: Output[],
+    private readonly startMono: number,
+    opts: RecordingOptions,
+  ) {
+    this.delaySamples = opts.jitterBufferMs * 8;
+    const make = () => new LegTimeline({ law: opts.info.codec, payloadKinds: opts.payloadKinds, delaySamples: this.delaySamples });
+    this.legs = { caller: make(), callee: make() };
+  }
+
+  static async start(opts: RecordingOptions, startMono: number = performance.now()): Promise<Recording> {
+    const id = opts.recordingId;
+    const dir = recordingDir(opts.dataDir, id);
+    await mkdir(dir, { recursive: true, mode: 0o750 });
+    const specs = outputsFor(opts.channelMode, id);
+    const leg = (role: LegRole): LegMetadata => ({
+      number: opts.info[role].number,
+      ssrcs: [],
+      firstPacketMs: null,
+      nonMediaBytes: 0,
+      received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, jitter: 0,
+    });
+    const meta: RecordingMetadata = {
+      format: METADATA_FORMAT,
+      recordingId: id,
+      callId: opts.info.callId,
+      state: 'recording',
+      recovered: false,
+      direction: opts.info.direction,
+      codec: opts.info.codec,
+      channelMode: opts.channelMode,
+      startedAt: new Date().toISOString(),
+      endedAt: null,
+      durationMs: null,
+      endReason: null,
+      legs: { caller: leg('caller'), callee: leg('callee') },
+      dtmf: [],
+      files: specs.map((s) => ({ name: s.name, legs: [...s.legs], channels: s.legs.length, dataBytes: 0, durationMs: 0 })),
+    };
+    // Metadata first: crash recovery starts from it and repairs whatever audio exists.
+    await writeMetadata(dir, meta);
+    const outputs: Output[] = [];
+    for (const spec of specs) outputs.push({ ...spec, writer: await WavWriter.create(path.join(dir, spec.name), spec.legs.length) });
+    return new Recording(dir, meta, outputs, startMono, opts);
+  }
+
+  get id(): string {
+    return this.meta.recordingId;
+  }
+
+  /** Call-clock position of `mono` (a performance.now() value), in samples. */
+  clock(mono: number = performance.now()): number {
+    return Math.floor((mono - this.startMono) * 8);
+  }
+
+  /** Call-clock ms of the latest packet on either leg (undefined before any). */
+  get lastPacketMs(): number | undefined {
+    const a = this.legs.caller.lastPacketMs;
+    const b = this.legs.callee.lastPacketMs;
+    return a === undefined ? b : b === undefined ? a : Math.max(a, b);
+  }
+
+  push(role: LegRole, packet: Buffer, mono: number = performance.now()): void {
+    const r = parseRtp(packet);
+    const leg = this.legs[role];
+    if (r.ok) leg.push(r.packet, this.clock(mono));
+    else leg.stats.malformed++;
+  }
+
+  /** Write everything that is now older than the jitter window. */
+  tick(mono: number = performance.now()): void {
+    this.drainTo(this.clock(mono) - this.delaySamples);
+  }
+
+  /** Drain all buffered audio up to now, close the files, write final metadata. */
+  async finish(reason: EndReason, reports: Partial<Record<LegRole, LegTransportReport>>, mono: number = performance.now()): Promise<RecordingMetadata> {
+    this.meta.state = 'finalizing';
+    this.drainTo(this.clock(mono));
+    const durationSamples = this.legs.caller.written;
+    for (const o of this.outputs) {
+      const { dataBytes } = await o.writer.close();
+      const f = this.meta.files.find((x) => x.name === o.name);
+      if (f) Object.assign(f, { dataBytes, durationMs: Math.round(dataBytes / (2 * o.legs.length) / 8) });
+    }
+    for (const role of ROLES) {
+      const t = this.legs[role];
+      const rep = reports[role];
+      Object.assign(this.meta.legs[role], {
+        ...t.stats,
+        jitter: Math.round(t.stats.jitter),
+        firstPacketMs: t.firstPacketMs === undefined ? null : Math.round(t.firstPacketMs),
+        ssrcs: rep?.ssrcs ?? [],
+        nonMediaBytes: rep?.nonMediaBytes ?? 0,
+      });
+    }
+    this.meta.dtmf = ROLES.flatMap((leg) => this.legs[leg].dtmf.map((d) => ({ leg, ...d }))).sort((a, b) => a.atMs - b.atMs);
+    this.meta.endedAt = new Date().toISOString();
+    this.meta.durationMs = Math.round(durationSamples / 8);
+    this.meta.endReason = reason;
+    this.meta.state = 'closed';
+    await writeMetadata(this.dir, this.meta);
+    return this.meta;
+  }
+
+  private drainTo(target: number): void {
+    const { caller, callee } = this.legs;
+    while (caller.written < target) {
+      const n = caller.drain(target, scratch.caller, 0, 1, CHUNK);
+      callee.drain(caller.written, scratch.callee, 0, 1, CHUNK);
+      for (const o of this.outputs) {
+        if (o.legs.length === 1) {
+          o.writer.write(scratch[o.legs[0] as LegRole], n);
+          continue;
+        }
+        const l = scratch[o.legs[0] as LegRole];
+        const r = scratch[o.legs[1] as LegRole];
+        for (let i = 0, j = 0; i < n; i++, j += 2) {
+          interleaved[j] = l[i] as number;
+          interleaved[j + 1] = r[i] as number;
+        }
+        o.writer.write(interleaved, n);
+      }
+    }
+  }
+}

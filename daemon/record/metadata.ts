@@ -1,0 +1,69 @@
+import { open, rename, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ChannelMode } from '../config/Config.js';
+import type { LegRole } from '../ingest/LegSource.js';
+import type { G711Law } from '../media/g711.js';
+import type { DtmfEvent, LegStats } from '../media/LegTimeline.js';
+
+export const METADATA_FORMAT = 'callvault-recording/1';
+
+export type Direction = 'inbound' | 'outbound' | 'internal';
+export type RecordingState = 'recording' | 'finalizing' | 'closed' | 'failed';
+export type EndReason = 'api' | 'rtp-timeout' | 'max-duration' | 'shutdown' | 'ingest-failure' | 'recovered';
+
+export interface LegMetadata extends LegStats {
+  readonly number: string;
+  readonly ssrcs: number[];
+  /** Offset of the leg's first packet from the start of the recording, or null if it never sent. */
+  readonly firstPacketMs: number | null;
+  readonly nonMediaBytes: number;
+}
+
+export interface FileMetadata {
+  readonly name: string;
+  readonly legs: LegRole[];
+  readonly channels: number;
+  readonly dataBytes: number;
+  readonly durationMs: number;
+}
+
+/** `<recordingId>.json`: everything known about one recording, written atomically. */
+export interface RecordingMetadata {
+  readonly format: typeof METADATA_FORMAT;
+  readonly recordingId: string;
+  readonly callId: string;
+  state: RecordingState;
+  recovered: boolean;
+  readonly direction: Direction;
+  readonly codec: G711Law;
+  readonly channelMode: ChannelMode;
+  readonly startedAt: string;
+  endedAt: string | null;
+  durationMs: number | null;
+  endReason: EndReason | null;
+  readonly legs: Record<LegRole, LegMetadata>;
+  dtmf: (DtmfEvent & { leg: LegRole })[];
+  files: FileMetadata[];
+}
+
+export function metadataPath(dir: string, recordingId: string): string {
+  return path.join(dir, `${recordingId}.json`);
+}
+
+/** Write-to-temp, fsync, rename: a reader sees the old or the new file, never half of one. */
+export async function writeMetadata(dir: string, meta: RecordingMetadata): Promise<void> {
+  const file = metadataPath(dir, meta.recordingId);
+  const tmp = `${file}.tmp`;
+  const fh = await open(tmp, 'w', 0o640);
+  try {
+    await fh.writeFile(JSON.stringify(meta, null, 2) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+}
+
+export async function readMetadata(dir: string, recordingId: string): Promise<RecordingMetadata> {
+  return JSON.parse(await readFile(metadataPath(dir, recordingId), 'utf8')) as RecordingMetadata;
+}

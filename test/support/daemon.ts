@@ -1,0 +1,134 @@
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { SendPlan, StreamResult } from './rtpPlan.js';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const MAIN = path.join(ROOT, 'dist/daemon/main.js');
+const SENDER = fileURLToPath(new URL('./rtp-sender.js', import.meta.url));
+export const TOKEN = 'test-token-0123456789abcdef';
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** Config for a test daemon: loopback, ephemeral control port, small timeouts. */
+export function testConfigYaml(extra = ''): string {
+  return `control:\n  listen: 127.0.0.1:0\nmetrics:\n  listen: 127.0.0.1:0\nmedia:\n  workers: 1\n  portMin: 20000\n  portMax: 29999\ncalls:\n  minFreeDiskMB: 1\nlogging:\n  level: debug\n${extra}`;
+}
+
+/** A real `callvault daemon` child process on a temp data dir. */
+export class DaemonProcess {
+  readonly logs: LogLine[] = [];
+  private waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  controlUrl = '';
+  exited: Promise<number | null>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly dataDir: string,
+    readonly configFile: string,
+  ) {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (text) => {
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        line = { level: 'raw', msg: text };
+      }
+      this.logs.push(line);
+      this.waiters = this.waiters.filter((w) => (w.match(line) ? (w.resolve(line), false) : true));
+    });
+    child.stderr!.on('data', (d: Buffer) => this.logs.push({ level: 'stderr', msg: d.toString() }));
+    this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
+  }
+
+  static async start(opts: { yaml?: string; dataDir?: string; configFile?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
+    const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'callvault-test-')));
+    const configFile = opts.configFile ?? path.join(dataDir, '..', `${path.basename(dataDir)}.yaml`);
+    if (!opts.configFile) await writeFile(configFile, opts.yaml ?? testConfigYaml());
+    const child = spawn(process.execPath, [MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], {
+      env: { ...process.env, CALLVAULT_CONTROL_TOKEN: TOKEN, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const d = new DaemonProcess(child, dataDir, configFile);
+    const ready = await Promise.race([
+      d.waitFor((l) => l.msg === 'control API listening', 20_000),
+      d.exited.then((code) => {
+        throw new Error(`daemon exited with ${code}: ${d.logs.map((l) => l.msg).join(' | ')}`);
+      }),
+    ]);
+    d.controlUrl = `http://${ready.control as string}`;
+    return d;
+  }
+
+  waitFor(match: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+    const found = this.logs.find(match);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`log line not seen in ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({ match, resolve: (l) => (clearTimeout(t), resolve(l)) });
+    });
+  }
+
+  async api(method: string, route: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; body: any }> {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(this.controlUrl + route, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  /** Poll until the recording reaches `state`. */
+  async waitForState(recordingId: string, state: string, timeoutMs = 15_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.api('GET', `/v1/recordings/${recordingId}`);
+      if (r.status === 200 && r.body.state === state) return r.body;
+      if (Date.now() > deadline) throw new Error(`recording ${recordingId} not ${state}: ${JSON.stringify(r.body)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+export interface CallParams {
+  callId: string;
+  codec?: 'PCMU' | 'PCMA';
+  direction?: 'inbound' | 'outbound' | 'internal';
+  callerSsrc?: number;
+  calleeSsrc?: number;
+}
+
+export async function startCall(d: DaemonProcess, p: CallParams): Promise<any> {
+  const r = await d.api('POST', '/v1/calls', {
+    callId: p.callId,
+    direction: p.direction ?? 'inbound',
+    caller: { number: '+4930123456', ...(p.callerSsrc !== undefined ? { ssrc: p.callerSsrc } : {}) },
+    callee: { number: '+4989654321', ...(p.calleeSsrc !== undefined ? { ssrc: p.calleeSsrc } : {}) },
+    codec: p.codec ?? 'PCMU',
+  });
+  if (r.status !== 201) throw new Error(`start call ${p.callId}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+/** Run the RTP sender in its own process. */
+export function sendRtp(plan: SendPlan): Promise<StreamResult[]> {
+  return new Promise((resolve, reject) => {
+    const child = fork(SENDER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.once('message', (m) => resolve(m as StreamResult[]));
+    child.once('error', reject);
+    child.once('exit', (code) => (code ? reject(new Error(`rtp sender exited ${code}`)) : undefined));
+    child.send(plan);
+  });
+}
