@@ -30,7 +30,7 @@ function lineOf(doc: Document, lines: LineCounter, keyPath: string): number | un
 /** Parse and validate YAML text; throws ConfigError listing every problem with its line. */
 export function parseConfigText(text: string, file: string): Config {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     throw new ConfigError(
       file,

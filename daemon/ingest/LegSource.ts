@@ -41,6 +41,8 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
   lastPacketAt = 0;
   closed = false;
   private readonly producers: ms.Producer[] = [];
+  /** Wire bytes of producers already closed (evicted by later SSRCs). */
+  private retiredMediaBytes = 0;
 
   constructor(
     readonly options: LegSourceOptions,
@@ -87,14 +89,21 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     }
     this.producers.push(producer);
     // An SBC that keeps changing SSRC must not grow the leg without bound.
-    if (this.producers.length > MAX_PRODUCERS) this.producers.shift()?.close();
+    if (this.producers.length > MAX_PRODUCERS) {
+      const old = this.producers.shift() as ms.Producer;
+      this.retiredMediaBytes += await mediaBytes(old);
+      old.close();
+    }
   }
 
   /** Counters from the worker; call before close(). */
   async report(): Promise<LegTransportReport> {
     const [s] = await this.transport.getStats();
     const bytesReceived = s?.bytesReceived ?? 0;
-    const media = (s?.rtpBytesReceived ?? 0) + (s?.rtxBytesReceived ?? 0);
+    // Producer byte counts are wire sizes; the transport's rtpBytesReceived is
+    // not (it includes header extensions the worker adds), so it is not used.
+    let media = this.retiredMediaBytes;
+    for (const p of this.producers) media += await mediaBytes(p);
     return { ssrcs: [...this.ssrcs], bytesReceived, nonMediaBytes: Math.max(0, bytesReceived - media) };
   }
 
@@ -104,4 +113,9 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     this.transport.close();
     this.removeAllListeners('packet');
   }
+}
+
+async function mediaBytes(p: ms.Producer): Promise<number> {
+  const stats = await p.getStats().catch(() => []);
+  return stats.reduce((sum, st) => sum + st.byteCount, 0);
 }

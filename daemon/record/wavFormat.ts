@@ -37,7 +37,7 @@ export function wavHeader(channels: number, dataBytes: number): Buffer {
   if (rf64) {
     h.writeBigUInt64LE(BigInt(riffSize), 20);
     h.writeBigUInt64LE(BigInt(dataBytes), 28);
-    h.writeBigUInt64LE(BigInt(dataBytes / blockAlign), 36);
+    h.writeBigUInt64LE(BigInt(Math.floor(dataBytes / blockAlign)), 36);
     h.writeUInt32LE(0, 44);
   }
   h.write('fmt ', 48, 'ascii');

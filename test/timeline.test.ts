@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { DECODE_TABLES, encode } from '../daemon/media/g711.js';
+import { LegTimeline, type PayloadKind } from '../daemon/media/LegTimeline.js';
+import type { RtpPacket } from '../daemon/media/rtp.js';
+
+const KINDS = new Map<number, PayloadKind>([
+  [0, 'audio'],
+  [13, 'cn'],
+  [101, 'dtmf'],
+]);
+const DELAY = 640; // 80 ms
+
+/** A frame whose every sample encodes its frame number, so placement can be read back. */
+function frame(n: number): Buffer {
+  return encode('PCMU', new Int16Array(160).fill(1000 + n * 100));
+}
+
+function pkt(seq: number, ts: number, payload: Buffer, o: Partial<RtpPacket> = {}): RtpPacket {
+  return { marker: false, payloadType: 0, sequence: seq & 0xffff, timestamp: ts >>> 0, ssrc: 42, payload, ...o };
+}
+
+function drainAll(t: LegTimeline, to: number): Int16Array {
+  const out = new Int16Array(to - t.written);
+  t.drain(to, out, 0, 1, out.length);
+  return out;
+}
+
+/** Push a packet after draining up to its arrival minus the window, as the daemon's 20 ms tick does. */
+function pushLive(t: LegTimeline, p: RtpPacket, arrival: number, sink: Int16Array[]): void {
+  if (arrival - DELAY > t.written) sink.push(drainAll(t, arrival - DELAY));
+  t.push(p, arrival);
+}
+
+function concat(parts: Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Which frame number each 160-sample slot holds (-1 = silence). */
+function slots(pcm: Int16Array): number[] {
+  const r: number[] = [];
+  for (let i = 0; i + 160 <= pcm.length; i += 160) {
+    const v = pcm[i + 80] as number;
+    r.push(v === 0 ? -1 : Math.round((v - 1000) / 100) + 0);
+  }
+  return r;
+}
+
+describe('LegTimeline', () => {
+  test('in-order packets land back to back from their arrival position', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    for (let n = 0; n < 5; n++) t.push(pkt(100 + n, 5000 + n * 160, frame(n)), 1600 + n * 160);
+    const s = slots(drainAll(t, 1600 + 6 * 160));
+    assert.deepEqual(s, [...Array(10).fill(-1), 0, 1, 2, 3, 4, -1]);
+    assert.equal(t.stats.received, 5);
+    assert.equal(t.stats.lost, 0);
+  });
+
+  test('reordering within the window is undone; duplicates are dropped and counted', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const order = [0, 2, 1, 3, 3, 5, 4];
+    for (const n of order) t.push(pkt(10 + n, n * 160, frame(n)), n * 160 + 40);
+    assert.deepEqual(slots(drainAll(t, 6 * 160)), [0, 1, 2, 3, 4, 5]);
+    assert.equal(t.stats.duplicate, 1);
+    assert.equal(t.stats.received, 6);
+    assert.equal(t.stats.lost, 0);
+  });
+
+  test('a lost packet becomes silence of its length and is counted; the timeline does not shrink', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    for (const n of [0, 1, 3, 4]) t.push(pkt(n, n * 160, frame(n)), n * 160);
+    assert.deepEqual(slots(drainAll(t, 5 * 160)), [0, 1, -1, 3, 4]);
+    assert.equal(t.stats.lost, 1);
+  });
+
+  test('a packet later than the window is counted late and kept out of the audio', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    for (const n of [0, 1, 3]) t.push(pkt(n, n * 160, frame(n)), n * 160);
+    drainAll(t, 4 * 160); // frame 2's slot is written as silence
+    t.push(pkt(2, 2 * 160, frame(2)), 4 * 160 + 700);
+    assert.equal(t.stats.late, 1);
+    assert.equal(t.stats.lost, 0, 'a late packet is received, not lost');
+  });
+
+  test('16-bit sequence and 32-bit timestamp wrap-around are seamless', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    for (let n = 0; n < 10; n++) t.push(pkt(65530 + n, 0xfffffd00 + n * 160, frame(n)), n * 160);
+    assert.deepEqual(slots(drainAll(t, 10 * 160)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.equal(t.stats.resyncs, 0);
+    assert.equal(t.stats.lost, 0);
+  });
+
+  test('a new SSRC mid-stream is re-placed at its arrival time, loss accounting continues', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    for (let n = 0; n < 3; n++) t.push(pkt(n, n * 160, frame(n)), n * 160);
+    for (let n = 3; n < 6; n++) t.push(pkt(9000 + n, 777777 + n * 160, frame(n), { ssrc: 7 }), n * 160);
+    assert.deepEqual(slots(drainAll(t, 6 * 160)), [0, 1, 2, 3, 4, 5]);
+    assert.equal(t.stats.resyncs, 1);
+    assert.equal(t.stats.lost, 0);
+    assert.equal(t.stats.received, 6);
+  });
+
+  test('silence suppression / hold: a timestamp jump that matches the clock leaves silence of that length', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const parts: Int16Array[] = [];
+    t.push(pkt(1, 0, frame(1)), 0);
+    // 20 s later: the RTP clock ran on, as it does for most PBXs on hold
+    pushLive(t, pkt(2, 160 * 1000, frame(2), { marker: true }), 160 * 1000 + 30, parts);
+    parts.push(drainAll(t, 160 * 1001));
+    const s = slots(concat(parts));
+    assert.equal(s[0], 1);
+    assert.equal(s[1000], 2);
+    assert.ok(s.slice(1, 1000).every((x) => x === -1));
+    assert.equal(t.stats.resyncs, 0);
+  });
+
+  test('a hold where the RTP clock stopped is re-anchored to arrival time instead of being squeezed', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    for (let n = 0; n < 3; n++) t.push(pkt(n, n * 160, frame(n)), n * 160);
+    const parts = [drainAll(t, 4 * 160)];
+    // 20 s of hold, timestamp resumes where it stopped
+    pushLive(t, pkt(3, 3 * 160, frame(3)), 160 * 1000, parts);
+    parts.push(drainAll(t, 160 * 1001));
+    const s = slots(concat(parts));
+    assert.equal(s[1000], 3, 'resumed audio sits at its arrival time');
+    assert.equal(t.stats.resyncs, 1);
+    assert.equal(t.stats.late, 0);
+  });
+
+  test('DTMF and comfort noise stay out of the audio; DTMF goes to the event list once per event', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    t.push(pkt(1, 0, frame(1)), 0);
+    const ev = (dur: number, end: boolean) => Buffer.from([5, (end ? 0x80 : 0) | 10, dur >> 8, dur & 0xff]);
+    t.push(pkt(2, 160, ev(160, false), { payloadType: 101, marker: true }), 160);
+    t.push(pkt(3, 160, ev(320, false), { payloadType: 101 }), 320);
+    t.push(pkt(4, 160, ev(480, true), { payloadType: 101 }), 480);
+    t.push(pkt(5, 160, ev(480, true), { payloadType: 101 }), 490);
+    t.push(pkt(6, 640, Buffer.alloc(1), { payloadType: 13 }), 640);
+    t.push(pkt(7, 800, frame(7)), 800);
+    t.push(pkt(8, 960, frame(8), { payloadType: 18 }), 960);
+    assert.deepEqual(slots(drainAll(t, 6 * 160)), [1, -1, -1, -1, -1, 7]);
+    assert.deepEqual(t.dtmf, [{ digit: '5', atMs: 20, durationMs: 60 }]);
+    assert.equal(t.stats.lost, 0, 'event and CN packets share the sequence space');
+    assert.equal(t.stats.unknownPayload, 1);
+  });
+
+  test('memory is one fixed ring: a long call allocates nothing per packet that is kept', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const out = new Int16Array(160);
+    const p = frame(1);
+    for (let n = 0; n < 90_000; n++) {
+      t.push(pkt(n, n * 160, p), n * 160);
+      if (n > 10) t.drain((n - 5) * 160, out, 0, 1, 160);
+    }
+    assert.equal(t.stats.received, 90_000);
+    assert.equal(t.stats.lost, 0);
+    assert.ok(t.written > 89_000 * 160);
+    assert.equal(DECODE_TABLES.PCMU.length, 256);
+  });
+});
