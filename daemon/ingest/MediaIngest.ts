@@ -5,7 +5,8 @@ import type { types as ms } from 'mediasoup';
 import { IngestError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PayloadKind } from '../media/LegTimeline.js';
-import { LegSource, type LegSourceOptions } from './LegSource.js';
+import type { G711Law } from '../media/g711.js';
+import { dtmfCarrier, LegSource, type LegSourceOptions } from './LegSource.js';
 import { SsrcDiscovery } from './SsrcDiscovery.js';
 
 export interface MediaIngestOptions {
@@ -26,7 +27,6 @@ const ROUTER_CODECS: ms.RtpCodecCapability[] = [
   { kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000, preferredPayloadType: 0 },
   { kind: 'audio', mimeType: 'audio/PCMA', clockRate: 8000, preferredPayloadType: 8 },
   { kind: 'audio', mimeType: 'audio/CN', clockRate: 8000, preferredPayloadType: 13 },
-  { kind: 'audio', mimeType: 'audio/telephone-event', clockRate: 8000, preferredPayloadType: 101 },
 ];
 
 /** One mediasoup worker process with its router and the DirectTransport that brings packets to Node. */
@@ -68,16 +68,14 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
     return ingest;
   }
 
-  /** Payload type → meaning, as every consumer sees it (router-assigned types). */
-  get payloadKinds(): ReadonlyMap<number, PayloadKind> {
-    const kinds = new Map<number, PayloadKind>();
-    for (const c of (this.slots[0] as WorkerSlot).router.rtpCapabilities.codecs ?? []) {
-      const t = c.preferredPayloadType;
-      if (t === undefined) continue;
-      const mime = c.mimeType.toLowerCase();
-      kinds.set(t, mime === 'audio/telephone-event' ? 'dtmf' : mime === 'audio/cn' ? 'cn' : 'audio');
-    }
-    return kinds;
+  /** Payload type → meaning, as a leg of `codec` sees packets from its consumer (router payload types). */
+  payloadKinds(codec: G711Law): ReadonlyMap<number, PayloadKind> {
+    const pt = (mime: string) => ROUTER_CODECS.find((c) => c.mimeType === mime)?.preferredPayloadType as number;
+    return new Map<number, PayloadKind>([
+      [pt(`audio/${codec}`), 'audio'],
+      [pt(`audio/${dtmfCarrier(codec)}`), 'dtmf'],
+      [pt('audio/CN'), 'cn'],
+    ]);
   }
 
   get announcedIp(): string {

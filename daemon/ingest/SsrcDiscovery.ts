@@ -5,41 +5,63 @@ import type { WorkerSlot } from './MediaIngest.js';
 
 /*
  * Why this exists: a mediasoup PlainTransport only routes RTP whose SSRC a
- * Producer declared, and a PBX rarely announces its SSRC. The worker reports
- * each packet it could not route as a warning "no suitable Producer for
- * received RTP packet [ssrc:…]", tagged with its pid, on the same ordered
- * channel that carries the transport's comedia 'tuple' event. So:
+ * Producer declared, and a PBX rarely announces its SSRC. What the worker
+ * does tell us, per worker process:
  *
- * - first packet of a leg: the worker emits 'tuple' for that transport and
- *   then the warning for the same packet; the first unclaimed SSRC warned
- *   after a leg's tuple belongs to that leg (exact, not a guess);
- * - a new SSRC later in the call (transfer, re-INVITE, SBC failover) has no
- *   tuple event; it is attributed by asking the worker which of the legs that
- *   went quiet keeps receiving bytes that no Producer accepted.
+ * - a warning "no suitable Producer for received RTP packet [ssrc:…]" for
+ *   every packet it could not route (no transport named), and
+ * - a comedia 'tuple' event on the transport that got its first packet.
+ *
+ * Each of the two streams is in packet-processing order (the warnings simply
+ * arrive earlier), so the k-th new SSRC is paired with the k-th leg that got
+ * its first packet. A new SSRC later in a call (transfer, re-INVITE, SBC
+ * failover) has no tuple event; it is tried on the legs that went quiet.
+ *
+ * Every binding is a trial until its first packet arrives through the new
+ * Producer. If instead the worker keeps warning about that SSRC once the
+ * Producer exists, the guess was wrong: the Producer is closed and the next
+ * candidate is tried. So a wrong guess costs a few packets, never a
+ * recording, and never mixes two legs.
  */
-const UNROUTED = /^\[pid:(\d+)\].*no suitable Producer for received RTP packet \[ssrc:(\d+), payloadType:(\d+)\]/;
+const UNROUTED = /^\[pid:(\d+)\].*no suitable Producer for received RTP packet \[ssrc:(\d+), payloadType:\d+\]/;
 
-const ATTRIBUTION_INTERVAL_MS = 100;
-const QUIET_MS = 100;
-const ORPHAN_TTL_MS = 2000;
+/** After a Producer exists, how long in-flight warnings may still arrive. */
+const SETTLE_MS = 30;
+/** A new SSRC with no tuple event for this long is a mid-call SSRC change. */
+const PAIR_WAIT_MS = 60;
+/** A leg this quiet may be the one whose SSRC changed. */
+const QUIET_MS = 60;
+/** Forget SSRCs no packet has been seen for. */
+const FORGET_MS = 5000;
+const CHECK_MS = 20;
+
+interface Trial {
+  readonly leg: LegSource;
+  /** When the Producer was in place (undefined while it is being created). */
+  boundAt: number | undefined;
+  readonly tried: Set<LegSource>;
+}
+
+interface Unassigned {
+  readonly firstSeen: number;
+  lastSeen: number;
+  readonly tried: Set<LegSource>;
+}
 
 interface SlotState {
   readonly slot: WorkerSlot;
-  /** Legs whose first packet has arrived (tuple event), in arrival order, waiting for their SSRC. */
-  readonly awaitingFirst: LegSource[];
-  /** SSRCs this worker could not route and that no leg claimed yet, with last-seen time. */
-  readonly orphans: Map<number, number>;
-  /** Per quiet leg: unrouted bytes at the last look. */
-  readonly lastNonMedia: Map<LegSource, number>;
+  /** Legs without an SSRC whose first packet arrived, in order, not yet paired. */
+  readonly firstPackets: LegSource[];
+  /** New SSRCs in the order the worker first warned about them, not yet paired. */
+  readonly unassigned: Map<number, Unassigned>;
+  readonly trials: Map<number, Trial>;
   timer: NodeJS.Timeout | undefined;
 }
 
 export class SsrcDiscovery {
   private readonly byPid = new Map<number, SlotState>();
-  private readonly log: Logger;
 
-  constructor(log: Logger) {
-    this.log = log;
+  constructor(private readonly log: Logger) {
     mediasoup.setLogEventListeners({
       onwarn: (_ns, line) => this.onWorkerWarning(line),
       onerror: (ns, line) => log.error({ ns }, line),
@@ -47,7 +69,7 @@ export class SsrcDiscovery {
   }
 
   attach(slot: WorkerSlot): void {
-    this.byPid.set(slot.worker.pid, { slot, awaitingFirst: [], orphans: new Map(), lastNonMedia: new Map(), timer: undefined });
+    this.byPid.set(slot.worker.pid, { slot, firstPackets: [], unassigned: new Map(), trials: new Map(), timer: undefined });
   }
 
   detach(slot: WorkerSlot): void {
@@ -56,19 +78,22 @@ export class SsrcDiscovery {
     this.byPid.delete(slot.worker.pid);
   }
 
-  /** `leg` has no known SSRC: claim the first one its transport receives. */
+  /** `leg` has no announced SSRC: find the one its transport receives. */
   expect(slot: WorkerSlot, leg: LegSource): void {
     leg.transport.on('tuple', () => {
-      if (leg.ssrcs.length === 0) this.byPid.get(slot.worker.pid)?.awaitingFirst.push(leg);
+      const st = this.byPid.get(slot.worker.pid);
+      if (!st || leg.closed || leg.ssrcs.length > 0) return;
+      st.firstPackets.push(leg);
+      this.pair(st);
     });
   }
 
   forget(slot: WorkerSlot, leg: LegSource): void {
     const st = this.byPid.get(slot.worker.pid);
     if (!st) return;
-    const i = st.awaitingFirst.indexOf(leg);
-    if (i >= 0) st.awaitingFirst.splice(i, 1);
-    st.lastNonMedia.delete(leg);
+    const i = st.firstPackets.indexOf(leg);
+    if (i >= 0) st.firstPackets.splice(i, 1);
+    for (const [ssrc, t] of st.trials) if (t.leg === leg) this.reassign(st, ssrc, t.tried);
   }
 
   stop(): void {
@@ -86,48 +111,92 @@ export class SsrcDiscovery {
     const st = this.byPid.get(Number(m[1]));
     if (!st) return;
     const ssrc = Number(m[2]);
-    for (const leg of st.slot.legs) if (leg.hasSsrc(ssrc)) return; // Producer being created
-    const leg = st.awaitingFirst.shift();
-    if (leg && !leg.closed) {
-      this.bind(leg, ssrc, 'first packet');
+    const now = performance.now();
+    const trial = st.trials.get(ssrc);
+    if (trial) {
+      if (trial.boundAt !== undefined && now - trial.boundAt > SETTLE_MS) {
+        this.log.debug({ callId: trial.leg.options.callId, leg: trial.leg.options.role, ssrc }, 'SSRC is not this leg; trying the next');
+        void trial.leg.unbind(ssrc);
+        this.reassign(st, ssrc, trial.tried);
+      }
       return;
     }
-    st.orphans.set(ssrc, performance.now());
-    st.timer ??= setInterval(() => void this.attribute(st), ATTRIBUTION_INTERVAL_MS);
+    const u = st.unassigned.get(ssrc);
+    if (u) {
+      u.lastSeen = now;
+      return;
+    }
+    for (const leg of st.slot.legs) if (leg.hasSsrc(ssrc)) return; // a packet that overtook its Producer
+    st.unassigned.set(ssrc, { firstSeen: now, lastSeen: now, tried: new Set() });
+    this.pair(st);
+    st.timer ??= setInterval(() => this.check(st), CHECK_MS);
   }
 
-  private bind(leg: LegSource, ssrc: number, why: string): void {
-    this.log.debug({ callId: leg.options.callId, leg: leg.options.role, ssrc, why }, 'SSRC bound to leg');
-    leg.bind(ssrc).catch((err: Error) =>
-      this.log.error({ callId: leg.options.callId, leg: leg.options.role, ssrc, err: err.message }, 'cannot receive SSRC'),
+  /** Pair first packets with new SSRCs, in order. */
+  private pair(st: SlotState): void {
+    while (st.firstPackets.length && st.unassigned.size) {
+      const leg = st.firstPackets.shift() as LegSource;
+      if (leg.closed || leg.ssrcs.length) continue;
+      const [ssrc, u] = st.unassigned.entries().next().value as [number, Unassigned];
+      st.unassigned.delete(ssrc);
+      this.trial(st, ssrc, leg, u.tried);
+    }
+  }
+
+  private trial(st: SlotState, ssrc: number, leg: LegSource, tried: Set<LegSource>): void {
+    tried.add(leg);
+    const t: Trial = { leg, boundAt: undefined, tried };
+    st.trials.set(ssrc, t);
+    const settle = () => {
+      if (st.trials.get(ssrc) === t) st.trials.delete(ssrc);
+    };
+    leg.on('confirmed', (s) => {
+      if (s === ssrc) {
+        this.log.debug({ callId: leg.options.callId, leg: leg.options.role, ssrc }, 'SSRC bound to leg');
+        settle();
+      }
+    });
+    leg.bind(ssrc).then(
+      () => {
+        t.boundAt = performance.now();
+      },
+      (err: Error) => {
+        this.log.error({ callId: leg.options.callId, leg: leg.options.role, ssrc, err: err.message }, 'cannot receive SSRC');
+        settle();
+      },
     );
   }
 
-  /** Find the one quiet leg whose port still takes unrouted bytes, and give it the orphan SSRC. */
-  private async attribute(st: SlotState): Promise<void> {
+  /** Try `ssrc` on another leg, or park it until one fits. */
+  private reassign(st: SlotState, ssrc: number, tried: Set<LegSource>): void {
+    st.trials.delete(ssrc);
     const now = performance.now();
-    for (const [ssrc, seen] of st.orphans) if (now - seen > ORPHAN_TTL_MS) st.orphans.delete(ssrc);
-    if (st.orphans.size === 0) {
+    st.unassigned.set(ssrc, { firstSeen: now - PAIR_WAIT_MS, lastSeen: now, tried });
+    st.timer ??= setInterval(() => this.check(st), CHECK_MS);
+  }
+
+  /** SSRCs no tuple event will explain: try them on candidate legs, one at a time. */
+  private check(st: SlotState): void {
+    const now = performance.now();
+    for (const [ssrc, u] of st.unassigned) {
+      if (now - u.lastSeen > FORGET_MS) {
+        st.unassigned.delete(ssrc);
+        continue;
+      }
+      if (now - u.firstSeen < PAIR_WAIT_MS) continue;
+      const busy = new Set([...st.trials.values()].map((t) => t.leg));
+      const candidate =
+        st.firstPackets.find((l) => !u.tried.has(l) && !busy.has(l)) ??
+        [...st.slot.legs].find((l) => !l.closed && !u.tried.has(l) && !busy.has(l) && l.ssrcs.length > 0 && now - l.lastPacketAt > QUIET_MS);
+      if (!candidate) continue;
+      const i = st.firstPackets.indexOf(candidate);
+      if (i >= 0) st.firstPackets.splice(i, 1);
+      st.unassigned.delete(ssrc);
+      this.trial(st, ssrc, candidate, u.tried);
+    }
+    if (st.unassigned.size === 0 && st.trials.size === 0 && st.timer) {
       clearInterval(st.timer);
       st.timer = undefined;
-      st.lastNonMedia.clear();
-      return;
-    }
-    const quiet = [...st.slot.legs].filter((l) => !l.closed && l.ssrcs.length > 0 && now - l.lastPacketAt > QUIET_MS);
-    const growing: LegSource[] = [];
-    await Promise.all(
-      quiet.map(async (leg) => {
-        const { nonMediaBytes } = await leg.report().catch(() => ({ nonMediaBytes: -1 }));
-        const before = st.lastNonMedia.get(leg);
-        st.lastNonMedia.set(leg, nonMediaBytes);
-        if (before !== undefined && nonMediaBytes > before) growing.push(leg);
-      }),
-    );
-    const newest = [...st.orphans.entries()].sort((a, b) => b[1] - a[1])[0];
-    if (growing.length === 1 && newest) {
-      st.orphans.delete(newest[0]);
-      st.lastNonMedia.delete(growing[0] as LegSource);
-      this.bind(growing[0] as LegSource, newest[0], 'new SSRC mid-call');
     }
   }
 }

@@ -128,7 +128,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         recordingId,
         info: req,
         channelMode: rec.channelMode,
-        payloadKinds: this.ingest.payloadKinds,
+        payloadKinds: this.ingest.payloadKinds(req.codec),
         jitterBufferMs: media.jitterBufferMs,
       });
       for (const role of ROLES) legs[role].on('packet', (p) => recording.push(role, p));

@@ -33,6 +33,7 @@ function schedule(s: StreamPlan, salt: number): Packet[] {
   let seq0 = s.seqStart;
   let ts0 = s.tsStart;
   let base = 0;
+  let held = 0; // frames not generated while on hold: they use no sequence numbers
   const dtmfPt = s.dtmfPayloadType ?? 101;
   for (let k = 0; k < frames; k++) {
     const t = k * 20;
@@ -41,11 +42,15 @@ function schedule(s: StreamPlan, salt: number): Packet[] {
       seq0 = s.ssrcChange.seqStart;
       ts0 = s.ssrcChange.tsStart;
       base = k;
+      held = 0;
     }
-    const seq = (seq0 + (k - base)) & 0xffff;
+    if (s.hold && t >= s.hold[0] && t < s.hold[1]) {
+      held++;
+      continue;
+    }
+    const seq = (seq0 + (k - base - held)) & 0xffff;
     const ts = (ts0 + (k - base) * FRAME) >>> 0;
     const inDtmf = s.dtmf?.find((d) => t >= d.atMs && t < d.atMs + d.durationMs);
-    if (s.hold && t >= s.hold[0] && t < s.hold[1]) continue;
     if (chosen(k, s.loss, salt)) continue;
     let data: Buffer;
     if (inDtmf) {
