@@ -6,9 +6,17 @@ import { recordCall, recordCalls } from './support/record.js';
 
 const ms = (n: number) => n * 8; // samples at 8 kHz
 
-/** The tone at `freq` dominates `other` by at least 20 dB over [from, to). */
+/**
+ * In every 100 ms block of [from, to) that holds sound, the tone at `freq`
+ * is at least 20 dB above `other`. Short blocks: a re-anchored stream shifts
+ * the tone's phase, which would make one long window cancel itself.
+ */
 function dominates(x: Float64Array, freq: number, other: number, from = 0, to = x.length): boolean {
-  return tonePower(x, freq, from, to) > 100 * tonePower(x, other, from, to);
+  for (let i = from; i + 800 <= to; i += 800) {
+    if (rms(x, i, i + 800) < 0.02) continue;
+    if (!(tonePower(x, freq, i, i + 800) > 100 * tonePower(x, other, i, i + 800))) return false;
+  }
+  return true;
 }
 
 describe('recording a call end to end (real mediasoup worker, RTP from another process)', { concurrency: true }, () => {
@@ -28,7 +36,9 @@ describe('recording a call end to end (real mediasoup worker, RTP from another p
     const [L, R] = wav!.channels_ as [Float64Array, Float64Array];
     assert.ok(dominates(L, 440, 1000), 'left is the caller (440 Hz)');
     assert.ok(dominates(R, 1000, 440), 'right is the callee (1000 Hz)');
-    assert.ok(r.meta.durationMs >= 3000 && r.meta.durationMs < 4500, `duration ${r.meta.durationMs}`);
+    // The file lasts as long as the call: from the announcement to the hang-up.
+    assert.ok(r.meta.durationMs <= r.elapsedMs && r.meta.durationMs >= r.elapsedMs - 300, `duration ${r.meta.durationMs} of ${r.elapsedMs} ms`);
+    assert.ok(r.meta.durationMs >= 3000);
     const start = firstSound(L);
     assert.ok(soundFraction(L, start, start + ms(2900)) > 0.97, 'caller audio is continuous');
     // Without an announced SSRC the first packet or two go to SSRC discovery.
@@ -77,7 +87,7 @@ describe('recording a call end to end (real mediasoup worker, RTP from another p
     assert.deepEqual(r.meta.legs.caller.ssrcs.slice(1), [0x5eed]);
     const s = firstSound(L);
     assert.ok(soundFraction(L, s + ms(2200), s + ms(3900)) > 0.97, 'audio after the switch is recorded');
-    assert.ok(dominates(L, 600, 1100, s + ms(2200), s + ms(3900)));
+    assert.ok(dominates(L, 600, 1100, s + ms(2200), s + ms(3900)), 'after the switch the left channel is still the caller');
     assert.ok(r.meta.legs.caller.resyncs >= 1);
   });
 
@@ -171,22 +181,34 @@ describe('channel modes', { concurrency: true }, () => {
   }
 });
 
-test('20 concurrent calls: every recording has its own two tones in the right channels', async () => {
+test('20 concurrent calls from one sender: every recording has its own two tones in the right channels', async () => {
   const d = await DaemonProcess.start();
   try {
+    // Even calls announce their SSRCs (as from SDP a=ssrc); odd calls leave them to discovery.
     const calls = await recordCalls(
       d,
-      Array.from({ length: 20 }, (_, i) => ({ callId: `conc-${i}`, caller: { freq: 300 + 25 * i, durationMs: 3000 }, callee: { freq: 1500 + 50 * i, durationMs: 3000 } })),
+      Array.from({ length: 20 }, (_, i) => ({
+        callId: `conc-${i}`,
+        announceSsrc: i % 2 === 0,
+        caller: { freq: 300 + 25 * i, durationMs: 3000 },
+        callee: { freq: 1500 + 50 * i, durationMs: 3000 },
+      })),
     );
     calls.forEach((r, i) => {
       const [L, R] = r.wavs[0]!.channels_ as [Float64Array, Float64Array];
       assert.ok(dominates(L, 300 + 25 * i, 1500 + 50 * i), `call ${i} left`);
       assert.ok(dominates(R, 1500 + 50 * i, 300 + 25 * i), `call ${i} right`);
-      // No cross-talk: the neighbouring call's tone is absent.
+      // No cross-talk: the neighbouring call's tones (25/50 Hz away: needs the whole file's resolution) are absent.
       const j = (i + 1) % 20;
-      assert.ok(tonePower(L, 300 + 25 * i) > 100 * tonePower(L, 300 + 25 * j), `call ${i} has no audio of call ${j}`);
-      assert.ok(r.meta.legs.caller.received >= 147 && r.meta.legs.callee.received >= 147);
-      assert.equal(r.meta.legs.caller.lost + r.meta.legs.callee.lost, 0);
+      assert.ok(tonePower(L, 300 + 25 * i) > 100 * tonePower(L, 300 + 25 * j), `call ${i} left has no audio of call ${j}`);
+      assert.ok(tonePower(R, 1500 + 50 * i) > 100 * tonePower(R, 1500 + 50 * j), `call ${i} right has no audio of call ${j}`);
+      for (const leg of ['caller', 'callee'] as const) {
+        const m = r.meta.legs[leg];
+        assert.equal(m.lost, 0, `call ${i} ${leg} lost`);
+        if (i % 2 === 0) assert.equal(m.received, 150, `call ${i} ${leg}: an announced SSRC loses nothing`);
+        // Discovery in a burst of 40 new legs costs start-up packets (measured up to ~0.9 s); never the call.
+        else assert.ok(m.received >= 100, `call ${i} ${leg}: discovered after ${150 - m.received} packets`);
+      }
     });
   } finally {
     assert.equal(await d.stop(), 0);

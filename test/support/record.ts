@@ -21,6 +21,8 @@ export interface RecordedCall {
   readonly dir: string;
   readonly wavs: Wav[];
   readonly sent: { caller?: StreamResult; callee?: StreamResult };
+  /** Wall time from just before the call was announced to the end request's answer. */
+  readonly elapsedMs: number;
 }
 
 const ROLES = ['caller', 'callee'] as const;
@@ -33,8 +35,9 @@ export async function recordCalls(d: DaemonProcess, plans: CallPlan[]): Promise<
   const started = await Promise.all(
     plans.map(async (o) => {
       const ssrcs = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
+      const t0 = performance.now();
       const call = await startCall(d, { callId: o.callId, codec: o.codec ?? 'PCMU', ...(o.announceSsrc ? { callerSsrc: ssrcs.caller, calleeSsrc: ssrcs.callee } : {}) });
-      return { o, call, ssrcs, roles: ROLES.filter((r) => o[r]) };
+      return { o, call, ssrcs, t0, roles: ROLES.filter((r) => o[r]) };
     }),
   );
   const streams: StreamPlan[] = started.flatMap(({ o, call, ssrcs, roles }) =>
@@ -50,14 +53,15 @@ export async function recordCalls(d: DaemonProcess, plans: CallPlan[]): Promise<
   );
   const results = streams.length ? await sendRtp({ streams }) : [];
   return Promise.all(
-    started.map(async ({ o, call, roles }) => {
+    started.map(async ({ o, call, roles, t0 }) => {
       const del = await d.api('DELETE', `/v1/calls/${encodeURIComponent(o.callId)}`);
+      const elapsedMs = performance.now() - t0;
       if (del.status !== 202) throw new Error(`end call: ${del.status} ${JSON.stringify(del.body)}`);
       const st = await d.waitForState(call.recordingId, 'closed');
       const wavs = await Promise.all((st.metadata.files as { name: string }[]).map((f) => readWav(path.join(st.dir, f.name))));
       const sent: RecordedCall['sent'] = {};
       for (const r of roles) sent[r] = results.find((x) => x.port === call.legs[r].port);
-      return { recordingId: call.recordingId, meta: st.metadata, dir: st.dir, wavs, sent };
+      return { recordingId: call.recordingId, meta: st.metadata, dir: st.dir, wavs, sent, elapsedMs };
     }),
   );
 }
