@@ -64,20 +64,10 @@ if [ "${CALLVAULT_SKIP_MEDIASOUP_POSTINSTALL:-}" != 1 ]; then
 fi
 
 # ---- step 5: build against Debian's libraries -------------------------------
-BUILD_PKGS=(g++ pkg-config meson ninja-build flatbuffers-compiler libflatbuffers-dev
-  libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev)
-missing=()
-for p in "${BUILD_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    say "installing Debian build packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-      || die "apt-get could not install: ${missing[*]}"
-  else
-    die "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"
-  fi
-fi
+# shellcheck source=scripts/lib.sh
+source "$PROJECT_DIR/scripts/lib.sh"
+ensure_debian_packages mediasoup-worker g++ pkg-config meson ninja-build flatbuffers-compiler libflatbuffers-dev \
+  libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev
 
 BUILD_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/callvault-mediasoup-worker.XXXXXX")"
 trap 'rm -rf "$BUILD_ROOT"' EXIT

@@ -9,19 +9,8 @@ say() { printf '[setup] %s\n' "$*"; }
 
 # Runtime libraries of a worker built here, tools the tests verify with, and
 # ffmpeg (an RTP sender we did not write, for the interop test).
-PKGS=(openssl perl ffmpeg libssl3 libuv1 libsrtp2-1 libusrsctp2)
-missing=()
-for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    say "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    say "missing Debian packages: ${missing[*]} — run: sudo apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+source scripts/lib.sh
+ensure_debian_packages setup openssl perl ffmpeg libssl3 libuv1 libsrtp2-1 libusrsctp2
 
 # npm ci only when package-lock.json changed since the last install. The
 # mediasoup postinstall is deferred to our installer (which still tries

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import * as mediasoup from 'mediasoup';
 import type { types as ms } from 'mediasoup';
+import type { Config } from '../config/Config.js';
 import { IngestError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PayloadKind } from '../media/LegTimeline.js';
@@ -9,14 +10,8 @@ import type { G711Law } from '../media/g711.js';
 import { dtmfCarrier, LegSource, type LegSourceOptions } from './LegSource.js';
 import { SsrcDiscovery } from './SsrcDiscovery.js';
 
-export interface MediaIngestOptions {
-  readonly workers: number | 'auto';
-  readonly listenIp: string;
-  readonly announcedAddress: string | null;
-  readonly portMin: number;
-  readonly portMax: number;
-  readonly recvBufferSize: number;
-}
+/** The `media` config section, less what only the recorder uses. */
+export type MediaIngestOptions = Omit<Config['media'], 'jitterBufferMs'>;
 
 export interface MediaIngestEvents {
   /** A worker died; its legs are gone and their calls must end. */
