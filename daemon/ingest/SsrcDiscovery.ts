@@ -40,6 +40,8 @@ interface Trial {
   /** When the Producer was in place (undefined while it is being created). */
   boundAt: number | undefined;
   readonly tried: Set<LegSource>;
+  /** The leg's 'confirmed' listener, removed when the trial ends. */
+  onConfirmed: ((ssrc: number) => void) | undefined;
 }
 
 interface Unassigned {
@@ -93,7 +95,7 @@ export class SsrcDiscovery {
     if (!st) return;
     const i = st.firstPackets.indexOf(leg);
     if (i >= 0) st.firstPackets.splice(i, 1);
-    for (const [ssrc, t] of st.trials) if (t.leg === leg) this.reassign(st, ssrc, t.tried);
+    for (const [ssrc, t] of st.trials) if (t.leg === leg) this.reassign(st, ssrc, t);
   }
 
   stop(): void {
@@ -117,7 +119,7 @@ export class SsrcDiscovery {
       if (trial.boundAt !== undefined && now - trial.boundAt > SETTLE_MS) {
         this.log.debug({ callId: trial.leg.options.callId, leg: trial.leg.options.role, ssrc }, 'SSRC is not this leg; trying the next');
         void trial.leg.unbind(ssrc);
-        this.reassign(st, ssrc, trial.tried);
+        this.reassign(st, ssrc, trial);
       }
       return;
     }
@@ -145,50 +147,54 @@ export class SsrcDiscovery {
 
   private trial(st: SlotState, ssrc: number, leg: LegSource, tried: Set<LegSource>): void {
     tried.add(leg);
-    const t: Trial = { leg, boundAt: undefined, tried };
+    const t: Trial = { leg, boundAt: undefined, tried, onConfirmed: undefined };
     st.trials.set(ssrc, t);
-    const settle = () => {
-      if (st.trials.get(ssrc) === t) st.trials.delete(ssrc);
+    t.onConfirmed = (s) => {
+      if (s !== ssrc) return;
+      this.log.debug({ callId: leg.options.callId, leg: leg.options.role, ssrc }, 'SSRC bound to leg');
+      this.endTrial(st, ssrc, t);
     };
-    leg.on('confirmed', (s) => {
-      if (s === ssrc) {
-        this.log.debug({ callId: leg.options.callId, leg: leg.options.role, ssrc }, 'SSRC bound to leg');
-        settle();
-      }
-    });
+    leg.on('confirmed', t.onConfirmed);
     leg.bind(ssrc).then(
       () => {
         t.boundAt = performance.now();
       },
       (err: Error) => {
         this.log.error({ callId: leg.options.callId, leg: leg.options.role, ssrc, err: err.message }, 'cannot receive SSRC');
-        settle();
+        this.endTrial(st, ssrc, t);
       },
     );
   }
 
-  /** Try `ssrc` on another leg, or park it until one fits. */
-  private reassign(st: SlotState, ssrc: number, tried: Set<LegSource>): void {
-    st.trials.delete(ssrc);
+  private endTrial(st: SlotState, ssrc: number, t: Trial): void {
+    if (st.trials.get(ssrc) === t) st.trials.delete(ssrc);
+    if (t.onConfirmed) t.leg.off('confirmed', t.onConfirmed);
+    t.onConfirmed = undefined;
+  }
+
+  /** The trial was wrong (or its leg went away): try `ssrc` on another leg, or park it until one fits. */
+  private reassign(st: SlotState, ssrc: number, t: Trial): void {
+    this.endTrial(st, ssrc, t);
     const now = performance.now();
-    st.unassigned.set(ssrc, { firstSeen: now - PAIR_WAIT_MS, lastSeen: now, tried });
+    st.unassigned.set(ssrc, { firstSeen: now - PAIR_WAIT_MS, lastSeen: now, tried: t.tried });
     st.timer ??= setInterval(() => this.check(st), CHECK_MS);
   }
 
   /** SSRCs no tuple event will explain: try them on candidate legs, one at a time. */
   private check(st: SlotState): void {
     const now = performance.now();
+    const busy = new Set([...st.trials.values()].map((t) => t.leg));
     for (const [ssrc, u] of st.unassigned) {
       if (now - u.lastSeen > FORGET_MS) {
         st.unassigned.delete(ssrc);
         continue;
       }
       if (now - u.firstSeen < PAIR_WAIT_MS) continue;
-      const busy = new Set([...st.trials.values()].map((t) => t.leg));
       const candidate =
         st.firstPackets.find((l) => !u.tried.has(l) && !busy.has(l)) ??
         [...st.slot.legs].find((l) => !l.closed && !u.tried.has(l) && !busy.has(l) && l.ssrcs.length > 0 && now - l.lastPacketAt > QUIET_MS);
       if (!candidate) continue;
+      busy.add(candidate);
       const i = st.firstPackets.indexOf(candidate);
       if (i >= 0) st.firstPackets.splice(i, 1);
       st.unassigned.delete(ssrc);
