@@ -1,12 +1,19 @@
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { parseListen, type Config } from './config/Config.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { ControlServer } from './control/ControlServer.js';
 import { resolveControlToken } from './control/token.js';
 import { MediaIngest } from './ingest/MediaIngest.js';
+import { EXAMPLE_PASSPHRASE, resolvePassphrase } from './keys/passphrase.js';
+import { SigningIdentity } from './keys/SigningIdentity.js';
 import type { Logger } from './log.js';
 import { Recorder } from './record/Recorder.js';
+import { recordingDir } from './record/recordingId.js';
 import { recoverInterrupted } from './record/recovery.js';
+import { Sealer } from './seal/Sealer.js';
+import { WorkerPool } from './seal/WorkerPool.js';
+import { entryFromMetadata, RecordingIndex } from './store/RecordingIndex.js';
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -15,11 +22,15 @@ export interface DaemonOptions {
 }
 
 /**
- * The long-running process, assembled: crash recovery, then mediasoup ingest,
- * the recorder and the control API. Data flows ingest → recorder → files.
+ * The long-running process, assembled: signing identity, index, crash
+ * recovery, then mediasoup ingest, the recorder, the sealing pool and the
+ * control API. Data flows ingest → recorder → files → sealer → index.
  */
 export class Daemon {
   private config!: Config;
+  private index: RecordingIndex | undefined;
+  private pool: WorkerPool | undefined;
+  private sealer: Sealer | undefined;
   private ingest: MediaIngest | undefined;
   private recorder: Recorder | undefined;
   private control: ControlServer | undefined;
@@ -33,16 +44,28 @@ export class Daemon {
   async start(): Promise<void> {
     const { log } = this.opts;
     this.config = loadConfig(this.opts.configFile, this.opts.overrides);
+    const { dataDir } = this.config;
     log.level = this.config.logging.level;
-    await mkdir(this.config.dataDir, { recursive: true, mode: 0o750 });
-    log.info({ version: process.env.npm_package_version, config: this.opts.configFile, dataDir: this.config.dataDir }, 'callvault starting');
+    await mkdir(dataDir, { recursive: true, mode: 0o750 });
+    log.info({ version: process.env.npm_package_version, config: this.opts.configFile, dataDir }, 'callvault starting');
 
-    const recovered = await recoverInterrupted(this.config.dataDir, log);
+    const identity = await this.openIdentity();
+    this.index = RecordingIndex.open(dataDir);
+    this.pool = new WorkerPool(this.config.pool.threads);
+    this.sealer = new Sealer(dataDir, this.pool, identity, this.index, log);
+
+    const recovered = await recoverInterrupted(dataDir, log);
+    for (const meta of recovered) {
+      await this.index.put(entryFromMetadata(meta, path.relative(dataDir, recordingDir(dataDir, meta.recordingId)), 'finalizing'));
+    }
     if (recovered.length) log.warn({ count: recovered.length }, 'recordings recovered after a crash');
+    const pending = this.sealer.sealPending();
 
     const { token, source, file } = await resolveControlToken(this.config);
     this.ingest = await MediaIngest.create(this.config.media, log);
-    this.recorder = new Recorder(this.config, this.ingest, log);
+    this.recorder = new Recorder(this.config, this.ingest, this.index, log);
+    const sealer = this.sealer;
+    this.recorder.on('closed', (meta) => void sealer.seal(meta).catch(() => undefined));
     await this.recorder.open();
     this.control = new ControlServer(
       { listen: parseListen(this.config.control.listen), token, maxBodyBytes: this.config.control.maxBodyBytes },
@@ -52,6 +75,22 @@ export class Daemon {
     const addr = await this.control.listen();
     this.control.setReady(true);
     log.info({ control: `${addr.address}:${addr.port}`, tokenSource: source, tokenFile: file }, 'control API listening');
+    const resealed = await pending;
+    if (resealed) log.info({ count: resealed }, 'sealed recordings left unsealed by the previous run');
+  }
+
+  private async openIdentity(): Promise<SigningIdentity> {
+    const { log } = this.opts;
+    const passphrase = await resolvePassphrase(this.config.signing);
+    if (passphrase.value === EXAMPLE_PASSPHRASE) {
+      log.warn({ passphraseSource: passphrase.origin }, 'the signing key uses the example passphrase from config/callvault.example.yaml: fine for a trial, not for production');
+    }
+    const identity = await SigningIdentity.loadOrCreate({ dataDir: this.config.dataDir, keyBits: this.config.signing.keyBits, passphrase: passphrase.value });
+    log.info(
+      { instanceId: identity.instanceId, created: identity.created, passphraseSource: passphrase.source, ...identity.info, certificate: identity.certificatePem },
+      'signing certificate',
+    );
+    return identity;
   }
 
   /** Re-read the config; keep the old one if the new one is invalid. */
@@ -66,19 +105,24 @@ export class Daemon {
     }
     const needRestart: string[] = [];
     if (next.dataDir !== this.config.dataDir) needRestart.push('dataDir');
-    if (JSON.stringify(next.control) !== JSON.stringify(this.config.control)) needRestart.push('control');
-    if (JSON.stringify(next.media) !== JSON.stringify(this.config.media)) needRestart.push('media');
-    this.config = { ...next, dataDir: this.config.dataDir, control: this.config.control, media: this.config.media };
+    for (const key of ['control', 'media', 'signing', 'pool'] as const) {
+      if (JSON.stringify(next[key]) !== JSON.stringify(this.config[key])) needRestart.push(key);
+    }
+    const { dataDir, control, media, signing, pool } = this.config;
+    this.config = { ...next, dataDir, control, media, signing, pool };
     log.level = this.config.logging.level;
     this.recorder?.reconfigure(this.config);
     log.info({ needRestart }, 'config reloaded');
   }
 
-  /** Stop taking calls, close every recording, stop mediasoup. */
+  /** Stop taking calls, close and seal every recording, stop the pool and mediasoup. */
   async stop(): Promise<void> {
     this.control?.setReady(false);
     await this.recorder?.shutdown();
+    await this.sealer?.drain();
+    await this.pool?.close();
     await this.ingest?.close();
     await this.control?.close();
+    await this.index?.close();
   }
 }

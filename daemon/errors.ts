@@ -54,3 +54,9 @@ export class IngestError extends CallvaultError {}
 
 /** The recording files could not be written, closed or repaired. */
 export class RecordingError extends CallvaultError {}
+
+/** A key or certificate that cannot be made, read, decrypted or used. */
+export class KeyError extends CallvaultError {}
+
+/** A recording that could not be sealed (hashed and signed). */
+export class SealError extends CallvaultError {}

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { certCommand } from './cli/cert.js';
 import { daemonCommand } from './cli/daemon.js';
+import { verifyCommand } from './cli/verify.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('callvault')
   .command(daemonCommand)
+  .command(verifyCommand)
+  .command(certCommand)
   .demandCommand(1, 'name a command')
   .strict()
   .help()

@@ -73,7 +73,7 @@ describe('control API', () => {
     assert.equal(rec.body.state, 'recording');
     assert.deepEqual(rec.body.files, [`${a.recordingId}.wav`, `${a.recordingId}.json`]);
     for (const id of ['limit-a', 'limit-b']) assert.equal((await d.api('DELETE', `/v1/calls/${id}`)).status, 202);
-    await d.waitForState(a.recordingId, 'closed');
+    await d.waitForState(a.recordingId, 'sealed');
     assert.equal((await d.api('POST', '/v1/calls', { ...CALL, callId: 'limit-c' })).status, 201, 'capacity is back after calls end');
     assert.equal((await d.api('DELETE', '/v1/calls/limit-c')).status, 202);
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { firstSound, readWav, soundFraction, tonePower } from './support/audio.js';
@@ -24,7 +25,7 @@ test('SIGKILL mid-call, then restart: the recording is repaired, marked recovere
   const d2 = await DaemonProcess.start({ dataDir: d1.dataDir, configFile: d1.configFile });
   try {
     await d2.waitFor((l) => l.msg === 'recovered recording interrupted by a crash' && l.recordingId === call.recordingId);
-    const st = await d2.waitForState(call.recordingId, 'closed');
+    const st = await d2.waitForState(call.recordingId, 'sealed');
     assert.equal(st.metadata.recovered, true);
     assert.equal(st.metadata.endReason, 'recovered');
     const file = path.join(st.dir, `${call.recordingId}.wav`);
@@ -59,6 +60,10 @@ test('SIGTERM with calls in progress closes every recording cleanly and exits 0'
     const meta = JSON.parse(execFileSync('find', [d.dataDir, '-name', `${c.recordingId}.json`, '-exec', 'cat', '{}', ';']).toString());
     assert.equal(meta.state, 'closed');
     assert.equal(meta.endReason, 'shutdown');
+    // Sealed before exit: shasum accepts the checksum file next to the metadata.
+    const dir = execFileSync('find', [d.dataDir, '-type', 'd', '-name', c.recordingId]).toString().trim();
+    execFileSync('shasum', ['-a', '256', '-c', `${c.recordingId}.sha256`], { cwd: dir });
+    assert.ok(existsSync(path.join(dir, `${c.recordingId}.sha256.SHA256withRSA.sig`)));
     assert.ok(meta.durationMs >= 1400, `duration ${meta.durationMs}`);
   }
 });
@@ -86,7 +91,7 @@ test('interop: Debian ffmpeg as the RTP sender (pcm_mulaw / pcm_alaw over RTP, S
         });
       await Promise.all([ff(700, call.legs.caller.port), ff(1900, call.legs.callee.port)]);
       assert.equal((await d.api('DELETE', `/v1/calls/ffmpeg-${codec}`)).status, 202);
-      const st = await d.waitForState(call.recordingId, 'closed');
+      const st = await d.waitForState(call.recordingId, 'sealed');
       const wav = await readWav(path.join(st.dir, `${call.recordingId}.wav`));
       const [L, R] = wav.channels_ as [Float64Array, Float64Array];
       assert.ok(tonePower(L, 700) > 100 * tonePower(L, 1900), `${codec}: caller's 700 Hz on the left`);

@@ -24,6 +24,12 @@ export interface Config {
     readonly minFreeDiskMB: number;
   };
   readonly recording: { readonly channelMode: ChannelMode };
+  readonly signing: {
+    readonly keyBits: 2048 | 3072 | 4096;
+    readonly passphrase: string | null;
+    readonly passphraseFile: string | null;
+  };
+  readonly pool: { readonly threads: number | 'auto' };
   readonly logging: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
 

@@ -1,13 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Config } from '../config/Config.js';
 import { ApiError } from '../errors.js';
 import type { LegRole, LegSource, LegTransportReport } from '../ingest/LegSource.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { Logger } from '../log.js';
-import { readMetadata, type EndReason, type RecordingMetadata, type RecordingState } from './metadata.js';
+import { entryFromMetadata, type IndexState, type RecordingIndex } from '../store/RecordingIndex.js';
+import { readMetadata, type EndReason, type RecordingMetadata } from './metadata.js';
 import { activeDir, activeMarker } from './recovery.js';
-import { isRecordingId, newRecordingId, recordingDir } from './recordingId.js';
+import { isRecordingId, newRecordingId } from './recordingId.js';
 import { Recording, ROLES, type CallInfo } from './Recording.js';
 
 export interface LegRequest {
@@ -37,15 +39,17 @@ export interface StartCallAnswer {
 export interface RecordingStatus {
   readonly recordingId: string;
   readonly callId: string;
-  readonly state: RecordingState;
+  readonly state: IndexState;
   readonly dir: string;
   readonly files: string[];
-  readonly metadata?: RecordingMetadata;
+  readonly sealedAt: string | null;
+  readonly error: string | null;
+  readonly metadata?: RecordingMetadata | undefined;
 }
 
 export interface RecorderEvents {
-  /** Files are closed and metadata final: ready to seal. */
-  closed: [RecordingMetadata, string];
+  /** Files are closed, metadata final, index says `finalizing`: ready to seal. */
+  closed: [RecordingMetadata];
 }
 
 interface ActiveCall {
@@ -72,6 +76,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   constructor(
     private config: Config,
     private readonly ingest: MediaIngest,
+    private readonly index: RecordingIndex,
     private readonly log: Logger,
   ) {
     super();
@@ -133,6 +138,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       });
       for (const role of ROLES) legs[role].on('packet', (p) => recording.push(role, p));
       this.active.set(req.callId, { recording, legs });
+      // Acknowledged only once the index holds it durably.
+      await this.index.put(entryFromMetadata(recording.meta, path.relative(dataDir, recording.dir), 'recording'));
       this.log.info({ callId: req.callId, recordingId, direction: req.direction, codec: req.codec, ports: [legs.caller.port, legs.callee.port] }, 'call recording started');
       const ip = this.ingest.announcedIp;
       return {
@@ -162,20 +169,22 @@ export class Recorder extends EventEmitter<RecorderEvents> {
 
   async status(recordingId: string): Promise<RecordingStatus | undefined> {
     if (!isRecordingId(recordingId)) return undefined;
-    for (const call of this.active.values()) {
-      if (call.recording.id === recordingId) return this.describe(call.recording.meta, call.recording.dir, 'recording');
-    }
-    const dir = recordingDir(this.config.dataDir, recordingId);
-    if (this.finishing.has(recordingId)) {
-      const meta = await readMetadata(dir, recordingId);
-      return this.describe(meta, dir, 'finalizing');
-    }
-    try {
-      const meta = await readMetadata(dir, recordingId);
-      return this.describe(meta, dir, meta.state);
-    } catch {
-      return undefined;
-    }
+    const entry = this.index.get(recordingId);
+    if (!entry) return undefined;
+    const live = [...this.active.values()].find((c) => c.recording.id === recordingId);
+    const dir = path.join(this.config.dataDir, entry.dir);
+    const meta = live?.recording.meta ?? (await readMetadata(dir, recordingId).catch(() => undefined));
+    const state: IndexState = live ? 'recording' : this.finishing.has(recordingId) ? 'finalizing' : entry.state;
+    return {
+      recordingId,
+      callId: entry.callId,
+      state,
+      dir,
+      files: meta ? [...meta.files.map((f) => f.name), `${recordingId}.json`] : [],
+      sealedAt: entry.sealedAt,
+      error: entry.error,
+      metadata: meta,
+    };
   }
 
   /** Refuse new calls, end every active one, wait until all files are closed. */
@@ -185,17 +194,6 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     await Promise.allSettled([...this.finishing.values()]);
     clearInterval(this.tickTimer);
     clearInterval(this.sweepTimer);
-  }
-
-  private describe(meta: RecordingMetadata, dir: string, state: RecordingState): RecordingStatus {
-    return {
-      recordingId: meta.recordingId,
-      callId: meta.callId,
-      state,
-      dir,
-      files: [...meta.files.map((f) => f.name), `${meta.recordingId}.json`],
-      metadata: meta,
-    };
   }
 
   private async finish(call: ActiveCall, reason: EndReason): Promise<RecordingMetadata> {
@@ -208,16 +206,18 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     }
     try {
       const meta = await recording.finish(reason, reports, end);
+      await this.index.update(recording.id, { state: 'finalizing', endedAt: meta.endedAt, durationMs: meta.durationMs });
       await rm(activeMarker(this.config.dataDir, recording.id), { force: true });
       this.log.info(
         { callId: meta.callId, recordingId: meta.recordingId, reason, durationMs: meta.durationMs, caller: pickStats(meta, 'caller'), callee: pickStats(meta, 'callee') },
         'call recording closed',
       );
-      this.emit('closed', meta, recording.dir);
+      this.emit('closed', meta);
       return meta;
     } catch (err) {
       // The active marker stays: the next start repairs this recording.
       this.log.error({ callId: recording.meta.callId, recordingId: recording.id, err: (err as Error).message }, 'cannot close recording');
+      await this.index.update(recording.id, { state: 'failed', error: `cannot close: ${(err as Error).message}` }).catch(() => undefined);
       throw err;
     }
   }

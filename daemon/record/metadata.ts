@@ -1,9 +1,10 @@
-import { open, rename, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ChannelMode } from '../config/Config.js';
 import type { LegRole } from '../ingest/LegSource.js';
 import type { G711Law } from '../media/g711.js';
 import type { DtmfEvent, LegStats } from '../media/LegTimeline.js';
+import { writeFileDurably } from '../fsutil.js';
 
 export const METADATA_FORMAT = 'callvault-recording/1';
 
@@ -50,18 +51,9 @@ export function metadataPath(dir: string, recordingId: string): string {
   return path.join(dir, `${recordingId}.json`);
 }
 
-/** Write-to-temp, fsync, rename: a reader sees the old or the new file, never half of one. */
+/** Atomic and durable: a reader sees the old or the new file, never half of one. */
 export async function writeMetadata(dir: string, meta: RecordingMetadata): Promise<void> {
-  const file = metadataPath(dir, meta.recordingId);
-  const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w', 0o640);
-  try {
-    await fh.writeFile(JSON.stringify(meta, null, 2) + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
+  await writeFileDurably(metadataPath(dir, meta.recordingId), JSON.stringify(meta, null, 2) + '\n', 0o640);
 }
 
 export async function readMetadata(dir: string, recordingId: string): Promise<RecordingMetadata> {

@@ -10,6 +10,7 @@ export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const MAIN = path.join(ROOT, 'dist/daemon/main.js');
 const SENDER = fileURLToPath(new URL('./rtp-sender.js', import.meta.url));
 export const TOKEN = 'test-token-0123456789abcdef';
+export const PASSPHRASE = 'test-signing-passphrase-42';
 
 export interface LogLine {
   level: string;
@@ -54,7 +55,7 @@ export class DaemonProcess {
     const configFile = opts.configFile ?? path.join(dataDir, '..', `${path.basename(dataDir)}.yaml`);
     if (!opts.configFile) await writeFile(configFile, opts.yaml ?? testConfigYaml());
     const child = spawn(process.execPath, [MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], {
-      env: { ...process.env, CALLVAULT_CONTROL_TOKEN: TOKEN, ...opts.env },
+      env: { ...process.env, CALLVAULT_CONTROL_TOKEN: TOKEN, CALLVAULT_SIGNING_PASSPHRASE: PASSPHRASE, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const d = new DaemonProcess(child, dataDir, configFile);

@@ -57,7 +57,7 @@ export async function recordCalls(d: DaemonProcess, plans: CallPlan[]): Promise<
       const del = await d.api('DELETE', `/v1/calls/${encodeURIComponent(o.callId)}`);
       const elapsedMs = performance.now() - t0;
       if (del.status !== 202) throw new Error(`end call: ${del.status} ${JSON.stringify(del.body)}`);
-      const st = await d.waitForState(call.recordingId, 'closed');
+      const st = await d.waitForState(call.recordingId, 'sealed');
       const wavs = await Promise.all((st.metadata.files as { name: string }[]).map((f) => readWav(path.join(st.dir, f.name))));
       const sent: RecordedCall['sent'] = {};
       for (const r of roles) sent[r] = results.find((x) => x.port === call.legs[r].port);

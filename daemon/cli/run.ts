@@ -1,0 +1,22 @@
+import { CallvaultError } from '../errors.js';
+
+/** Exit codes every command shares. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/**
+ * Run a command body: its result is the exit code; an expected error
+ * (bad config, missing key, unreadable file) is one clear line on stderr and exit 2.
+ */
+export async function runCommand(body: () => Promise<number>): Promise<void> {
+  try {
+    process.exitCode = await body();
+  } catch (err) {
+    if (!(err instanceof CallvaultError) && !(err as NodeJS.ErrnoException).code) throw err;
+    process.stderr.write(`callvault: ${(err as Error).message}\n`);
+    process.exitCode = EXIT.usage;
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

@@ -1,0 +1,98 @@
+import { randomUUID, sign, verify, X509Certificate, type KeyObject } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { KeyError } from '../errors.js';
+import { writeFileDurably } from '../fsutil.js';
+import { describeCertificate, generateSigningIdentity, type CertificateInfo } from './certificate.js';
+import { decryptPkcs8, encryptPkcs8 } from './encryptedPkcs8.js';
+
+export interface IdentityPaths {
+  readonly dir: string;
+  readonly instanceId: string;
+  readonly key: string;
+  readonly certificate: string;
+}
+
+export function identityPaths(dataDir: string): IdentityPaths {
+  const dir = path.join(dataDir, 'identity');
+  return {
+    dir,
+    instanceId: path.join(dir, 'instance-id'),
+    key: path.join(dir, 'signing-key.p8.pem'),
+    certificate: path.join(dir, 'signing-cert.pem'),
+  };
+}
+
+async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new KeyError('IDENTITY_UNREADABLE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { file });
+  }
+}
+
+export interface SigningIdentityOptions {
+  readonly dataDir: string;
+  readonly keyBits: number;
+  readonly passphrase: string;
+}
+
+/**
+ * The instance's one signing identity: an RSA key, kept on disk only as
+ * encrypted PKCS#8, and its self-signed certificate. Made at first start,
+ * loaded unchanged ever after.
+ */
+export class SigningIdentity {
+  private constructor(
+    readonly instanceId: string,
+    readonly privateKey: KeyObject,
+    readonly certificatePem: string,
+    readonly info: CertificateInfo,
+    /** True when this call generated the identity. */
+    readonly created: boolean,
+  ) {}
+
+  static async loadOrCreate(opts: SigningIdentityOptions): Promise<SigningIdentity> {
+    const paths = identityPaths(opts.dataDir);
+    await mkdir(paths.dir, { recursive: true, mode: 0o750 });
+    let instanceId = (await readIfExists(paths.instanceId))?.trim();
+    if (!instanceId) {
+      instanceId = randomUUID();
+      await writeFileDurably(paths.instanceId, `${instanceId}\n`, 0o644);
+    }
+    let certPem = await readIfExists(paths.certificate);
+    let keyPem = await readIfExists(paths.key);
+    let created = false;
+    if (certPem === undefined) {
+      // No certificate means nothing was ever signed: a key left by an
+      // interrupted first start is replaced, the key goes to disk before the certificate.
+      const generated = await generateSigningIdentity(`callvault ${instanceId}`, opts.keyBits);
+      keyPem = encryptPkcs8(generated.pkcs8Der, opts.passphrase);
+      generated.pkcs8Der.fill(0);
+      await writeFileDurably(paths.key, keyPem, 0o600);
+      await writeFileDurably(paths.certificate, generated.certificatePem, 0o644);
+      certPem = generated.certificatePem;
+      created = true;
+    } else if (keyPem === undefined) {
+      throw new KeyError('KEY_MISSING', `the signing certificate ${paths.certificate} exists but its key ${paths.key} does not; restore the key from backup`, { file: paths.key });
+    }
+    const privateKey = decryptPkcs8(keyPem, opts.passphrase, paths.key);
+    assertPair(privateKey, certPem, paths);
+    return new SigningIdentity(instanceId, privateKey, certPem, describeCertificate(certPem), created);
+  }
+}
+
+function assertPair(privateKey: KeyObject, certPem: string, paths: IdentityPaths): void {
+  const probe = Buffer.from('callvault key/certificate pairing probe');
+  const ok = verify('sha256', probe, new X509Certificate(certPem).publicKey, sign('sha256', probe, privateKey));
+  if (!ok) throw new KeyError('KEY_CERT_MISMATCH', `${paths.key} does not belong to ${paths.certificate}`, { file: paths.key });
+}
+
+/** The instance's certificate, for commands that only need to check signatures. */
+export async function readInstanceCertificate(dataDir: string): Promise<string> {
+  const file = identityPaths(dataDir).certificate;
+  const pem = await readIfExists(file);
+  if (pem === undefined) throw new KeyError('NO_CERTIFICATE', `no signing certificate at ${file}: start the daemon once to create it, or pass --cert`, { file });
+  return pem;
+}

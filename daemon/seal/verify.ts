@@ -1,0 +1,109 @@
+import { verify as rsaVerify, X509Certificate } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import hashFile from '../../workers/hashFile.js';
+import { isRecordingId } from '../record/recordingId.js';
+import { ChecksumFormatError, parseChecksums, parseSignature, SIGNATURE_SUFFIX, type ChecksumEntry } from './checksumFile.js';
+
+export type FileStatus = 'OK' | 'MODIFIED' | 'MISSING' | 'UNLISTED';
+export type SignatureStatus = 'OK' | 'BAD' | 'MISSING';
+
+export interface FileVerification {
+  readonly name: string;
+  readonly status: FileStatus;
+}
+
+export interface RecordingVerification {
+  readonly dir: string;
+  readonly recordingId: string | null;
+  readonly ok: boolean;
+  readonly checksumFile: string | null;
+  readonly signature: SignatureStatus;
+  readonly files: readonly FileVerification[];
+  /** One line per problem, each enough on its own to act on. */
+  readonly problems: readonly string[];
+  /** Bytes hashed, for progress. */
+  readonly bytes: number;
+}
+
+/**
+ * Check one recording directory against its checksum file and signature:
+ * every listed file recomputed, the signature checked with the certificate's
+ * public key, anything present but not listed reported. Never trusts the
+ * metadata: the checksum file and the certificate are the only inputs.
+ */
+export async function verifyRecording(dir: string, certificatePem: string): Promise<RecordingVerification> {
+  const cert = new X509Certificate(certificatePem);
+  const problems: string[] = [];
+  const entries = await readdir(dir, { withFileTypes: true });
+  const present = new Map(entries.map((e) => [e.name, e.isFile()]));
+  const sums = entries.filter((e) => e.isFile() && e.name.endsWith('.sha256')).map((e) => e.name);
+  const recordingId = idFrom(sums[0]) ?? idFrom(entries.find((e) => e.name.endsWith('.json'))?.name);
+  if (sums.length !== 1) {
+    problems.push(sums.length ? `more than one checksum file: ${sums.join(', ')}` : 'no checksum file (*.sha256): the recording was never sealed, or it was removed');
+    return { dir, recordingId, ok: false, checksumFile: null, signature: 'MISSING', files: [...present.keys()].sort().map((name) => ({ name, status: 'UNLISTED' })), problems, bytes: 0 };
+  }
+  const checksumFile = sums[0]!;
+  const checksumBytes = await readFile(path.join(dir, checksumFile));
+  let listed: ChecksumEntry[] = [];
+  try {
+    listed = parseChecksums(checksumBytes.toString('utf8'));
+  } catch (err) {
+    if (!(err instanceof ChecksumFormatError)) throw err;
+    problems.push(`${checksumFile} is malformed: ${err.message}`);
+  }
+
+  const sigName = checksumFile + SIGNATURE_SUFFIX;
+  let signature: SignatureStatus = 'MISSING';
+  if (present.get(sigName)) {
+    try {
+      const sig = parseSignature(await readFile(path.join(dir, sigName), 'utf8'));
+      signature = rsaVerify('sha256', checksumBytes, cert.publicKey, sig) ? 'OK' : 'BAD';
+    } catch (err) {
+      if (!(err instanceof ChecksumFormatError)) throw err;
+      signature = 'BAD';
+    }
+    if (signature === 'BAD') problems.push(`${sigName}: signature does not verify for ${checksumFile} with certificate ${cert.subject} (SHA-256 ${cert.fingerprint256})`);
+  } else {
+    problems.push(`${sigName}: signature file missing`);
+  }
+
+  const files: FileVerification[] = [];
+  let bytes = 0;
+  for (const { name, sha256 } of listed) {
+    if (!present.get(name)) {
+      files.push({ name, status: 'MISSING' });
+      problems.push(`${name}: MISSING (listed in ${checksumFile})`);
+      continue;
+    }
+    const actual = hashFile({ path: path.join(dir, name) });
+    bytes += actual.bytes;
+    const status = actual.sha256 === sha256 ? 'OK' : 'MODIFIED';
+    files.push({ name, status });
+    if (status === 'MODIFIED') problems.push(`${name}: MODIFIED (SHA-256 ${actual.sha256}, checksum file says ${sha256})`);
+  }
+  const known = new Set([checksumFile, sigName, ...listed.map((e) => e.name)]);
+  for (const name of [...present.keys()].sort()) {
+    if (known.has(name)) continue;
+    files.push({ name, status: 'UNLISTED' });
+    problems.push(`${name}: UNLISTED (present but not in ${checksumFile})`);
+  }
+  return { dir, recordingId, ok: problems.length === 0, checksumFile, signature, files, problems, bytes };
+}
+
+function idFrom(name: string | undefined): string | null {
+  const id = name?.split('.')[0];
+  return id && isRecordingId(id) ? id : null;
+}
+
+/** Every recording directory under `root` (one holding a checksum file or recording metadata), sorted. */
+export async function findRecordingDirs(root: string): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true });
+    if (entries.some((e) => e.isFile() && (e.name.endsWith('.sha256') || (e.name.endsWith('.json') && idFrom(e.name))))) found.push(dir);
+    for (const e of entries) if (e.isDirectory()) await walk(path.join(dir, e.name));
+  };
+  await walk(root);
+  return found.sort();
+}
