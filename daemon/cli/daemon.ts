@@ -22,36 +22,44 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
       overrides: { dataDir: args['data-dir'], controlListen: args['control-listen'], metricsListen: args['metrics-listen'] },
       log,
     });
+    // Signals are handled from the first moment: a SIGTERM during start-up
+    // (crash recovery, resealing) waits for start to finish, then stops cleanly.
+    let stopping = false;
+    const started = daemon.start();
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down: finishing active recordings');
+      // A failed start exits 1 on its own path below.
+      void started.then(
+        () =>
+          daemon.stop().then(
+            () => {
+              log.info('callvault stopped');
+              log.flush();
+              setTimeout(() => process.exit(0), 50);
+            },
+            (err: Error) => {
+              log.error({ err: err.message }, 'unclean shutdown');
+              log.flush();
+              setTimeout(() => process.exit(1), 50);
+            },
+          ),
+        () => undefined,
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    // SIGHUP's default action would kill the process; before start completes there is nothing to reload.
+    process.on('SIGHUP', () => void started.then(() => daemon.reload(), () => undefined));
     try {
-      await daemon.start();
+      await started;
     } catch (err) {
       log.fatal({ err: (err as Error).message }, 'callvault could not start');
       log.flush();
       process.exitCode = 1;
       await daemon.stop().catch(() => undefined);
       setTimeout(() => process.exit(1), 100).unref();
-      return;
     }
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, 'shutting down: finishing active recordings');
-      daemon.stop().then(
-        () => {
-          log.info('callvault stopped');
-          log.flush();
-          setTimeout(() => process.exit(0), 50);
-        },
-        (err: Error) => {
-          log.error({ err: err.message }, 'unclean shutdown');
-          log.flush();
-          setTimeout(() => process.exit(1), 50);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => daemon.reload());
   },
 };

@@ -62,7 +62,7 @@ export class DaemonProcess {
     const ready = await Promise.race([
       d.waitFor((l) => l.msg === 'control API listening', 20_000),
       d.exited.then((code) => {
-        throw new Error(`daemon exited with ${code}: ${d.logs.map((l) => l.msg).join(' | ')}`);
+        throw new Error(`daemon exited with ${code}: ${d.logs.map((l) => (l.err ? `${l.msg}: ${String(l.err)}` : l.msg)).join(' | ')}`);
       }),
     ]);
     d.controlUrl = `http://${ready.control as string}`;
