@@ -8,12 +8,18 @@ import { MediaIngest } from './ingest/MediaIngest.js';
 import { EXAMPLE_PASSPHRASE, resolvePassphrase } from './keys/passphrase.js';
 import { SigningIdentity } from './keys/SigningIdentity.js';
 import type { Logger } from './log.js';
+import { Metrics } from './metrics/Metrics.js';
+import { MetricsServer } from './metrics/MetricsServer.js';
 import { Recorder } from './record/Recorder.js';
 import { recordingDir } from './record/recordingId.js';
 import { recoverInterrupted } from './record/recovery.js';
 import { Sealer } from './seal/Sealer.js';
 import { WorkerPool } from './seal/WorkerPool.js';
 import { entryFromMetadata, RecordingIndex } from './store/RecordingIndex.js';
+import { VERSION } from './version.js';
+
+/** SIGHUPs closer together than this are one reload. */
+const RELOAD_COALESCE_MS = 200;
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -34,6 +40,10 @@ export class Daemon {
   private ingest: MediaIngest | undefined;
   private recorder: Recorder | undefined;
   private control: ControlServer | undefined;
+  private metrics: Metrics | undefined;
+  private metricsServer: MetricsServer | undefined;
+  private reloadTimer: NodeJS.Timeout | undefined;
+  private reloadRequests = 0;
 
   constructor(private readonly opts: DaemonOptions) {}
 
@@ -47,12 +57,15 @@ export class Daemon {
     const { dataDir } = this.config;
     log.level = this.config.logging.level;
     await mkdir(dataDir, { recursive: true, mode: 0o750 });
-    log.info({ version: process.env.npm_package_version, config: this.opts.configFile, dataDir }, 'callvault starting');
+    log.info({ version: VERSION, node: process.version, pid: process.pid, config: this.opts.configFile, dataDir }, 'callvault starting');
+    this.metrics = new Metrics(dataDir, VERSION);
 
     const identity = await this.openIdentity();
     this.index = RecordingIndex.open(dataDir);
     this.pool = new WorkerPool(this.config.pool.threads);
     this.sealer = new Sealer(dataDir, this.pool, identity, this.index, log);
+    this.metrics.observePool(this.pool);
+    this.metrics.observeSealer(this.sealer);
 
     const recovered = await recoverInterrupted(dataDir, log);
     for (const meta of recovered) {
@@ -64,6 +77,7 @@ export class Daemon {
     const { token, source, file } = await resolveControlToken(this.config);
     this.ingest = await MediaIngest.create(this.config.media, log);
     this.recorder = new Recorder(this.config, this.ingest, this.index, log);
+    this.metrics.observeRecorder(this.recorder);
     const sealer = this.sealer;
     this.recorder.on('closed', (meta) => void sealer.seal(meta).catch(() => undefined));
     await this.recorder.open();
@@ -72,6 +86,9 @@ export class Daemon {
       this.recorder,
       log,
     );
+    this.metricsServer = new MetricsServer(this.metrics, log);
+    const maddr = await this.metricsServer.listen(parseListen(this.config.metrics.listen));
+    log.info({ metrics: `${maddr.address}:${maddr.port}` }, 'metrics listening');
     const addr = await this.control.listen();
     this.control.setReady(true);
     log.info({ control: `${addr.address}:${addr.port}`, tokenSource: source, tokenFile: file }, 'control API listening');
@@ -93,26 +110,40 @@ export class Daemon {
     return identity;
   }
 
+  /** SIGHUP: reload soon; a burst of signals is one reload. */
+  requestReload(): void {
+    this.reloadRequests++;
+    this.reloadTimer ??= setTimeout(() => {
+      this.reloadTimer = undefined;
+      const signals = this.reloadRequests;
+      this.reloadRequests = 0;
+      this.reload(signals);
+    }, RELOAD_COALESCE_MS);
+  }
+
   /** Re-read the config; keep the old one if the new one is invalid. */
-  reload(): void {
+  private reload(signals: number): void {
     const { log } = this.opts;
     let next: Config;
     try {
       next = loadConfig(this.opts.configFile, this.opts.overrides);
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
+      this.metrics?.configLoaded(false);
+      log.error({ err: (err as Error).message, signals }, 'config reload failed; keeping the running config');
       return;
     }
     const needRestart: string[] = [];
     if (next.dataDir !== this.config.dataDir) needRestart.push('dataDir');
-    for (const key of ['control', 'media', 'signing', 'pool'] as const) {
+    for (const key of ['control', 'metrics', 'media', 'signing', 'pool'] as const) {
       if (JSON.stringify(next[key]) !== JSON.stringify(this.config[key])) needRestart.push(key);
     }
-    const { dataDir, control, media, signing, pool } = this.config;
-    this.config = { ...next, dataDir, control, media, signing, pool };
+    const { dataDir, control, metrics, media, signing, pool } = this.config;
+    this.config = { ...next, dataDir, control, metrics, media, signing, pool };
     log.level = this.config.logging.level;
     this.recorder?.reconfigure(this.config);
-    log.info({ needRestart }, 'config reloaded');
+    this.metrics?.configLoaded(true);
+    if (needRestart.length) log.warn({ needRestart, signals }, 'config reloaded; these sections changed but keep their old values until a restart');
+    else log.info({ signals }, 'config reloaded');
   }
 
   /** Stop taking calls, close and seal every recording, stop the pool and mediasoup. */
@@ -122,7 +153,9 @@ export class Daemon {
     await this.sealer?.drain();
     await this.pool?.close();
     await this.ingest?.close();
+    clearTimeout(this.reloadTimer);
     await this.control?.close();
+    await this.metricsServer?.close();
     await this.index?.close();
   }
 }

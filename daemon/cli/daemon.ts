@@ -51,7 +51,7 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     // SIGHUP's default action would kill the process; before start completes there is nothing to reload.
-    process.on('SIGHUP', () => void started.then(() => daemon.reload(), () => undefined));
+    process.on('SIGHUP', () => void started.then(() => daemon.requestReload(), () => undefined));
     try {
       await started;
     } catch (err) {

@@ -48,8 +48,17 @@ export interface RecordingStatus {
 }
 
 export interface RecorderEvents {
+  started: [RecordingMetadata];
+  /** A call-start request refused: the error's code (CALL_LIMIT, LOW_DISK, …). */
+  rejected: [string];
   /** Files are closed, metadata final, index says `finalizing`: ready to seal. */
   closed: [RecordingMetadata];
+}
+
+/** Counters of the calls being recorded now, read at scrape time. */
+export interface LiveTotals {
+  readonly bytesWritten: number;
+  readonly legs: Record<LegRole, { received: number; late: number; duplicate: number }>;
 }
 
 interface ActiveCall {
@@ -102,6 +111,15 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   }
 
   async startCall(req: StartCallRequest): Promise<StartCallAnswer> {
+    try {
+      return await this.admitAndStart(req);
+    } catch (err) {
+      this.emit('rejected', err instanceof ApiError ? err.code : 'INTERNAL');
+      throw err;
+    }
+  }
+
+  private async admitAndStart(req: StartCallRequest): Promise<StartCallAnswer> {
     if (!this.accepting) throw new ApiError(503, 'SHUTTING_DOWN', 'callvault is shutting down');
     if (this.active.has(req.callId) || this.starting.has(req.callId)) {
       throw new ApiError(409, 'DUPLICATE_CALL', `call ${req.callId} is already being recorded`, { callId: req.callId });
@@ -140,6 +158,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       this.active.set(req.callId, { recording, legs });
       // Acknowledged only once the index holds it durably.
       await this.index.put(entryFromMetadata(recording.meta, path.relative(dataDir, recording.dir), 'recording'));
+      this.emit('started', recording.meta);
       this.log.info({ callId: req.callId, recordingId, direction: req.direction, codec: req.codec, ports: [legs.caller.port, legs.callee.port] }, 'call recording started');
       const ip = this.ingest.announcedIp;
       return {
@@ -185,6 +204,21 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       error: entry.error,
       metadata: meta,
     };
+  }
+
+  liveTotals(): LiveTotals {
+    const legs = { caller: { received: 0, late: 0, duplicate: 0 }, callee: { received: 0, late: 0, duplicate: 0 } };
+    let bytesWritten = 0;
+    for (const { recording } of this.active.values()) {
+      bytesWritten += recording.bytesWritten;
+      for (const role of ROLES) {
+        const st = recording.legs[role].stats;
+        legs[role].received += st.received;
+        legs[role].late += st.late;
+        legs[role].duplicate += st.duplicate;
+      }
+    }
+    return { bytesWritten, legs };
   }
 
   /** Refuse new calls, end every active one, wait until all files are closed. */

@@ -98,6 +98,11 @@ export class Recording {
     return this.meta.recordingId;
   }
 
+  /** Audio bytes handed to the writers so far, all files together. */
+  get bytesWritten(): number {
+    return this.outputs.reduce((sum, o) => sum + o.writer.dataBytes, 0);
+  }
+
   /** Call-clock position of `mono` (a performance.now() value), in samples. */
   clock(mono: number = performance.now()): number {
     return Math.floor((mono - this.startMono) * 8);

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { SealError } from '../errors.js';
 import { writeFileDurably } from '../fsutil.js';
@@ -8,6 +9,11 @@ import { recordingDir } from '../record/recordingId.js';
 import type { RecordingIndex } from '../store/RecordingIndex.js';
 import { checksumFileName, formatChecksums, formatSignature, signatureFileName, type ChecksumEntry } from './checksumFile.js';
 import type { WorkerPool } from './WorkerPool.js';
+
+export interface SealerEvents {
+  sealed: [SealResult];
+  failed: [string];
+}
 
 export interface SealResult {
   readonly recordingId: string;
@@ -27,7 +33,7 @@ export function sealedFileNames(meta: RecordingMetadata): string[] {
  * Both files are written atomically, so a crash leaves a recording unsealed
  * (and sealed again at the next start), never half-sealed.
  */
-export class Sealer {
+export class Sealer extends EventEmitter<SealerEvents> {
   private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(
@@ -36,7 +42,9 @@ export class Sealer {
     private readonly identity: SigningIdentity,
     private readonly index: RecordingIndex,
     private readonly log: Logger,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Seal one recording; failures are logged and recorded in the index, and rejected. */
   seal(meta: RecordingMetadata): Promise<SealResult> {
@@ -89,11 +97,13 @@ export class Sealer {
       await this.index.update(id, { state: 'sealed', sealedAt: new Date().toISOString(), error: null });
       const result = { recordingId: id, files, bytes: hashes.reduce((s, h) => s + h.bytes, 0), ms: performance.now() - t0 };
       this.log.info({ recordingId: id, callId: meta.callId, files: files.length, bytes: result.bytes, sealMs: Math.round(result.ms) }, 'recording sealed');
+      this.emit('sealed', result);
       return result;
     } catch (err) {
       const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `file missing: ${(err as Error).message}` : (err as Error).message;
       this.log.error({ recordingId: id, callId: meta.callId, err: reason }, 'cannot seal recording');
       await this.index.update(id, { state: 'failed', error: `seal failed: ${reason}` }).catch(() => undefined);
+      this.emit('failed', id);
       throw new SealError('SEAL_FAILED', `cannot seal recording ${id}: ${reason}`, { recordingId: id }, { cause: err });
     }
   }

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
@@ -26,13 +27,19 @@ interface SignRequest {
  * The Piscina pool that does the CPU-heavy part of sealing off the main
  * thread, so hashing a 10-hour call never delays a packet of a live one.
  */
-export class WorkerPool {
+export interface WorkerPoolEvents {
+  /** A task finished (or failed) after `seconds` from submission, queueing included. */
+  task: [TaskKind, number];
+}
+
+export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   private readonly pool: Piscina;
   private readonly signQueue: SignRequest[] = [];
   private signTasksInFlight = 0;
   private signDispatchScheduled = false;
 
   constructor(threads: number | 'auto') {
+    super();
     const n = threads === 'auto' ? availableParallelism() : threads;
     this.pool = new Piscina({ minThreads: n, maxThreads: n, idleTimeout: 60_000 });
   }
@@ -48,7 +55,7 @@ export class WorkerPool {
 
   hashFile(path: string): Promise<HashFileResult> {
     const task: HashFileTask = { path };
-    return this.pool.run(task, { filename: TASKS.hashFile });
+    return this.timed('hashFile', this.pool.run(task, { filename: TASKS.hashFile }) as Promise<HashFileResult>);
   }
 
   /**
@@ -86,7 +93,7 @@ export class WorkerPool {
       const batch = this.signQueue.splice(0, n);
       const task: SignTask = { data: batch.map((r) => r.data), key };
       this.signTasksInFlight++;
-      (this.pool.run(task, { filename: TASKS.sign }) as Promise<Uint8Array[]>)
+      this.timed('sign', this.pool.run(task, { filename: TASKS.sign }) as Promise<Uint8Array[]>)
         .then(
           (sigs) => batch.forEach((r, i) => r.resolve(sigs[i]!)),
           (err: unknown) => batch.forEach((r) => r.reject(err)),
@@ -96,6 +103,15 @@ export class WorkerPool {
           this.scheduleSignDispatch();
         });
     }
+  }
+
+  private timed<T>(kind: TaskKind, run: Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    void run.then(
+      () => this.emit('task', kind, (performance.now() - t0) / 1000),
+      () => this.emit('task', kind, (performance.now() - t0) / 1000),
+    );
+    return run;
   }
 
   /** Let queued tasks finish, then stop the threads. */

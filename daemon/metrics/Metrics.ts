@@ -1,0 +1,132 @@
+import { statfs } from 'node:fs/promises';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LegRole } from '../ingest/LegSource.js';
+import type { Recorder } from '../record/Recorder.js';
+import type { Sealer } from '../seal/Sealer.js';
+import type { WorkerPool } from '../seal/WorkerPool.js';
+
+const ROLES: readonly LegRole[] = ['caller', 'callee'];
+type RtpCounter = 'received' | 'lost' | 'late' | 'duplicate';
+
+/**
+ * Every metric callvault exports (README "Metrics" lists them). Prometheus
+ * naming: `callvault_` prefix, base units, `_total` counters. Hot-path counts
+ * (packets, bytes) are plain numbers read at scrape time, never per-packet
+ * metric updates.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  /** Totals of finished calls; live calls are added at scrape time. */
+  private readonly finished = {
+    bytesWritten: 0,
+    legs: Object.fromEntries(ROLES.map((r) => [r, { received: 0, lost: 0, late: 0, duplicate: 0 }])) as Record<LegRole, Record<RtpCounter, number>>,
+  };
+  private readonly reloadOk: Gauge;
+  private readonly reloadTime: Gauge;
+
+  constructor(dataDir: string, version: string) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({ name: 'callvault_build_info', help: 'Always 1; the version is a label.', labelNames: ['version'], registers }).set({ version }, 1);
+    new Gauge({
+      name: 'callvault_data_dir_free_bytes',
+      help: 'Free bytes for unprivileged users in the data directory file system.',
+      registers,
+      async collect() {
+        const fs = await statfs(dataDir);
+        this.set(fs.bavail * fs.bsize);
+      },
+    });
+    this.reloadOk = new Gauge({ name: 'callvault_config_last_reload_successful', help: 'Whether the last configuration reload (start or SIGHUP) succeeded.', registers });
+    this.reloadTime = new Gauge({ name: 'callvault_config_last_reload_success_timestamp_seconds', help: 'Unix time of the last successful configuration load.', registers });
+    this.configLoaded(true);
+  }
+
+  configLoaded(ok: boolean): void {
+    this.reloadOk.set(ok ? 1 : 0);
+    if (ok) this.reloadTime.set(Date.now() / 1000);
+  }
+
+  observeRecorder(recorder: Recorder): void {
+    const registers = [this.registry];
+    const finished = this.finished;
+    new Gauge({ name: 'callvault_active_calls', help: 'Calls being recorded now.', registers, collect() { this.set(recorder.activeCalls); } });
+    const started = new Counter({ name: 'callvault_calls_started_total', help: 'Calls admitted for recording.', registers });
+    const rejected = new Counter({ name: 'callvault_calls_rejected_total', help: 'Call-start requests refused, by reason (CALL_LIMIT, LOW_DISK, SHUTTING_DOWN, DUPLICATE_CALL, …).', labelNames: ['reason'], registers });
+    const recorded = new Counter({ name: 'callvault_calls_recorded_total', help: 'Recordings closed, by end reason.', labelNames: ['end_reason'], registers });
+    const rtp = (what: RtpCounter, help: string, live: boolean) =>
+      new Counter({
+        name: `callvault_rtp_packets_${what}_total`,
+        help,
+        labelNames: ['leg'],
+        registers,
+        collect() {
+          const now = live ? recorder.liveTotals().legs : undefined;
+          this.reset();
+          for (const leg of ROLES) this.inc({ leg }, finished.legs[leg][what] + (now ? now[leg][what as Exclude<RtpCounter, 'lost'>] : 0));
+        },
+      });
+    rtp('received', 'RTP packets placed on a call timeline, by leg (caller, callee).', true);
+    rtp('late', 'RTP packets that arrived after their place was written (beyond the jitter buffer).', true);
+    rtp('duplicate', 'Duplicate RTP packets dropped.', true);
+    rtp('lost', 'RTP packets never received (sequence gaps), counted when a call ends.', false);
+    new Counter({
+      name: 'callvault_recording_bytes_written_total',
+      help: 'Audio bytes written to recording files.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(finished.bytesWritten + recorder.liveTotals().bytesWritten);
+      },
+    });
+    const jitter = new Histogram({
+      name: 'callvault_rtp_jitter_seconds',
+      help: 'Interarrival jitter (RFC 3550) of each leg at the end of its call.',
+      labelNames: ['leg'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16],
+      registers,
+    });
+    recorder.on('started', () => started.inc());
+    recorder.on('rejected', (reason) => rejected.inc({ reason }));
+    recorder.on('closed', (meta) => {
+      recorded.inc({ end_reason: meta.endReason ?? 'unknown' });
+      for (const f of meta.files) finished.bytesWritten += f.dataBytes;
+      for (const leg of ROLES) {
+        const l = meta.legs[leg];
+        for (const what of ['received', 'lost', 'late', 'duplicate'] as const) finished.legs[leg][what] += l[what];
+        if (l.received > 0) jitter.observe({ leg }, l.jitter / 8000);
+      }
+    });
+  }
+
+  observeSealer(sealer: Sealer): void {
+    const registers = [this.registry];
+    const sealed = new Counter({ name: 'callvault_recordings_sealed_total', help: 'Recordings sealed (checksum file and signature written).', registers });
+    const failed = new Counter({ name: 'callvault_recordings_seal_failed_total', help: 'Recordings that could not be sealed.', registers });
+    const latency = new Histogram({
+      name: 'callvault_seal_duration_seconds',
+      help: 'Time to seal a recording once its files are closed: hashing, checksum file, signature, index.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    sealer.on('sealed', (r) => {
+      sealed.inc();
+      latency.observe(r.ms / 1000);
+    });
+    sealer.on('failed', () => failed.inc());
+  }
+
+  observePool(pool: WorkerPool): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'callvault_pool_queue_depth', help: 'Tasks waiting for a free worker thread.', registers, collect() { this.set(pool.queueSize); } });
+    new Gauge({ name: 'callvault_pool_threads', help: 'Worker threads in the sealing pool.', registers }).set(pool.threads);
+    const tasks = new Histogram({
+      name: 'callvault_pool_task_duration_seconds',
+      help: 'Pool task latency from submission to result, queueing included, by task kind.',
+      labelNames: ['task'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    pool.on('task', (task, seconds) => tasks.observe({ task }, seconds));
+  }
+}
