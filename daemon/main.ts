@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { certCommand } from './cli/cert.js';
+import { configCommand } from './cli/config.js';
 import { daemonCommand } from './cli/daemon.js';
 import { verifyCommand } from './cli/verify.js';
 
@@ -10,6 +11,7 @@ await yargs(hideBin(process.argv))
   .command(daemonCommand)
   .command(verifyCommand)
   .command(certCommand)
+  .command(configCommand)
   .demandCommand(1, 'name a command')
   .strict()
   .help()

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { parseConfigText, loadConfig } from '../daemon/config/load.js';
 import { ConfigError } from '../daemon/errors.js';
-import { ROOT } from './support/daemon.js';
+import { MAIN, ROOT } from './support/daemon.js';
 
 function problems(yaml: string): string[] {
   try {
@@ -51,4 +54,20 @@ test('command-line overrides win over the file', () => {
   assert.equal(c.dataDir, path.resolve('x'));
   assert.equal(c.control.listen, '[::1]:9');
   assert.equal(c.control.token, 'abcdefghijklmnopq');
+});
+
+test('callvault config check: 0 for the example, 1 with path, value, allowed values and line for a bad file', async () => {
+  const check = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'config', 'check', ...args], { encoding: 'utf8' });
+  const ok = check(path.join(ROOT, 'config/callvault.example.yaml'));
+  assert.equal(ok.status, 0, ok.stderr);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cv-check-'));
+  const bad = path.join(dir, 'bad.yaml');
+  await writeFile(bad, 'logging:\n  level: info\nmedia:\n  portMin: 70000\nsigning:\n  keyBits: 1024\n');
+  const r = check(bad);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /line 4: media\.portMin: 70000 is too large; allowed: integer in \[1024, 65535\]/);
+  assert.match(r.stderr, /line 6: signing\.keyBits: got 1024; allowed: one of 2048, 3072, 4096/);
+  const j = JSON.parse(check(bad, '--json').stdout);
+  assert.equal(j.ok, false);
+  assert.deepEqual(j.problems.map((p: { path: string; line: number }) => `${p.path}@${p.line}`), ['media.portMin@4', 'signing.keyBits@6']);
 });
