@@ -10,7 +10,7 @@ say() { printf '[setup] %s\n' "$*"; }
 # Runtime libraries of a worker built here, tools the tests verify with, and
 # ffmpeg (an RTP sender we did not write, for the interop test).
 source scripts/lib.sh
-ensure_debian_packages setup openssl perl ffmpeg libssl3 libuv1 libsrtp2-1 libusrsctp2
+ensure_debian_packages setup openssl perl ffmpeg libssl3 libuv1 libsrtp2-1 libusrsctp2 systemd
 
 # npm ci only when package-lock.json changed since the last install. The
 # mediasoup postinstall is deferred to our installer (which still tries
