@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import { parseListen, type Config } from './config/Config.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { ControlServer } from './control/ControlServer.js';
@@ -11,7 +10,6 @@ import type { Logger } from './log.js';
 import { Metrics } from './metrics/Metrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
 import { Recorder } from './record/Recorder.js';
-import { recordingDir } from './record/recordingId.js';
 import { recoverInterrupted } from './record/recovery.js';
 import { Sealer } from './seal/Sealer.js';
 import { WorkerPool } from './seal/WorkerPool.js';
@@ -69,7 +67,7 @@ export class Daemon {
 
     const recovered = await recoverInterrupted(dataDir, log);
     for (const meta of recovered) {
-      await this.index.put(entryFromMetadata(meta, path.relative(dataDir, recordingDir(dataDir, meta.recordingId)), 'finalizing'));
+      await this.index.put(entryFromMetadata(meta, dataDir, 'finalizing'));
     }
     if (recovered.length) log.warn({ count: recovered.length }, 'recordings recovered after a crash');
     const pending = this.sealer.sealPending();

@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     await mkdir(dir, { recursive: true });
     const meta = await writeCall(dir, id);
     const wavBytes = meta.files[0]!.dataBytes + WAV_HEADER_BYTES;
-    await index.put(entryFromMetadata(meta, path.relative(dataDir, dir), 'finalizing'));
+    await index.put(entryFromMetadata(meta, dataDir, 'finalizing'));
 
     const raw = rawSha256MBps();
     const hashMs: number[] = [];

@@ -7,7 +7,7 @@ import type { LegRole, LegSource, LegTransportReport } from '../ingest/LegSource
 import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { Logger } from '../log.js';
 import { entryFromMetadata, type IndexState, type RecordingIndex } from '../store/RecordingIndex.js';
-import { readMetadata, type EndReason, type RecordingMetadata } from './metadata.js';
+import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata } from './metadata.js';
 import { activeDir, activeMarker } from './recovery.js';
 import { isRecordingId, newRecordingId } from './recordingId.js';
 import { Recording, ROLES, type CallInfo } from './Recording.js';
@@ -154,10 +154,11 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         payloadKinds: this.ingest.payloadKinds(req.codec),
         jitterBufferMs: media.jitterBufferMs,
       });
+      // Acknowledged only once the index holds it durably; a failed write leaves
+      // no half-started call behind (the active marker lets the next start close the files).
+      await this.index.put(entryFromMetadata(recording.meta, dataDir, 'recording'));
       for (const role of ROLES) legs[role].on('packet', (p) => recording.push(role, p));
       this.active.set(req.callId, { recording, legs });
-      // Acknowledged only once the index holds it durably.
-      await this.index.put(entryFromMetadata(recording.meta, path.relative(dataDir, recording.dir), 'recording'));
       this.emit('started', recording.meta);
       this.log.info({ callId: req.callId, recordingId, direction: req.direction, codec: req.codec, ports: [legs.caller.port, legs.callee.port] }, 'call recording started');
       const ip = this.ingest.announcedIp;
@@ -199,7 +200,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       callId: entry.callId,
       state,
       dir,
-      files: meta ? [...meta.files.map((f) => f.name), `${recordingId}.json`] : [],
+      files: meta ? recordingFileNames(meta) : [],
       sealedAt: entry.sealedAt,
       error: entry.error,
       metadata: meta,

@@ -47,8 +47,17 @@ export interface RecordingMetadata {
   files: FileMetadata[];
 }
 
+function metadataFileName(recordingId: string): string {
+  return `${recordingId}.json`;
+}
+
 export function metadataPath(dir: string, recordingId: string): string {
-  return path.join(dir, `${recordingId}.json`);
+  return path.join(dir, metadataFileName(recordingId));
+}
+
+/** Every file a recording consists of, audio then metadata: what is listed, sealed and verified. */
+export function recordingFileNames(meta: RecordingMetadata): string[] {
+  return [...meta.files.map((f) => f.name), metadataFileName(meta.recordingId)];
 }
 
 /** Atomic and durable: a reader sees the old or the new file, never half of one. */

@@ -4,7 +4,7 @@ import { SealError } from '../errors.js';
 import { writeFileDurably } from '../fsutil.js';
 import type { SigningIdentity } from '../keys/SigningIdentity.js';
 import type { Logger } from '../log.js';
-import { metadataPath, readMetadata, type RecordingMetadata } from '../record/metadata.js';
+import { readMetadata, recordingFileNames, type RecordingMetadata } from '../record/metadata.js';
 import { recordingDir } from '../record/recordingId.js';
 import type { RecordingIndex } from '../store/RecordingIndex.js';
 import { checksumFileName, formatChecksums, formatSignature, signatureFileName, type ChecksumEntry } from './checksumFile.js';
@@ -20,11 +20,6 @@ export interface SealResult {
   readonly files: readonly ChecksumEntry[];
   readonly bytes: number;
   readonly ms: number;
-}
-
-/** Every file a recording consists of before sealing: its audio and its metadata. */
-export function sealedFileNames(meta: RecordingMetadata): string[] {
-  return [...meta.files.map((f) => f.name), path.basename(metadataPath('', meta.recordingId))];
 }
 
 /**
@@ -87,7 +82,7 @@ export class Sealer extends EventEmitter<SealerEvents> {
     const id = meta.recordingId;
     const dir = recordingDir(this.dataDir, id);
     try {
-      const names = sealedFileNames(meta);
+      const names = recordingFileNames(meta);
       const hashes = await Promise.all(names.map((name) => this.pool.hashFile(path.join(dir, name))));
       const files = names.map((name, i) => ({ name, sha256: hashes[i]!.sha256 }));
       const checksums = formatChecksums(files);

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { RecordingMetadata } from '../record/metadata.js';
+import { recordingDir } from '../record/recordingId.js';
 
 export type IndexState = 'recording' | 'finalizing' | 'sealed' | 'encrypted' | 'uploaded' | 'failed' | 'deleted';
 
@@ -24,12 +25,12 @@ export interface IndexEntry {
 export type IndexPatch = Partial<Omit<IndexEntry, 'recordingId' | 'callId' | 'dir' | 'startedAt' | 'updatedAt'>>;
 
 /** The index entry a recording's metadata implies (at start, after crash recovery, on rebuild). */
-export function entryFromMetadata(meta: RecordingMetadata, dir: string, state: IndexState): Omit<IndexEntry, 'updatedAt'> {
+export function entryFromMetadata(meta: RecordingMetadata, dataDir: string, state: IndexState): Omit<IndexEntry, 'updatedAt'> {
   return {
     recordingId: meta.recordingId,
     callId: meta.callId,
     state,
-    dir,
+    dir: path.relative(dataDir, recordingDir(dataDir, meta.recordingId)),
     startedAt: meta.startedAt,
     endedAt: meta.endedAt,
     durationMs: meta.durationMs,
