@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { parseListen, type Config } from './config/Config.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
+import { ConfigError } from './errors.js';
 import { ControlServer } from './control/ControlServer.js';
 import { resolveControlToken } from './control/token.js';
 import { MediaIngest } from './ingest/MediaIngest.js';
@@ -11,7 +12,9 @@ import { Metrics } from './metrics/Metrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
 import { Recorder } from './record/Recorder.js';
 import { recoverInterrupted } from './record/recovery.js';
+import { ProfileSet } from './record/profiles.js';
 import { Sealer } from './seal/Sealer.js';
+import { Uploader } from './upload/Uploader.js';
 import { WorkerPool } from './seal/WorkerPool.js';
 import { entryFromMetadata, RecordingIndex } from './store/RecordingIndex.js';
 import { VERSION } from './version.js';
@@ -35,6 +38,7 @@ export class Daemon {
   private index: RecordingIndex | undefined;
   private pool: WorkerPool | undefined;
   private sealer: Sealer | undefined;
+  private uploader: Uploader | undefined;
   private ingest: MediaIngest | undefined;
   private recorder: Recorder | undefined;
   private control: ControlServer | undefined;
@@ -51,7 +55,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { log } = this.opts;
-    this.config = loadConfig(this.opts.configFile, this.opts.overrides);
+    this.config = this.load();
     const { dataDir } = this.config;
     log.level = this.config.logging.level;
     await mkdir(dataDir, { recursive: true, mode: 0o750 });
@@ -62,8 +66,15 @@ export class Daemon {
     this.index = RecordingIndex.open(dataDir);
     this.pool = new WorkerPool(this.config.pool.threads);
     this.sealer = new Sealer(dataDir, this.pool, identity, this.index, log);
+    this.uploader = new Uploader(dataDir, this.index, this.pool, log);
+    this.uploader.configure(this.config.storage);
     this.metrics.observePool(this.pool);
     this.metrics.observeSealer(this.sealer);
+    this.metrics.observeUploader(this.uploader);
+    const uploader = this.uploader;
+    this.sealer.on('sealed', (r) => uploader.enqueue(r.recordingId, r.storage));
+    const queuedUploads = uploader.resume();
+    if (queuedUploads) log.info({ count: queuedUploads }, 'resuming uploads left by the previous run');
 
     const recovered = await recoverInterrupted(dataDir, log);
     for (const meta of recovered) {
@@ -92,6 +103,20 @@ export class Daemon {
     log.info({ control: `${addr.address}:${addr.port}`, tokenSource: source, tokenFile: file }, 'control API listening');
     const resealed = await pending;
     if (resealed) log.info({ count: resealed }, 'sealed recordings left unsealed by the previous run');
+  }
+
+  /** The config file plus what this build can honour; throws ConfigError. */
+  private load(): Config {
+    const config = loadConfig(this.opts.configFile, this.opts.overrides);
+    const encrypting = ProfileSet.compile(config).profiles.encrypting;
+    if (encrypting.length) {
+      // Fail closed: recording such calls in the clear would break the profile's promise.
+      throw new ConfigError(
+        this.opts.configFile,
+        encrypting.map((name) => ({ path: 'profiles', message: `profile ${name} sets encryption: true, which this build cannot do yet; recordings would be stored unencrypted` })),
+      );
+    }
+    return config;
   }
 
   private async openIdentity(): Promise<SigningIdentity> {
@@ -124,7 +149,7 @@ export class Daemon {
     const { log } = this.opts;
     let next: Config;
     try {
-      next = loadConfig(this.opts.configFile, this.opts.overrides);
+      next = this.load();
     } catch (err) {
       this.metrics?.configLoaded(false);
       log.error({ err: (err as Error).message, signals }, 'config reload failed; keeping the running config');
@@ -139,6 +164,7 @@ export class Daemon {
     this.config = { ...next, dataDir, control, metrics, media, signing, pool };
     log.level = this.config.logging.level;
     this.recorder?.reconfigure(this.config);
+    this.uploader?.configure(this.config.storage);
     this.metrics?.configLoaded(true);
     if (needRestart.length) log.warn({ needRestart, signals }, 'config reloaded; these sections changed but keep their old values until a restart');
     else log.info({ signals }, 'config reloaded');
@@ -149,6 +175,7 @@ export class Daemon {
     this.control?.setReady(false);
     await this.recorder?.shutdown();
     await this.sealer?.drain();
+    await this.uploader?.close();
     await this.pool?.close();
     await this.ingest?.close();
     clearTimeout(this.reloadTimer);

@@ -49,7 +49,7 @@ async function writeCall(dir: string, id: string): Promise<RecordingMetadata> {
   await fh.close();
   const leg = { number: '+4930123456', ssrcs: [1], firstPacketMs: 0, nonMediaBytes: 0, received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, jitter: 0 };
   const meta = {
-    format: METADATA_FORMAT, recordingId: id, callId: `bench-${id}`, state: 'closed', recovered: false, direction: 'inbound', codec: 'PCMU', channelMode: 'stereo',
+    format: METADATA_FORMAT, recordingId: id, callId: `bench-${id}`, state: 'closed', recovered: false, direction: 'inbound', codec: 'PCMU', channelMode: 'stereo', profile: { name: 'bench', storage: [], encryption: false, retention: null },
     startedAt: new Date().toISOString(), endedAt: new Date().toISOString(), durationMs: minutes * 60_000, endReason: 'api',
     legs: { caller: leg, callee: leg }, dtmf: [], files: [{ name: `${id}.wav`, legs: ['caller', 'callee'], channels: 2, dataBytes, durationMs: minutes * 60_000 }],
   } as unknown as RecordingMetadata;

@@ -24,6 +24,8 @@ export interface Config {
     readonly minFreeDiskMB: number;
   };
   readonly recording: { readonly channelMode: ChannelMode };
+  readonly profiles: readonly ProfileConfig[];
+  readonly storage: Readonly<Record<string, StorageTargetConfig>>;
   readonly signing: {
     readonly keyBits: 2048 | 3072 | 4096;
     readonly passphrase: string | null;
@@ -34,6 +36,33 @@ export interface Config {
 }
 
 export type ChannelMode = 'stereo' | 'separate' | 'caller' | 'callee';
+export type Direction = 'inbound' | 'outbound' | 'internal';
+
+/** One entry of `profiles`; see config/callvault.schema.json for each key's meaning. */
+export interface ProfileConfig {
+  readonly name: string;
+  readonly match: ProfileMatch;
+  readonly record: boolean;
+  readonly channelMode: ChannelMode | null;
+  readonly storage: readonly string[];
+  readonly encryption: boolean;
+  readonly retention: string | null;
+}
+
+export interface ProfileMatch {
+  readonly direction?: readonly Direction[];
+  readonly numbers?: readonly string[];
+  readonly callerNumbers?: readonly string[];
+  readonly calleeNumbers?: readonly string[];
+  readonly users?: readonly string[];
+  readonly groups?: readonly string[];
+  readonly memberCalls: boolean;
+}
+
+export interface StorageTargetConfig {
+  readonly type: 'directory';
+  readonly path: string;
+}
 
 /** A HOST:PORT listener; IPv6 hosts without brackets. */
 export interface ListenAddress {

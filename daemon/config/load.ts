@@ -4,6 +4,7 @@ import { LineCounter, parseDocument, isScalar, type Document } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { applySchema, configSchema } from './schema.js';
 import type { Config } from './Config.js';
+import { ProfileSet } from '../record/profiles.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/callvault/callvault.yaml';
 
@@ -37,20 +38,24 @@ export function parseConfigText(text: string, file: string): Config {
       doc.errors.map((e) => ({ path: '', line: e.linePos?.[0]?.line, message: `YAML syntax: ${e.message.split('\n')[0]}` })),
     );
   }
+  const located = (problems: ConfigProblem[]) => new ConfigError(file, problems.map((p) => ({ ...p, line: lineOf(doc, lines, p.path) })));
   const { problems, value } = applySchema(configSchema(), doc.toJS());
-  if (problems.length) {
-    throw new ConfigError(
-      file,
-      problems.map((p): ConfigProblem => ({ ...p, line: lineOf(doc, lines, p.path) })),
-    );
-  }
+  if (problems.length) throw located(problems);
   const config = value as Config;
+  const crossProblems = crossCheck(config);
+  if (crossProblems.length) throw located(crossProblems);
+  const base = path.dirname(file);
+  const storage = Object.fromEntries(Object.entries(config.storage).map(([name, t]) => [name, { ...t, path: path.resolve(base, t.path) }]));
+  return { ...config, dataDir: path.resolve(base, config.dataDir), storage };
+}
+
+/** Rules that span keys, which the schema cannot express. */
+function crossCheck(config: Config): ConfigProblem[] {
+  const problems = ProfileSet.compile(config).problems;
   if (config.media.portMin > config.media.portMax) {
-    throw new ConfigError(file, [
-      { path: 'media.portMin', line: lineOf(doc, lines, 'media.portMin'), message: `must not exceed media.portMax (${config.media.portMax})` },
-    ]);
+    problems.push({ path: 'media.portMin', message: `must not exceed media.portMax (${config.media.portMax})` });
   }
-  return { ...config, dataDir: path.resolve(path.dirname(file), config.dataDir) };
+  return problems;
 }
 
 export function loadConfig(file: string, overrides: ConfigOverrides = {}): Config {

@@ -10,7 +10,10 @@ export interface SchemaNode {
   readonly type?: JsonType | readonly JsonType[];
   readonly description?: string;
   readonly properties?: Readonly<Record<string, SchemaNode>>;
-  readonly additionalProperties?: boolean;
+  readonly additionalProperties?: boolean | SchemaNode;
+  readonly propertyNames?: SchemaNode;
+  readonly items?: SchemaNode;
+  readonly minItems?: number;
   readonly required?: readonly string[];
   readonly enum?: readonly unknown[];
   readonly const?: unknown;
@@ -49,6 +52,7 @@ function describeAllowed(node: SchemaNode): string {
   if (node.minimum !== undefined || node.maximum !== undefined) s += ` in [${node.minimum ?? '-inf'}, ${node.maximum ?? 'inf'}]`;
   if (node.pattern) s += ` matching ${node.pattern}`;
   if (node.minLength) s += ` of at least ${node.minLength} characters`;
+  if (node.minItems) s += ` with at least ${node.minItems} item${node.minItems > 1 ? 's' : ''}`;
   return s;
 }
 
@@ -81,30 +85,41 @@ function check(node: SchemaNode, value: unknown, path: string, out: ConfigProble
     if (node.minLength !== undefined && value.length < node.minLength) return bad(`too short (${value.length} characters)`);
     if (node.pattern && !new RegExp(node.pattern).test(value)) return bad(`got ${JSON.stringify(value)}`);
   }
-  if (typeOf(value) === 'object' && node.properties) {
+  if (Array.isArray(value)) {
+    if (node.minItems !== undefined && value.length < node.minItems) return bad(`${value.length} item${value.length === 1 ? '' : 's'}`);
+    if (node.items) value.forEach((item, i) => check(node.items as SchemaNode, item, join(path, String(i)), out));
+  }
+  if (typeOf(value) === 'object') {
     const obj = value as Record<string, unknown>;
     for (const key of node.required ?? []) {
       if (!(key in obj)) out.push({ path: join(path, key), message: 'is required' });
     }
     for (const [key, v] of Object.entries(obj)) {
-      const child = node.properties[key];
+      if (node.propertyNames) check(node.propertyNames, key, join(path, key), out);
+      const child = node.properties?.[key] ?? (typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined);
       if (child) check(child, v, join(path, key), out);
       else if (node.additionalProperties === false) {
-        out.push({ path: join(path, key), message: `unknown key; known keys here: ${Object.keys(node.properties).join(', ')}` });
+        out.push({ path: join(path, key), message: `unknown key; known keys here: ${Object.keys(node.properties ?? {}).join(', ')}` });
       }
     }
   }
 }
 
-/** Fill missing keys from schema defaults, recursively (objects default to {}). */
+/** Fill missing keys from schema defaults, recursively (into array items and map values too). */
 function withDefaults(node: SchemaNode, value: unknown): unknown {
   const v = value === undefined ? structuredClone(node.default) : value;
-  if (node.properties && typeOf(v) === 'object') {
-    const obj = { ...(v as Record<string, unknown>) };
-    for (const [key, child] of Object.entries(node.properties)) obj[key] = withDefaults(child, obj[key]);
-    return obj;
+  if (Array.isArray(v) && node.items) return v.map((item) => withDefaults(node.items as SchemaNode, item));
+  if (typeOf(v) !== 'object') return v;
+  const obj = { ...(v as Record<string, unknown>) };
+  const rest = typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined;
+  for (const key of Object.keys(obj)) {
+    if (rest && !node.properties?.[key]) obj[key] = withDefaults(rest, obj[key]);
   }
-  return v;
+  for (const [key, child] of Object.entries(node.properties ?? {})) {
+    const filled = withDefaults(child, obj[key]);
+    if (filled !== undefined) obj[key] = filled;
+  }
+  return obj;
 }
 
 export function join(path: string, key: string): string {

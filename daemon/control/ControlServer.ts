@@ -80,7 +80,8 @@ export class ControlServer {
       if (collection === 'calls' && id === undefined) {
         allow(req, ['POST']);
         const body = parseStartCall(await readJson(req, this.opts.maxBodyBytes));
-        return send(res, 201, await this.recorder.startCall(body));
+        const answer = await this.recorder.startCall(body);
+        return send(res, answer.recorded ? 201 : 200, answer);
       }
       if (collection === 'calls' && id) {
         allow(req, ['DELETE']);

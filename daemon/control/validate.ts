@@ -3,11 +3,14 @@ import type { StartCallRequest } from '../record/Recorder.js';
 
 export const CODECS = ['PCMU', 'PCMA'] as const;
 const DIRECTIONS = ['inbound', 'outbound', 'internal'] as const;
-const TOP_KEYS = new Set(['callId', 'direction', 'caller', 'callee', 'codec', 'payloadType', 'dtmfPayloadType']);
-const LEG_KEYS = new Set(['number', 'ssrc']);
+const TOP_KEYS = new Set(['callId', 'direction', 'caller', 'callee', 'codec', 'payloadType', 'dtmfPayloadType', 'group']);
+const LEG_KEYS = new Set(['number', 'ssrc', 'user', 'groups']);
+const MAX_GROUPS = 64;
 // SIP Call-IDs are "word[@word]" of printable characters; no spaces or control characters.
 const CALL_ID = /^[\x21-\x7e]{1,256}$/;
 const NUMBER = /^[A-Za-z0-9+*#.@:_-]{1,64}$/;
+// User and group names as the PBX knows them: printable, no control characters.
+const NAME = /^[^\x00-\x1f\x7f]{1,128}$/u;
 
 function bad(message: string, field: string): never {
   throw new ApiError(400, 'BAD_REQUEST', message, { field });
@@ -28,12 +31,29 @@ function unknownKeys(obj: Record<string, unknown>, known: Set<string>, where: st
   if (extra.length) bad(`unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => where + k).join(', ')}`, where + (extra[0] as string));
 }
 
+function name(v: unknown, field: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !NAME.test(v)) bad(`${field} must be 1-128 characters without control characters`, field);
+  return v;
+}
+
+function names(v: unknown, field: string): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.length > MAX_GROUPS) bad(`${field} must be an array of at most ${MAX_GROUPS} names`, field);
+  return v.map((g, i) => name(g, `${field}.${i}`) as string);
+}
+
 function leg(body: Record<string, unknown>, role: 'caller' | 'callee') {
   const v = body[role];
   if (!isObject(v)) bad(`${role} is required: {"number": "..."}`, role);
   unknownKeys(v, LEG_KEYS, `${role}.`);
   if (typeof v.number !== 'string' || !NUMBER.test(v.number)) bad(`${role}.number must be 1-64 characters of digits, letters, + * # . @ : _ -`, `${role}.number`);
-  return { number: v.number, ssrc: intIn(v.ssrc, `${role}.ssrc`, 0, 0xffffffff) };
+  return {
+    number: v.number,
+    ssrc: intIn(v.ssrc, `${role}.ssrc`, 0, 0xffffffff),
+    user: name(v.user, `${role}.user`),
+    groups: names(v.groups, `${role}.groups`),
+  };
 }
 
 /** The body of POST /v1/calls, checked field by field with a message naming the field. */
@@ -52,5 +72,6 @@ export function parseStartCall(body: unknown): StartCallRequest {
     callee: leg(body, 'callee'),
     payloadType: intIn(body.payloadType, 'payloadType', 0, 127),
     dtmfPayloadType: intIn(body.dtmfPayloadType, 'dtmfPayloadType', 96, 127),
+    group: name(body.group, 'group'),
   };
 }

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { LegRole } from '../ingest/LegSource.js';
 import type { Recorder } from '../record/Recorder.js';
 import type { Sealer } from '../seal/Sealer.js';
+import type { Uploader } from '../upload/Uploader.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 
 const ROLES: readonly LegRole[] = ['caller', 'callee'];
@@ -51,7 +52,13 @@ export class Metrics {
     const registers = [this.registry];
     const finished = this.finished;
     new Gauge({ name: 'callvault_active_calls', help: 'Calls being recorded now.', registers, collect() { this.set(recorder.activeCalls); } });
-    const started = new Counter({ name: 'callvault_calls_started_total', help: 'Calls admitted for recording.', registers });
+    const started = new Counter({ name: 'callvault_calls_started_total', help: 'Calls admitted for recording, by profile.', labelNames: ['profile'], registers });
+    const unrecorded = new Counter({
+      name: 'callvault_calls_unrecorded_total',
+      help: 'Calls not recorded by the profiles\' decision, by the excluding profile ("" = no profile matched).',
+      labelNames: ['profile'],
+      registers,
+    });
     const rejected = new Counter({ name: 'callvault_calls_rejected_total', help: 'Call-start requests refused, by reason (CALL_LIMIT, LOW_DISK, SHUTTING_DOWN, DUPLICATE_CALL, …).', labelNames: ['reason'], registers });
     const recorded = new Counter({ name: 'callvault_calls_recorded_total', help: 'Recordings closed, by end reason.', labelNames: ['end_reason'], registers });
     const rtp = (what: RtpCounter, help: string, live: boolean) =>
@@ -86,7 +93,8 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16],
       registers,
     });
-    recorder.on('started', () => started.inc());
+    recorder.on('started', (meta) => started.inc({ profile: meta.profile.name }));
+    recorder.on('unrecorded', (profile) => unrecorded.inc({ profile: profile ?? '' }));
     recorder.on('rejected', (reason) => rejected.inc({ reason }));
     recorder.on('closed', (meta) => {
       recorded.inc({ end_reason: meta.endReason ?? 'unknown' });
@@ -128,5 +136,32 @@ export class Metrics {
       registers,
     });
     pool.on('task', (task, seconds) => tasks.observe({ task }, seconds));
+  }
+
+  observeUploader(uploader: Uploader): void {
+    const registers = [this.registry];
+    const uploads = new Counter({ name: 'callvault_uploads_total', help: 'Copies of recordings to storage targets, by target and result (success, failure; failures are retried).', labelNames: ['target', 'result'], registers });
+    new Gauge({
+      name: 'callvault_upload_backlog',
+      help: 'Recordings waiting for, or being copied to, each storage target.',
+      labelNames: ['target'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [target, n] of uploader.backlog()) this.set({ target }, n);
+      },
+    });
+    const latency = new Histogram({
+      name: 'callvault_upload_duration_seconds',
+      help: 'Time to copy and verify one recording on a storage target.',
+      labelNames: ['target'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    uploader.on('uploaded', (target, seconds) => {
+      uploads.inc({ target, result: 'success' });
+      latency.observe({ target }, seconds);
+    });
+    uploader.on('failed', (target) => uploads.inc({ target, result: 'failure' }));
   }
 }

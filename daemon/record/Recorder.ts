@@ -6,18 +6,18 @@ import { ApiError } from '../errors.js';
 import type { LegRole, LegSource, LegTransportReport } from '../ingest/LegSource.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { Logger } from '../log.js';
-import { entryFromMetadata, type IndexState, type RecordingIndex } from '../store/RecordingIndex.js';
+import { entryFromMetadata, type IndexEntry, type IndexState, type RecordingIndex } from '../store/RecordingIndex.js';
 import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata } from './metadata.js';
 import { activeDir, activeMarker } from './recovery.js';
 import { isRecordingId, newRecordingId } from './recordingId.js';
+import { ProfileSet, type CallParties, type PartyInfo } from './profiles.js';
 import { Recording, ROLES, type CallInfo } from './Recording.js';
 
-export interface LegRequest {
-  readonly number: string;
+export interface LegRequest extends PartyInfo {
   readonly ssrc?: number | undefined;
 }
 
-export interface StartCallRequest extends CallInfo {
+export interface StartCallRequest extends CallInfo, CallParties {
   readonly caller: LegRequest;
   readonly callee: LegRequest;
   readonly payloadType?: number | undefined;
@@ -30,19 +30,20 @@ export interface LegAnswer {
   readonly payloadType: number;
 }
 
-export interface StartCallAnswer {
-  readonly callId: string;
-  readonly recordingId: string;
-  readonly legs: Record<LegRole, LegAnswer>;
-}
+/** `recorded: false` when no profile matches or the matching one excludes the call. */
+export type StartCallAnswer =
+  | { readonly callId: string; readonly recorded: true; readonly profile: string; readonly recordingId: string; readonly legs: Record<LegRole, LegAnswer> }
+  | { readonly callId: string; readonly recorded: false; readonly profile: string | null };
 
 export interface RecordingStatus {
   readonly recordingId: string;
   readonly callId: string;
+  readonly profile: string;
   readonly state: IndexState;
   readonly dir: string;
   readonly files: string[];
   readonly sealedAt: string | null;
+  readonly uploads: IndexEntry['uploads'];
   readonly error: string | null;
   readonly metadata?: RecordingMetadata | undefined;
 }
@@ -51,6 +52,8 @@ export interface RecorderEvents {
   started: [RecordingMetadata];
   /** A call-start request refused: the error's code (CALL_LIMIT, LOW_DISK, …). */
   rejected: [string];
+  /** A call the profiles say not to record: the excluding profile, or null when none matched. */
+  unrecorded: [string | null];
   /** Files are closed, metadata final, index says `finalizing`: ready to seal. */
   closed: [RecordingMetadata];
 }
@@ -81,6 +84,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   private tickTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private accepting = true;
+  private profiles: ProfileSet;
 
   constructor(
     private config: Config,
@@ -89,6 +93,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     private readonly log: Logger,
   ) {
     super();
+    this.profiles = ProfileSet.compile(config).profiles;
     ingest.on('legs-lost', (legs) => {
       const calls = new Set(legs.map((l) => l.options.callId));
       for (const callId of calls) void this.endCall(callId, 'ingest-failure').catch(() => undefined);
@@ -108,6 +113,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   /** New calls use the new settings; running calls keep theirs. */
   reconfigure(config: Config): void {
     this.config = config;
+    this.profiles = ProfileSet.compile(config).profiles;
   }
 
   async startCall(req: StartCallRequest): Promise<StartCallAnswer> {
@@ -124,7 +130,14 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     if (this.active.has(req.callId) || this.starting.has(req.callId)) {
       throw new ApiError(409, 'DUPLICATE_CALL', `call ${req.callId} is already being recorded`, { callId: req.callId });
     }
-    const { calls, media, recording: rec, dataDir } = this.config;
+    const decision = this.profiles.decide(req);
+    if (!decision.record) {
+      this.emit('unrecorded', decision.profile);
+      this.log.info({ callId: req.callId, direction: req.direction, profile: decision.profile }, decision.profile ? 'call not recorded: excluded by its profile' : 'call not recorded: no profile matches');
+      return { callId: req.callId, recorded: false, profile: decision.profile };
+    }
+    const { policy } = decision;
+    const { calls, media, dataDir } = this.config;
     if (this.activeCalls >= calls.maxConcurrent) {
       throw new ApiError(503, 'CALL_LIMIT', `at the limit of ${calls.maxConcurrent} concurrent calls`);
     }
@@ -150,7 +163,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         dataDir,
         recordingId,
         info: req,
-        channelMode: rec.channelMode,
+        policy,
         payloadKinds: this.ingest.payloadKinds(req.codec),
         jitterBufferMs: media.jitterBufferMs,
       });
@@ -160,10 +173,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       for (const role of ROLES) legs[role].on('packet', (p) => recording.push(role, p));
       this.active.set(req.callId, { recording, legs });
       this.emit('started', recording.meta);
-      this.log.info({ callId: req.callId, recordingId, direction: req.direction, codec: req.codec, ports: [legs.caller.port, legs.callee.port] }, 'call recording started');
+      this.log.info({ callId: req.callId, recordingId, profile: policy.profile.name, direction: req.direction, codec: req.codec, ports: [legs.caller.port, legs.callee.port] }, 'call recording started');
       const ip = this.ingest.announcedIp;
       return {
         callId: req.callId,
+        recorded: true,
+        profile: policy.profile.name,
         recordingId,
         legs: { caller: { ip, port: legs.caller.port, payloadType }, callee: { ip, port: legs.callee.port, payloadType } },
       };
@@ -198,10 +213,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     return {
       recordingId,
       callId: entry.callId,
+      profile: entry.profile,
       state,
       dir,
       files: meta ? recordingFileNames(meta) : [],
       sealedAt: entry.sealedAt,
+      uploads: entry.uploads,
       error: entry.error,
       metadata: meta,
     };

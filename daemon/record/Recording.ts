@@ -1,12 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { ChannelMode } from '../config/Config.js';
+import type { Direction } from '../config/Config.js';
 import type { LegRole, LegTransportReport } from '../ingest/LegSource.js';
 import type { G711Law } from '../media/g711.js';
 import { LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
 import { parseRtp } from '../media/rtp.js';
-import { METADATA_FORMAT, writeMetadata, type Direction, type EndReason, type LegMetadata, type RecordingMetadata } from './metadata.js';
+import { METADATA_FORMAT, writeMetadata, type EndReason, type LegMetadata, type RecordingMetadata } from './metadata.js';
 import { outputsFor, type OutputSpec } from './outputs.js';
+import type { RecordingPolicy } from './profiles.js';
 import { recordingDir } from './recordingId.js';
 import { WavWriter } from './WavWriter.js';
 
@@ -22,7 +23,7 @@ export interface RecordingOptions {
   readonly dataDir: string;
   readonly recordingId: string;
   readonly info: CallInfo;
-  readonly channelMode: ChannelMode;
+  readonly policy: RecordingPolicy;
   readonly payloadKinds: ReadonlyMap<number, PayloadKind>;
   readonly jitterBufferMs: number;
 }
@@ -62,7 +63,7 @@ export class Recording {
     const id = opts.recordingId;
     const dir = recordingDir(opts.dataDir, id);
     await mkdir(dir, { recursive: true, mode: 0o750 });
-    const specs = outputsFor(opts.channelMode, id);
+    const specs = outputsFor(opts.policy.channelMode, id);
     const leg = (role: LegRole): LegMetadata => ({
       number: opts.info[role].number,
       ssrcs: [],
@@ -78,7 +79,8 @@ export class Recording {
       recovered: false,
       direction: opts.info.direction,
       codec: opts.info.codec,
-      channelMode: opts.channelMode,
+      channelMode: opts.policy.channelMode,
+      profile: opts.policy.profile,
       startedAt: new Date().toISOString(),
       endedAt: null,
       durationMs: null,

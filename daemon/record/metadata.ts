@@ -1,14 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ChannelMode } from '../config/Config.js';
+import type { ChannelMode, Direction } from '../config/Config.js';
 import type { LegRole } from '../ingest/LegSource.js';
 import type { G711Law } from '../media/g711.js';
 import type { DtmfEvent, LegStats } from '../media/LegTimeline.js';
 import { writeFileDurably } from '../fsutil.js';
+import type { ProfileTerms } from './profiles.js';
 
 export const METADATA_FORMAT = 'callvault-recording/1';
 
-export type Direction = 'inbound' | 'outbound' | 'internal';
 export type RecordingState = 'recording' | 'finalizing' | 'closed' | 'failed';
 export type EndReason = 'api' | 'rtp-timeout' | 'max-duration' | 'shutdown' | 'ingest-failure' | 'recovered';
 
@@ -38,6 +38,8 @@ export interface RecordingMetadata {
   readonly direction: Direction;
   readonly codec: G711Law;
   readonly channelMode: ChannelMode;
+  /** The profile that chose to record this call, as it was then. */
+  readonly profile: ProfileTerms;
   readonly startedAt: string;
   endedAt: string | null;
   durationMs: number | null;

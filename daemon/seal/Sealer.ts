@@ -20,6 +20,8 @@ export interface SealResult {
   readonly files: readonly ChecksumEntry[];
   readonly bytes: number;
   readonly ms: number;
+  /** Storage targets the recording's profile archives it to (upload jobs now journaled). */
+  readonly storage: readonly string[];
 }
 
 /**
@@ -89,8 +91,8 @@ export class Sealer extends EventEmitter<SealerEvents> {
       await writeFileDurably(path.join(dir, checksumFileName(id)), checksums, 0o640);
       const signature = await this.pool.sign(Buffer.from(checksums), this.identity.privateKey);
       await writeFileDurably(path.join(dir, signatureFileName(id)), formatSignature(signature), 0o640);
-      await this.index.update(id, { state: 'sealed', sealedAt: new Date().toISOString(), error: null });
-      const result = { recordingId: id, files, bytes: hashes.reduce((s, h) => s + h.bytes, 0), ms: performance.now() - t0 };
+      await this.index.markSealed(id, meta.profile.storage);
+      const result = { recordingId: id, files, bytes: hashes.reduce((s, h) => s + h.bytes, 0), ms: performance.now() - t0, storage: meta.profile.storage };
       this.log.info({ recordingId: id, callId: meta.callId, files: files.length, bytes: result.bytes, sealMs: Math.round(result.ms) }, 'recording sealed');
       this.emit('sealed', result);
       return result;

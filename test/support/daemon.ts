@@ -109,16 +109,27 @@ export interface CallParams {
   direction?: 'inbound' | 'outbound' | 'internal';
   callerSsrc?: number;
   calleeSsrc?: number;
+  /** Party fields beyond the defaults (number, user, groups). */
+  caller?: Record<string, unknown>;
+  callee?: Record<string, unknown>;
+  group?: string;
 }
 
-export async function startCall(d: DaemonProcess, p: CallParams): Promise<any> {
-  const r = await d.api('POST', '/v1/calls', {
+/** POST /v1/calls; the answer whatever its status. */
+export function requestCall(d: DaemonProcess, p: CallParams): Promise<{ status: number; body: any }> {
+  return d.api('POST', '/v1/calls', {
     callId: p.callId,
     direction: p.direction ?? 'inbound',
-    caller: { number: '+4930123456', ...(p.callerSsrc !== undefined ? { ssrc: p.callerSsrc } : {}) },
-    callee: { number: '+4989654321', ...(p.calleeSsrc !== undefined ? { ssrc: p.calleeSsrc } : {}) },
+    caller: { number: '+4930123456', ...(p.callerSsrc !== undefined ? { ssrc: p.callerSsrc } : {}), ...p.caller },
+    callee: { number: '+4989654321', ...(p.calleeSsrc !== undefined ? { ssrc: p.calleeSsrc } : {}), ...p.callee },
     codec: p.codec ?? 'PCMU',
+    ...(p.group !== undefined ? { group: p.group } : {}),
   });
+}
+
+/** Start a call that must be recorded. */
+export async function startCall(d: DaemonProcess, p: CallParams): Promise<any> {
+  const r = await requestCall(d, p);
   if (r.status !== 201) throw new Error(`start call ${p.callId}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }

@@ -1,0 +1,81 @@
+import { copyFile, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { syncDir } from '../fsutil.js';
+import { checksumFileName, parseChecksums, signatureFileName } from '../seal/checksumFile.js';
+import type { WorkerPool } from '../seal/WorkerPool.js';
+import type { SealedRecording, StorageTarget } from './StorageTarget.js';
+
+const STAGING_SUFFIX = '.partial';
+
+async function fsyncFile(file: string): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );
+}
+
+/**
+ * A mounted file system (NFS, SMB, a WORM volume) as a storage target. A copy
+ * is assembled in `<id>.partial`, every file fsynced and re-hashed from the
+ * target against the sealed checksum file, then renamed into place: the
+ * target never shows a recording that is incomplete or differs from the seal.
+ */
+export class DirectoryTarget implements StorageTarget {
+  constructor(
+    readonly name: string,
+    private readonly root: string,
+    private readonly pool: WorkerPool,
+  ) {}
+
+  async put(rec: SealedRecording): Promise<void> {
+    const dest = path.join(this.root, rec.relDir);
+    const checksumName = checksumFileName(rec.recordingId);
+    const sealedChecksums = await readFile(path.join(rec.dir, checksumName));
+    if (await exists(dest)) {
+      // An earlier attempt got as far as the rename: prove it rather than copy again.
+      return this.check(dest, rec, sealedChecksums);
+    }
+    const staging = dest + STAGING_SUFFIX;
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(staging, { recursive: true, mode: 0o750 });
+    const names = [...parseChecksums(sealedChecksums.toString('utf8')).map((e) => e.name), checksumName, signatureFileName(rec.recordingId)];
+    for (const name of names) {
+      await copyFile(path.join(rec.dir, name), path.join(staging, name));
+      await fsyncFile(path.join(staging, name));
+    }
+    await syncDir(staging);
+    await this.check(staging, rec, sealedChecksums);
+    await rename(staging, dest);
+    await syncDir(path.dirname(dest));
+  }
+
+  /** Every file in `dir` hashes to what the local seal says, and the seal files are the same bytes. */
+  private async check(dir: string, rec: SealedRecording, sealedChecksums: Buffer): Promise<void> {
+    const checksumName = checksumFileName(rec.recordingId);
+    const sigName = signatureFileName(rec.recordingId);
+    const problems: string[] = [];
+    for (const name of [checksumName, sigName]) {
+      const [here, there] = await Promise.all([readFile(path.join(rec.dir, name)), readFile(path.join(dir, name)).catch(() => undefined)]);
+      if (!there || !here.equals(there)) problems.push(`${name} ${there ? 'differs' : 'missing'}`);
+    }
+    const entries = parseChecksums(sealedChecksums.toString('utf8'));
+    const hashes = await Promise.all(entries.map((e) => this.pool.hashFile(path.join(dir, e.name)).catch(() => undefined)));
+    entries.forEach((e, i) => {
+      const h = hashes[i];
+      if (!h || h.sha256 !== e.sha256) problems.push(`${e.name} ${h ? 'differs' : 'missing'}`);
+    });
+    if (problems.length) throw new Error(`copy in ${dir} does not match the seal: ${problems.join(', ')}`);
+  }
+}
