@@ -24,6 +24,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 bash scripts/install-mediasoup-worker.sh
+bash scripts/install-promtool.sh
 
 say "building TypeScript"
 npx --no-install tsc -p tsconfig.json

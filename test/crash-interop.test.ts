@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { firstSound, readWav, soundFraction, tonePower } from './support/audio.js';
+import { RecordingIndex } from '../daemon/store/RecordingIndex.js';
 import { DaemonProcess, sendRtp, startCall } from './support/daemon.js';
 import { recordCalls } from './support/record.js';
 
@@ -47,24 +49,34 @@ test('SIGKILL mid-call, then restart: the recording is repaired, marked recovere
   }
 });
 
-test('SIGTERM with calls in progress closes every recording cleanly and exits 0', async () => {
+test('SIGTERM during 20 live calls: every recording closed, sealed and indexed before exit 0', async () => {
   const d = await DaemonProcess.start();
-  const calls = await Promise.all([0, 1, 2].map((i) => startCall(d, { callId: `term-${i}` })));
+  const ids = Array.from({ length: 20 }, (_, i) => i);
+  const calls = await Promise.all(ids.map((i) => startCall(d, { callId: `term-${i}` })));
   const sending = sendRtp({
-    streams: calls.map((c, i) => ({ port: c.legs.caller.port, law: 'PCMU' as const, payloadType: 0, ssrc: 100 + i, seqStart: 1, tsStart: 1, freq: 440, durationMs: 3000 })),
+    streams: calls.flatMap((c, i) =>
+      (['caller', 'callee'] as const).map((role, j) => ({ port: c.legs[role].port, law: 'PCMU' as const, payloadType: 0, ssrc: 100 + 2 * i + j, seqStart: 1, tsStart: 1, freq: 440 + 100 * j, durationMs: 3000 })),
+    ),
   });
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(await d.stop('SIGTERM'), 0);
   await sending;
-  for (const c of calls) {
-    const meta = JSON.parse(execFileSync('find', [d.dataDir, '-name', `${c.recordingId}.json`, '-exec', 'cat', '{}', ';']).toString());
-    assert.equal(meta.state, 'closed');
-    assert.equal(meta.endReason, 'shutdown');
-    // Sealed before exit: shasum accepts the checksum file next to the metadata.
-    const dir = execFileSync('find', [d.dataDir, '-type', 'd', '-name', c.recordingId]).toString().trim();
-    execFileSync('shasum', ['-a', '256', '-c', `${c.recordingId}.sha256`], { cwd: dir });
-    assert.ok(existsSync(path.join(dir, `${c.recordingId}.sha256.SHA256withRSA.sig`)));
-    assert.ok(meta.durationMs >= 1400, `duration ${meta.durationMs}`);
+  const index = RecordingIndex.open(d.dataDir);
+  try {
+    assert.deepEqual(index.idsInState('sealed').sort(), calls.map((c) => c.recordingId).sort(), 'the index has all 20 as sealed');
+    for (const c of calls) {
+      const dir = path.join(d.dataDir, index.get(c.recordingId)!.dir);
+      const meta = JSON.parse(await readFile(path.join(dir, `${c.recordingId}.json`), 'utf8'));
+      assert.equal(meta.state, 'closed');
+      assert.equal(meta.endReason, 'shutdown');
+      assert.ok(meta.durationMs >= 1400, `duration ${meta.durationMs}`);
+      assert.ok(meta.legs.caller.received > 0 && meta.legs.callee.received > 0, 'both legs recorded');
+      // Sealed before exit: shasum accepts the checksum file, the signature is there.
+      execFileSync('shasum', ['-a', '256', '-c', `${c.recordingId}.sha256`], { cwd: dir });
+      assert.ok(existsSync(path.join(dir, `${c.recordingId}.sha256.SHA256withRSA.sig`)));
+    }
+  } finally {
+    await index.close();
   }
 });
 

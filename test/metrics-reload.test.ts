@@ -1,17 +1,26 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DaemonProcess, startCall, testConfigYaml } from './support/daemon.js';
+import { DaemonProcess, ROOT, startCall, testConfigYaml } from './support/daemon.js';
 import { parsePrometheusText, sampleValue, type Family } from './support/promtext.js';
 import { recordCall } from './support/record.js';
 
-async function scrape(d: DaemonProcess): Promise<Map<string, Family>> {
+async function scrapeText(d: DaemonProcess): Promise<string> {
   const line = await d.waitFor((l) => l.msg === 'metrics listening');
   const res = await fetch(`http://${line.metrics as string}/metrics`);
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-  return parsePrometheusText(await res.text());
+  return res.text();
 }
+
+async function scrape(d: DaemonProcess): Promise<Map<string, Family>> {
+  return parsePrometheusText(await scrapeText(d));
+}
+
+const PROMTOOL = path.join(ROOT, 'node_modules/.bin/promtool');
 
 describe('metrics: a real HTTP scrape of /metrics after a real call', () => {
   let d: DaemonProcess;
@@ -56,6 +65,39 @@ describe('metrics: a real HTTP scrape of /metrics after a real call', () => {
     const buckets = m.get('callvault_seal_duration_seconds')!.samples.filter((s) => s.name.endsWith('_bucket')).map((s) => s.value);
     assert.deepEqual([...buckets].sort((a, b) => a - b), buckets, 'histogram buckets are cumulative');
     assert.equal((await d.api('DELETE', '/v1/calls/metrics-2')).status, 202);
+  });
+
+  test('the Grafana dashboard (config/grafana-dashboard.json) queries only metrics the daemon exports, in PromQL promtool accepts', async () => {
+    const dash = JSON.parse(await readFile(path.join(ROOT, 'config/grafana-dashboard.json'), 'utf8'));
+    const exprs: string[] = dash.panels.flatMap((p: { targets?: { expr: string }[] }) => (p.targets ?? []).map((t) => t.expr));
+    assert.ok(exprs.length >= 20, `${exprs.length} queries`);
+    const families = await scrape(d);
+    const used = new Set(exprs.flatMap((e) => e.match(/\b(callvault|process|nodejs)_[a-z0-9_]+/g) ?? []));
+    for (const name of used) {
+      const family = name.replace(/_(bucket|sum|count)$/, '');
+      assert.ok(families.has(name) || families.has(family), `${name} is exported`);
+    }
+    for (const name of families.keys()) {
+      if (name.startsWith('callvault_') && name !== 'callvault_build_info') assert.ok([...used].some((u) => u.startsWith(name)), `${name} has a panel`);
+    }
+    if (!existsSync(PROMTOOL)) return;
+    const rules = { groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:query_${i}`, expr })) }] };
+    const file = path.join(d.dataDir, 'dashboard-rules.json');
+    await writeFile(file, JSON.stringify(rules));
+    const check = spawnSync(PROMTOOL, ['check', 'rules', file], { encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stdout + check.stderr);
+  });
+
+  test('promtool check metrics (Debian prometheus 2.42): callvault\'s own metrics are lint-clean', { skip: !existsSync(PROMTOOL) && 'promtool not installed (scripts/install-promtool.sh)' }, async () => {
+    const text = await scrapeText(d);
+    const lint = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    const problems = (lint.stdout + lint.stderr).split('\n').filter(Boolean);
+    // prom-client's default metrics name three gauges *_total; they are not ours to rename.
+    const theirs = /^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/;
+    assert.deepEqual(problems.filter((p) => !theirs.test(p)), []);
+    // promtool did run and parse: a broken exposition is reported.
+    const broken = spawnSync(PROMTOOL, ['check', 'metrics'], { input: 'callvault_x_total{ 1\n', encoding: 'utf8' });
+    assert.notEqual(broken.status, 0);
   });
 });
 
