@@ -16,11 +16,17 @@ import { ProfileSet } from './record/profiles.js';
 import { Sealer } from './seal/Sealer.js';
 import { Uploader } from './upload/Uploader.js';
 import { WorkerPool } from './seal/WorkerPool.js';
+import { RetentionSweeper } from './retention/RetentionSweeper.js';
+import { AuditLog } from './store/AuditLog.js';
 import { entryFromMetadata, RecordingIndex } from './store/RecordingIndex.js';
 import { VERSION } from './version.js';
 
 /** SIGHUPs closer together than this are one reload. */
 const RELOAD_COALESCE_MS = 200;
+const DAY_MS = 86_400_000;
+/** The first retention sweep waits until start-up work (resealing, uploads) has had its turn. */
+const FIRST_SWEEP_MS = 60_000;
+const ACTOR = 'daemon';
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -39,6 +45,11 @@ export class Daemon {
   private pool: WorkerPool | undefined;
   private sealer: Sealer | undefined;
   private uploader: Uploader | undefined;
+  private audit: AuditLog | undefined;
+  private identity: SigningIdentity | undefined;
+  private sweeper: RetentionSweeper | undefined;
+  private sweeping: Promise<unknown> | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
   private ingest: MediaIngest | undefined;
   private recorder: Recorder | undefined;
   private control: ControlServer | undefined;
@@ -63,7 +74,11 @@ export class Daemon {
     this.metrics = new Metrics(dataDir, VERSION);
 
     const identity = await this.openIdentity();
+    this.identity = identity;
     this.index = RecordingIndex.open(dataDir);
+    this.audit = AuditLog.open(dataDir);
+    await this.audit.append(ACTOR, 'daemon.start', null, { version: VERSION, config: this.opts.configFile });
+    await this.checkpoint();
     this.pool = new WorkerPool(this.config.pool.threads);
     this.sealer = new Sealer(dataDir, this.pool, identity, this.index, log);
     this.uploader = new Uploader(dataDir, this.index, this.pool, log);
@@ -75,6 +90,7 @@ export class Daemon {
     this.sealer.on('sealed', (r) => uploader.enqueue(r.recordingId, r.storage));
     const queuedUploads = uploader.resume();
     if (queuedUploads) log.info({ count: queuedUploads }, 'resuming uploads left by the previous run');
+    this.sweeper = new RetentionSweeper(dataDir, this.index, this.audit, () => uploader.targets);
 
     const recovered = await recoverInterrupted(dataDir, log);
     for (const meta of recovered) {
@@ -93,6 +109,7 @@ export class Daemon {
     this.control = new ControlServer(
       { listen: parseListen(this.config.control.listen), token, maxBodyBytes: this.config.control.maxBodyBytes },
       this.recorder,
+      this.index,
       log,
     );
     this.metricsServer = new MetricsServer(this.metrics, log);
@@ -103,6 +120,27 @@ export class Daemon {
     log.info({ control: `${addr.address}:${addr.port}`, tokenSource: source, tokenFile: file }, 'control API listening');
     const resealed = await pending;
     if (resealed) log.info({ count: resealed }, 'sealed recordings left unsealed by the previous run');
+    this.timers.push(setTimeout(() => this.sweep(), FIRST_SWEEP_MS).unref());
+    this.timers.push(setInterval(() => this.sweep(), DAY_MS).unref());
+    this.timers.push(setInterval(() => void this.checkpoint().catch((err: Error) => log.error({ err: err.message }, 'audit checkpoint failed')), DAY_MS).unref());
+  }
+
+  /** A signed audit checkpoint: at start, daily, at stop. */
+  private async checkpoint(): Promise<void> {
+    if (this.audit && this.identity) await this.audit.checkpoint(ACTOR, this.identity.privateKey, this.identity.info.fingerprintSha256);
+  }
+
+  /** The daily retention sweep; never two at once. */
+  private sweep(): void {
+    const { log } = this.opts;
+    if (!this.sweeper || this.sweeping) return;
+    this.sweeping = this.sweeper
+      .run({ now: new Date(), dryRun: false, actor: ACTOR })
+      .then((r) => {
+        if (r.deleted.length || r.failed.length || r.resumed) log.info({ deleted: r.deleted.length, failed: r.failed, resumed: r.resumed }, 'retention sweep');
+      })
+      .catch((err: Error) => log.error({ err: err.message }, 'retention sweep failed'))
+      .finally(() => (this.sweeping = undefined));
   }
 
   /** The config file plus what this build can honour; throws ConfigError. */
@@ -153,6 +191,7 @@ export class Daemon {
     } catch (err) {
       this.metrics?.configLoaded(false);
       log.error({ err: (err as Error).message, signals }, 'config reload failed; keeping the running config');
+      void this.audit?.append(ACTOR, 'config.reload', null, { ok: false, error: (err as Error).message }).catch(() => undefined);
       return;
     }
     const needRestart: string[] = [];
@@ -166,6 +205,7 @@ export class Daemon {
     this.recorder?.reconfigure(this.config);
     this.uploader?.configure(this.config.storage);
     this.metrics?.configLoaded(true);
+    void this.audit?.append(ACTOR, 'config.reload', null, { ok: true, needRestart }).catch(() => undefined);
     if (needRestart.length) log.warn({ needRestart, signals }, 'config reloaded; these sections changed but keep their old values until a restart');
     else log.info({ signals }, 'config reloaded');
   }
@@ -176,11 +216,18 @@ export class Daemon {
     await this.recorder?.shutdown();
     await this.sealer?.drain();
     await this.uploader?.close();
+    for (const t of this.timers) clearTimeout(t);
+    await this.sweeping;
     await this.pool?.close();
     await this.ingest?.close();
     clearTimeout(this.reloadTimer);
     await this.control?.close();
     await this.metricsServer?.close();
     await this.index?.close();
+    if (this.audit) {
+      await this.audit.append(ACTOR, 'daemon.stop', null, {});
+      await this.checkpoint();
+      await this.audit.close();
+    }
   }
 }

@@ -4,6 +4,11 @@ import { hideBin } from 'yargs/helpers';
 import { certCommand } from './cli/cert.js';
 import { configCommand } from './cli/config.js';
 import { daemonCommand } from './cli/daemon.js';
+import { auditCommand } from './cli/audit.js';
+import { holdCommand } from './cli/hold.js';
+import { recordingsCommand } from './cli/recordings.js';
+import { reindexCommand } from './cli/reindex.js';
+import { retentionCommand } from './cli/retention.js';
 import { verifyCommand } from './cli/verify.js';
 
 await yargs(hideBin(process.argv))
@@ -12,6 +17,11 @@ await yargs(hideBin(process.argv))
   .command(verifyCommand)
   .command(certCommand)
   .command(configCommand)
+  .command(recordingsCommand)
+  .command(reindexCommand)
+  .command(auditCommand)
+  .command(retentionCommand)
+  .command(holdCommand)
   .demandCommand(1, 'name a command')
   .strict()
   .help()

@@ -6,6 +6,7 @@ import { readInstanceCertificate } from '../keys/SigningIdentity.js';
 import { findRecordingDirs, verifyRecording, type RecordingVerification } from '../seal/verify.js';
 import { instanceDataDir, withInstanceOptions, type InstanceArgs } from './options.js';
 import { ProgressBar } from './progress.js';
+import { AuditLog, currentActor } from '../store/AuditLog.js';
 import { EXIT, printJson, runCommand } from './run.js';
 
 interface VerifyArgs extends InstanceArgs {
@@ -32,7 +33,27 @@ function printOne(v: RecordingVerification): void {
   for (const p of v.problems) process.stderr.write(`${v.recordingId ?? v.dir}: ${p}\n`);
 }
 
-async function verifyAll(root: string, pem: string, json: boolean): Promise<number> {
+/**
+ * Failures go to the instance's audit log when there is an instance to speak
+ * of (verifying a copy elsewhere with --cert needs none).
+ */
+async function auditFailures(args: VerifyArgs, failures: RecordingVerification[]): Promise<void> {
+  if (!failures.length) return;
+  let dataDir: string;
+  try {
+    dataDir = instanceDataDir(args);
+  } catch {
+    return;
+  }
+  const audit = AuditLog.open(dataDir);
+  try {
+    for (const v of failures) await audit.append(currentActor(), 'verify.failed', v.recordingId ?? null, { dir: v.dir, problems: v.problems });
+  } finally {
+    await audit.close();
+  }
+}
+
+async function verifyAll(root: string, pem: string, json: boolean, args: VerifyArgs): Promise<number> {
   const dirs = await findRecordingDirs(root);
   const bar = new ProgressBar('verifying', dirs.length);
   const results: RecordingVerification[] = [];
@@ -44,6 +65,7 @@ async function verifyAll(root: string, pem: string, json: boolean): Promise<numb
   }
   bar.end();
   const failed = results.filter((r) => !r.ok).length;
+  await auditFailures(args, results.filter((r) => !r.ok));
   const summary = { recordings: results.length, ok: results.length - failed, failed, bytes: results.reduce((s, r) => s + r.bytes, 0) };
   if (json) printJson({ summary, results });
   else process.stdout.write(`${summary.recordings} recordings verified: ${summary.ok} OK, ${summary.failed} FAILED (${(summary.bytes / 1e6).toFixed(1)} MB hashed)\n`);
@@ -64,8 +86,9 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
       const dir = path.resolve(args.dir);
       if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new CallvaultError('NOT_A_DIRECTORY', `${args.dir} is not a directory`);
       const pem = await certificateFor(args);
-      if (args.all) return verifyAll(dir, pem, args.json);
+      if (args.all) return verifyAll(dir, pem, args.json, args);
       const v = await verifyRecording(dir, pem);
+      if (!v.ok) await auditFailures(args, [v]);
       if (args.json) printJson(v);
       else printOne(v);
       return v.ok ? EXIT.ok : EXIT.failed;

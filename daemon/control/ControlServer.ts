@@ -5,6 +5,8 @@ import type { ListenAddress } from '../config/Config.js';
 import { ApiError, CallvaultError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Recorder } from '../record/Recorder.js';
+import type { RecordingIndex } from '../store/RecordingIndex.js';
+import { parseQuery, QueryError, runQuery } from '../store/RecordingQuery.js';
 import { parseStartCall } from './validate.js';
 
 export interface ControlServerOptions {
@@ -29,6 +31,7 @@ export class ControlServer {
   constructor(
     private readonly opts: ControlServerOptions,
     private readonly recorder: Recorder,
+    private readonly index: RecordingIndex,
     private readonly log: Logger,
   ) {
     this.tokenDigest = digest(opts.token);
@@ -87,6 +90,10 @@ export class ControlServer {
         allow(req, ['DELETE']);
         return send(res, 202, { recordingId: await this.recorder.endCall(id, 'api') });
       }
+      if (collection === 'recordings' && id === undefined) {
+        allow(req, ['GET']);
+        return send(res, 200, search(this.index, url.searchParams));
+      }
       if (collection === 'recordings' && id) {
         allow(req, ['GET']);
         const st = await this.recorder.status(id);
@@ -103,6 +110,20 @@ export class ControlServer {
       this.log.error({ path: url.pathname, method: req.method, err: e.message, code: e instanceof CallvaultError ? e.code : undefined }, 'control request failed');
       return send(res, 500, { error: 'INTERNAL', message: e.message });
     }
+  }
+}
+
+const QUERY_PARAMS = new Set(['number', 'callId', 'from', 'to', 'state', 'profile', 'limit', 'cursor']);
+
+/** GET /v1/recordings?number=&from=&to=&state=&profile=&callId=&limit=&cursor= */
+function search(index: RecordingIndex, params: URLSearchParams) {
+  const unknown = [...params.keys()].filter((k) => !QUERY_PARAMS.has(k));
+  if (unknown.length) throw new ApiError(400, 'BAD_REQUEST', `unknown query parameter ${unknown[0]}; known: ${[...QUERY_PARAMS].join(', ')}`, { field: unknown[0] });
+  try {
+    return runQuery(index, parseQuery(Object.fromEntries(params)));
+  } catch (err) {
+    if (err instanceof QueryError) throw new ApiError(400, 'BAD_REQUEST', err.message, { field: err.field });
+    throw err;
   }
 }
 

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SealError } from '../errors.js';
 import { writeFileDurably } from '../fsutil.js';
@@ -90,8 +91,9 @@ export class Sealer extends EventEmitter<SealerEvents> {
       const checksums = formatChecksums(files);
       await writeFileDurably(path.join(dir, checksumFileName(id)), checksums, 0o640);
       const signature = await this.pool.sign(Buffer.from(checksums), this.identity.privateKey);
-      await writeFileDurably(path.join(dir, signatureFileName(id)), formatSignature(signature), 0o640);
-      await this.index.markSealed(id, meta.profile.storage);
+      const sigFile = path.join(dir, signatureFileName(id));
+      await writeFileDurably(sigFile, formatSignature(signature), 0o640);
+      await this.index.markSealed(id, meta.profile.storage, (await stat(sigFile)).mtime);
       const result = { recordingId: id, files, bytes: hashes.reduce((s, h) => s + h.bytes, 0), ms: performance.now() - t0, storage: meta.profile.storage };
       this.log.info({ recordingId: id, callId: meta.callId, files: files.length, bytes: result.bytes, sealMs: Math.round(result.ms) }, 'recording sealed');
       this.emit('sealed', result);

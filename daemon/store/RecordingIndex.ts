@@ -1,36 +1,62 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { RecordingMetadata } from '../record/metadata.js';
+import type { ChannelMode, Direction } from '../config/Config.js';
+import type { G711Law } from '../media/g711.js';
+import { recordingFileNames, type RecordingMetadata } from '../record/metadata.js';
+import { retentionExpiry } from '../record/profiles.js';
 import { recordingDir } from '../record/recordingId.js';
+import { normalizeNumber } from './numbers.js';
 
 export type IndexState = 'recording' | 'finalizing' | 'sealed' | 'encrypted' | 'uploaded' | 'failed' | 'deleted';
+export const INDEX_STATES: readonly IndexState[] = ['recording', 'finalizing', 'sealed', 'encrypted', 'uploaded', 'failed', 'deleted'];
 
 /** One recording as the index knows it; the files on disk remain the evidence. */
 export interface IndexEntry {
   readonly recordingId: string;
   readonly callId: string;
   readonly profile: string;
+  readonly direction: Direction;
+  /** As the PBX sent them, and normalised (E.164 where the form allows) for search. */
+  readonly caller: IndexedNumber;
+  readonly callee: IndexedNumber;
+  readonly codec: G711Law;
+  readonly channelMode: ChannelMode;
   readonly state: IndexState;
   /** The recording's directory relative to the data dir. */
   readonly dir: string;
+  readonly files: readonly string[];
   readonly startedAt: string;
   readonly endedAt: string | null;
   readonly durationMs: number | null;
   readonly sealedAt: string | null;
-  /** Why the recording is `failed`. */
-  readonly error: string | null;
+  /** Key-encryption key protecting the files, when encrypted. */
+  readonly kekId: string | null;
   /** Copies to the profile's storage targets, by target name. */
   readonly uploads: Readonly<Record<string, UploadStatus>>;
+  /** When the retention sweeper may delete it (null: never by itself). */
+  readonly retainUntil: string | null;
+  readonly hold: LegalHold | null;
+  readonly deletedAt: string | null;
+  /** Why the recording is `failed`. */
+  readonly error: string | null;
   readonly updatedAt: string;
 }
 
-export interface UploadStatus {
-  readonly state: 'pending' | 'done';
-  readonly attempts: number;
-  readonly lastError: string | null;
-  readonly doneAt: string | null;
+export interface IndexedNumber {
+  readonly number: string;
+  readonly normalized: string;
 }
+
+export interface LegalHold {
+  readonly reason: string;
+  readonly by: string;
+  readonly at: string;
+}
+
+export type UploadStatus =
+  | { readonly state: 'pending'; readonly attempts: number; readonly lastError: string | null }
+  | { readonly state: 'done'; readonly doneAt: string };
 
 /** A queued copy of one recording to one storage target (the upload job journal). */
 export interface UploadJob {
@@ -41,85 +67,167 @@ export interface UploadJob {
   readonly notBefore: number;
 }
 
+/** A deletion under way (the retention journal): its files may be partly gone. */
+export interface DeletionJob {
+  readonly recordingId: string;
+  readonly reason: string;
+  readonly actor: string;
+  readonly startedAt: string;
+}
+
 export type IndexPatch = Partial<Omit<IndexEntry, 'recordingId' | 'callId' | 'profile' | 'dir' | 'startedAt' | 'updatedAt'>>;
+export type NewIndexEntry = Omit<IndexEntry, 'updatedAt'>;
 
 /** The index entry a recording's metadata implies (at start, after crash recovery, on rebuild). */
-export function entryFromMetadata(meta: RecordingMetadata, dataDir: string, state: IndexState): Omit<IndexEntry, 'updatedAt'> {
+export function entryFromMetadata(meta: RecordingMetadata, dataDir: string, state: IndexState): NewIndexEntry {
+  const number = (n: string): IndexedNumber => ({ number: n, normalized: normalizeNumber(n) });
+  const retention = meta.profile.retention;
   return {
     recordingId: meta.recordingId,
     callId: meta.callId,
     profile: meta.profile.name,
+    direction: meta.direction,
+    caller: number(meta.legs.caller.number),
+    callee: number(meta.legs.callee.number),
+    codec: meta.codec,
+    channelMode: meta.channelMode,
     state,
     dir: path.relative(dataDir, recordingDir(dataDir, meta.recordingId)),
+    files: recordingFileNames(meta),
     startedAt: meta.startedAt,
     endedAt: meta.endedAt,
     durationMs: meta.durationMs,
     sealedAt: null,
-    error: null,
+    kekId: null,
     uploads: {},
+    retainUntil: retention ? retentionExpiry(new Date(meta.startedAt), retention).toISOString() : null,
+    hold: null,
+    deletedAt: null,
+    error: null,
   };
 }
 
-function stateKey(state: IndexState, id: string): string {
-  return `${state}/${id}`;
+/*
+ * Secondary index keys are "<value>\0<recordingId>": \0 never occurs in a
+ * number, call id or timestamp, and recording ids sort by start time, so a
+ * prefix range returns one value's recordings in start order.
+ */
+const SEP = '\0';
+const AFTER = '\u{10ffff}';
+
+function pairKey(value: string, id: string): string {
+  return `${value}${SEP}${id}`;
 }
 
-function jobKey(target: string, id: string): string {
-  return `${target}/${id}`;
+function idOfPairKey(key: string): string {
+  return key.slice(key.lastIndexOf(SEP) + 1);
 }
 
-const PENDING: UploadStatus = { state: 'pending', attempts: 0, lastError: null, doneAt: null };
+const PENDING: UploadStatus = { state: 'pending', attempts: 0, lastError: null };
+
+/** Whether the retention sweeper should see the entry at all. */
+function expiresBySweep(e: IndexEntry): boolean {
+  return e.retainUntil !== null && e.hold === null && e.state !== 'deleted' && e.state !== 'recording' && e.state !== 'finalizing';
+}
+
+interface Secondary {
+  readonly db: Database<true, string>;
+  readonly keys: (e: IndexEntry) => string[];
+}
 
 /**
- * The recording index in LMDB (`<dataDir>/index/index.mdb`): entries by
- * recording id plus a by-state index kept in the same transaction, so
- * "everything not yet sealed" is a range read, not a scan. Every write
- * resolves only once it is committed and flushed.
+ * The recording index in LMDB (`<dataDir>/index/index.mdb`). Entries by
+ * recording id — which sorts by start time, so the primary key is the time
+ * index — plus secondary indexes by state, by phone number (either party,
+ * normalised), by call id and by retention expiry, all written in the same
+ * transaction as the entry. Every write resolves only once committed and
+ * flushed. Several processes (the daemon, CLI commands) may open it at once.
  */
 export class RecordingIndex {
+  private readonly secondaries: Readonly<Record<'state' | 'number' | 'call' | 'expiry', Secondary>>;
+
   private constructor(
     private readonly root: RootDatabase,
     private readonly entries: Database<IndexEntry, string>,
-    private readonly byState: Database<true, string>,
     private readonly uploadJobs: Database<UploadJob, string>,
-  ) {}
+    private readonly deletionJobs: Database<DeletionJob, string>,
+  ) {
+    const db = (name: string) => root.openDB<true, string>({ name });
+    this.secondaries = {
+      state: { db: db('recordings-by-state'), keys: (e) => [pairKey(e.state, e.recordingId)] },
+      number: { db: db('recordings-by-number'), keys: (e) => [...new Set([e.caller.normalized, e.callee.normalized])].map((n) => pairKey(n, e.recordingId)) },
+      call: { db: db('recordings-by-call'), keys: (e) => [pairKey(e.callId, e.recordingId)] },
+      expiry: { db: db('recordings-by-expiry'), keys: (e) => (expiresBySweep(e) ? [pairKey(e.retainUntil as string, e.recordingId)] : []) },
+    };
+  }
 
   static open(dataDir: string): RecordingIndex {
     const dir = path.join(dataDir, 'index');
     mkdirSync(dir, { recursive: true, mode: 0o750 });
     const root = open({ path: path.join(dir, 'index.mdb'), compression: false });
-    return new RecordingIndex(root, root.openDB({ name: 'recordings' }), root.openDB({ name: 'recordings-by-state' }), root.openDB({ name: 'upload-jobs' }));
+    return new RecordingIndex(root, root.openDB({ name: 'recordings' }), root.openDB({ name: 'upload-jobs' }), root.openDB({ name: 'deletion-jobs' }));
   }
 
   get(recordingId: string): IndexEntry | undefined {
     return this.entries.get(recordingId);
   }
 
-  async put(entry: Omit<IndexEntry, 'updatedAt'>): Promise<IndexEntry> {
-    let next!: IndexEntry;
-    await this.root.transaction(() => {
-      next = this.write(entry);
+  async put(entry: NewIndexEntry): Promise<IndexEntry> {
+    return this.transact(() => this.write(entry));
+  }
+
+  /** Many entries in one transaction (rebuilds, benchmarks), with the upload jobs still owed. */
+  async putMany(entries: readonly NewIndexEntry[]): Promise<void> {
+    await this.transact(() => {
+      for (const e of entries) {
+        this.write(e);
+        for (const [target, u] of Object.entries(e.uploads)) {
+          if (u.state === 'pending') this.uploadJobs.put(pairKey(target, e.recordingId), { recordingId: e.recordingId, target, attempts: u.attempts, notBefore: 0 });
+        }
+      }
     });
-    return next;
+  }
+
+  /** Journal a deletion before any file goes; refused for a recording on hold. */
+  async beginDeletion(job: DeletionJob): Promise<void> {
+    await this.transact(() => {
+      const e = this.mustGet(job.recordingId);
+      if (e.hold) throw new Error(`recording ${job.recordingId} is on legal hold (${e.hold.reason})`);
+      this.deletionJobs.put(job.recordingId, job);
+    });
+  }
+
+  /** Every file is gone: the entry says `deleted`, the journal entry goes. */
+  async finishDeletion(entry: NewIndexEntry): Promise<IndexEntry> {
+    return this.transact(() => {
+      this.deletionJobs.remove(entry.recordingId);
+      return this.write(entry);
+    });
+  }
+
+  deletionJob(recordingId: string): DeletionJob | undefined {
+    return this.deletionJobs.get(recordingId);
+  }
+
+  deletionQueue(): DeletionJob[] {
+    return [...this.deletionJobs.getRange()].map(({ value }) => value);
   }
 
   async update(recordingId: string, patch: IndexPatch): Promise<IndexEntry> {
-    let next!: IndexEntry;
-    await this.root.transaction(() => {
-      next = this.write({ ...this.mustGet(recordingId), ...patch });
-    });
-    return next;
+    return this.transact(() => this.write({ ...this.mustGet(recordingId), ...patch }));
   }
 
-  /** `sealed`, and in the same transaction one upload job per storage target. */
-  async markSealed(recordingId: string, targets: readonly string[]): Promise<IndexEntry> {
-    let next!: IndexEntry;
-    await this.root.transaction(() => {
+  /**
+   * `sealed`, and in the same transaction one upload job per storage target.
+   * `sealedAt` is the signature file's mtime, so a rebuild from disk restores it exactly.
+   */
+  async markSealed(recordingId: string, targets: readonly string[], sealedAt: Date): Promise<IndexEntry> {
+    return this.transact(() => {
       const uploads = Object.fromEntries(targets.map((t) => [t, PENDING]));
-      next = this.write({ ...this.mustGet(recordingId), state: 'sealed', sealedAt: new Date().toISOString(), error: null, uploads });
-      for (const target of targets) this.uploadJobs.put(jobKey(target, recordingId), { recordingId, target, attempts: 0, notBefore: 0 });
+      const next = this.write({ ...this.mustGet(recordingId), state: 'sealed', sealedAt: sealedAt.toISOString(), error: null, uploads });
+      for (const target of targets) this.uploadJobs.put(pairKey(target, recordingId), { recordingId, target, attempts: 0, notBefore: 0 });
+      return next;
     });
-    return next;
   }
 
   /** Every queued upload, by target then recording id. */
@@ -127,27 +235,63 @@ export class RecordingIndex {
     return [...this.uploadJobs.getRange()].map(({ value }) => value);
   }
 
-  /** The copy is in place: job gone, and `uploaded` once every target has its copy. */
-  async uploadDone(job: UploadJob): Promise<IndexEntry> {
-    let next!: IndexEntry;
-    await this.root.transaction(() => {
+  /** The copy is in place (since `doneAt`): job gone, and `uploaded` once every target has its copy. */
+  async uploadDone(job: UploadJob, doneAt: Date): Promise<IndexEntry> {
+    return this.transact(() => {
       const prev = this.mustGet(job.recordingId);
-      const uploads = { ...prev.uploads, [job.target]: { state: 'done', attempts: job.attempts + 1, lastError: null, doneAt: new Date().toISOString() } as UploadStatus };
+      const uploads: Record<string, UploadStatus> = { ...prev.uploads, [job.target]: { state: 'done', doneAt: doneAt.toISOString() } };
       const all = Object.values(uploads).every((u) => u.state === 'done');
-      next = this.write({ ...prev, uploads, state: all && prev.state === 'sealed' ? 'uploaded' : prev.state });
-      this.uploadJobs.remove(jobKey(job.target, job.recordingId));
+      this.uploadJobs.remove(pairKey(job.target, job.recordingId));
+      return this.write({ ...prev, uploads, state: all && prev.state === 'sealed' ? 'uploaded' : prev.state });
     });
-    return next;
   }
 
   /** A failed attempt: the job stays queued, not retried before `notBefore`. */
   async uploadFailed(job: UploadJob, error: string, notBefore: number): Promise<void> {
-    await this.root.transaction(() => {
+    await this.transact(() => {
       const prev = this.mustGet(job.recordingId);
       const attempts = job.attempts + 1;
-      this.write({ ...prev, uploads: { ...prev.uploads, [job.target]: { state: 'pending', attempts, lastError: error, doneAt: null } } });
-      this.uploadJobs.put(jobKey(job.target, job.recordingId), { ...job, attempts, notBefore });
+      this.write({ ...prev, uploads: { ...prev.uploads, [job.target]: { state: 'pending', attempts, lastError: error } } });
+      this.uploadJobs.put(pairKey(job.target, job.recordingId), { ...job, attempts, notBefore });
     });
+  }
+
+  /** Ids of the recordings in one state, in id (= start time) order. */
+  idsInState(state: IndexState): string[] {
+    return [...this.idsWith('state', state)];
+  }
+
+  /** Ids with one value in a secondary index, in start order, optionally within an id range [from, to). */
+  *idsWith(index: 'state' | 'number' | 'call', value: string, range: { from?: string | undefined; to?: string | undefined } = {}): Generator<string> {
+    const start = pairKey(value, range.from ?? '');
+    const end = pairKey(value, range.to ?? AFTER);
+    for (const key of this.secondaries[index].db.getKeys({ start, end })) yield idOfPairKey(key);
+  }
+
+  /** All entries in start order, optionally within an id range [from, to). */
+  *entriesByTime(range: { from?: string | undefined; to?: string | undefined } = {}): Generator<IndexEntry> {
+    for (const { value } of this.entries.getRange({ start: range.from ?? '', end: range.to ?? AFTER })) yield value;
+  }
+
+  /** Recordings whose retention ended before `now` and are not on hold, oldest expiry first. */
+  *expiredIds(now: Date): Generator<string> {
+    for (const key of this.secondaries.expiry.db.getKeys({ start: '', end: pairKey(now.toISOString(), '') })) yield idOfPairKey(key);
+  }
+
+  count(): number {
+    return this.entries.getCount();
+  }
+
+  close(): Promise<void> {
+    return this.root.close();
+  }
+
+  private async transact<T>(body: () => T): Promise<T> {
+    let result!: T;
+    await this.root.transaction(() => {
+      result = body();
+    });
+    return result;
   }
 
   private mustGet(recordingId: string): IndexEntry {
@@ -156,23 +300,15 @@ export class RecordingIndex {
     return prev;
   }
 
-  /** Inside a transaction: the entry and its by-state key together. */
-  private write(entry: Omit<IndexEntry, 'updatedAt'>): IndexEntry {
+  /** Inside a transaction: the entry and every secondary key, old ones removed. */
+  private write(entry: NewIndexEntry): IndexEntry {
     const next: IndexEntry = { ...entry, updatedAt: new Date().toISOString() };
     const prev = this.entries.get(entry.recordingId);
-    if (prev) this.byState.remove(stateKey(prev.state, prev.recordingId));
+    for (const { db, keys } of Object.values(this.secondaries)) {
+      if (prev) for (const k of keys(prev)) db.remove(k);
+      for (const k of keys(next)) db.put(k, true);
+    }
     this.entries.put(next.recordingId, next);
-    this.byState.put(stateKey(next.state, next.recordingId), true);
     return next;
-  }
-
-  /** Ids of the recordings in one state, in id (= start time) order. */
-  idsInState(state: IndexState): string[] {
-    const prefix = `${state}/`;
-    return [...this.byState.getKeys({ start: prefix, end: `${state}0` })].map((k) => k.slice(prefix.length));
-  }
-
-  close(): Promise<void> {
-    return this.root.close();
   }
 }

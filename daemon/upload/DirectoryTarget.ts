@@ -39,13 +39,14 @@ export class DirectoryTarget implements StorageTarget {
     private readonly pool: WorkerPool,
   ) {}
 
-  async put(rec: SealedRecording): Promise<void> {
+  async put(rec: SealedRecording): Promise<Date> {
     const dest = path.join(this.root, rec.relDir);
     const checksumName = checksumFileName(rec.recordingId);
     const sealedChecksums = await readFile(path.join(rec.dir, checksumName));
     if (await exists(dest)) {
       // An earlier attempt got as far as the rename: prove it rather than copy again.
-      return this.check(dest, rec, sealedChecksums);
+      await this.check(dest, rec, sealedChecksums);
+      return this.completedAt(dest, rec);
     }
     const staging = dest + STAGING_SUFFIX;
     await rm(staging, { recursive: true, force: true });
@@ -59,17 +60,41 @@ export class DirectoryTarget implements StorageTarget {
     await this.check(staging, rec, sealedChecksums);
     await rename(staging, dest);
     await syncDir(path.dirname(dest));
+    return this.completedAt(dest, rec);
+  }
+
+  async find(rec: SealedRecording): Promise<Date | undefined> {
+    const dest = path.join(this.root, rec.relDir);
+    if (!(await exists(dest))) return undefined;
+    // The copy was hashed against the seal when it was made; here its seal files must match.
+    const problems = await this.sealFilesDiffer(dest, rec);
+    return problems.length ? undefined : this.completedAt(dest, rec);
+  }
+
+  async remove(rec: SealedRecording): Promise<void> {
+    const dest = path.join(this.root, rec.relDir);
+    await rm(dest, { recursive: true, force: true });
+    await rm(dest + STAGING_SUFFIX, { recursive: true, force: true });
+    await syncDir(path.dirname(dest)).catch(() => undefined);
+  }
+
+  private async sealFilesDiffer(dir: string, rec: SealedRecording): Promise<string[]> {
+    const problems: string[] = [];
+    for (const name of [checksumFileName(rec.recordingId), signatureFileName(rec.recordingId)]) {
+      const [here, there] = await Promise.all([readFile(path.join(rec.dir, name)), readFile(path.join(dir, name)).catch(() => undefined)]);
+      if (!there || !here.equals(there)) problems.push(`${name} ${there ? 'differs' : 'missing'}`);
+    }
+    return problems;
+  }
+
+  /** The copy's signature file is written last: its mtime is when the copy was whole. */
+  private async completedAt(dest: string, rec: SealedRecording): Promise<Date> {
+    return (await stat(path.join(dest, signatureFileName(rec.recordingId)))).mtime;
   }
 
   /** Every file in `dir` hashes to what the local seal says, and the seal files are the same bytes. */
   private async check(dir: string, rec: SealedRecording, sealedChecksums: Buffer): Promise<void> {
-    const checksumName = checksumFileName(rec.recordingId);
-    const sigName = signatureFileName(rec.recordingId);
-    const problems: string[] = [];
-    for (const name of [checksumName, sigName]) {
-      const [here, there] = await Promise.all([readFile(path.join(rec.dir, name)), readFile(path.join(dir, name)).catch(() => undefined)]);
-      if (!there || !here.equals(there)) problems.push(`${name} ${there ? 'differs' : 'missing'}`);
-    }
+    const problems = await this.sealFilesDiffer(dir, rec);
     const entries = parseChecksums(sealedChecksums.toString('utf8'));
     const hashes = await Promise.all(entries.map((e) => this.pool.hashFile(path.join(dir, e.name)).catch(() => undefined)));
     entries.forEach((e, i) => {

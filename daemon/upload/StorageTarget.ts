@@ -18,7 +18,17 @@ export interface SealedRecording {
  */
 export interface StorageTarget {
   readonly name: string;
-  put(recording: SealedRecording): Promise<void>;
+  /** Resolves with when the copy became complete (a time the target itself records, so a rebuild finds it again). */
+  put(recording: SealedRecording): Promise<Date>;
+  /** The time of a complete, verified copy, or undefined when there is none. */
+  find(recording: SealedRecording): Promise<Date | undefined>;
+  /** Remove the copy (retention); no error when there is none. */
+  remove(recording: SealedRecording): Promise<void>;
+}
+
+/** Every configured target, by name. */
+export function createTargets(storage: Readonly<Record<string, StorageTargetConfig>>, pool: WorkerPool): Map<string, StorageTarget> {
+  return new Map(Object.entries(storage).map(([name, config]) => [name, createTarget(name, config, pool)]));
 }
 
 export function createTarget(name: string, config: StorageTargetConfig, pool: WorkerPool): StorageTarget {

@@ -66,6 +66,11 @@ export class Uploader extends EventEmitter<UploaderEvents> {
     for (const target of targets) this.add({ recordingId, target, attempts: 0, notBefore: 0 });
   }
 
+  /** The configured targets, by name. */
+  get targets(): ReadonlyMap<string, StorageTarget> {
+    return new Map([...this.queues].flatMap(([name, q]) => (q.target ? [[name, q.target] as const] : [])));
+  }
+
   /** Recordings waiting for, or being copied to, each target. */
   backlog(): Map<string, number> {
     return new Map([...this.queues].map(([name, q]) => [name, q.jobs.length + q.inFlight]));
@@ -123,8 +128,8 @@ export class Uploader extends EventEmitter<UploaderEvents> {
       return;
     }
     try {
-      await target.put({ recordingId: job.recordingId, dir: path.join(this.dataDir, entry.dir), relDir: entry.dir });
-      await this.index.uploadDone(job);
+      const doneAt = await target.put({ recordingId: job.recordingId, dir: path.join(this.dataDir, entry.dir), relDir: entry.dir });
+      await this.index.uploadDone(job, doneAt);
       q.failures = 0;
       const seconds = (performance.now() - t0) / 1000;
       this.log.info({ recordingId: job.recordingId, target: job.target, ms: Math.round(seconds * 1000) }, 'recording uploaded');

@@ -1,0 +1,54 @@
+import type { Argv, CommandModule } from 'yargs';
+import { readInstanceCertificate } from '../keys/SigningIdentity.js';
+import { instanceDataDir, withInstanceOptions, type InstanceArgs } from './options.js';
+import { EXIT, printJson, runCommand } from './run.js';
+import { withStores } from './stores.js';
+
+interface AuditArgs extends InstanceArgs {
+  json: boolean;
+}
+
+interface ListArgs extends AuditArgs {
+  from: number;
+}
+
+const verify: CommandModule<InstanceArgs, AuditArgs> = {
+  command: 'verify',
+  describe: 'Check the hash chain and every signed checkpoint; name the first broken entry',
+  builder: (y: Argv<InstanceArgs>) => y.option('json', { type: 'boolean', default: false }) as Argv<AuditArgs>,
+  handler: (args) =>
+    runCommand(async () => {
+      const dataDir = instanceDataDir(args);
+      const pem = await readInstanceCertificate(dataDir);
+      return withStores(dataDir, async ({ audit }) => {
+        const v = audit.verify(pem);
+        if (args.json) printJson(v);
+        else if (v.ok) process.stdout.write(`audit log OK: ${v.entries} entries, ${v.checkpoints} signed checkpoints (last ${v.lastCheckpointAt ?? 'never'})\n`);
+        else process.stdout.write(`audit log BROKEN at entry ${v.firstBroken!.seq}: ${v.firstBroken!.reason} (${v.entries} entries before it are intact)\n`);
+        return v.ok ? EXIT.ok : EXIT.failed;
+      });
+    }),
+};
+
+const list: CommandModule<InstanceArgs, ListArgs> = {
+  command: 'list',
+  describe: 'Print the audit log (JSON lines with --json)',
+  builder: (y: Argv<InstanceArgs>) =>
+    y.option('from', { type: 'number', default: 1, describe: 'first sequence number' }).option('json', { type: 'boolean', default: false }) as Argv<ListArgs>,
+  handler: (args) =>
+    runCommand(async () =>
+      withStores(instanceDataDir(args), async ({ audit }) => {
+        for (const e of audit.list(args.from)) {
+          process.stdout.write(args.json ? JSON.stringify(e) + '\n' : `${String(e.seq).padStart(6)}  ${e.at}  ${e.actor.padEnd(10)} ${e.action.padEnd(18)} ${e.subject ?? '-'}  ${JSON.stringify(e.details)}\n`);
+        }
+        return EXIT.ok;
+      }),
+    ),
+};
+
+export const auditCommand: CommandModule<object, InstanceArgs> = {
+  command: 'audit <command>',
+  describe: 'The tamper-evident audit log: verify, list',
+  builder: (y) => withInstanceOptions(y).command(verify).command(list).demandCommand(1),
+  handler: () => undefined,
+};

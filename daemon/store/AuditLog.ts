@@ -1,0 +1,158 @@
+import { createHash, sign as signData, verify as verifySignature, X509Certificate, type KeyObject } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+/** What happened; the README lists each action and its details. */
+export type AuditAction =
+  | 'daemon.start'
+  | 'daemon.stop'
+  | 'config.reload'
+  | 'checkpoint'
+  | 'recording.hold'
+  | 'recording.release'
+  | 'recording.deleted'
+  | 'verify.failed'
+  | 'index.rebuilt';
+
+export interface AuditEntry {
+  readonly seq: number;
+  readonly at: string;
+  /** Who: `daemon`, or the OS user running a command (with the sudo user). */
+  readonly actor: string;
+  readonly action: AuditAction;
+  /** What it concerns (a recording id, …), or null. */
+  readonly subject: string | null;
+  readonly details: Readonly<Record<string, unknown>>;
+  /** SHA-256 (hex) of the previous entry; 64 zeros for the first. */
+  readonly prev: string;
+  readonly hash: string;
+}
+
+export interface AuditVerification {
+  readonly ok: boolean;
+  readonly entries: number;
+  readonly checkpoints: number;
+  readonly lastCheckpointAt: string | null;
+  /** The first entry that breaks the chain, and why. */
+  readonly firstBroken: { readonly seq: number; readonly reason: string } | null;
+}
+
+const GENESIS = '0'.repeat(64);
+const CHECKPOINT_CONTEXT = 'callvault-audit-checkpoint';
+
+function entryHash(e: Omit<AuditEntry, 'hash'>): string {
+  return createHash('sha256').update(JSON.stringify([e.seq, e.at, e.actor, e.action, e.subject, e.details, e.prev])).digest('hex');
+}
+
+/** The text a checkpoint signs: the chain up to and including `seq` is the one ending in `hash`. */
+export function checkpointText(seq: number, hash: string): string {
+  return `${CHECKPOINT_CONTEXT}\n${seq}\n${hash}\n`;
+}
+
+/** The OS user behind a command, as precisely as the environment tells. */
+export function currentActor(): string {
+  const user = os.userInfo().username;
+  const sudo = process.env.SUDO_USER;
+  return sudo && sudo !== user ? `${sudo} (as ${user})` : user;
+}
+
+/**
+ * The append-only, hash-chained audit log in its own LMDB environment
+ * (`<dataDir>/audit/audit.mdb`), apart from the index, so losing or rebuilding
+ * the index never touches it. Each entry carries the SHA-256 of the previous
+ * one; signed checkpoints (the instance key) pin the chain, so an edit, a
+ * deletion or a rewrite from some point on is found by `callvault audit verify`.
+ * Appends from several processes are serialised by LMDB's write lock.
+ */
+export class AuditLog {
+  private constructor(
+    private readonly root: RootDatabase,
+    private readonly entries: Database<AuditEntry, number>,
+  ) {}
+
+  static open(dataDir: string): AuditLog {
+    const dir = path.join(dataDir, 'audit');
+    mkdirSync(dir, { recursive: true, mode: 0o750 });
+    const root = open({ path: path.join(dir, 'audit.mdb'), compression: false });
+    return new AuditLog(root, root.openDB({ name: 'entries', keyEncoding: 'uint32' }));
+  }
+
+  async append(actor: string, action: AuditAction, subject: string | null, details: Record<string, unknown> = {}): Promise<AuditEntry> {
+    let entry!: AuditEntry;
+    await this.root.transaction(() => {
+      entry = this.appendInTxn(actor, action, subject, () => details);
+    });
+    return entry;
+  }
+
+  /**
+   * A signed checkpoint over the chain as it stands. Signed inside the write
+   * transaction (one RSA signature, about a millisecond) so no other process
+   * can append between the entry it covers and itself.
+   */
+  async checkpoint(actor: string, key: KeyObject, certFingerprint: string): Promise<AuditEntry> {
+    let entry!: AuditEntry;
+    await this.root.transaction(() => {
+      entry = this.appendInTxn(actor, 'checkpoint', null, (seq, hash) => ({
+        upTo: seq,
+        hash,
+        certFingerprint,
+        signature: signData('sha256', Buffer.from(checkpointText(seq, hash)), key).toString('base64'),
+      }));
+    });
+    return entry;
+  }
+
+  private appendInTxn(actor: string, action: AuditAction, subject: string | null, details: (lastSeq: number, lastHash: string) => Record<string, unknown>): AuditEntry {
+    const last = this.last();
+    const lastSeq = last?.seq ?? 0;
+    const prev = last?.hash ?? GENESIS;
+    const body = { seq: lastSeq + 1, at: new Date().toISOString(), actor, action, subject, details: details(lastSeq, prev), prev };
+    const entry = { ...body, hash: entryHash(body) };
+    this.entries.put(entry.seq, entry);
+    return entry;
+  }
+
+  last(): AuditEntry | undefined {
+    for (const { value } of this.entries.getRange({ reverse: true, limit: 1 })) return value;
+    return undefined;
+  }
+
+  *list(fromSeq = 1): Generator<AuditEntry> {
+    for (const { value } of this.entries.getRange({ start: fromSeq })) yield value;
+  }
+
+  /** Walk the whole chain; checkpoint signatures are checked against `certPem`. */
+  verify(certPem: string): AuditVerification {
+    const key = new X509Certificate(certPem).publicKey;
+    let expectSeq = 1;
+    let prev = GENESIS;
+    let entries = 0;
+    let checkpoints = 0;
+    let lastCheckpointAt: string | null = null;
+    const result = (firstBroken: AuditVerification['firstBroken']): AuditVerification => ({ ok: firstBroken === null, entries, checkpoints, lastCheckpointAt, firstBroken });
+    for (const { key: seq, value: e } of this.entries.getRange()) {
+      const { hash, ...body } = e;
+      if (seq !== expectSeq || e.seq !== seq) return result({ seq: expectSeq, reason: `entry ${expectSeq} is missing (next is ${seq})` });
+      if (e.prev !== prev) return result({ seq, reason: 'prev does not match the hash of the entry before: an entry before it was changed or removed' });
+      if (entryHash(body) !== hash) return result({ seq, reason: 'hash does not match the entry: it was edited' });
+      if (e.action === 'checkpoint') {
+        const d = e.details as { upTo: number; hash: string; signature: string };
+        const ok = d.upTo === seq - 1 && d.hash === prev && verifySignature('sha256', Buffer.from(checkpointText(d.upTo, d.hash)), key, Buffer.from(d.signature, 'base64'));
+        if (!ok) return result({ seq, reason: 'checkpoint signature does not verify under the instance certificate' });
+        checkpoints++;
+        lastCheckpointAt = e.at;
+      }
+      prev = hash;
+      expectSeq++;
+      entries++;
+    }
+    return result(null);
+  }
+
+  close(): Promise<void> {
+    return this.root.close();
+  }
+}

@@ -1,0 +1,108 @@
+import { CallvaultError } from '../errors.js';
+import { isRecordingId } from '../record/recordingId.js';
+import { normalizeNumber } from './numbers.js';
+import { INDEX_STATES, type IndexEntry, type IndexState, type RecordingIndex } from './RecordingIndex.js';
+
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 10_000;
+
+/** A search of the index; every field optional, all given ones must hold. */
+export interface RecordingQuery {
+  readonly number?: string | undefined;
+  readonly callId?: string | undefined;
+  /** Start time, inclusive. */
+  readonly from?: Date | undefined;
+  /** Start time, exclusive. */
+  readonly to?: Date | undefined;
+  readonly state?: IndexState | undefined;
+  readonly profile?: string | undefined;
+  readonly limit: number;
+  /** From a previous page's `nextCursor`. */
+  readonly cursor?: string | undefined;
+}
+
+export interface RecordingPage {
+  readonly recordings: IndexEntry[];
+  /** Pass it back to get the next page; null on the last page. */
+  readonly nextCursor: string | null;
+}
+
+/** A query field that cannot be understood; `field` names it. */
+export class QueryError extends CallvaultError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super('BAD_QUERY', message, { field });
+  }
+}
+
+function parseTime(v: string, field: string): Date {
+  const d = new Date(v);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(d.getTime())) throw new QueryError(field, `${field} must be an ISO 8601 date or date-time (2026-03-01, 2026-03-01T09:30:00Z), got ${JSON.stringify(v)}`);
+  return d;
+}
+
+/** Query fields as strings (URL parameters, CLI flags) → a checked query. */
+export function parseQuery(p: Readonly<Record<string, string | undefined>>): RecordingQuery {
+  const limit = p.limit === undefined ? DEFAULT_LIMIT : Number(p.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new QueryError('limit', `limit must be an integer from 1 to ${MAX_LIMIT}`);
+  if (p.state !== undefined && !INDEX_STATES.includes(p.state as IndexState)) throw new QueryError('state', `state must be one of ${INDEX_STATES.join(', ')}`);
+  let cursor: string | undefined;
+  if (p.cursor !== undefined) {
+    cursor = Buffer.from(p.cursor, 'base64url').toString('latin1');
+    if (!isRecordingId(cursor)) throw new QueryError('cursor', 'cursor is not one this server gave out');
+  }
+  const q: RecordingQuery = {
+    number: p.number || undefined,
+    callId: p.callId || undefined,
+    from: p.from ? parseTime(p.from, 'from') : undefined,
+    to: p.to ? parseTime(p.to, 'to') : undefined,
+    state: p.state as IndexState | undefined,
+    profile: p.profile || undefined,
+    limit,
+    cursor,
+  };
+  if (q.from && q.to && q.from >= q.to) throw new QueryError('to', 'to must be later than from');
+  return q;
+}
+
+/** The smallest recording id of a recording started at `d` (ids begin with the start time in ms). */
+function idFloor(d: Date): string {
+  return Math.max(0, d.getTime()).toString(16).padStart(12, '0') + '0'.repeat(10);
+}
+
+/**
+ * Run a query on the index. The most selective index drives it (number, then
+ * call id, then state, else the time order of the primary key); the start-time
+ * bounds become a key range within it; profile is checked per entry.
+ */
+export function runQuery(index: RecordingIndex, q: RecordingQuery): RecordingPage {
+  let from = q.from ? idFloor(q.from) : undefined;
+  if (q.cursor && (!from || q.cursor >= from)) from = `${q.cursor}\0`;
+  const range = { from, to: q.to ? idFloor(q.to) : undefined };
+  const ids: Iterable<string> | undefined = q.number
+    ? index.idsWith('number', normalizeNumber(q.number), range)
+    : q.callId
+      ? index.idsWith('call', q.callId, range)
+      : q.state
+        ? index.idsWith('state', q.state, range)
+        : undefined;
+  const candidates = ids ? mapDefined(ids, (id) => index.get(id)) : index.entriesByTime(range);
+  const out: IndexEntry[] = [];
+  for (const e of candidates) {
+    if (q.state && e.state !== q.state) continue;
+    if (q.profile && e.profile !== q.profile) continue;
+    if (q.callId && e.callId !== q.callId) continue;
+    if (out.length === q.limit) return { recordings: out, nextCursor: Buffer.from(out[out.length - 1]!.recordingId, 'latin1').toString('base64url') };
+    out.push(e);
+  }
+  return { recordings: out, nextCursor: null };
+}
+
+function* mapDefined<T, U>(items: Iterable<T>, f: (t: T) => U | undefined): Generator<U> {
+  for (const item of items) {
+    const u = f(item);
+    if (u !== undefined) yield u;
+  }
+}
