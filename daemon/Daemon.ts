@@ -78,6 +78,7 @@ export class Daemon {
     this.index = RecordingIndex.open(dataDir);
     this.audit = AuditLog.open(dataDir);
     await this.audit.append(ACTOR, 'daemon.start', null, { version: VERSION, config: this.opts.configFile });
+    if (identity.created) await this.audit.append(ACTOR, 'key.created', identity.instanceId, { kind: 'signing', fingerprintSha256: identity.info.fingerprintSha256 });
     await this.checkpoint();
     this.pool = new WorkerPool(this.config.pool.threads);
     this.sealer = new Sealer(dataDir, this.pool, identity, this.index, log);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -172,12 +172,19 @@ test('index: number/time queries (CLI beside the running daemon, API with cursor
     assert.match(re2.previous, /index\.old-/);
     assert.deepEqual(await dumpIndex(d.dataDir), after);
 
+    // A verification failure is audited.
+    const otherDir = path.join(d.dataDir, after.get(other)!.dir);
+    await appendFile(path.join(otherDir, `${other}.wav`), Buffer.alloc(2));
+    assert.equal(cli(d, ['verify', otherDir]).status, 1);
+
     // The audit log: intact, with holds, deletions, reloads of the daemon, and signed checkpoints.
     const ok = cliJson(d, ['audit', 'verify']);
     assert.equal(ok.ok, true, JSON.stringify(ok));
     assert.ok(ok.checkpoints >= 2);
     const entries = cli(d, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(entries.filter((e) => e.action === 'recording.hold').length, 2);
+    assert.equal(entries.filter((e) => e.action === 'key.created').length, 1);
+    assert.match(JSON.stringify(entries.find((e) => e.action === 'verify.failed' && e.subject === other)?.details), /MODIFIED|sha256|differ/i);
     assert.ok(entries.filter((e) => e.action === 'recording.deleted').length >= expired.length);
     // Edit one entry in place (a different actor), as someone with file access might.
     const victim = entries.find((e) => e.action === 'recording.hold')!;

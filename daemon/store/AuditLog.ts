@@ -10,6 +10,7 @@ export type AuditAction =
   | 'daemon.stop'
   | 'config.reload'
   | 'checkpoint'
+  | 'key.created'
   | 'recording.hold'
   | 'recording.release'
   | 'recording.deleted'
