@@ -246,6 +246,11 @@ export class RecordingIndex {
     });
   }
 
+  /** A job that can never run (its recording is not in the index). */
+  async dropUploadJob(job: UploadJob): Promise<void> {
+    await this.uploadJobs.remove(pairKey(job.target, job.recordingId));
+  }
+
   /** A failed attempt: the job stays queued, not retried before `notBefore`. */
   async uploadFailed(job: UploadJob, error: string, notBefore: number): Promise<void> {
     await this.transact(() => {

@@ -125,6 +125,7 @@ export class Uploader extends EventEmitter<UploaderEvents> {
     const entry = this.index.get(job.recordingId);
     if (!entry) {
       this.log.error({ recordingId: job.recordingId, target: job.target }, 'upload job for a recording the index does not have; dropped');
+      await this.index.dropUploadJob(job);
       return;
     }
     try {
