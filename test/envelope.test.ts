@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { constants, createHash, generateKeyPairSync, privateDecrypt, publicEncrypt, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, truncate, appendFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { DEK_BYTES, encodeHeader, EnvelopeError, envelopeSize, TAG_BYTES } from '../daemon/seal/envelope.js';
+import decryptFile, { readEnvelopeHeader } from '../workers/decryptFile.js';
+import encryptFile from '../workers/encryptFile.js';
+
+const kek = generateKeyPairSync('rsa', { modulusLength: 3072 });
+const OAEP = { oaepHash: 'sha256', padding: constants.RSA_PKCS1_OAEP_PADDING };
+
+async function sealed(plain: Buffer, chunkSize: number) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-envelope-'));
+  const src = path.join(dir, 'a.wav');
+  const dest = `${src}.enc`;
+  await writeFile(src, plain);
+  const dek = randomBytes(DEK_BYTES);
+  const header = encodeHeader({ chunkSize, fileNonce: randomBytes(8), kekId: 'kek-2026-01', wrappedDek: publicEncrypt({ key: kek.publicKey, ...OAEP }, dek) });
+  const result = encryptFile({ src, dest, dek, header: header.bytes });
+  return { dir, dest, dek, result, header };
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+test('envelope round trip: empty, 1 byte, chunk boundaries ±1, several chunks, the default 64 KiB chunk', async () => {
+  const C = 1024;
+  for (const [size, chunkSize] of [[0, C], [1, C], [C - 1, C], [C, C], [C + 1, C], [3 * C, C], [3 * C + 5, C], [200_000, 65536]] as const) {
+    const plain = randomBytes(size);
+    const { dir, dest, result, header } = await sealed(plain, chunkSize);
+    const stored = await readFile(dest);
+    assert.equal(stored.length, envelopeSize(header.bytes.length, chunkSize, size), `size ${size}: length`);
+    assert.deepEqual([result.plainBytes, result.plainSha256, result.sha256, result.bytes], [size, sha(plain), sha(stored), stored.length]);
+    const h = readEnvelopeHeader(dest);
+    assert.equal(h.kekId, 'kek-2026-01');
+    // The data key comes back only through the KEK's private key.
+    const dek = privateDecrypt({ key: kek.privateKey, ...OAEP }, h.wrappedDek);
+    const out = path.join(dir, 'out.wav');
+    const back = decryptFile({ src: dest, dest: out, dek });
+    assert.equal(back.plainSha256, sha(plain));
+    assert.deepEqual(await readFile(out), plain, `size ${size}: plaintext back`);
+  }
+});
+
+test('envelope: a tampered chunk, swapped chunks, truncation, appended bytes, an edited header and the wrong key each fail, naming the chunk', async () => {
+  const C = 1024;
+  const plain = randomBytes(4 * C + 100);
+  const fresh = async () => sealed(plain, C);
+  const fails = async (mutate: (file: string, headerLen: number) => Promise<void>, message: RegExp, chunk?: number) => {
+    const { dest, dek, header } = await fresh();
+    await mutate(dest, header.bytes.length);
+    assert.throws(() => decryptFile({ src: dest, dek }), (err: unknown) => err instanceof EnvelopeError && message.test(err.message) && (chunk === undefined || err.chunk === chunk));
+  };
+  const S = C + TAG_BYTES;
+  await fails(async (f, H) => {
+    const b = await readFile(f);
+    b[H + S + 10]! ^= 1;
+    await writeFile(f, b);
+  }, /chunk 1 does not authenticate/, 1);
+  await fails(async (f, H) => {
+    const b = await readFile(f);
+    const c0 = Buffer.from(b.subarray(H, H + S));
+    b.copy(b, H, H + S, H + 2 * S);
+    c0.copy(b, H + S);
+    await writeFile(f, b);
+  }, /chunk 0 does not authenticate/, 0);
+  await fails(async (f, H) => truncate(f, H + 3 * S), /chunk 2 \(the last\)/, 2);
+  await fails(async (f, H) => truncate(f, H + 3 * S + 50), /chunk 3 \(the last\)/, 3);
+  // The short last chunk (100 bytes) now reads as part of a full one: found at chunk 4.
+  await fails(async (f) => appendFile(f, randomBytes(S)), /chunk 4 does not authenticate/, 4);
+  await fails(async (f) => appendFile(f, Buffer.alloc(3)), /chunk 4 \(the last\)/, 4);
+  await fails(async (f) => {
+    // Another KEK id of the same length: the header hash in every chunk's AAD no longer matches.
+    const b = await readFile(f);
+    b.write('kek-2099-01', 24, 'utf8');
+    await writeFile(f, b);
+  }, /chunk 0 does not authenticate/, 0);
+  const { dest } = await fresh();
+  assert.throws(() => decryptFile({ src: dest, dek: randomBytes(DEK_BYTES) }), /chunk 0 does not authenticate/);
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  assert.throws(() => privateDecrypt({ key: other.privateKey, ...OAEP }, readEnvelopeHeader(dest).wrappedDek), /rsa routines|decrypt|oaep/i, 'the wrong KEK cannot unwrap the data key');
+  await writeFile(dest, 'RIFF....WAVEfmt ');
+  assert.throws(() => readEnvelopeHeader(dest), /not a callvault envelope/);
+});
