@@ -12,7 +12,6 @@ import { Metrics } from './metrics/Metrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
 import { Recorder } from './record/Recorder.js';
 import { recoverInterrupted } from './record/recovery.js';
-import { ProfileSet } from './record/profiles.js';
 import { Sealer } from './seal/Sealer.js';
 import { Uploader } from './upload/Uploader.js';
 import { WorkerPool } from './seal/WorkerPool.js';
@@ -147,12 +146,12 @@ export class Daemon {
   /** The config file plus what this build can honour; throws ConfigError. */
   private load(): Config {
     const config = loadConfig(this.opts.configFile, this.opts.overrides);
-    const encrypting = ProfileSet.compile(config).profiles.encrypting;
+    const encrypting = config.profiles.filter((p) => p.record && p.encryption);
     if (encrypting.length) {
       // Fail closed: recording such calls in the clear would break the profile's promise.
       throw new ConfigError(
         this.opts.configFile,
-        encrypting.map((name) => ({ path: 'profiles', message: `profile ${name} sets encryption: true, which this build cannot do yet; recordings would be stored unencrypted` })),
+        encrypting.map((p) => ({ path: 'profiles', message: `profile ${p.name} sets encryption: true, which this build cannot do yet; recordings would be stored unencrypted` })),
       );
     }
     return config;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { ChunkCipher, decodeHeader, EnvelopeError, MAX_HEADER_BYTES, TAG_BYTES } from '../daemon/seal/envelope.js';
+import { ChunkCipher, decodeHeader, EnvelopeError, MAX_HEADER_BYTES, TAG_BYTES, type EnvelopeHeader } from '../daemon/seal/envelope.js';
 import { readFull } from './encryptFile.js';
 
 export interface DecryptFileTask {
@@ -16,12 +16,16 @@ export interface DecryptFileResult {
   readonly kekId: string;
 }
 
+function headerOf(fd: number): EnvelopeHeader {
+  const buf = Buffer.allocUnsafe(Math.min(MAX_HEADER_BYTES, fstatSync(fd).size));
+  return decodeHeader(buf.subarray(0, readFull(fd, buf, 0)));
+}
+
 /** Read an envelope's header only (the KEK id and wrapped DEK are needed before the data key exists). */
-export function readEnvelopeHeader(path: string) {
+export function readEnvelopeHeader(path: string): EnvelopeHeader {
   const fd = openSync(path, 'r');
   try {
-    const buf = Buffer.allocUnsafe(Math.min(MAX_HEADER_BYTES, fstatSync(fd).size));
-    return decodeHeader(buf.subarray(0, readFull(fd, buf, 0)));
+    return headerOf(fd);
   } finally {
     closeSync(fd);
   }
@@ -33,11 +37,12 @@ export function readEnvelopeHeader(path: string) {
  * extended, the wrong data key — throws an EnvelopeError naming it.
  */
 export default function decryptFile(task: DecryptFileTask): DecryptFileResult {
-  const header = readEnvelopeHeader(task.src);
-  const cipher = new ChunkCipher(task.dek, header);
   const src = openSync(task.src, 'r');
-  const dest = task.dest === undefined ? undefined : openSync(task.dest, 'w', 0o600);
+  let dest: number | undefined;
   try {
+    const header = headerOf(src);
+    const cipher = new ChunkCipher(task.dek, header);
+    dest = task.dest === undefined ? undefined : openSync(task.dest, 'w', 0o600);
     const size = fstatSync(src).size;
     const body = size - header.bytes.length;
     const sealedChunk = header.chunkSize + TAG_BYTES;

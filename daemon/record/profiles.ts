@@ -155,13 +155,4 @@ export class ProfileSet {
     if (!hit) return { record: false, profile: null };
     return hit.config.record ? { record: true, policy: hit.policy } : { record: false, profile: hit.config.name };
   }
-
-  get names(): string[] {
-    return this.entries.map((e) => e.config.name);
-  }
-
-  /** Profiles that encrypt what they record (they need a key-encryption key). */
-  get encrypting(): string[] {
-    return this.entries.filter((e) => e.config.record && e.config.encryption).map((e) => e.config.name);
-  }
 }

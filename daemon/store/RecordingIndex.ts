@@ -309,9 +309,12 @@ export class RecordingIndex {
   private write(entry: NewIndexEntry): IndexEntry {
     const next: IndexEntry = { ...entry, updatedAt: new Date().toISOString() };
     const prev = this.entries.get(entry.recordingId);
+    // Only keys that change are touched: most updates (upload progress, state) move one key, not five.
     for (const { db, keys } of Object.values(this.secondaries)) {
-      if (prev) for (const k of keys(prev)) db.remove(k);
-      for (const k of keys(next)) db.put(k, true);
+      const old = new Set(prev ? keys(prev) : []);
+      const now = new Set(keys(next));
+      for (const k of old) if (!now.has(k)) db.remove(k);
+      for (const k of now) if (!old.has(k)) db.put(k, true);
     }
     this.entries.put(next.recordingId, next);
     return next;

@@ -31,7 +31,7 @@ export function createTargets(storage: Readonly<Record<string, StorageTargetConf
   return new Map(Object.entries(storage).map(([name, config]) => [name, createTarget(name, config, pool)]));
 }
 
-export function createTarget(name: string, config: StorageTargetConfig, pool: WorkerPool): StorageTarget {
+function createTarget(name: string, config: StorageTargetConfig, pool: WorkerPool): StorageTarget {
   switch (config.type) {
     case 'directory':
       return new DirectoryTarget(name, config.path, pool);

@@ -4,7 +4,7 @@ import type { StorageTargetConfig } from '../config/Config.js';
 import type { Logger } from '../log.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 import type { RecordingIndex, UploadJob } from '../store/RecordingIndex.js';
-import { createTarget, type StorageTarget } from './StorageTarget.js';
+import { createTargets, type StorageTarget } from './StorageTarget.js';
 
 export interface UploaderEvents {
   /** One recording copied to one target, after `seconds`. */
@@ -50,7 +50,7 @@ export class Uploader extends EventEmitter<UploaderEvents> {
   /** Targets from the config; removed targets keep their queue (reported, not dropped). */
   configure(storage: Readonly<Record<string, StorageTargetConfig>>): void {
     for (const q of this.queues.values()) q.target = undefined;
-    for (const [name, config] of Object.entries(storage)) this.queue(name).target = createTarget(name, config, this.pool);
+    for (const [name, target] of createTargets(storage, this.pool)) this.queue(name).target = target;
     for (const name of this.queues.keys()) this.pump(name);
   }
 
