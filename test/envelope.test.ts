@@ -1,23 +1,21 @@
 import assert from 'node:assert/strict';
-import { constants, createHash, generateKeyPairSync, privateDecrypt, publicEncrypt, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, truncate, appendFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { DEK_BYTES, encodeHeader, EnvelopeError, envelopeSize, TAG_BYTES } from '../daemon/seal/envelope.js';
+import { DEK_BYTES, EnvelopeError, envelopeSize, FIXED_HEADER_BYTES, newEnvelope, rewrapHeader, TAG_BYTES, unwrapDek } from '../daemon/seal/envelope.js';
 import decryptFile, { readEnvelopeHeader } from '../workers/decryptFile.js';
 import encryptFile from '../workers/encryptFile.js';
 
-const kek = generateKeyPairSync('rsa', { modulusLength: 3072 });
-const OAEP = { oaepHash: 'sha256', padding: constants.RSA_PKCS1_OAEP_PADDING };
+const kek = { id: 'kek-2026-01', ...generateKeyPairSync('rsa', { modulusLength: 3072 }) };
 
 async function sealed(plain: Buffer, chunkSize: number) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-envelope-'));
   const src = path.join(dir, 'a.wav');
   const dest = `${src}.enc`;
   await writeFile(src, plain);
-  const dek = randomBytes(DEK_BYTES);
-  const header = encodeHeader({ chunkSize, fileNonce: randomBytes(8), kekId: 'kek-2026-01', wrappedDek: publicEncrypt({ key: kek.publicKey, ...OAEP }, dek) });
+  const { dek, header } = newEnvelope(kek, chunkSize);
   const result = encryptFile({ src, dest, dek, header: header.bytes });
   return { dir, dest, dek, result, header };
 }
@@ -35,7 +33,7 @@ test('envelope round trip: empty, 1 byte, chunk boundaries ±1, several chunks, 
     const h = readEnvelopeHeader(dest);
     assert.equal(h.kekId, 'kek-2026-01');
     // The data key comes back only through the KEK's private key.
-    const dek = privateDecrypt({ key: kek.privateKey, ...OAEP }, h.wrappedDek);
+    const dek = unwrapDek(kek.privateKey, h.wrappedDek, h.kekId);
     const out = path.join(dir, 'out.wav');
     const back = decryptFile({ src: dest, dest: out, dek });
     assert.equal(back.plainSha256, sha(plain));
@@ -71,15 +69,35 @@ test('envelope: a tampered chunk, swapped chunks, truncation, appended bytes, an
   await fails(async (f) => appendFile(f, randomBytes(S)), /chunk 4 does not authenticate/, 4);
   await fails(async (f) => appendFile(f, Buffer.alloc(3)), /chunk 4 \(the last\)/, 4);
   await fails(async (f) => {
-    // Another KEK id of the same length: the header hash in every chunk's AAD no longer matches.
+    // The chunk size or file nonce (the fixed header) edited: the header hash in every chunk's AAD no longer matches.
     const b = await readFile(f);
-    b.write('kek-2099-01', 24, 'utf8');
+    b[FIXED_HEADER_BYTES - 33]! ^= 1;
+    await writeFile(f, b);
+  }, /does not belong to this envelope/);
+  await fails(async (f) => {
+    const b = await readFile(f);
+    b[9] = 1; // flags: inside the AAD, outside the commitment
     await writeFile(f, b);
   }, /chunk 0 does not authenticate/, 0);
   const { dest } = await fresh();
-  assert.throws(() => decryptFile({ src: dest, dek: randomBytes(DEK_BYTES) }), /chunk 0 does not authenticate/);
-  const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  assert.throws(() => privateDecrypt({ key: other.privateKey, ...OAEP }, readEnvelopeHeader(dest).wrappedDek), /rsa routines|decrypt|oaep/i, 'the wrong KEK cannot unwrap the data key');
+  assert.throws(() => decryptFile({ src: dest, dek: randomBytes(DEK_BYTES) }), /does not belong to this envelope/);
+  const other = { id: 'kek-other', ...generateKeyPairSync('rsa', { modulusLength: 2048 }) };
+  assert.throws(() => unwrapDek(other.privateKey, readEnvelopeHeader(dest).wrappedDek, other.id), /cannot unwrap the data key with KEK kek-other/, 'the wrong KEK cannot unwrap the data key');
   await writeFile(dest, 'RIFF....WAVEfmt ');
   assert.throws(() => readEnvelopeHeader(dest), /not a callvault envelope/);
+});
+
+test('envelope: re-wrapping under another KEK rewrites the key slot only; the chunks still open with the same data key', async () => {
+  const plain = randomBytes(3000);
+  const { dest, dek, header } = await sealed(plain, 1024);
+  const next = { id: 'kek-2027-01', ...generateKeyPairSync('rsa', { modulusLength: 2048 }) };
+  const moved = rewrapHeader(header, dek, next);
+  assert.deepEqual(moved.bytes.subarray(0, FIXED_HEADER_BYTES), header.bytes.subarray(0, FIXED_HEADER_BYTES));
+  const stored = await readFile(dest);
+  await writeFile(dest, Buffer.concat([moved.bytes, stored.subarray(header.bytes.length)]));
+  const h = readEnvelopeHeader(dest);
+  assert.equal(h.kekId, 'kek-2027-01');
+  assert.throws(() => unwrapDek(kek.privateKey, h.wrappedDek, kek.id), /cannot unwrap/);
+  assert.equal(decryptFile({ src: dest, dek: unwrapDek(next.privateKey, h.wrappedDek, h.kekId) }).plainSha256, sha(plain));
+  assert.throws(() => rewrapHeader(header, randomBytes(DEK_BYTES), next), /does not belong/);
 });

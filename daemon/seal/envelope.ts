@@ -1,11 +1,14 @@
-import { createCipheriv, createDecipheriv, createHash, type CipherGCM, type DecipherGCM } from 'node:crypto';
+import { constants, createCipheriv, createDecipheriv, createHash, createHmac, privateDecrypt, publicEncrypt, randomBytes, timingSafeEqual, type CipherGCM, type DecipherGCM, type KeyObject } from 'node:crypto';
 
 /*
- * The callvault envelope (docs/envelope.md has it byte by byte): a header with
- * the KEK id and the RSA-OAEP-wrapped data key, then AES-256-GCM chunks whose
- * IV carries the chunk index and whose AAD carries the header's SHA-256, the
- * index and a final-chunk flag — so an edited header, reordered chunks, a
- * truncated or extended file each fail authentication at a named chunk.
+ * The callvault envelope (docs/envelope.md has it byte by byte): a fixed
+ * header (chunk size, file nonce, a commitment to the data key), a key slot
+ * (KEK id, RSA-OAEP-wrapped data key), then AES-256-GCM chunks whose IV
+ * carries the chunk index and whose AAD carries the fixed header's SHA-256,
+ * the index and a final-chunk flag — so reordered chunks, a truncated or
+ * extended file each fail authentication at a named chunk. The key slot is
+ * outside the AAD so a KEK rotation rewrites the header only; the commitment
+ * ties the slot's key to the chunks.
  */
 export const ENVELOPE_MAGIC = Buffer.from('CVENVLP\0', 'latin1');
 export const ENVELOPE_VERSION = 1;
@@ -13,14 +16,22 @@ export const DEFAULT_CHUNK_SIZE = 65536;
 export const TAG_BYTES = 16;
 export const DEK_BYTES = 32;
 const FILE_NONCE_BYTES = 8;
-const FIXED_HEADER_BYTES = 22;
+const COMMITMENT_BYTES = 32;
+/** Magic, version, flags, chunk size, file nonce, DEK commitment: the part every chunk authenticates. */
+export const FIXED_HEADER_BYTES = 54;
+const COMMITMENT_LABEL = Buffer.from('callvault envelope v1 key commitment', 'latin1');
+
+/** RSA-OAEP with SHA-256 (and MGF1-SHA-256): how a KEK wraps a data key. */
+const OAEP = { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' } as const;
 
 export interface EnvelopeHeader {
   readonly chunkSize: number;
   readonly fileNonce: Buffer;
+  /** HMAC-SHA-256(DEK, label ‖ file nonce): which data key the chunks were sealed with. */
+  readonly commitment: Buffer;
   readonly kekId: string;
   readonly wrappedDek: Buffer;
-  /** The encoded header, as hashed into every chunk's AAD. */
+  /** The encoded header; its first FIXED_HEADER_BYTES are hashed into every chunk's AAD. */
   readonly bytes: Buffer;
 }
 
@@ -37,6 +48,7 @@ export class EnvelopeError extends Error {
 export function encodeHeader(h: Omit<EnvelopeHeader, 'bytes'>): EnvelopeHeader {
   const kek = Buffer.from(h.kekId, 'utf8');
   if (h.fileNonce.length !== FILE_NONCE_BYTES) throw new EnvelopeError(`file nonce must be ${FILE_NONCE_BYTES} bytes`);
+  if (h.commitment.length !== COMMITMENT_BYTES) throw new EnvelopeError(`key commitment must be ${COMMITMENT_BYTES} bytes`);
   if (kek.length > 0xffff || h.wrappedDek.length > 0xffff) throw new EnvelopeError('KEK id or wrapped key too long');
   const b = Buffer.alloc(FIXED_HEADER_BYTES + 2 + kek.length + 2 + h.wrappedDek.length);
   ENVELOPE_MAGIC.copy(b, 0);
@@ -44,6 +56,7 @@ export function encodeHeader(h: Omit<EnvelopeHeader, 'bytes'>): EnvelopeHeader {
   b.writeUInt8(0, 9);
   b.writeUInt32BE(h.chunkSize, 10);
   h.fileNonce.copy(b, 14);
+  h.commitment.copy(b, 22);
   let o = FIXED_HEADER_BYTES;
   b.writeUInt16BE(kek.length, o);
   kek.copy(b, o + 2);
@@ -71,7 +84,7 @@ export function decodeHeader(buf: Buffer): EnvelopeHeader {
   if (buf.length < o + 2 + wrappedLen) throw short();
   const wrappedDek = Buffer.from(buf.subarray(o + 2, o + 2 + wrappedLen));
   const end = o + 2 + wrappedLen;
-  return { chunkSize, fileNonce: Buffer.from(buf.subarray(14, 22)), kekId, wrappedDek, bytes: Buffer.from(buf.subarray(0, end)) };
+  return { chunkSize, fileNonce: Buffer.from(buf.subarray(14, 22)), commitment: Buffer.from(buf.subarray(22, FIXED_HEADER_BYTES)), kekId, wrappedDek, bytes: Buffer.from(buf.subarray(0, end)) };
 }
 
 /** Largest header any KEK we make can produce: lets a reader fetch it in one read. */
@@ -86,7 +99,10 @@ export class ChunkCipher {
     private readonly header: EnvelopeHeader,
   ) {
     if (dek.length !== DEK_BYTES) throw new EnvelopeError(`a data key is ${DEK_BYTES} bytes`);
-    this.headerHash = createHash('sha256').update(header.bytes).digest();
+    if (!timingSafeEqual(keyCommitment(dek, header.fileNonce), header.commitment)) {
+      throw new EnvelopeError(`the data key does not belong to this envelope (KEK ${header.kekId}): wrong key, or an edited key slot`);
+    }
+    this.headerHash = createHash('sha256').update(header.bytes.subarray(0, FIXED_HEADER_BYTES)).digest();
   }
 
   private iv(index: number): Buffer {
@@ -136,4 +152,42 @@ export class ChunkCipher {
 export function envelopeSize(headerBytes: number, chunkSize: number, plainBytes: number): number {
   const chunks = Math.max(1, Math.ceil(plainBytes / chunkSize));
   return headerBytes + plainBytes + chunks * TAG_BYTES;
+}
+
+function keyCommitment(dek: Uint8Array, fileNonce: Buffer): Buffer {
+  return createHmac('sha256', dek).update(COMMITMENT_LABEL).update(fileNonce).digest();
+}
+
+/** The KEK a data key is wrapped under: its id and public key (the daemon never needs more). */
+export interface WrappingKey {
+  readonly id: string;
+  readonly publicKey: KeyObject;
+}
+
+export function wrapDek(kek: WrappingKey, dek: Uint8Array): Buffer {
+  return publicEncrypt({ key: kek.publicKey, ...OAEP }, dek);
+}
+
+/** Unwrap with a private KEK; a wrong KEK is an EnvelopeError, not an OpenSSL message. */
+export function unwrapDek(privateKey: KeyObject, wrapped: Uint8Array, kekId: string): Buffer {
+  try {
+    const dek = privateDecrypt({ key: privateKey, ...OAEP }, wrapped);
+    if (dek.length !== DEK_BYTES) throw new Error('length');
+    return dek;
+  } catch {
+    throw new EnvelopeError(`cannot unwrap the data key with KEK ${kekId}: not the key it was wrapped under`);
+  }
+}
+
+/** A fresh data key and the header that carries it wrapped under `kek`. */
+export function newEnvelope(kek: WrappingKey, chunkSize = DEFAULT_CHUNK_SIZE): { dek: Buffer; header: EnvelopeHeader } {
+  const dek = randomBytes(DEK_BYTES);
+  const fileNonce = randomBytes(FILE_NONCE_BYTES);
+  return { dek, header: encodeHeader({ chunkSize, fileNonce, commitment: keyCommitment(dek, fileNonce), kekId: kek.id, wrappedDek: wrapDek(kek, dek) }) };
+}
+
+/** The same envelope under another KEK: the fixed header, and so every chunk, stays as it is. */
+export function rewrapHeader(header: EnvelopeHeader, dek: Uint8Array, kek: WrappingKey): EnvelopeHeader {
+  if (!timingSafeEqual(keyCommitment(dek, header.fileNonce), header.commitment)) throw new EnvelopeError('the data key does not belong to this envelope');
+  return encodeHeader({ chunkSize: header.chunkSize, fileNonce: header.fileNonce, commitment: header.commitment, kekId: kek.id, wrappedDek: wrapDek(kek, dek) });
 }
