@@ -7,6 +7,9 @@ import { resolveControlToken } from './control/token.js';
 import { MediaIngest } from './ingest/MediaIngest.js';
 import { EXAMPLE_PASSPHRASE, resolvePassphrase } from './keys/passphrase.js';
 import { SigningIdentity } from './keys/SigningIdentity.js';
+import { KekMonitor } from './keys/kek/KekMonitor.js';
+import { KekStore } from './keys/kek/KekStore.js';
+import { LkmClient } from './keys/kek/LkmClient.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics/Metrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
@@ -46,6 +49,8 @@ export class Daemon {
   private uploader: Uploader | undefined;
   private audit: AuditLog | undefined;
   private identity: SigningIdentity | undefined;
+  private keks: KekStore | undefined;
+  private kekMonitor: KekMonitor | undefined;
   private sweeper: RetentionSweeper | undefined;
   private sweeping: Promise<unknown> | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -67,6 +72,8 @@ export class Daemon {
     const { log } = this.opts;
     this.config = this.load();
     const { dataDir } = this.config;
+    this.keks = new KekStore(dataDir);
+    await this.checkEncryption(this.config);
     log.level = this.config.logging.level;
     await mkdir(dataDir, { recursive: true, mode: 0o750 });
     log.info({ version: VERSION, node: process.version, pid: process.pid, config: this.opts.configFile, dataDir }, 'callvault starting');
@@ -80,7 +87,11 @@ export class Daemon {
     if (identity.created) await this.audit.append(ACTOR, 'key.created', identity.instanceId, { kind: 'signing', fingerprintSha256: identity.info.fingerprintSha256 });
     await this.checkpoint();
     this.pool = new WorkerPool(this.config.pool.threads);
-    this.sealer = new Sealer(dataDir, this.pool, identity, this.index, log);
+    this.sealer = new Sealer(dataDir, this.pool, identity, this.keks, this.index, log);
+    this.kekMonitor = new KekMonitor(this.keks, this.config.encryption, log);
+    this.metrics.observeKeks(this.kekMonitor);
+    const current = this.kekMonitor.check();
+    if (current) log.info({ kekId: current.kek.id, provider: current.kek.provider, fingerprintSha256: current.kek.fingerprintSha256, expiresAt: current.expiresAt.toISOString() }, 'key-encryption key');
     this.uploader = new Uploader(dataDir, this.index, this.pool, log);
     this.uploader.configure(this.config.storage);
     this.metrics.observePool(this.pool);
@@ -122,6 +133,7 @@ export class Daemon {
     if (resealed) log.info({ count: resealed }, 'sealed recordings left unsealed by the previous run');
     this.timers.push(setTimeout(() => this.sweep(), FIRST_SWEEP_MS).unref());
     this.timers.push(setInterval(() => this.sweep(), DAY_MS).unref());
+    this.timers.push(setInterval(() => this.dailyKeyCheck(), DAY_MS).unref());
     this.timers.push(setInterval(() => void this.checkpoint().catch((err: Error) => log.error({ err: err.message }, 'audit checkpoint failed')), DAY_MS).unref());
   }
 
@@ -143,18 +155,43 @@ export class Daemon {
       .finally(() => (this.sweeping = undefined));
   }
 
-  /** The config file plus what this build can honour; throws ConfigError. */
   private load(): Config {
-    const config = loadConfig(this.opts.configFile, this.opts.overrides);
+    return loadConfig(this.opts.configFile, this.opts.overrides);
+  }
+
+  /**
+   * Fail closed: a profile that encrypts needs a KEK before a call is recorded
+   * under it, or its recordings would sit in the clear. With provider lkm the
+   * key manager's current KEK is fetched (public key only) and remembered, so
+   * a key manager that is down at start does not stop a known KEK being used.
+   */
+  private async checkEncryption(config: Config): Promise<void> {
+    const keks = this.keks!;
+    if (config.encryption.provider === 'lkm') {
+      try {
+        const lkm = await LkmClient.create(config.encryption.lkm);
+        const kek = await keks.importPublic(await lkm.currentKek());
+        this.opts.log.info({ kekId: kek.id, fingerprintSha256: kek.fingerprintSha256 }, 'key manager KEK');
+      } catch (err) {
+        if (!keks.current()) throw err;
+        this.opts.log.error({ err: (err as Error).message, kekId: keks.current()!.id }, 'key manager unreachable; encrypting under the last KEK it gave');
+      }
+    }
     const encrypting = config.profiles.filter((p) => p.record && p.encryption);
-    if (encrypting.length) {
-      // Fail closed: recording such calls in the clear would break the profile's promise.
+    if (encrypting.length && !keks.current()) {
       throw new ConfigError(
         this.opts.configFile,
-        encrypting.map((p) => ({ path: 'profiles', message: `profile ${p.name} sets encryption: true, which this build cannot do yet; recordings would be stored unencrypted` })),
+        encrypting.map((p) => ({
+          path: 'profiles',
+          message: `profile ${p.name} sets encryption: true but there is no key-encryption key in ${keks.dir}: run \`callvault keys init\`${config.encryption.provider === 'lkm' ? ' on the key manager' : ''}`,
+        })),
       );
     }
-    return config;
+  }
+
+  private dailyKeyCheck(): void {
+    const run = this.config.encryption.provider === 'lkm' ? this.checkEncryption(this.config) : Promise.resolve();
+    void run.catch((err: Error) => this.opts.log.error({ err: err.message }, 'KEK check failed')).finally(() => this.kekMonitor?.check());
   }
 
   private async openIdentity(): Promise<SigningIdentity> {
@@ -178,16 +215,19 @@ export class Daemon {
       this.reloadTimer = undefined;
       const signals = this.reloadRequests;
       this.reloadRequests = 0;
-      this.reload(signals);
+      void this.reload(signals);
     }, RELOAD_COALESCE_MS);
   }
 
   /** Re-read the config; keep the old one if the new one is invalid. */
-  private reload(signals: number): void {
+  private async reload(signals: number): Promise<void> {
     const { log } = this.opts;
     let next: Config;
     try {
       next = this.load();
+      // Checked with the running provider: a provider change waits for a restart.
+      const { provider, lkm } = this.config.encryption;
+      await this.checkEncryption({ ...next, encryption: { ...next.encryption, provider, lkm } });
     } catch (err) {
       this.metrics?.configLoaded(false);
       log.error({ err: (err as Error).message, signals }, 'config reload failed; keeping the running config');
@@ -199,8 +239,12 @@ export class Daemon {
     for (const key of ['control', 'metrics', 'media', 'signing', 'pool'] as const) {
       if (JSON.stringify(next[key]) !== JSON.stringify(this.config[key])) needRestart.push(key);
     }
+    const { provider, lkm } = this.config.encryption;
+    if (next.encryption.provider !== provider || JSON.stringify(next.encryption.lkm) !== JSON.stringify(lkm)) needRestart.push('encryption.provider/lkm');
     const { dataDir, control, metrics, media, signing, pool } = this.config;
-    this.config = { ...next, dataDir, control, metrics, media, signing, pool };
+    this.config = { ...next, dataDir, control, metrics, media, signing, pool, encryption: { ...next.encryption, provider, lkm } };
+    this.kekMonitor?.configure(this.config.encryption);
+    this.kekMonitor?.check();
     log.level = this.config.logging.level;
     this.recorder?.reconfigure(this.config);
     this.uploader?.configure(this.config.storage);

@@ -60,3 +60,6 @@ export class KeyError extends CallvaultError {}
 
 /** A recording that could not be sealed (hashed and signed). */
 export class SealError extends CallvaultError {}
+
+/** A background key job could not convert a recording. */
+export class JobError extends CallvaultError {}

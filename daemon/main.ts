@@ -10,6 +10,9 @@ import { recordingsCommand } from './cli/recordings.js';
 import { reindexCommand } from './cli/reindex.js';
 import { retentionCommand } from './cli/retention.js';
 import { verifyCommand } from './cli/verify.js';
+import { exportCommand } from './cli/export.js';
+import { keysCommand } from './cli/keys.js';
+import { lkmCommand } from './cli/lkm.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('callvault')
@@ -22,6 +25,9 @@ await yargs(hideBin(process.argv))
   .command(auditCommand)
   .command(retentionCommand)
   .command(holdCommand)
+  .command(keysCommand)
+  .command(exportCommand)
+  .command(lkmCommand)
   .demandCommand(1, 'name a command')
   .strict()
   .help()

@@ -23,6 +23,7 @@ import { createLogger } from '../daemon/log.js';
 import { metadataPath, METADATA_FORMAT, type RecordingMetadata } from '../daemon/record/metadata.js';
 import { newRecordingId, recordingDir } from '../daemon/record/recordingId.js';
 import { WAV_HEADER_BYTES, wavHeader } from '../daemon/record/wavFormat.js';
+import { KekStore } from '../daemon/keys/kek/KekStore.js';
 import { Sealer } from '../daemon/seal/Sealer.js';
 import { WorkerPool } from '../daemon/seal/WorkerPool.js';
 import { entryFromMetadata, RecordingIndex } from '../daemon/store/RecordingIndex.js';
@@ -109,7 +110,7 @@ async function main(): Promise<void> {
     const identity = await SigningIdentity.loadOrCreate({ dataDir, keyBits: 2048, passphrase: 'bench-only-passphrase' });
     const index = RecordingIndex.open(dataDir);
     const pool = new WorkerPool('auto');
-    const sealer = new Sealer(dataDir, pool, identity, index, log);
+    const sealer = new Sealer(dataDir, pool, identity, new KekStore(dataDir), index, log);
 
     const id = newRecordingId();
     const dir = recordingDir(dataDir, id);

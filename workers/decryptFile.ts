@@ -14,6 +14,8 @@ export interface DecryptFileResult {
   readonly plainBytes: number;
   readonly plainSha256: string;
   readonly kekId: string;
+  /** The first bytes of the plaintext (up to 12): enough to tell a WAV/RF64 file. */
+  readonly head: Uint8Array;
 }
 
 function headerOf(fd: number): EnvelopeHeader {
@@ -51,17 +53,19 @@ export default function decryptFile(task: DecryptFileTask): DecryptFileResult {
     const buf = Buffer.allocUnsafe(sealedChunk);
     const hash = createHash('sha256');
     let plainBytes = 0;
+    let head: Uint8Array = new Uint8Array(0);
     for (let index = 0; index < chunks; index++) {
       const pos = header.bytes.length + index * sealedChunk;
       const sealed = buf.subarray(0, Math.min(sealedChunk, size - pos));
       readFull(src, sealed, pos);
       const plain = cipher.open(index, index === chunks - 1, sealed);
       hash.update(plain);
+      if (index === 0) head = new Uint8Array(plain.subarray(0, 12));
       if (dest !== undefined) writeSync(dest, plain);
       plainBytes += plain.length;
     }
     if (dest !== undefined) fsyncSync(dest);
-    return { plainBytes, plainSha256: hash.digest('hex'), kekId: header.kekId };
+    return { plainBytes, plainSha256: hash.digest('hex'), kekId: header.kekId, head };
   } finally {
     closeSync(src);
     if (dest !== undefined) closeSync(dest);

@@ -8,10 +8,17 @@ import { instanceDataDir, withInstanceOptions, type InstanceArgs } from './optio
 import { ProgressBar } from './progress.js';
 import { AuditLog, currentActor } from '../store/AuditLog.js';
 import { EXIT, printJson, runCommand } from './run.js';
+import { WorkerPool } from '../seal/WorkerPool.js';
+import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
+import { decryptEnvelope, isEnvelope, looksLikeWav } from './decrypted.js';
+import { withShareOptions, type ShareArgs } from './shares.js';
+import { openUnwrapper } from './unwrap.js';
+import { instanceConfig } from './options.js';
 
-interface VerifyArgs extends InstanceArgs {
+interface VerifyArgs extends InstanceArgs, ShareArgs {
   dir: string;
   all: boolean;
+  decrypt: boolean;
   cert?: string | undefined;
   json: boolean;
 }
@@ -53,12 +60,60 @@ async function auditFailures(args: VerifyArgs, failures: RecordingVerification[]
   }
 }
 
-async function verifyAll(root: string, pem: string, json: boolean, args: VerifyArgs): Promise<number> {
+/**
+ * `--decrypt`: every envelope of a recording that verified is decrypted in
+ * the pool (nothing written) — each chunk must authenticate and the audio
+ * must be a WAV file. The KEKs are opened once, on first need.
+ */
+class DecryptChecker {
+  private readonly pool = new WorkerPool(1);
+  private unwrapper: Promise<DekUnwrapper> | undefined;
+  readonly checked: string[] = [];
+
+  constructor(private readonly args: VerifyArgs) {}
+
+  async check(v: RecordingVerification): Promise<RecordingVerification> {
+    const envelopes = v.files.filter((f) => f.status === 'OK' && isEnvelope(f.name));
+    if (!v.ok || !envelopes.length) return v;
+    this.unwrapper ??= openUnwrapper(instanceConfig(this.args), this.args, this.pool, 'verify --decrypt');
+    const unwrapper = await this.unwrapper;
+    const problems: string[] = [];
+    for (const f of envelopes) {
+      try {
+        const r = await decryptEnvelope(this.pool, unwrapper, path.join(v.dir, f.name));
+        if (!looksLikeWav(r.head)) problems.push(`${f.name}: decrypts, but not to a WAV file`);
+      } catch (err) {
+        problems.push(`${f.name}: ${(err as Error).message}`);
+      }
+    }
+    if (v.recordingId) this.checked.push(v.recordingId);
+    return problems.length ? { ...v, ok: false, problems: [...v.problems, ...problems] } : v;
+  }
+
+  /** Who decrypted what, for the audit log. */
+  async close(): Promise<void> {
+    await this.pool.close();
+    if (!this.checked.length) return;
+    const audit = AuditLog.open(instanceDataDir(this.args));
+    try {
+      await audit.append(currentActor(), 'recording.decrypt-checked', null, { recordings: this.checked.length, first: this.checked[0], keksOpened: (await this.unwrapper)?.opened ?? [] });
+    } finally {
+      await audit.close();
+    }
+  }
+}
+
+async function verifyOne(dir: string, pem: string, decrypt: DecryptChecker | undefined): Promise<RecordingVerification> {
+  const v = await verifyRecording(dir, pem);
+  return decrypt ? decrypt.check(v) : v;
+}
+
+async function verifyAll(root: string, pem: string, json: boolean, args: VerifyArgs, decrypt: DecryptChecker | undefined): Promise<number> {
   const dirs = await findRecordingDirs(root);
   const bar = new ProgressBar('verifying', dirs.length);
   const results: RecordingVerification[] = [];
   for (const dir of dirs) {
-    const v = await verifyRecording(dir, pem);
+    const v = await verifyOne(dir, pem, decrypt);
     results.push(v);
     bar.tick(v.bytes);
     if (!json && !v.ok) bar.note(`FAILED ${dir}: ${v.problems.join('; ')}`);
@@ -76,21 +131,27 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
   command: 'verify <dir>',
   describe: 'Check a sealed recording (or, with --all, every recording under a directory): checksums, signature, unlisted files',
   builder: (y) =>
-    withInstanceOptions(y)
+    withShareOptions(withInstanceOptions(y))
       .positional('dir', { type: 'string', demandOption: true, normalize: true, describe: 'recording directory (with --all: any directory above recordings)' })
       .option('all', { type: 'boolean', default: false, describe: 'verify every recording under <dir>, with progress and a summary' })
       .option('cert', { type: 'string', normalize: true, describe: "certificate PEM to check signatures with (default: the instance's own)" })
+      .option('decrypt', { type: 'boolean', default: false, describe: 'also decrypt every envelope (in memory) and check the audio: needs both shares or the key manager' })
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable result on stdout' }),
   handler: (args) =>
     runCommand(async () => {
       const dir = path.resolve(args.dir);
       if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new CallvaultError('NOT_A_DIRECTORY', `${args.dir} is not a directory`);
       const pem = await certificateFor(args);
-      if (args.all) return verifyAll(dir, pem, args.json, args);
-      const v = await verifyRecording(dir, pem);
-      if (!v.ok) await auditFailures(args, [v]);
-      if (args.json) printJson(v);
-      else printOne(v);
-      return v.ok ? EXIT.ok : EXIT.failed;
+      const decrypt = args.decrypt ? new DecryptChecker(args) : undefined;
+      try {
+        if (args.all) return await verifyAll(dir, pem, args.json, args, decrypt);
+        const v = await verifyOne(dir, pem, decrypt);
+        if (!v.ok) await auditFailures(args, [v]);
+        if (args.json) printJson(v);
+        else printOne(v);
+        return v.ok ? EXIT.ok : EXIT.failed;
+      } finally {
+        await decrypt?.close();
+      }
     }),
 };

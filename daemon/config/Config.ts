@@ -31,8 +31,23 @@ export interface Config {
     readonly passphrase: string | null;
     readonly passphraseFile: string | null;
   };
+  readonly encryption: EncryptionConfig;
   readonly pool: { readonly threads: number | 'auto' };
   readonly logging: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+}
+
+export interface EncryptionConfig {
+  readonly provider: 'local' | 'lkm';
+  readonly keyBits: 2048 | 3072 | 4096;
+  readonly cryptoperiodDays: number;
+  readonly expiryWarningDays: number;
+  readonly notifyCommand: readonly string[] | null;
+  readonly lkm: {
+    readonly url: string | null;
+    readonly caFile: string | null;
+    readonly tokenFile: string | null;
+    readonly timeoutMs: number;
+  };
 }
 
 export type ChannelMode = 'stereo' | 'separate' | 'caller' | 'callee';

@@ -46,12 +46,20 @@ export function parseConfigText(text: string, file: string): Config {
   if (crossProblems.length) throw located(crossProblems);
   const base = path.dirname(file);
   const storage = Object.fromEntries(Object.entries(config.storage).map(([name, t]) => [name, { ...t, path: path.resolve(base, t.path) }]));
-  return { ...config, dataDir: path.resolve(base, config.dataDir), storage };
+  const relative = (f: string | null) => (f === null ? null : path.resolve(base, f));
+  const { lkm } = config.encryption;
+  const encryption = { ...config.encryption, lkm: { ...lkm, caFile: relative(lkm.caFile), tokenFile: relative(lkm.tokenFile) } };
+  return { ...config, dataDir: path.resolve(base, config.dataDir), storage, encryption };
 }
 
 /** Rules that span keys, which the schema cannot express. */
 function crossCheck(config: Config): ConfigProblem[] {
   const problems = ProfileSet.compile(config).problems;
+  const { provider, lkm } = config.encryption;
+  if (provider === 'lkm') {
+    if (!lkm.url) problems.push({ path: 'encryption.lkm.url', message: 'is required when encryption.provider is lkm' });
+    if (!lkm.tokenFile) problems.push({ path: 'encryption.lkm.tokenFile', message: 'is required when encryption.provider is lkm (the key manager refuses unauthenticated requests)' });
+  }
   if (config.media.portMin > config.media.portMax) {
     problems.push({ path: 'media.portMin', message: `must not exceed media.portMax (${config.media.portMax})` });
   }

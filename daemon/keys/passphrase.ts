@@ -18,7 +18,7 @@ export interface Passphrase {
   readonly origin: string;
 }
 
-async function firstLine(file: string, what: string): Promise<string> {
+export async function firstLine(file: string, what: string): Promise<string> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');

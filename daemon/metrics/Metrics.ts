@@ -1,6 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LegRole } from '../ingest/LegSource.js';
+import type { KekMonitor } from '../keys/kek/KekMonitor.js';
 import type { Recorder } from '../record/Recorder.js';
 import type { Sealer } from '../seal/Sealer.js';
 import type { Uploader } from '../upload/Uploader.js';
@@ -136,6 +137,20 @@ export class Metrics {
       registers,
     });
     pool.on('task', (task, seconds) => tasks.observe({ task }, seconds));
+  }
+
+  observeKeks(monitor: KekMonitor): void {
+    new Gauge({
+      name: 'callvault_kek_expiry_seconds',
+      help: 'Seconds until the cryptoperiod of the KEK that encrypts new recordings ends (negative: past it; recording continues). Absent while there is no KEK.',
+      labelNames: ['kek'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const s = monitor.status();
+        if (s) this.set({ kek: s.kek.id }, s.secondsLeft);
+      },
+    });
   }
 
   observeUploader(uploader: Uploader): void {

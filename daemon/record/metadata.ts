@@ -49,7 +49,7 @@ export interface RecordingMetadata {
   files: FileMetadata[];
 }
 
-function metadataFileName(recordingId: string): string {
+export function metadataFileName(recordingId: string): string {
   return `${recordingId}.json`;
 }
 
@@ -60,6 +60,14 @@ export function metadataPath(dir: string, recordingId: string): string {
 /** Every file a recording consists of, audio then metadata: what is listed, sealed and verified. */
 export function recordingFileNames(meta: RecordingMetadata): string[] {
   return [...meta.files.map((f) => f.name), metadataFileName(meta.recordingId)];
+}
+
+/** An encrypted audio file is stored as `<name>.enc` (docs/envelope.md); the metadata stays in the clear. */
+export const ENVELOPE_SUFFIX = '.enc';
+
+/** The files as stored: what the checksum file lists and the index records. */
+export function storedFileNames(meta: RecordingMetadata, encrypted: boolean): string[] {
+  return [...meta.files.map((f) => (encrypted ? f.name + ENVELOPE_SUFFIX : f.name)), metadataFileName(meta.recordingId)];
 }
 
 /** Atomic and durable: a reader sees the old or the new file, never half of one. */

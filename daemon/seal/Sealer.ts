@@ -1,11 +1,14 @@
 import { EventEmitter } from 'node:events';
-import { stat } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SealError } from '../errors.js';
 import { writeFileDurably } from '../fsutil.js';
+import type { Kek, KekStore } from '../keys/kek/KekStore.js';
 import type { SigningIdentity } from '../keys/SigningIdentity.js';
 import type { Logger } from '../log.js';
-import { readMetadata, recordingFileNames, type RecordingMetadata } from '../record/metadata.js';
+import { ENVELOPE_SUFFIX, metadataFileName, readMetadata, type RecordingMetadata } from '../record/metadata.js';
+import { readEnvelopeHeader } from '../../workers/decryptFile.js';
+import { removePlaintext, writeEnvelope } from './encryptFileInPlace.js';
 import { recordingDir } from '../record/recordingId.js';
 import type { RecordingIndex } from '../store/RecordingIndex.js';
 import { checksumFileName, formatChecksums, formatSignature, signatureFileName, type ChecksumEntry } from './checksumFile.js';
@@ -23,13 +26,23 @@ export interface SealResult {
   readonly ms: number;
   /** Storage targets the recording's profile archives it to (upload jobs now journaled). */
   readonly storage: readonly string[];
+  /** The KEK the audio is encrypted under, or null when the profile does not encrypt. */
+  readonly kekId: string | null;
+}
+
+interface StoredFile extends ChecksumEntry {
+  readonly bytes: number;
+  readonly kekId: string | null;
 }
 
 /**
- * Seals closed recordings: SHA-256 of every file (in the pool, in parallel),
- * the checksum file, its SHA256withRSA signature, then `sealed` in the index.
- * Both files are written atomically, so a crash leaves a recording unsealed
- * (and sealed again at the next start), never half-sealed.
+ * Seals closed recordings: for a profile that encrypts, each audio file
+ * becomes an envelope under the newest KEK (checked, then the plaintext
+ * removed); SHA-256 of every stored file (in the pool, in parallel), the
+ * checksum file, its SHA256withRSA signature, then `sealed`/`encrypted` in
+ * the index. Every step is atomic per file and redone from where it stopped,
+ * so a crash leaves a recording unsealed (sealed at the next start), never
+ * half-sealed, and never a plaintext whose envelope is not verified.
  */
 export class Sealer extends EventEmitter<SealerEvents> {
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -38,6 +51,7 @@ export class Sealer extends EventEmitter<SealerEvents> {
     private readonly dataDir: string,
     private readonly pool: WorkerPool,
     private readonly identity: SigningIdentity,
+    private readonly keks: KekStore,
     private readonly index: RecordingIndex,
     private readonly log: Logger,
   ) {
@@ -80,22 +94,55 @@ export class Sealer extends EventEmitter<SealerEvents> {
     while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
   }
 
+  /** The KEK for a recording whose profile encrypts; none is a failure (the plaintext stays until there is one). */
+  private kekFor(recordingId: string): Kek {
+    const kek = this.keks.current();
+    if (!kek) throw new SealError('NO_KEK', 'the profile encrypts but there is no key-encryption key: run `callvault keys init`', { recordingId });
+    return kek;
+  }
+
+  private async hash(dir: string, name: string): Promise<StoredFile> {
+    const h = await this.pool.hashFile(path.join(dir, name));
+    return { name, sha256: h.sha256, bytes: h.bytes, kekId: null };
+  }
+
+  /** Encrypt one audio file; after a crash, a plaintext already gone means its envelope was checked and is in place. */
+  private async encrypt(dir: string, name: string, kek: Kek): Promise<StoredFile> {
+    const plain = path.join(dir, name);
+    const stored = name + ENVELOPE_SUFFIX;
+    if (await access(plain).then(() => true, () => false)) {
+      const w = await writeEnvelope(this.pool, kek, plain, path.join(dir, stored));
+      await removePlaintext(plain);
+      return { name: stored, sha256: w.sha256, bytes: w.bytes, kekId: kek.id };
+    }
+    const h = await this.hash(dir, stored);
+    return { ...h, kekId: readEnvelopeHeader(path.join(dir, stored)).kekId };
+  }
+
   private async run(meta: RecordingMetadata): Promise<SealResult> {
     const t0 = performance.now();
     const id = meta.recordingId;
     const dir = recordingDir(this.dataDir, id);
     try {
-      const names = recordingFileNames(meta);
-      const hashes = await Promise.all(names.map((name) => this.pool.hashFile(path.join(dir, name))));
-      const files = names.map((name, i) => ({ name, sha256: hashes[i]!.sha256 }));
+      const kek = meta.profile.encryption ? this.kekFor(id) : null;
+      const audio = meta.files.map((f) => (kek ? this.encrypt(dir, f.name, kek) : this.hash(dir, f.name)));
+      const files = await Promise.all([...audio, this.hash(dir, metadataFileName(id))]);
       const checksums = formatChecksums(files);
       await writeFileDurably(path.join(dir, checksumFileName(id)), checksums, 0o640);
       const signature = await this.pool.sign(Buffer.from(checksums), this.identity.privateKey);
       const sigFile = path.join(dir, signatureFileName(id));
       await writeFileDurably(sigFile, formatSignature(signature), 0o640);
-      await this.index.markSealed(id, meta.profile.storage, (await stat(sigFile)).mtime);
-      const result = { recordingId: id, files, bytes: hashes.reduce((s, h) => s + h.bytes, 0), ms: performance.now() - t0, storage: meta.profile.storage };
-      this.log.info({ recordingId: id, callId: meta.callId, files: files.length, bytes: result.bytes, sealMs: Math.round(result.ms) }, 'recording sealed');
+      const kekId = files.find((f) => f.kekId)?.kekId ?? null;
+      await this.index.markSealed(id, meta.profile.storage, (await stat(sigFile)).mtime, { files: files.map((f) => f.name), kekId });
+      const result = {
+        recordingId: id,
+        files: files.map(({ name, sha256 }) => ({ name, sha256 })),
+        bytes: files.reduce((s, f) => s + f.bytes, 0),
+        ms: performance.now() - t0,
+        storage: meta.profile.storage,
+        kekId,
+      };
+      this.log.info({ recordingId: id, callId: meta.callId, files: files.length, bytes: result.bytes, kekId, sealMs: Math.round(result.ms) }, 'recording sealed');
       this.emit('sealed', result);
       return result;
     } catch (err) {

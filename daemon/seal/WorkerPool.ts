@@ -2,13 +2,23 @@ import { EventEmitter } from 'node:events';
 import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import type { DecryptFileResult, DecryptFileTask } from '../../workers/decryptFile.js';
+import type { EncryptFileResult, EncryptFileTask } from '../../workers/encryptFile.js';
 import type { HashFileResult, HashFileTask } from '../../workers/hashFile.js';
+import type { RewrapFileResult, RewrapFileTask } from '../../workers/rewrapFile.js';
 import type { SignTask } from '../../workers/sign.js';
+import type { UnwrapDekTask } from '../../workers/unwrapDek.js';
+
+const task = (name: string) => new URL(`../../workers/${name}.js`, import.meta.url).href;
 
 /** Task modules by kind; each is a default-exported pure function in workers/. */
 const TASKS = {
-  hashFile: new URL('../../workers/hashFile.js', import.meta.url).href,
-  sign: new URL('../../workers/sign.js', import.meta.url).href,
+  hashFile: task('hashFile'),
+  sign: task('sign'),
+  encryptFile: task('encryptFile'),
+  decryptFile: task('decryptFile'),
+  unwrapDek: task('unwrapDek'),
+  rewrapFile: task('rewrapFile'),
 } as const;
 
 export type TaskKind = keyof typeof TASKS;
@@ -53,9 +63,29 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     return this.pool.queueSize;
   }
 
+  private run<K extends TaskKind, R>(kind: K, input: unknown): Promise<R> {
+    return this.timed(kind, this.pool.run(input, { filename: TASKS[kind] }) as Promise<R>);
+  }
+
   hashFile(path: string): Promise<HashFileResult> {
-    const task: HashFileTask = { path };
-    return this.timed('hashFile', this.pool.run(task, { filename: TASKS.hashFile }) as Promise<HashFileResult>);
+    return this.run('hashFile', { path } satisfies HashFileTask);
+  }
+
+  encryptFile(t: EncryptFileTask): Promise<EncryptFileResult> {
+    return this.run('encryptFile', t);
+  }
+
+  /** Decrypt to `dest`, or with no dest only check every chunk. */
+  decryptFile(t: DecryptFileTask): Promise<DecryptFileResult> {
+    return this.run('decryptFile', t);
+  }
+
+  rewrapFile(t: RewrapFileTask): Promise<RewrapFileResult> {
+    return this.run('rewrapFile', t);
+  }
+
+  unwrapDeks(t: UnwrapDekTask): Promise<Uint8Array[]> {
+    return this.run('unwrapDek', t);
   }
 
   /**
@@ -93,7 +123,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       const batch = this.signQueue.splice(0, n);
       const task: SignTask = { data: batch.map((r) => r.data), key };
       this.signTasksInFlight++;
-      this.timed('sign', this.pool.run(task, { filename: TASKS.sign }) as Promise<Uint8Array[]>)
+      this.run<'sign', Uint8Array[]>('sign', task)
         .then(
           (sigs) => batch.forEach((r, i) => r.resolve(sigs[i]!)),
           (err: unknown) => batch.forEach((r) => r.reject(err)),

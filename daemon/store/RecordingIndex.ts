@@ -107,6 +107,44 @@ export function entryFromMetadata(meta: RecordingMetadata, dataDir: string, stat
   };
 }
 
+export type KeyJobKind = 'encrypt' | 'rewrap' | 'decrypt';
+
+/** A background key job (`callvault keys encrypt-existing|revoke|decrypt-all`), journaled so it resumes where it stopped. */
+export interface KeyJob {
+  readonly id: string;
+  readonly kind: KeyJobKind;
+  /** rewrap: the KEK being revoked. */
+  readonly fromKekId: string | null;
+  /** encrypt, rewrap: the KEK the recordings move to. */
+  readonly toKekId: string | null;
+  readonly actor: string;
+  readonly createdAt: string;
+  readonly total: number;
+  readonly done: number;
+  readonly failed: number;
+  /** The last failures (recording, reason), newest last; a failed recording is left as it was. */
+  readonly failures: readonly { recordingId: string; error: string }[];
+  readonly finishedAt: string | null;
+}
+
+/** One recording's conversion, staged: every new file fsynced and checked under a temporary name. */
+export interface StagedConversion {
+  /** [staged name, final name], in the order they are renamed: audio, then checksum file, then signature. */
+  readonly renames: readonly (readonly [string, string])[];
+  /** Old files the new ones replace under another name. */
+  readonly removes: readonly string[];
+  readonly files: readonly string[];
+  readonly kekId: string | null;
+}
+
+export interface KeyJobItem {
+  readonly recordingId: string;
+  /** null: nothing durable yet (leftovers are discarded and it starts over); set: roll forward. */
+  readonly staged: StagedConversion | null;
+}
+
+const MAX_FAILURES_KEPT = 100;
+
 /*
  * Secondary index keys are "<value>\0<recordingId>": \0 never occurs in a
  * number, call id or timestamp, and recording ids sort by start time, so a
@@ -144,13 +182,15 @@ interface Secondary {
  * flushed. Several processes (the daemon, CLI commands) may open it at once.
  */
 export class RecordingIndex {
-  private readonly secondaries: Readonly<Record<'state' | 'number' | 'call' | 'expiry', Secondary>>;
+  private readonly secondaries: Readonly<Record<'state' | 'number' | 'call' | 'expiry' | 'kek', Secondary>>;
 
   private constructor(
     private readonly root: RootDatabase,
     private readonly entries: Database<IndexEntry, string>,
     private readonly uploadJobs: Database<UploadJob, string>,
     private readonly deletionJobs: Database<DeletionJob, string>,
+    private readonly keyJobs: Database<KeyJob, string>,
+    private readonly keyJobItems: Database<KeyJobItem, string>,
   ) {
     const db = (name: string) => root.openDB<true, string>({ name });
     this.secondaries = {
@@ -158,6 +198,8 @@ export class RecordingIndex {
       number: { db: db('recordings-by-number'), keys: (e) => [...new Set([e.caller.normalized, e.callee.normalized])].map((n) => pairKey(n, e.recordingId)) },
       call: { db: db('recordings-by-call'), keys: (e) => [pairKey(e.callId, e.recordingId)] },
       expiry: { db: db('recordings-by-expiry'), keys: (e) => (expiresBySweep(e) ? [pairKey(e.retainUntil as string, e.recordingId)] : []) },
+      // Which recordings a KEK protects: what `keys status` counts and `keys revoke` walks.
+      kek: { db: db('recordings-by-kek'), keys: (e) => (e.kekId && e.state !== 'deleted' ? [pairKey(e.kekId, e.recordingId)] : []) },
     };
   }
 
@@ -165,7 +207,14 @@ export class RecordingIndex {
     const dir = path.join(dataDir, 'index');
     mkdirSync(dir, { recursive: true, mode: 0o750 });
     const root = open({ path: path.join(dir, 'index.mdb'), compression: false });
-    return new RecordingIndex(root, root.openDB({ name: 'recordings' }), root.openDB({ name: 'upload-jobs' }), root.openDB({ name: 'deletion-jobs' }));
+    return new RecordingIndex(
+      root,
+      root.openDB({ name: 'recordings' }),
+      root.openDB({ name: 'upload-jobs' }),
+      root.openDB({ name: 'deletion-jobs' }),
+      root.openDB({ name: 'key-jobs' }),
+      root.openDB({ name: 'key-job-items' }),
+    );
   }
 
   get(recordingId: string): IndexEntry | undefined {
@@ -221,10 +270,11 @@ export class RecordingIndex {
    * `sealed`, and in the same transaction one upload job per storage target.
    * `sealedAt` is the signature file's mtime, so a rebuild from disk restores it exactly.
    */
-  async markSealed(recordingId: string, targets: readonly string[], sealedAt: Date): Promise<IndexEntry> {
+  async markSealed(recordingId: string, targets: readonly string[], sealedAt: Date, stored: { files: readonly string[]; kekId: string | null }): Promise<IndexEntry> {
     return this.transact(() => {
       const uploads = Object.fromEntries(targets.map((t) => [t, PENDING]));
-      const next = this.write({ ...this.mustGet(recordingId), state: 'sealed', sealedAt: sealedAt.toISOString(), error: null, uploads });
+      const state = stored.kekId ? 'encrypted' : 'sealed';
+      const next = this.write({ ...this.mustGet(recordingId), state, files: stored.files, kekId: stored.kekId, sealedAt: sealedAt.toISOString(), error: null, uploads });
       for (const target of targets) this.uploadJobs.put(pairKey(target, recordingId), { recordingId, target, attempts: 0, notBefore: 0 });
       return next;
     });
@@ -242,7 +292,7 @@ export class RecordingIndex {
       const uploads: Record<string, UploadStatus> = { ...prev.uploads, [job.target]: { state: 'done', doneAt: doneAt.toISOString() } };
       const all = Object.values(uploads).every((u) => u.state === 'done');
       this.uploadJobs.remove(pairKey(job.target, job.recordingId));
-      return this.write({ ...prev, uploads, state: all && prev.state === 'sealed' ? 'uploaded' : prev.state });
+      return this.write({ ...prev, uploads, state: all && (prev.state === 'sealed' || prev.state === 'encrypted') ? 'uploaded' : prev.state });
     });
   }
 
@@ -267,7 +317,7 @@ export class RecordingIndex {
   }
 
   /** Ids with one value in a secondary index, in start order, optionally within an id range [from, to). */
-  *idsWith(index: 'state' | 'number' | 'call', value: string, range: { from?: string | undefined; to?: string | undefined } = {}): Generator<string> {
+  *idsWith(index: 'state' | 'number' | 'call' | 'kek', value: string, range: { from?: string | undefined; to?: string | undefined } = {}): Generator<string> {
     const start = pairKey(value, range.from ?? '');
     const end = pairKey(value, range.to ?? AFTER);
     for (const key of this.secondaries[index].db.getKeys({ start, end })) yield idOfPairKey(key);
@@ -285,6 +335,63 @@ export class RecordingIndex {
 
   count(): number {
     return this.entries.getCount();
+  }
+
+  /** Journal a key job and every recording it will convert, in one transaction. */
+  async startKeyJob(job: KeyJob, ids: readonly string[]): Promise<void> {
+    await this.transact(() => {
+      this.keyJobs.put(job.id, job);
+      for (const recordingId of ids) this.keyJobItems.put(pairKey(job.id, recordingId), { recordingId, staged: null });
+    });
+  }
+
+  keyJobList(): KeyJob[] {
+    return [...this.keyJobs.getRange()].map(({ value }) => value);
+  }
+
+  keyJob(id: string): KeyJob | undefined {
+    return this.keyJobs.get(id);
+  }
+
+  /** What is left of a job, in recording (start time) order. */
+  keyJobRemaining(jobId: string): KeyJobItem[] {
+    return [...this.keyJobItems.getRange({ start: pairKey(jobId, ''), end: pairKey(jobId, AFTER) })].map(({ value }) => value);
+  }
+
+  async stageKeyJobItem(jobId: string, recordingId: string, staged: StagedConversion): Promise<void> {
+    await this.keyJobItems.put(pairKey(jobId, recordingId), { recordingId, staged });
+  }
+
+  /**
+   * A recording converted (its files renamed into place): the entry takes
+   * the new files and KEK and the journal drops the item in one transaction;
+   * or, with an error, the recording is left as it was and counted as failed.
+   */
+  async finishKeyJobItem(jobId: string, recordingId: string, outcome: { files: readonly string[]; kekId: string | null } | { error: string }): Promise<KeyJob> {
+    return this.transact(() => {
+      const job = this.keyJobs.get(jobId);
+      if (!job) throw new Error(`no key job ${jobId}`);
+      this.keyJobItems.remove(pairKey(jobId, recordingId));
+      let next: KeyJob;
+      if ('error' in outcome) {
+        next = { ...job, failed: job.failed + 1, failures: [...job.failures, { recordingId, error: outcome.error }].slice(-MAX_FAILURES_KEPT) };
+      } else {
+        const prev = this.mustGet(recordingId);
+        const state = prev.state === 'uploaded' ? 'uploaded' : outcome.kekId ? 'encrypted' : 'sealed';
+        this.write({ ...prev, files: outcome.files, kekId: outcome.kekId, state });
+        next = { ...job, done: job.done + 1 };
+      }
+      this.keyJobs.put(jobId, next);
+      return next;
+    });
+  }
+
+  async finishKeyJob(jobId: string, at: Date): Promise<KeyJob> {
+    return this.transact(() => {
+      const job = { ...this.keyJobs.get(jobId)!, finishedAt: at.toISOString() };
+      this.keyJobs.put(jobId, job);
+      return job;
+    });
   }
 
   close(): Promise<void> {

@@ -1,10 +1,11 @@
-import { readdir, rename, stat } from 'node:fs/promises';
+import { readdir, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readMetadata } from '../record/metadata.js';
+import { ENVELOPE_SUFFIX, readMetadata } from '../record/metadata.js';
+import { readEnvelopeHeader } from '../../workers/decryptFile.js';
 import { activeMarker } from '../record/recovery.js';
 import { isRecordingId, recordingDir } from '../record/recordingId.js';
 import { readTombstone } from '../retention/RetentionSweeper.js';
-import { signatureFileName, checksumFileName } from '../seal/checksumFile.js';
+import { signatureFileName, checksumFileName, parseChecksums } from '../seal/checksumFile.js';
 import type { StorageTarget } from '../upload/StorageTarget.js';
 import type { AuditLog } from './AuditLog.js';
 import { entryFromMetadata, RecordingIndex, type IndexState, type LegalHold, type NewIndexEntry, type UploadStatus } from './RecordingIndex.js';
@@ -63,14 +64,18 @@ async function entryFromDisk(dataDir: string, id: string, targets: ReadonlyMap<s
   }
   const sealedAt = (await mtime(path.join(dir, checksumFileName(id)))) && (await mtime(path.join(dir, signatureFileName(id))));
   if (!sealedAt) return { ...entryFromMetadata(meta, dataDir, 'finalizing'), hold };
-  const base = entryFromMetadata(meta, dataDir, 'sealed');
+  // The checksum file says what is stored (plain or envelopes); the envelope header, under which KEK.
+  const files = parseChecksums(await readFile(path.join(dir, checksumFileName(id)), 'utf8')).map((e) => e.name);
+  const envelope = files.find((f) => f.endsWith(ENVELOPE_SUFFIX));
+  const kekId = envelope ? readEnvelopeHeader(path.join(dir, envelope)).kekId : null;
+  const base = { ...entryFromMetadata(meta, dataDir, kekId ? 'encrypted' : 'sealed'), files, kekId };
   const uploads: Record<string, UploadStatus> = {};
   for (const name of meta.profile.storage) {
     const at = await targets.get(name)?.find({ recordingId: id, dir, relDir: base.dir });
     uploads[name] = at ? { state: 'done', doneAt: at.toISOString() } : { state: 'pending', attempts: 0, lastError: null };
   }
   const all = Object.values(uploads).every((u) => u.state === 'done');
-  return { ...base, state: all && meta.profile.storage.length ? 'uploaded' : 'sealed', sealedAt: sealedAt.toISOString(), uploads, hold };
+  return { ...base, state: all && meta.profile.storage.length ? 'uploaded' : base.state, sealedAt: sealedAt.toISOString(), uploads, hold };
 }
 
 /**

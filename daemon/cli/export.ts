@@ -1,0 +1,85 @@
+import { copyFile, mkdir, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { CallvaultError } from '../errors.js';
+import { readInstanceCertificate } from '../keys/SigningIdentity.js';
+import { isRecordingId } from '../record/recordingId.js';
+import { verifyRecording } from '../seal/verify.js';
+import { WorkerPool } from '../seal/WorkerPool.js';
+import { currentActor } from '../store/AuditLog.js';
+import { decryptEnvelope, isEnvelope, looksLikeWav } from './decrypted.js';
+import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
+import { EXIT, printJson, runCommand } from './run.js';
+import { withShareOptions, type ShareArgs } from './shares.js';
+import { withStores } from './stores.js';
+import { openUnwrapper } from './unwrap.js';
+
+interface ExportArgs extends InstanceArgs, ShareArgs {
+  recordingId: string;
+  out: string;
+  reason?: string | undefined;
+  json: boolean;
+}
+
+/**
+ * Hand one recording's audio to an authorised listener: only a recording
+ * that verifies (checksums, signature) is exported; encrypted audio is
+ * decrypted with both administrators' shares or by the key manager; who,
+ * when, why and where goes to the audit log before the first byte is written.
+ */
+async function exportRecording(args: ExportArgs): Promise<number> {
+  if (!isRecordingId(args.recordingId)) throw new CallvaultError('BAD_ID', `${args.recordingId} is not a recording id (22 hex digits)`);
+  const config = instanceConfig(args);
+  return withStores(config.dataDir, async ({ index, audit }) => {
+    const entry = index.get(args.recordingId);
+    if (!entry) throw new CallvaultError('NO_SUCH_RECORDING', `no recording ${args.recordingId} in the index`);
+    if (!['sealed', 'encrypted', 'uploaded'].includes(entry.state)) throw new CallvaultError('NOT_SEALED', `recording ${args.recordingId} is ${entry.state}: only sealed recordings are exported`);
+    const dir = path.join(config.dataDir, entry.dir);
+    const v = await verifyRecording(dir, await readInstanceCertificate(config.dataDir));
+    if (!v.ok) throw new CallvaultError('VERIFY_FAILED', `recording ${args.recordingId} does not verify, refusing to export it: ${v.problems.join('; ')}`);
+    const audio = v.files.map((f) => f.name).filter((n) => n.endsWith('.wav') || isEnvelope(n));
+    const outs = audio.length === 1 ? [path.resolve(args.out)] : audio.map((n) => path.resolve(args.out, isEnvelope(n) ? n.slice(0, -4) : n));
+    if (audio.length > 1) await mkdir(path.resolve(args.out), { recursive: true, mode: 0o700 });
+    for (const o of outs) {
+      if (await stat(o).then(() => true, () => false)) throw new CallvaultError('OUT_EXISTS', `${o} exists; refusing to overwrite it`);
+    }
+    const pool = new WorkerPool(1);
+    try {
+      const unwrapper = audio.some(isEnvelope) ? await openUnwrapper(config, args, pool, `export ${args.recordingId}`) : null;
+      const actor = currentActor();
+      await audit.append(actor, 'recording.exported', args.recordingId, { out: outs, reason: args.reason ?? null, kekId: entry.kekId });
+      for (const [i, name] of audio.entries()) {
+        const staged = `${outs[i]!}.partial`;
+        try {
+          if (isEnvelope(name)) {
+            const r = await decryptEnvelope(pool, unwrapper!, path.join(dir, name), staged);
+            if (!looksLikeWav(r.head)) throw new CallvaultError('NOT_AUDIO', `${name} decrypts, but not to a WAV file`);
+          } else {
+            await copyFile(path.join(dir, name), staged);
+          }
+          await rename(staged, outs[i]!);
+        } catch (err) {
+          await unlink(staged).catch(() => undefined);
+          throw err;
+        }
+      }
+      if (args.json) printJson({ recordingId: args.recordingId, files: outs, actor });
+      else process.stdout.write(`exported ${args.recordingId}: ${outs.join(', ')}\n`);
+      return EXIT.ok;
+    } finally {
+      await pool.close();
+    }
+  });
+}
+
+export const exportCommand: CommandModule<object, ExportArgs> = {
+  command: 'export <recordingId>',
+  describe: 'Decrypt one recording for an authorised listener (both shares, or the key manager); audited',
+  builder: (y) =>
+    withShareOptions(withInstanceOptions(y))
+      .positional('recordingId', { type: 'string', demandOption: true })
+      .option('out', { type: 'string', demandOption: true, normalize: true, describe: 'output WAV file (a directory when the recording has one file per leg)' })
+      .option('reason', { type: 'string', describe: 'why (ticket, request): kept in the audit log' })
+      .option('json', { type: 'boolean', default: false }) as Argv<ExportArgs>,
+  handler: (args) => runCommand(() => exportRecording(args)),
+};

@@ -1,0 +1,87 @@
+import { availableParallelism } from 'node:os';
+import type { Argv, CommandModule } from 'yargs';
+import type { Config } from '../config/Config.js';
+import { KeyError } from '../errors.js';
+import { KeyJobRunner, type KeyJobSpec } from '../jobs/KeyJobRunner.js';
+import { KekStore } from '../keys/kek/KekStore.js';
+import { WorkerPool } from '../seal/WorkerPool.js';
+import { currentActor } from '../store/AuditLog.js';
+import type { KeyJob, KeyJobKind } from '../store/RecordingIndex.js';
+import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
+import { ProgressBar } from './progress.js';
+import { EXIT, printJson, runCommand } from './run.js';
+import { withShareOptions, type ShareArgs } from './shares.js';
+import { withStores } from './stores.js';
+import { openSigningIdentity, openUnwrapper } from './unwrap.js';
+
+interface JobArgs extends InstanceArgs, ShareArgs {
+  kekId?: string;
+  json: boolean;
+}
+
+const LABEL: Record<KeyJobKind, string> = { encrypt: 'encrypting', rewrap: 're-wrapping', decrypt: 'decrypting' };
+
+/** Resolve what the job needs from the key store; revoking marks the KEK first, so no new recording uses it. */
+async function specFor(kind: KeyJobKind, config: Config, store: KekStore, args: JobArgs, audit: (kekId: string) => Promise<void>): Promise<KeyJobSpec> {
+  const actor = currentActor();
+  if (kind === 'decrypt') return { kind, fromKekId: null, toKekId: null, actor };
+  if (kind === 'rewrap') {
+    const from = store.get(args.kekId!);
+    if (!from.revokedAt) {
+      const others = store.list().filter((k) => !k.revokedAt && k.id !== from.id);
+      if (!others.length) throw new KeyError('LAST_KEK', `KEK ${from.id} is the only active one: \`callvault keys rotate\` first, so recordings have somewhere to go`);
+      await store.markRevoked(from.id);
+      await audit(from.id);
+    }
+  }
+  const to = store.current();
+  if (!to) throw new KeyError('NO_KEK', `no active KEK to ${kind === 'encrypt' ? 'encrypt under' : 'move recordings to'}: run \`callvault keys ${config.encryption.provider === 'local' ? 'init' : 'status'}\``);
+  return { kind, fromKekId: kind === 'rewrap' ? args.kekId! : null, toKekId: to.id, actor };
+}
+
+async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
+  const config = instanceConfig(args);
+  const store = new KekStore(config.dataDir);
+  const threads = config.pool.threads === 'auto' ? availableParallelism() : config.pool.threads;
+  const pool = new WorkerPool(threads);
+  try {
+    return await withStores(config.dataDir, async ({ index, audit }) => {
+      const spec = await specFor(kind, config, store, args, async (kekId) => void (await audit.append(currentActor(), 'key.revoked', kekId, {})));
+      const identity = await openSigningIdentity(config);
+      const unwrapper = kind === 'encrypt' ? null : await openUnwrapper(config, args, pool, `${kind === 'rewrap' ? `revoke ${spec.fromKekId}` : 'decrypt every recording'}`);
+      const toKek = spec.toKekId ? store.get(spec.toKekId) : null;
+      const runner = new KeyJobRunner(config.dataDir, index, { pool, signingKey: identity.privateKey, kind, toKek, fromKekId: spec.fromKekId, unwrapper });
+      const { job, resumed } = await runner.openJob(spec, store.list().map((k) => k.id));
+      if (resumed) process.stderr.write(`resuming job ${job.id}: ${job.done + job.failed} of ${job.total} done\n`);
+      else await audit.append(spec.actor, 'job.started', job.id, { kind, fromKekId: spec.fromKekId, toKekId: spec.toKekId, total: job.total });
+      const bar = new ProgressBar(LABEL[kind], job.total);
+      for (let i = 0; i < job.done + job.failed; i++) bar.tick();
+      const finished: KeyJob = await runner.run(job, threads * 2, (_j, id, error) => {
+        bar.tick();
+        if (error) bar.note(`FAILED ${id}: ${error}`);
+      });
+      bar.end();
+      await audit.append(spec.actor, 'job.finished', job.id, { kind, done: finished.done, failed: finished.failed, keksOpened: unwrapper?.opened ?? [] });
+      if (args.json) printJson(finished);
+      else process.stdout.write(`job ${finished.id} (${kind}): ${finished.done} of ${finished.total} recordings converted, ${finished.failed} failed\n`);
+      return finished.failed ? EXIT.failed : EXIT.ok;
+    });
+  } finally {
+    await pool.close();
+  }
+}
+
+function jobCommand(command: string, kind: KeyJobKind, describe: string): CommandModule<object, JobArgs> {
+  return {
+    command,
+    describe,
+    builder: (y) => withShareOptions(withInstanceOptions(y)).option('json', { type: 'boolean', default: false }) as Argv<JobArgs>,
+    handler: (args) => runCommand(() => runJob(kind, args)),
+  };
+}
+
+export const keyJobCommands: CommandModule<object, JobArgs>[] = [
+  jobCommand('revoke <kekId>', 'rewrap', 'Retire a KEK: no new recording uses it, and every data key under it is re-wrapped under the newest KEK (no audio re-encrypted). Resumable'),
+  jobCommand('encrypt-existing', 'encrypt', 'Encrypt every sealed recording that is still plaintext, under the newest KEK. Resumable'),
+  jobCommand('decrypt-all', 'decrypt', 'Turn encryption off: decrypt every encrypted recording back to plain files (both shares or the key manager). Resumable'),
+];

@@ -1,0 +1,93 @@
+import { openSync } from 'node:fs';
+import tty from 'node:tty';
+import type { Argv } from 'yargs';
+import { KeyError } from '../errors.js';
+import type { ShareInput, ShareInputs } from '../keys/kek/KekStore.js';
+import { SHARE_LETTERS, type ShareLetter } from '../keys/kek/shares.js';
+import { firstLine } from '../keys/passphrase.js';
+
+/** Shorter admin passphrases are refused when a share is made. */
+export const MIN_SHARE_PASSPHRASE = 12;
+
+export interface ShareArgs {
+  'share-a-pass-file'?: string | undefined;
+  'share-b-pass-file'?: string | undefined;
+  'share-a-file'?: string | undefined;
+  'share-b-file'?: string | undefined;
+}
+
+/** The options of every command that needs (or makes) a KEK's two shares. */
+export function withShareOptions<T>(y: Argv<T>): Argv<T & ShareArgs> {
+  let out = y as Argv<T & ShareArgs>;
+  for (const l of ['a', 'b'] as const) {
+    out = out
+      .option(`share-${l}-pass-file`, { type: 'string', normalize: true, describe: `file whose first line is administrator ${l.toUpperCase()}'s passphrase (default: prompt without echo)` })
+      .option(`share-${l}-file`, { type: 'string', normalize: true, describe: `share ${l.toUpperCase()} file kept elsewhere (default: the one in the KEK's directory)` }) as Argv<T & ShareArgs>;
+  }
+  return out;
+}
+
+/** Read one line from the terminal without echoing it; a passphrase never reaches the screen or the scrollback. */
+function promptHidden(question: string): Promise<string> {
+  let input: tty.ReadStream;
+  let output: tty.WriteStream;
+  try {
+    input = new tty.ReadStream(openSync('/dev/tty', 'r'));
+    output = new tty.WriteStream(openSync('/dev/tty', 'w'));
+  } catch {
+    throw new KeyError('NO_TERMINAL', 'no terminal to prompt on');
+  }
+  return new Promise((resolve, reject) => {
+    let value = '';
+    const done = (err?: Error) => {
+      input.setRawMode(false);
+      input.removeAllListeners('data');
+      output.write('\n');
+      input.destroy();
+      output.destroy();
+      if (err) reject(err);
+      else resolve(value);
+    };
+    output.write(question);
+    input.setRawMode(true);
+    input.setEncoding('utf8');
+    input.on('data', (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003' || ch === '\u0004') return done(new KeyError('ABORTED', 'passphrase entry aborted'));
+        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
+    });
+  });
+}
+
+async function passphraseFor(letter: ShareLetter, args: ShareArgs, purpose: string, confirm: boolean): Promise<string> {
+  const file = letter === 'A' ? args['share-a-pass-file'] : args['share-b-pass-file'];
+  if (file) return firstLine(file, `share ${letter} passphrase file`);
+  const first = await promptHidden(`Administrator ${letter}, passphrase for share ${letter} (${purpose}): `).catch((err: KeyError) => {
+    if (err.code !== 'NO_TERMINAL') throw err;
+    throw new KeyError('SHARE_MISSING', `share ${letter} needs administrator ${letter}'s passphrase, and there is no terminal to ask on: pass --share-${letter.toLowerCase()}-pass-file (both shares are always required)`);
+  });
+  if (confirm && (await promptHidden(`Administrator ${letter}, the same passphrase again: `)) !== first) {
+    throw new KeyError('PASSPHRASE_MISMATCH', `the two entries of share ${letter}'s passphrase differ`);
+  }
+  return first;
+}
+
+/**
+ * Both administrators' inputs. Each is asked for separately; a missing
+ * one is a clear error, never a fallback to the other's.
+ */
+export async function readShareInputs(args: ShareArgs, purpose: string, opts: { creating: boolean }): Promise<ShareInputs> {
+  const out: Partial<Record<ShareLetter, ShareInput>> = {};
+  for (const letter of SHARE_LETTERS) {
+    const passphrase = await passphraseFor(letter, args, purpose, opts.creating);
+    if (!passphrase) throw new KeyError('PASSPHRASE_EMPTY', `share ${letter} needs its administrator's passphrase`);
+    if (opts.creating && passphrase.length < MIN_SHARE_PASSPHRASE) {
+      throw new KeyError('PASSPHRASE_SHORT', `share ${letter}'s passphrase must be at least ${MIN_SHARE_PASSPHRASE} characters`);
+    }
+    out[letter] = { passphrase, file: letter === 'A' ? args['share-a-file'] : args['share-b-file'] };
+  }
+  return out as ShareInputs;
+}

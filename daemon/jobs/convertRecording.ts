@@ -1,0 +1,110 @@
+import type { KeyObject } from 'node:crypto';
+import { readdir, readFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { writeFileDurably, syncDir } from '../fsutil.js';
+import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
+import { ENVELOPE_SUFFIX } from '../record/metadata.js';
+import { checksumFileName, formatChecksums, formatSignature, parseChecksums, signatureFileName, type ChecksumEntry } from '../seal/checksumFile.js';
+import { stageEnvelope, stagingName } from '../seal/encryptFileInPlace.js';
+import { rewrapHeader, type WrappingKey } from '../seal/envelope.js';
+import type { WorkerPool } from '../seal/WorkerPool.js';
+import { JobError } from '../errors.js';
+import type { KeyJobKind, StagedConversion } from '../store/RecordingIndex.js';
+import { readEnvelopeHeader } from '../../workers/decryptFile.js';
+
+export interface ConversionContext {
+  readonly pool: WorkerPool;
+  readonly signingKey: KeyObject;
+  readonly kind: KeyJobKind;
+  /** encrypt, rewrap: where recordings go. */
+  readonly toKek: WrappingKey | null;
+  /** rewrap: only envelopes under this KEK move. */
+  readonly fromKekId: string | null;
+  /** rewrap, decrypt. */
+  readonly unwrapper: DekUnwrapper | null;
+}
+
+/** Throw away what an attempt that never reached its journal entry left behind. */
+export async function discardLeftovers(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) if (name.endsWith('.partial') || name.endsWith('.tmp')) await unlink(path.join(dir, name));
+}
+
+interface FilePlan {
+  readonly entry: ChecksumEntry;
+  readonly rename?: readonly [string, string];
+  readonly remove?: string;
+}
+
+async function planFile(ctx: ConversionContext, dir: string, e: ChecksumEntry): Promise<FilePlan> {
+  const src = path.join(dir, e.name);
+  const encrypted = e.name.endsWith(ENVELOPE_SUFFIX);
+  const audio = encrypted || e.name.endsWith('.wav');
+  if (!audio) return { entry: e };
+  if (ctx.kind === 'encrypt') {
+    if (encrypted) return { entry: e };
+    const name = e.name + ENVELOPE_SUFFIX;
+    const w = await stageEnvelope(ctx.pool, ctx.toKek!, src, path.join(dir, stagingName(name)));
+    return { entry: { name, sha256: w.sha256 }, rename: [stagingName(name), name], remove: e.name };
+  }
+  if (!encrypted) return { entry: e };
+  const header = readEnvelopeHeader(src);
+  if (ctx.kind === 'rewrap' && header.kekId !== ctx.fromKekId) return { entry: e };
+  const dek = await ctx.unwrapper!.unwrap(header.kekId, header.wrappedDek);
+  try {
+    const staged = path.join(dir, stagingName(e.name));
+    if (ctx.kind === 'rewrap') {
+      const r = await ctx.pool.rewrapFile({ src, dest: staged, header: rewrapHeader(header, dek, ctx.toKek!).bytes });
+      await ctx.pool.decryptFile({ src: staged, dek });
+      return { entry: { name: e.name, sha256: r.sha256 }, rename: [stagingName(e.name), e.name] };
+    }
+    const name = e.name.slice(0, -ENVELOPE_SUFFIX.length);
+    const plain = path.join(dir, stagingName(name));
+    const r = await ctx.pool.decryptFile({ src, dest: plain, dek });
+    // What reached the disk, read back: the plaintext replaces the only other copy.
+    if ((await ctx.pool.hashFile(plain)).sha256 !== r.plainSha256) throw new JobError('DECRYPT_CHECK_FAILED', `${name}: the decrypted file on disk does not hash to what was decrypted`);
+    return { entry: { name, sha256: r.plainSha256 }, rename: [stagingName(name), name], remove: e.name };
+  } finally {
+    dek.fill(0);
+  }
+}
+
+/**
+ * Stage one recording's conversion: each file that changes is written
+ * under a `.partial` name, fsynced and checked; then the new checksum file
+ * and its signature, also staged. Nothing the recording is made of changes yet.
+ */
+export async function stageConversion(ctx: ConversionContext, dir: string, recordingId: string): Promise<StagedConversion | null> {
+  const sumsName = checksumFileName(recordingId);
+  const listed = parseChecksums(await readFile(path.join(dir, sumsName), 'utf8'));
+  const plans = await Promise.all(listed.map((e) => planFile(ctx, dir, e)));
+  if (!plans.some((p) => p.rename)) return null;
+  const checksums = formatChecksums(plans.map((p) => p.entry));
+  const sigName = signatureFileName(recordingId);
+  await writeFileDurably(path.join(dir, stagingName(sumsName)), checksums, 0o640);
+  const signature = await ctx.pool.sign(Buffer.from(checksums), ctx.signingKey);
+  await writeFileDurably(path.join(dir, stagingName(sigName)), formatSignature(signature), 0o640);
+  const files = plans.map((p) => p.entry.name).sort();
+  const encrypted = ctx.kind !== 'decrypt' && files.some((f) => f.endsWith(ENVELOPE_SUFFIX));
+  return {
+    renames: [...plans.flatMap((p) => (p.rename ? [p.rename] : [])), [stagingName(sumsName), sumsName], [stagingName(sigName), sigName]],
+    removes: plans.flatMap((p) => (p.remove ? [p.remove] : [])),
+    files,
+    kekId: encrypted ? ctx.toKek!.id : null,
+  };
+}
+
+/** Put a staged conversion in place; safe to repeat after a crash at any point (roll forward). */
+export async function commitConversion(dir: string, staged: StagedConversion): Promise<void> {
+  for (const [from, to] of staged.renames) {
+    await rename(path.join(dir, from), path.join(dir, to)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+  await syncDir(dir);
+  for (const name of staged.removes) {
+    await unlink(path.join(dir, name)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+  await syncDir(dir);
+}

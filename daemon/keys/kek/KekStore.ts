@@ -1,0 +1,204 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { KeyError } from '../../errors.js';
+import { writeFileDurably } from '../../fsutil.js';
+import { combineShares, openShare, sealShare, splitSecret, SHARE_LETTERS, type ShareLetter } from './shares.js';
+
+export const KEK_FORMAT = 'callvault-kek/1';
+export type KekProviderName = 'local' | 'lkm';
+
+/** `kek.json`: what is known about one key-encryption key; never its private half. */
+export interface KekRecord {
+  readonly format: typeof KEK_FORMAT;
+  readonly id: string;
+  readonly provider: KekProviderName;
+  readonly algorithm: 'RSA-OAEP-SHA256';
+  readonly bits: number;
+  readonly createdAt: string;
+  readonly revokedAt: string | null;
+  /** SHA-256 of the DER SubjectPublicKeyInfo, hex. */
+  readonly fingerprintSha256: string;
+}
+
+export interface Kek extends KekRecord {
+  readonly publicKey: KeyObject;
+}
+
+/** One administrator's part: the passphrase, and optionally a share file kept elsewhere (a backup, a token). */
+export interface ShareInput {
+  readonly passphrase: string;
+  readonly file?: string | undefined;
+}
+
+export type ShareInputs = Readonly<Record<ShareLetter, ShareInput>>;
+
+export function spkiFingerprint(publicKey: KeyObject): string {
+  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+export function kekExpiry(kek: KekRecord, cryptoperiodDays: number): Date {
+  return new Date(Date.parse(kek.createdAt) + cryptoperiodDays * 86_400_000);
+}
+
+function newKekId(now: Date): string {
+  return `kek-${now.toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(3).toString('hex')}`;
+}
+
+export function shareFileName(letter: ShareLetter): string {
+  return `share-${letter.toLowerCase()}.json`;
+}
+
+/**
+ * The instance's key-encryption keys, one directory each under
+ * `<dataDir>/keys/kek/`: `kek.json`, `public.pem` and, for local keys, the two
+ * passphrase-protected shares of the private key. The daemon reads only
+ * public keys; the private key exists only in memory of a command given both shares.
+ */
+export class KekStore {
+  readonly dir: string;
+
+  constructor(dataDir: string) {
+    this.dir = path.join(dataDir, 'keys', 'kek');
+  }
+
+  private kekDir(id: string): string {
+    if (!/^[A-Za-z0-9._-]{1,128}$/.test(id) || id.startsWith('.')) throw new KeyError('BAD_KEK_ID', `${JSON.stringify(id)} is not a KEK id`);
+    return path.join(this.dir, id);
+  }
+
+  /** Every KEK, oldest first. Read from disk each time, so a rotation by another process is seen at once. */
+  list(): Kek[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const keks: Kek[] = [];
+    for (const name of names) {
+      let record: KekRecord;
+      let pem: string;
+      try {
+        record = JSON.parse(readFileSync(path.join(this.dir, name, 'kek.json'), 'utf8')) as KekRecord;
+        pem = readFileSync(path.join(this.dir, name, 'public.pem'), 'utf8');
+      } catch (err) {
+        // A directory that a crashed `keys init` left without its record was never used.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw new KeyError('KEK_UNREADABLE', `cannot read KEK ${name}: ${(err as Error).message}`, { kekId: name });
+      }
+      const publicKey = createPublicKey(pem);
+      if (record.format !== KEK_FORMAT || record.id !== name || spkiFingerprint(publicKey) !== record.fingerprintSha256) {
+        throw new KeyError('KEK_DAMAGED', `KEK ${name}: kek.json and public.pem do not agree (format, id or fingerprint)`, { kekId: name });
+      }
+      keks.push({ ...record, publicKey });
+    }
+    return keks.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  /** The KEK new recordings are encrypted under: the newest one not revoked. */
+  current(): Kek | undefined {
+    return this.list()
+      .filter((k) => !k.revokedAt)
+      .at(-1);
+  }
+
+  get(id: string): Kek {
+    const kek = this.list().find((k) => k.id === id);
+    if (!kek) throw new KeyError('UNKNOWN_KEK', `no KEK ${id} in ${this.dir}`, { kekId: id });
+    return kek;
+  }
+
+  /**
+   * Make a local KEK: an RSA key pair whose private key is written only as
+   * two shares, each under its administrator's passphrase. The record goes
+   * last, so a crash part-way leaves nothing `list()` would use.
+   */
+  async create(opts: { bits: number; shares: ShareInputs; now?: Date; backupDir?: string | undefined }): Promise<Kek> {
+    if (opts.shares.A.passphrase === opts.shares.B.passphrase) {
+      throw new KeyError('SAME_PASSPHRASE', 'both shares would have the same passphrase: dual control needs two administrators with different passphrases');
+    }
+    const now = opts.now ?? new Date();
+    const id = newKekId(now);
+    const dir = this.kekDir(id);
+    await mkdir(dir, { recursive: true, mode: 0o750 });
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: opts.bits });
+    const der = privateKey.export({ type: 'pkcs8', format: 'der' });
+    const parts = splitSecret(der);
+    der.fill(0);
+    if (opts.backupDir) await mkdir(opts.backupDir, { recursive: true, mode: 0o700 });
+    for (const [i, letter] of SHARE_LETTERS.entries()) {
+      const text = JSON.stringify(sealShare(id, letter, parts[i]!, opts.shares[letter].passphrase), null, 2) + '\n';
+      parts[i]!.fill(0);
+      await writeFileDurably(path.join(dir, shareFileName(letter)), text, 0o600);
+      if (opts.backupDir) await writeFileDurably(path.join(opts.backupDir, `${id}.${shareFileName(letter)}`), text, 0o600);
+    }
+    return this.record(dir, { id, provider: 'local', bits: opts.bits, createdAt: now.toISOString(), publicKey });
+  }
+
+  /** Remember a KEK whose private key lives elsewhere (the lkm provider): public key only. */
+  async importPublic(k: { id: string; bits: number; createdAt: string; publicKey: KeyObject }): Promise<Kek> {
+    const known = this.list().find((x) => x.id === k.id);
+    if (known) {
+      if (known.fingerprintSha256 !== spkiFingerprint(k.publicKey)) throw new KeyError('KEK_CHANGED', `the key manager's KEK ${k.id} has a different public key than the one recorded here`, { kekId: k.id });
+      return known;
+    }
+    const dir = this.kekDir(k.id);
+    await mkdir(dir, { recursive: true, mode: 0o750 });
+    return this.record(dir, { ...k, provider: 'lkm' });
+  }
+
+  private async record(dir: string, k: { id: string; provider: KekProviderName; bits: number; createdAt: string; publicKey: KeyObject }): Promise<Kek> {
+    await writeFileDurably(path.join(dir, 'public.pem'), k.publicKey.export({ type: 'spki', format: 'pem' }) as string, 0o644);
+    const record: KekRecord = {
+      format: KEK_FORMAT,
+      id: k.id,
+      provider: k.provider,
+      algorithm: 'RSA-OAEP-SHA256',
+      bits: k.bits,
+      createdAt: k.createdAt,
+      revokedAt: null,
+      fingerprintSha256: spkiFingerprint(k.publicKey),
+    };
+    await writeFileDurably(path.join(dir, 'kek.json'), JSON.stringify(record, null, 2) + '\n', 0o644);
+    return { ...record, publicKey: k.publicKey };
+  }
+
+  /** No new recording is encrypted under a revoked KEK; `keys revoke` moves the old ones off it. */
+  async markRevoked(id: string, at = new Date()): Promise<void> {
+    const kek = this.get(id);
+    const { publicKey: _drop, ...record } = kek;
+    await writeFileDurably(path.join(this.kekDir(id), 'kek.json'), JSON.stringify({ ...record, revokedAt: at.toISOString() }, null, 2) + '\n', 0o644);
+  }
+
+  /** Both shares, opened and combined; the result is checked against the public key before it is returned. */
+  async openPrivate(id: string, shares: ShareInputs): Promise<KeyObject> {
+    const kek = this.get(id);
+    if (kek.provider !== 'local') throw new KeyError('KEK_NOT_LOCAL', `KEK ${id} is held by the key manager; its private key is not here`, { kekId: id });
+    const parts: Buffer[] = [];
+    for (const letter of SHARE_LETTERS) {
+      const file = shares[letter].file ?? path.join(this.kekDir(id), shareFileName(letter));
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (err) {
+        throw new KeyError('SHARE_UNREADABLE', `cannot read share ${letter} of KEK ${id} at ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { file });
+      }
+      parts.push(openShare(text, id, letter, shares[letter].passphrase, file));
+    }
+    const der = combineShares(parts[0]!, parts[1]!);
+    parts.forEach((p) => p.fill(0));
+    try {
+      const key = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+      if (spkiFingerprint(createPublicKey(key)) !== kek.fingerprintSha256) throw new Error('fingerprint');
+      return key;
+    } catch {
+      throw new KeyError('SHARES_MISMATCH', `the shares of KEK ${id} do not combine into its private key: one of them belongs to another key generation`, { kekId: id });
+    } finally {
+      der.fill(0);
+    }
+  }
+}
+
