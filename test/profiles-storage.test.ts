@@ -135,10 +135,3 @@ test('SIGHUP during RTP: new calls take the new profile, the running call keeps 
     assert.equal(await d.stop(), 0);
   }
 });
-
-test('a profile asking for encryption is refused at start while this build cannot encrypt (fail closed)', async () => {
-  await assert.rejects(
-    DaemonProcess.start({ yaml: testConfigYaml('profiles:\n  - name: pci\n    encryption: true\n') }),
-    /exited with 1: [\s\S]*profiles: profile pci sets encryption: true/,
-  );
-});

@@ -28,7 +28,7 @@ export function withShareOptions<T>(y: Argv<T>): Argv<T & ShareArgs> {
 }
 
 /** Read one line from the terminal without echoing it; a passphrase never reaches the screen or the scrollback. */
-function promptHidden(question: string): Promise<string> {
+async function promptHidden(question: string): Promise<string> {
   let input: tty.ReadStream;
   let output: tty.WriteStream;
   try {

@@ -43,6 +43,8 @@ export interface RecordingStatus {
   readonly dir: string;
   readonly files: string[];
   readonly sealedAt: string | null;
+  /** The KEK the audio is encrypted under, or null. */
+  readonly kekId: string | null;
   readonly uploads: IndexEntry['uploads'];
   readonly error: string | null;
   readonly metadata?: RecordingMetadata | undefined;
@@ -216,8 +218,10 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       profile: entry.profile,
       state,
       dir,
-      files: meta ? recordingFileNames(meta) : [],
+      // As stored: after sealing, envelopes (`.enc`) where the profile encrypts.
+      files: live ? recordingFileNames(live.recording.meta) : [...entry.files],
       sealedAt: entry.sealedAt,
+      kekId: entry.kekId,
       uploads: entry.uploads,
       error: entry.error,
       metadata: meta,

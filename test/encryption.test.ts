@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { readWav } from './support/audio.js';
+import { cli } from './support/cli.js';
+import { DaemonProcess, MAIN, sendRtp, startCall, testConfigYaml } from './support/daemon.js';
+import { parsePrometheusText, sampleValue } from './support/promtext.js';
+
+const PROFILES = `profiles:
+  - name: pci
+    match: { calleeNumbers: ["+49301*"] }
+    encryption: true
+  - name: default
+`;
+
+interface Instance {
+  readonly dataDir: string;
+  readonly configFile: string;
+  readonly passA: string;
+  readonly passB: string;
+  readonly shares: string[];
+}
+
+async function instance(yaml: string): Promise<Instance> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-enc-'));
+  const inst = { dataDir: path.join(root, 'data'), configFile: path.join(root, 'callvault.yaml'), passA: path.join(root, 'a.pass'), passB: path.join(root, 'b.pass') };
+  await writeFile(inst.configFile, yaml);
+  await writeFile(inst.passA, 'administrator-a-passphrase\n', { mode: 0o600 });
+  await writeFile(inst.passB, 'administrator-b-passphrase\n', { mode: 0o600 });
+  return { ...inst, shares: ['--share-a-pass-file', inst.passA, '--share-b-pass-file', inst.passB] };
+}
+
+function ok(inst: Instance, args: string[]): any {
+  const r = cli(inst, [...args, '--json']);
+  assert.equal(r.status, 0, `callvault ${args.join(' ')}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** One short two-leg call (a tone per leg), ended and waited for in `state`. */
+async function recordCall(d: DaemonProcess, callId: string, callee: string, state: string): Promise<any> {
+  const c = await startCall(d, { callId, callee: { number: callee } });
+  await sendRtp({
+    streams: (['caller', 'callee'] as const).map((r, i) => ({ port: c.legs[r].port, law: 'PCMU' as const, payloadType: 0, ssrc: randomInt(1, 2 ** 31), seqStart: randomInt(0, 65536), tsStart: randomInt(0, 2 ** 32), freq: 440 * (i + 1), durationMs: 600 })),
+  });
+  assert.equal((await d.api('DELETE', `/v1/calls/${callId}`)).status, 202);
+  return d.waitForState(c.recordingId, state);
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walk(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+/** Files under the recordings tree that hold audio in the clear: a .wav, a staged leftover, or anything starting like a WAV. */
+async function plaintextAudio(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const f of await walk(dir)) {
+    const head = (await readFile(f)).subarray(0, 4).toString('latin1');
+    if (f.endsWith('.wav') || f.endsWith('.partial') || head === 'RIFF' || head === 'RF64') found.push(f);
+  }
+  return found;
+}
+
+test('encryption at rest: fail closed without a KEK; dual-control shares; envelopes sealed with no plaintext left; verify with no key, --decrypt and export with both shares; rotation and revoke', async () => {
+  const inst = await instance(testConfigYaml(PROFILES));
+  await assert.rejects(DaemonProcess.start(inst), /exited with 1: [\s\S]*profile pci sets encryption: true but there is no key-encryption key/);
+
+  // Dual control: one administrator alone, or one person holding both passphrases, cannot make or open a KEK.
+  const alone = cli(inst, ['keys', 'init', '--share-a-pass-file', inst.passA]);
+  assert.equal(alone.status, 2);
+  assert.match(alone.stderr, /share B needs administrator B's passphrase.*--share-b-pass-file/);
+  const same = cli(inst, ['keys', 'init', '--share-a-pass-file', inst.passA, '--share-b-pass-file', inst.passA]);
+  assert.match(same.stderr, /both shares would have the same passphrase/);
+  const first = ok(inst, ['keys', 'init', ...inst.shares, '--backup-dir', path.join(inst.dataDir, '..', 'backup')]);
+  assert.equal((await readdir(path.join(inst.dataDir, '..', 'backup'))).length, 2);
+  for (const share of first.shares as string[]) {
+    assert.equal(statSync(share).mode & 0o777, 0o600, `${share} is readable by its owner only`);
+    assert.doesNotMatch(await readFile(share, 'utf8'), /PRIVATE KEY/);
+  }
+
+  const d = await DaemonProcess.start(inst);
+  try {
+    const pci = await recordCall(d, 'pci-1', '+4930111222', 'encrypted');
+    const plain = await recordCall(d, 'plain-1', '+4989000000', 'sealed');
+    assert.equal(pci.kekId, first.kekId);
+    assert.deepEqual(pci.files.filter((f: string) => f.endsWith('.enc')), [`${pci.recordingId}.wav.enc`]);
+    // Nothing in the clear is left of the encrypted call: the plain call's WAV is the only audio found.
+    assert.deepEqual(await plaintextAudio(path.join(inst.dataDir, 'recordings')), [path.join(plain.dir, `${plain.recordingId}.wav`)]);
+
+    // The seal covers the envelopes as stored: shasum and verify need no key.
+    const sums = spawnSync('shasum', ['-a', '256', '-c', `${pci.recordingId}.sha256`], { cwd: pci.dir, encoding: 'utf8' });
+    assert.equal(sums.status, 0, sums.stdout + sums.stderr);
+    assert.equal(cli(inst, ['verify', pci.dir]).status, 0);
+    const oneShare = cli(inst, ['verify', pci.dir, '--decrypt', '--share-a-pass-file', inst.passA]);
+    assert.equal(oneShare.status, 2);
+    assert.match(oneShare.stderr, /share B needs administrator B's passphrase/);
+    const wrongB = cli(inst, ['verify', pci.dir, '--decrypt', '--share-a-pass-file', inst.passA, '--share-b-pass-file', inst.configFile]);
+    assert.match(wrongB.stderr, /cannot open share B of KEK .*wrong passphrase/);
+    assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', ...inst.shares]).ok, true);
+
+    const out = path.join(inst.dataDir, '..', 'export.wav');
+    ok(inst, ['export', pci.recordingId, '--out', out, '--reason', 'ticket 42', ...inst.shares]);
+    const wav = await readWav(out);
+    assert.equal(wav.channels, 2);
+    assert.ok(wav.dataBytes >= 8000 * 4 * 0.5, `exported ${wav.dataBytes} bytes of audio`);
+    const exported = cli(inst, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e: any) => e.action === 'recording.exported');
+    assert.equal(exported.length, 1);
+    assert.equal(exported[0].subject, pci.recordingId);
+    assert.equal(exported[0].details.reason, 'ticket 42');
+
+    const scrape = parsePrometheusText(await (await fetch(`http://${(d.logs.find((l) => l.msg === 'metrics listening')!.metrics as string)}/metrics`)).text());
+    const left = sampleValue(scrape, 'callvault_kek_expiry_seconds', { kek: first.kekId });
+    assert.ok(Math.abs(left - 365 * 86_400) < 600, `KEK expiry ${left} s`);
+
+    // Rotation: the next recording uses the new KEK at once, with no restart.
+    const second = ok(inst, ['keys', 'rotate', ...inst.shares]);
+    assert.equal(second.previous, first.kekId);
+    const pci2 = await recordCall(d, 'pci-2', '+4930111333', 'encrypted');
+    assert.equal(pci2.kekId, second.kekId);
+    const status = ok(inst, ['keys', 'status']);
+    assert.deepEqual(status.keys.map((k: any) => [k.id, k.state, k.recordings]), [[first.kekId, 'active', 1], [second.kekId, 'current', 1]]);
+
+    // Revoke the first KEK: its data key is re-wrapped under the second, the audio chunks untouched.
+    const before = await readFile(path.join(pci.dir, `${pci.recordingId}.wav.enc`));
+    const job = ok(inst, ['keys', 'revoke', first.kekId, ...inst.shares]);
+    assert.deepEqual([job.kind, job.total, job.done, job.failed], ['rewrap', 1, 1, 0]);
+    const after = await readFile(path.join(pci.dir, `${pci.recordingId}.wav.enc`));
+    assert.deepEqual(after.subarray(after.length - 1000), before.subarray(before.length - 1000));
+    assert.equal((await d.api('GET', `/v1/recordings/${pci.recordingId}`)).body.kekId, second.kekId);
+    assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', ...inst.shares]).ok, true);
+    assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]), [['revoked', 0], ['current', 2]]);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('key jobs: encrypt-existing killed (SIGKILL) halfway resumes at the recording where it stopped; decrypt-all turns encryption off; every recording verifies throughout', async () => {
+  const inst = await instance(testConfigYaml());
+  const d = await DaemonProcess.start(inst);
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < 10; i++) ids.push((await recordCall(d, `old-${i}`, '+4989000000', 'sealed')).recordingId);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+  ok(inst, ['keys', 'init', ...inst.shares]);
+  const recordings = path.join(inst.dataDir, 'recordings');
+  const envelopes = async () => (await walk(recordings)).filter((f) => f.endsWith('.wav.enc')).length;
+  // Killed while converting: after its third recording, mid-flight on others.
+  const job = spawn('setsid', ['-w', process.execPath, MAIN, 'keys', 'encrypt-existing', '--config', inst.configFile, '--data-dir', inst.dataDir], { stdio: 'ignore', env: { ...process.env, CALLVAULT_SIGNING_PASSPHRASE: 'test-signing-passphrase-42' } });
+  const deadline = Date.now() + 60_000;
+  while ((await envelopes()) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  killTree(job);
+  assert.ok((await envelopes()) < 10, 'the job was stopped before it finished');
+  const resumed = cli(inst, ['keys', 'encrypt-existing', '--json']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resuming job/);
+  const finished = JSON.parse(resumed.stdout);
+  assert.deepEqual([finished.total, finished.done, finished.failed], [10, 10, 0]);
+  assert.equal(await envelopes(), 10);
+  assert.deepEqual(await plaintextAudio(recordings), []);
+  assert.equal(ok(inst, ['verify', recordings, '--all', '--decrypt', ...inst.shares]).summary.ok, 10);
+  assert.deepEqual(new Set(ok(inst, ['recordings', 'list']).recordings.map((r: any) => r.state)), new Set(['encrypted']));
+
+  const off = ok(inst, ['keys', 'decrypt-all', ...inst.shares]);
+  assert.deepEqual([off.total, off.done, off.failed], [10, 10, 0]);
+  assert.equal(await envelopes(), 0);
+  assert.equal(ok(inst, ['verify', recordings, '--all']).summary.ok, 10);
+  assert.deepEqual(new Set(ok(inst, ['recordings', 'list']).recordings.map((r: any) => `${r.state}/${r.kekId}`)), new Set(['sealed/null']));
+});
+
+function killTree(child: ChildProcess): void {
+  // setsid -w made the child a session (and group) leader: kill the whole group, the CLI included.
+  process.kill(-child.pid!, 'SIGKILL');
+}
+
+test('lkm provider: the daemon encrypts under the key manager\'s public KEK; export unwraps through the real key manager over HTTPS; a wrong token is refused', async () => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-lkm-'));
+  const lkmDir = path.join(root, 'lkm');
+  const tokenFile = path.join(root, 'lkm.token');
+  await writeFile(path.join(root, 'lkm.pass'), 'key-manager-passphrase\n', { mode: 0o600 });
+  const km = spawn(process.execPath, [MAIN, 'lkm', 'serve', '--data-dir', lkmDir, '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--passphrase-file', path.join(root, 'lkm.pass'), '--key-bits', '2048'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const listening = await new Promise<any>((resolve, reject) => {
+      let buf = '';
+      km.stdout!.on('data', (c: Buffer) => {
+        buf += c.toString();
+        for (const line of buf.split('\n')) if (line.includes('key manager listening')) resolve(JSON.parse(line));
+      });
+      km.once('exit', (code) => reject(new Error(`lkm serve exited with ${code}`)));
+    });
+    const lkmYaml = (token: string) => `encryption:\n  provider: lkm\n  lkm:\n    url: https://${listening.listen as string}\n    caFile: ${path.join(lkmDir, 'tls-cert.pem')}\n    tokenFile: ${token}\n`;
+    const inst = await instance(testConfigYaml(PROFILES + lkmYaml(tokenFile)));
+    const d = await DaemonProcess.start(inst);
+    let pci: any;
+    try {
+      pci = await recordCall(d, 'pci-lkm', '+4930111444', 'encrypted');
+      assert.equal(pci.kekId, listening.kekId);
+      assert.deepEqual(await plaintextAudio(pci.dir), []);
+    } finally {
+      assert.equal(await d.stop(), 0);
+    }
+    assert.equal(ok(inst, ['keys', 'status']).keys[0].provider, 'lkm');
+    const out = path.join(root, 'lkm-export.wav');
+    ok(inst, ['export', pci.recordingId, '--out', out]);
+    assert.equal((await readWav(out)).channels, 2);
+    assert.equal(ok(inst, ['verify', pci.dir, '--decrypt']).ok, true);
+
+    await writeFile(path.join(root, 'bad.token'), 'not-the-token\n');
+    await writeFile(inst.configFile, testConfigYaml(PROFILES + lkmYaml(path.join(root, 'bad.token'))));
+    const refused = cli(inst, ['export', pci.recordingId, '--out', path.join(root, 'again.wav')]);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /key manager https:\/\/127\.0\.0\.1:\d+ refused POST \/v1\/unwrap: 401/);
+  } finally {
+    km.kill('SIGTERM');
+  }
+});
