@@ -133,7 +133,7 @@ export class Sealer extends EventEmitter<SealerEvents> {
       const sigFile = path.join(dir, signatureFileName(id));
       await writeFileDurably(sigFile, formatSignature(signature), 0o640);
       const kekId = files.find((f) => f.kekId)?.kekId ?? null;
-      await this.index.markSealed(id, meta.profile.storage, (await stat(sigFile)).mtime, { files: files.map((f) => f.name), kekId });
+      await this.index.markSealed(id, meta.profile.storage, (await stat(sigFile)).mtime, { files: files.map((f) => f.name).sort(), kekId });
       const result = {
         recordingId: id,
         files: files.map(({ name, sha256 }) => ({ name, sha256 })),
