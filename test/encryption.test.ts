@@ -199,13 +199,20 @@ test('lkm provider: the daemon encrypts under the key manager\'s public KEK; exp
       });
       km.once('exit', (code) => reject(new Error(`lkm serve exited with ${code}`)));
     });
-    const lkmYaml = (token: string) => `encryption:\n  provider: lkm\n  lkm:\n    url: https://${listening.listen as string}\n    caFile: ${path.join(lkmDir, 'tls-cert.pem')}\n    tokenFile: ${token}\n`;
+    // A 1-day cryptoperiod with a 2-day warning: the KEK is in its warning window from the start.
+    const notified = path.join(root, 'notified');
+    const lkmYaml = (token: string) => `encryption:\n  provider: lkm\n  cryptoperiodDays: 1\n  expiryWarningDays: 2\n  notifyCommand: [/bin/sh, -c, 'echo "$CALLVAULT_KEK_ID $CALLVAULT_KEK_SECONDS_LEFT" > ${notified}']\n  lkm:\n    url: https://${listening.listen as string}\n    caFile: ${path.join(lkmDir, 'tls-cert.pem')}\n    tokenFile: ${token}\n`;
     const inst = await instance(testConfigYaml(PROFILES + lkmYaml(tokenFile)));
     const d = await DaemonProcess.start(inst);
     let pci: any;
     try {
       pci = await recordCall(d, 'pci-lkm', '+4930111444', 'encrypted');
       assert.equal(pci.kekId, listening.kekId);
+      // Expiry warning: log, hook (with the KEK's id and time left) and metric; recording went on regardless.
+      await d.waitFor((l) => l.level === 'warn' && /near the end of its cryptoperiod/.test(l.msg));
+      const [hookKek, hookLeft] = (await readFile(notified, 'utf8')).trim().split(' ');
+      assert.equal(hookKek, listening.kekId);
+      assert.ok(Number(hookLeft) > 0 && Number(hookLeft) <= 86_400, `hook saw ${hookLeft} s left`);
       assert.deepEqual(await plaintextAudio(pci.dir), []);
     } finally {
       assert.equal(await d.stop(), 0);
