@@ -20,13 +20,9 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEK_BYTES, newEnvelope, wrapDek } from '../daemon/seal/envelope.js';
 import { WorkerPool } from '../daemon/seal/WorkerPool.js';
+import { check, numberOption } from './args.js';
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: number) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(argv[i + 1]) : dflt;
-};
-const check = argv.includes('--check');
+const opt = numberOption;
 const files = opt('files', 8);
 const mb = opt('mb', 32);
 const deks = opt('deks', 10_000);

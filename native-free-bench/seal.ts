@@ -27,13 +27,9 @@ import { KekStore } from '../daemon/keys/kek/KekStore.js';
 import { Sealer } from '../daemon/seal/Sealer.js';
 import { WorkerPool } from '../daemon/seal/WorkerPool.js';
 import { entryFromMetadata, RecordingIndex } from '../daemon/store/RecordingIndex.js';
+import { check, numberOption } from './args.js';
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: number) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(argv[i + 1]) : dflt;
-};
-const check = argv.includes('--check');
+const opt = numberOption;
 const minutes = opt('minutes', 60);
 const runs = opt('runs', 5);
 const cores = availableParallelism();
