@@ -7,7 +7,8 @@ import { isRecordingId } from '../record/recordingId.js';
 import { verifyRecording } from '../seal/verify.js';
 import { WorkerPool } from '../seal/WorkerPool.js';
 import { currentActor } from '../store/AuditLog.js';
-import { decryptEnvelope, isEnvelope, looksLikeWav } from './decrypted.js';
+import { isAudioFile, isEnvelope, plainName } from '../record/metadata.js';
+import { decryptEnvelope, looksLikeWav } from '../seal/openEnvelope.js';
 import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
 import { EXIT, printJson, runCommand } from './run.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
@@ -37,8 +38,8 @@ async function exportRecording(args: ExportArgs): Promise<number> {
     const dir = path.join(config.dataDir, entry.dir);
     const v = await verifyRecording(dir, await readInstanceCertificate(config.dataDir));
     if (!v.ok) throw new CallvaultError('VERIFY_FAILED', `recording ${args.recordingId} does not verify, refusing to export it: ${v.problems.join('; ')}`);
-    const audio = v.files.map((f) => f.name).filter((n) => n.endsWith('.wav') || isEnvelope(n));
-    const outs = audio.length === 1 ? [path.resolve(args.out)] : audio.map((n) => path.resolve(args.out, isEnvelope(n) ? n.slice(0, -4) : n));
+    const audio = v.files.map((f) => f.name).filter(isAudioFile);
+    const outs = audio.length === 1 ? [path.resolve(args.out)] : audio.map((n) => path.resolve(args.out, plainName(n)));
     if (audio.length > 1) await mkdir(path.resolve(args.out), { recursive: true, mode: 0o700 });
     for (const o of outs) {
       if (await stat(o).then(() => true, () => false)) throw new CallvaultError('OUT_EXISTS', `${o} exists; refusing to overwrite it`);

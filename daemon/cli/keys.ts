@@ -31,7 +31,7 @@ async function makeKek(args: KeysArgs, rotating: boolean): Promise<number> {
   if (rotating && !previous) throw new KeyError('NO_KEK', 'there is no KEK to rotate: use `callvault keys init`');
   // Rotation is a two-person act: both administrators first prove they hold the current key's shares.
   const shares = await readShareInputs(args, rotating ? `authorise rotation of ${previous!.id}; the new KEK's share keeps this passphrase` : 'new KEK', { creating: !rotating });
-  if (rotating) (await store.openPrivate(previous!.id, shares)).export({ type: 'pkcs8', format: 'der' }).fill(0);
+  if (rotating) await store.openPrivate(previous!.id, shares);
   const kek = await store.create({ bits: config.encryption.keyBits, shares, backupDir: args['backup-dir'] });
   await withStores(config.dataDir, async ({ audit }) => {
     const details = { kind: 'kek', provider: 'local', bits: kek.bits, fingerprintSha256: kek.fingerprintSha256, backup: Boolean(args['backup-dir']) };

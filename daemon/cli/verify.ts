@@ -4,16 +4,16 @@ import type { CommandModule } from 'yargs';
 import { CallvaultError, KeyError } from '../errors.js';
 import { readInstanceCertificate } from '../keys/SigningIdentity.js';
 import { findRecordingDirs, verifyRecording, type RecordingVerification } from '../seal/verify.js';
-import { instanceDataDir, withInstanceOptions, type InstanceArgs } from './options.js';
+import { instanceConfig, instanceDataDir, withInstanceOptions, type InstanceArgs } from './options.js';
 import { ProgressBar } from './progress.js';
 import { AuditLog, currentActor } from '../store/AuditLog.js';
 import { EXIT, printJson, runCommand } from './run.js';
 import { WorkerPool } from '../seal/WorkerPool.js';
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
-import { decryptEnvelope, isEnvelope, looksLikeWav } from './decrypted.js';
+import { isEnvelope } from '../record/metadata.js';
+import { decryptEnvelope, looksLikeWav } from '../seal/openEnvelope.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
 import { openUnwrapper } from './unwrap.js';
-import { instanceConfig } from './options.js';
 
 interface VerifyArgs extends InstanceArgs, ShareArgs {
   dir: string;

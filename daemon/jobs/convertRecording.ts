@@ -3,9 +3,10 @@ import { readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileDurably, syncDir } from '../fsutil.js';
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
-import { ENVELOPE_SUFFIX } from '../record/metadata.js';
+import { envelopeName, isAudioFile, isEnvelope, plainName } from '../record/metadata.js';
 import { checksumFileName, formatChecksums, formatSignature, parseChecksums, signatureFileName, type ChecksumEntry } from '../seal/checksumFile.js';
 import { stageEnvelope, stagingName } from '../seal/encryptFileInPlace.js';
+import { decryptEnvelope } from '../seal/openEnvelope.js';
 import { rewrapHeader, type WrappingKey } from '../seal/envelope.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 import { JobError } from '../errors.js';
@@ -36,33 +37,35 @@ interface FilePlan {
 }
 
 async function planFile(ctx: ConversionContext, dir: string, e: ChecksumEntry): Promise<FilePlan> {
+  if (!isAudioFile(e.name)) return { entry: e };
   const src = path.join(dir, e.name);
-  const encrypted = e.name.endsWith(ENVELOPE_SUFFIX);
-  const audio = encrypted || e.name.endsWith('.wav');
-  if (!audio) return { entry: e };
   if (ctx.kind === 'encrypt') {
-    if (encrypted) return { entry: e };
-    const name = e.name + ENVELOPE_SUFFIX;
+    if (isEnvelope(e.name)) return { entry: e };
+    const name = envelopeName(e.name);
     const w = await stageEnvelope(ctx.pool, ctx.toKek!, src, path.join(dir, stagingName(name)));
     return { entry: { name, sha256: w.sha256 }, rename: [stagingName(name), name], remove: e.name };
   }
-  if (!encrypted) return { entry: e };
+  if (!isEnvelope(e.name)) return { entry: e };
+  if (ctx.kind === 'rewrap') return planRewrap(ctx, dir, e);
+  const name = plainName(e.name);
+  const plain = path.join(dir, stagingName(name));
+  const r = await decryptEnvelope(ctx.pool, ctx.unwrapper!, src, plain);
+  // What reached the disk, read back: the plaintext replaces the only other copy.
+  if ((await ctx.pool.hashFile(plain)).sha256 !== r.plainSha256) throw new JobError('DECRYPT_CHECK_FAILED', `${name}: the decrypted file on disk does not hash to what was decrypted`);
+  return { entry: { name, sha256: r.plainSha256 }, rename: [stagingName(name), name], remove: e.name };
+}
+
+/** A new key slot for an envelope under the revoked KEK; the chunks are copied and checked with the same data key. */
+async function planRewrap(ctx: ConversionContext, dir: string, e: ChecksumEntry): Promise<FilePlan> {
+  const src = path.join(dir, e.name);
   const header = readEnvelopeHeader(src);
-  if (ctx.kind === 'rewrap' && header.kekId !== ctx.fromKekId) return { entry: e };
+  if (header.kekId !== ctx.fromKekId) return { entry: e };
   const dek = await ctx.unwrapper!.unwrap(header.kekId, header.wrappedDek);
   try {
     const staged = path.join(dir, stagingName(e.name));
-    if (ctx.kind === 'rewrap') {
-      const r = await ctx.pool.rewrapFile({ src, dest: staged, header: rewrapHeader(header, dek, ctx.toKek!).bytes });
-      await ctx.pool.decryptFile({ src: staged, dek });
-      return { entry: { name: e.name, sha256: r.sha256 }, rename: [stagingName(e.name), e.name] };
-    }
-    const name = e.name.slice(0, -ENVELOPE_SUFFIX.length);
-    const plain = path.join(dir, stagingName(name));
-    const r = await ctx.pool.decryptFile({ src, dest: plain, dek });
-    // What reached the disk, read back: the plaintext replaces the only other copy.
-    if ((await ctx.pool.hashFile(plain)).sha256 !== r.plainSha256) throw new JobError('DECRYPT_CHECK_FAILED', `${name}: the decrypted file on disk does not hash to what was decrypted`);
-    return { entry: { name, sha256: r.plainSha256 }, rename: [stagingName(name), name], remove: e.name };
+    const r = await ctx.pool.rewrapFile({ src, dest: staged, header: rewrapHeader(header, dek, ctx.toKek!).bytes });
+    await ctx.pool.decryptFile({ src: staged, dek });
+    return { entry: { name: e.name, sha256: r.sha256 }, rename: [stagingName(e.name), e.name] };
   } finally {
     dek.fill(0);
   }
@@ -84,7 +87,7 @@ export async function stageConversion(ctx: ConversionContext, dir: string, recor
   const signature = await ctx.pool.sign(Buffer.from(checksums), ctx.signingKey);
   await writeFileDurably(path.join(dir, stagingName(sigName)), formatSignature(signature), 0o640);
   const files = plans.map((p) => p.entry.name).sort();
-  const encrypted = ctx.kind !== 'decrypt' && files.some((f) => f.endsWith(ENVELOPE_SUFFIX));
+  const encrypted = ctx.kind !== 'decrypt' && files.some(isEnvelope);
   return {
     renames: [...plans.flatMap((p) => (p.rename ? [p.rename] : [])), [stagingName(sumsName), sumsName], [stagingName(sigName), sigName]],
     removes: plans.flatMap((p) => (p.remove ? [p.remove] : [])),

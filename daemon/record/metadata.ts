@@ -65,9 +65,23 @@ export function recordingFileNames(meta: RecordingMetadata): string[] {
 /** An encrypted audio file is stored as `<name>.enc` (docs/envelope.md); the metadata stays in the clear. */
 export const ENVELOPE_SUFFIX = '.enc';
 
-/** The files as stored: what the checksum file lists and the index records. */
-export function storedFileNames(meta: RecordingMetadata, encrypted: boolean): string[] {
-  return [...meta.files.map((f) => (encrypted ? f.name + ENVELOPE_SUFFIX : f.name)), metadataFileName(meta.recordingId)];
+export function isEnvelope(name: string): boolean {
+  return name.endsWith(ENVELOPE_SUFFIX);
+}
+
+/** The stored name of an audio file's envelope. */
+export function envelopeName(plain: string): string {
+  return plain + ENVELOPE_SUFFIX;
+}
+
+/** The audio file an envelope holds (a plain name is returned as it is). */
+export function plainName(stored: string): string {
+  return isEnvelope(stored) ? stored.slice(0, -ENVELOPE_SUFFIX.length) : stored;
+}
+
+/** An audio file as stored: a WAV, or its envelope (not the metadata). */
+export function isAudioFile(stored: string): boolean {
+  return plainName(stored).endsWith('.wav');
 }
 
 /** Atomic and durable: a reader sees the old or the new file, never half of one. */

@@ -6,7 +6,7 @@ import { writeFileDurably } from '../fsutil.js';
 import type { Kek, KekStore } from '../keys/kek/KekStore.js';
 import type { SigningIdentity } from '../keys/SigningIdentity.js';
 import type { Logger } from '../log.js';
-import { ENVELOPE_SUFFIX, metadataFileName, readMetadata, type RecordingMetadata } from '../record/metadata.js';
+import { envelopeName, metadataFileName, readMetadata, type RecordingMetadata } from '../record/metadata.js';
 import { readEnvelopeHeader } from '../../workers/decryptFile.js';
 import { removePlaintext, writeEnvelope } from './encryptFileInPlace.js';
 import { recordingDir } from '../record/recordingId.js';
@@ -109,7 +109,7 @@ export class Sealer extends EventEmitter<SealerEvents> {
   /** Encrypt one audio file; after a crash, a plaintext already gone means its envelope was checked and is in place. */
   private async encrypt(dir: string, name: string, kek: Kek): Promise<StoredFile> {
     const plain = path.join(dir, name);
-    const stored = name + ENVELOPE_SUFFIX;
+    const stored = envelopeName(name);
     if (await access(plain).then(() => true, () => false)) {
       const w = await writeEnvelope(this.pool, kek, plain, path.join(dir, stored));
       await removePlaintext(plain);

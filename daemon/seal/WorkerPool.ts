@@ -9,16 +9,16 @@ import type { RewrapFileResult, RewrapFileTask } from '../../workers/rewrapFile.
 import type { SignTask } from '../../workers/sign.js';
 import type { UnwrapDekTask } from '../../workers/unwrapDek.js';
 
-const task = (name: string) => new URL(`../../workers/${name}.js`, import.meta.url).href;
+const taskModule = (name: string) => new URL(`../../workers/${name}.js`, import.meta.url).href;
 
 /** Task modules by kind; each is a default-exported pure function in workers/. */
 const TASKS = {
-  hashFile: task('hashFile'),
-  sign: task('sign'),
-  encryptFile: task('encryptFile'),
-  decryptFile: task('decryptFile'),
-  unwrapDek: task('unwrapDek'),
-  rewrapFile: task('rewrapFile'),
+  hashFile: taskModule('hashFile'),
+  sign: taskModule('sign'),
+  encryptFile: taskModule('encryptFile'),
+  decryptFile: taskModule('decryptFile'),
+  unwrapDek: taskModule('unwrapDek'),
+  rewrapFile: taskModule('rewrapFile'),
 } as const;
 
 export type TaskKind = keyof typeof TASKS;

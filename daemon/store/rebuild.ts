@@ -1,6 +1,6 @@
 import { readdir, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ENVELOPE_SUFFIX, readMetadata } from '../record/metadata.js';
+import { isEnvelope, readMetadata } from '../record/metadata.js';
 import { readEnvelopeHeader } from '../../workers/decryptFile.js';
 import { activeMarker } from '../record/recovery.js';
 import { isRecordingId, recordingDir } from '../record/recordingId.js';
@@ -66,7 +66,7 @@ async function entryFromDisk(dataDir: string, id: string, targets: ReadonlyMap<s
   if (!sealedAt) return { ...entryFromMetadata(meta, dataDir, 'finalizing'), hold };
   // The checksum file says what is stored (plain or envelopes); the envelope header, under which KEK.
   const files = parseChecksums(await readFile(path.join(dir, checksumFileName(id)), 'utf8')).map((e) => e.name);
-  const envelope = files.find((f) => f.endsWith(ENVELOPE_SUFFIX));
+  const envelope = files.find(isEnvelope);
   const kekId = envelope ? readEnvelopeHeader(path.join(dir, envelope)).kekId : null;
   const base = { ...entryFromMetadata(meta, dataDir, kekId ? 'encrypted' : 'sealed'), files, kekId };
   const uploads: Record<string, UploadStatus> = {};

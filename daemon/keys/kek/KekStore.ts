@@ -162,15 +162,18 @@ export class KekStore {
       revokedAt: null,
       fingerprintSha256: spkiFingerprint(k.publicKey),
     };
-    await writeFileDurably(path.join(dir, 'kek.json'), JSON.stringify(record, null, 2) + '\n', 0o644);
+    await this.writeRecord(record);
     return { ...record, publicKey: k.publicKey };
+  }
+
+  private writeRecord(record: KekRecord): Promise<void> {
+    return writeFileDurably(path.join(this.kekDir(record.id), 'kek.json'), JSON.stringify(record, null, 2) + '\n', 0o644);
   }
 
   /** No new recording is encrypted under a revoked KEK; `keys revoke` moves the old ones off it. */
   async markRevoked(id: string, at = new Date()): Promise<void> {
-    const kek = this.get(id);
-    const { publicKey: _drop, ...record } = kek;
-    await writeFileDurably(path.join(this.kekDir(id), 'kek.json'), JSON.stringify({ ...record, revokedAt: at.toISOString() }, null, 2) + '\n', 0o644);
+    const { publicKey: _drop, ...record } = this.get(id);
+    await this.writeRecord({ ...record, revokedAt: at.toISOString() });
   }
 
   /** Both shares, opened and combined; the result is checked against the public key before it is returned. */
