@@ -1,3 +1,4 @@
+import { readSync, writevSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -27,4 +28,25 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** Fill `buf` from `fd` (at `position`, else the current offset) unless the file ends first; returns the bytes read. */
+export function readFull(fd: number, buf: Buffer, position: number | null = null): number {
+  let got = 0;
+  for (let n; got < buf.length && (n = readSync(fd, buf, got, buf.length - got, position === null ? null : position + got)) > 0; ) got += n;
+  return got;
+}
+
+/** Write every buffer in order with as few syscalls as the kernel allows (writev may write only part). */
+export function writeAll(fd: number, bufs: readonly Uint8Array[]): number {
+  let total = 0;
+  let rest = bufs.filter((b) => b.length > 0);
+  while (rest.length > 0) {
+    let n = writevSync(fd, rest.slice(0, 1024)); // IOV_MAX
+    total += n;
+    let i = 0;
+    while (i < rest.length && n >= rest[i]!.length) n -= rest[i++]!.length;
+    rest = i < rest.length ? [rest[i]!.subarray(n), ...rest.slice(i + 1)] : [];
+  }
+  return total;
 }

@@ -4,8 +4,10 @@ import { mkdtemp, readFile, truncate, appendFile, writeFile } from 'node:fs/prom
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { DEK_BYTES, EnvelopeError, envelopeSize, FIXED_HEADER_BYTES, newEnvelope, rewrapHeader, TAG_BYTES, unwrapDek } from '../daemon/seal/envelope.js';
-import decryptFile, { readEnvelopeHeader } from '../workers/decryptFile.js';
+import { DEFAULT_CHUNK_SIZE, DEK_BYTES, EnvelopeError, envelopeSize, FIXED_HEADER_BYTES, newEnvelope, rewrapHeader, TAG_BYTES, unwrapDek } from '../daemon/seal/envelope.js';
+import { readEnvelopeHeader } from '../daemon/seal/envelopeFile.js';
+import checkEnvelope from '../workers/checkEnvelope.js';
+import decryptFile from '../workers/decryptFile.js';
 import encryptFile from '../workers/encryptFile.js';
 
 const kek = { id: 'kek-2026-01', ...generateKeyPairSync('rsa', { modulusLength: 3072 }) };
@@ -17,19 +19,22 @@ async function sealed(plain: Buffer, chunkSize: number) {
   await writeFile(src, plain);
   const { dek, header } = newEnvelope(kek, chunkSize);
   const result = encryptFile({ src, dest, dek, header: header.bytes });
-  return { dir, dest, dek, result, header };
+  return { dir, src, dest, dek, result, header };
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-test('envelope round trip: empty, 1 byte, chunk boundaries ±1, several chunks, the default 64 KiB chunk', async () => {
+test('envelope round trip: empty, 1 byte, chunk boundaries ±1, several chunks, chunks of several cipher pieces, the default chunk', async () => {
   const C = 1024;
-  for (const [size, chunkSize] of [[0, C], [1, C], [C - 1, C], [C, C], [C + 1, C], [3 * C, C], [3 * C + 5, C], [200_000, 65536]] as const) {
+  const cases = [[0, C], [1, C], [C - 1, C], [C, C], [C + 1, C], [3 * C, C], [3 * C + 5, C], [250_000, 100_000], [DEFAULT_CHUNK_SIZE * 2 + 12_345, DEFAULT_CHUNK_SIZE]] as const;
+  for (const [size, chunkSize] of cases) {
     const plain = randomBytes(size);
-    const { dir, dest, result, header } = await sealed(plain, chunkSize);
+    const { dir, src, dest, result, header, dek: key } = await sealed(plain, chunkSize);
     const stored = await readFile(dest);
     assert.equal(stored.length, envelopeSize(header.bytes.length, chunkSize, size), `size ${size}: length`);
-    assert.deepEqual([result.plainBytes, result.plainSha256, result.sha256, result.bytes], [size, sha(plain), sha(stored), stored.length]);
+    assert.deepEqual([result.plainBytes, result.bytes], [size, stored.length]);
+    // The sealing check: the envelope as stored, hashed, decrypts to exactly the source file.
+    assert.deepEqual(checkEnvelope({ envelope: dest, plain: src, dek: key }), { sha256: sha(stored), bytes: stored.length, plainBytes: size });
     const h = readEnvelopeHeader(dest);
     assert.equal(h.kekId, 'kek-2026-01');
     // The data key comes back only through the KEK's private key.
@@ -100,4 +105,16 @@ test('envelope: re-wrapping under another KEK rewrites the key slot only; the ch
   assert.throws(() => unwrapDek(kek.privateKey, h.wrappedDek, kek.id), /cannot unwrap/);
   assert.equal(decryptFile({ src: dest, dek: unwrapDek(next.privateKey, h.wrappedDek, h.kekId) }).plainSha256, sha(plain));
   assert.throws(() => rewrapHeader(header, randomBytes(DEK_BYTES), next), /does not belong/);
+});
+
+test('envelope: the sealing check refuses an envelope that does not match its source byte for byte', async () => {
+  const plain = randomBytes(5000);
+  const { src, dest, dek } = await sealed(plain, 1024);
+  assert.equal(checkEnvelope({ envelope: dest, plain: src, dek }).plainBytes, 5000);
+  const changed = Buffer.from(plain);
+  changed[4000]! ^= 1;
+  await writeFile(src, changed);
+  assert.throws(() => checkEnvelope({ envelope: dest, plain: src, dek }), /chunk 3 of .* does not decrypt to the bytes of/);
+  await writeFile(src, Buffer.concat([plain, Buffer.from([0])]));
+  assert.throws(() => checkEnvelope({ envelope: dest, plain: src, dek }), /holds 5000 bytes of .*, which has 5001/);
 });

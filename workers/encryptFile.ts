@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
-import { ChunkCipher, decodeHeader } from '../daemon/seal/envelope.js';
+import { closeSync, fstatSync, fsyncSync, openSync } from 'node:fs';
+import { ChunkCipher, decodeHeader, EnvelopeError, PIECE_BYTES } from '../daemon/seal/envelope.js';
+import { readFull, writeAll } from '../daemon/fsutil.js';
 
 export interface EncryptFileTask {
   readonly src: string;
@@ -13,23 +13,15 @@ export interface EncryptFileTask {
 
 export interface EncryptFileResult {
   readonly plainBytes: number;
-  readonly plainSha256: string;
-  /** SHA-256 of the envelope as written: what the checksum file lists, with no second read. */
-  readonly sha256: string;
   readonly bytes: number;
 }
 
-/** Fill `buf` from `fd` (at `position`, else the current offset) unless the file ends first; returns the bytes read. */
-export function readFull(fd: number, buf: Buffer, position: number | null = null): number {
-  let got = 0;
-  for (let n; got < buf.length && (n = readSync(fd, buf, got, buf.length - got, position === null ? null : position + got)) > 0; ) got += n;
-  return got;
-}
-
 /**
- * Encrypt one file into a callvault envelope (daemon/seal/envelope.ts),
- * chunk by chunk in constant memory, fsynced before it resolves. The caller
- * renames it into place and removes the plaintext only after checking it.
+ * Encrypt one (finished, no longer growing) file into a callvault envelope
+ * (daemon/seal/envelope.ts) in constant memory, fsynced before it resolves.
+ * Only the cipher touches the bytes: hashing the envelope and checking it
+ * against the plaintext is checkEnvelope's job, on the bytes read back. The
+ * caller renames the result into place and removes the plaintext only then.
  */
 export default function encryptFile(task: EncryptFileTask): EncryptFileResult {
   const header = decodeHeader(Buffer.from(task.header));
@@ -37,31 +29,27 @@ export default function encryptFile(task: EncryptFileTask): EncryptFileResult {
   const src = openSync(task.src, 'r');
   const dest = openSync(task.dest, 'w', 0o640);
   try {
-    const plainHash = createHash('sha256');
-    const outHash = createHash('sha256').update(header.bytes);
-    writeSync(dest, header.bytes);
-    let bytes = header.bytes.length;
-    let plainBytes = 0;
-    // Read one chunk ahead: whether a chunk is the last is known only when the next read comes back empty.
-    let cur = Buffer.allocUnsafe(header.chunkSize);
-    let next = Buffer.allocUnsafe(header.chunkSize);
-    let curLen = readFull(src, cur);
-    for (let index = 0; ; index++) {
-      const nextLen = curLen === header.chunkSize ? readFull(src, next) : 0;
-      const final = nextLen === 0;
-      const plain = cur.subarray(0, curLen);
-      plainHash.update(plain);
-      const sealed = cipher.seal(index, final, plain);
-      outHash.update(sealed);
-      writeSync(dest, sealed);
-      bytes += sealed.length;
-      plainBytes += curLen;
-      if (final) break;
-      [cur, next] = [next, cur];
-      curLen = nextLen;
+    // The size decides which chunk is the last, and the AAD of a chunk must be set before its first byte.
+    const plainBytes = fstatSync(src).size;
+    const chunks = Math.max(1, Math.ceil(plainBytes / header.chunkSize));
+    const piece = Buffer.allocUnsafe(Math.min(PIECE_BYTES, header.chunkSize));
+    let bytes = writeAll(dest, [header.bytes]);
+    for (let index = 0, pos = 0; index < chunks; index++) {
+      const end = Math.min(plainBytes, pos + header.chunkSize);
+      const c = cipher.encryptor(index, index === chunks - 1);
+      const out: Buffer[] = [];
+      for (; pos < end; ) {
+        const n = readFull(src, piece.subarray(0, Math.min(piece.length, end - pos)), pos);
+        if (n === 0) throw new EnvelopeError(`${task.src} shrank while it was being encrypted (${pos} of ${plainBytes} bytes)`);
+        out.push(c.update(piece.subarray(0, n)));
+        pos += n;
+      }
+      c.final();
+      out.push(c.getAuthTag());
+      bytes += writeAll(dest, out);
     }
     fsyncSync(dest);
-    return { plainBytes, plainSha256: plainHash.digest('hex'), sha256: outHash.digest('hex'), bytes };
+    return { plainBytes, bytes };
   } finally {
     closeSync(src);
     closeSync(dest);

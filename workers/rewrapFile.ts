@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { decodeHeader, FIXED_HEADER_BYTES } from '../daemon/seal/envelope.js';
-import { readEnvelopeHeader } from './decryptFile.js';
-import { readFull } from './encryptFile.js';
+import { readFull } from '../daemon/fsutil.js';
+import { readEnvelopeHeader } from '../daemon/seal/envelopeFile.js';
 
 export interface RewrapFileTask {
   readonly src: string;

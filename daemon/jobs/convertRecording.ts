@@ -11,7 +11,7 @@ import { rewrapHeader, type WrappingKey } from '../seal/envelope.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 import { JobError } from '../errors.js';
 import type { KeyJobKind, StagedConversion } from '../store/RecordingIndex.js';
-import { readEnvelopeHeader } from '../../workers/decryptFile.js';
+import { readEnvelopeHeader } from '../seal/envelopeFile.js';
 
 export interface ConversionContext {
   readonly pool: WorkerPool;

@@ -7,7 +7,7 @@ import type { Kek, KekStore } from '../keys/kek/KekStore.js';
 import type { SigningIdentity } from '../keys/SigningIdentity.js';
 import type { Logger } from '../log.js';
 import { envelopeName, metadataFileName, readMetadata, type RecordingMetadata } from '../record/metadata.js';
-import { readEnvelopeHeader } from '../../workers/decryptFile.js';
+import { readEnvelopeHeader } from './envelopeFile.js';
 import { removePlaintext, writeEnvelope } from './encryptFileInPlace.js';
 import { recordingDir } from '../record/recordingId.js';
 import type { RecordingIndex } from '../store/RecordingIndex.js';

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import type { CheckEnvelopeResult, CheckEnvelopeTask } from '../../workers/checkEnvelope.js';
 import type { DecryptFileResult, DecryptFileTask } from '../../workers/decryptFile.js';
 import type { EncryptFileResult, EncryptFileTask } from '../../workers/encryptFile.js';
 import type { HashFileResult, HashFileTask } from '../../workers/hashFile.js';
@@ -17,6 +18,7 @@ const TASKS = {
   sign: taskModule('sign'),
   encryptFile: taskModule('encryptFile'),
   decryptFile: taskModule('decryptFile'),
+  checkEnvelope: taskModule('checkEnvelope'),
   unwrapDek: taskModule('unwrapDek'),
   rewrapFile: taskModule('rewrapFile'),
 } as const;
@@ -78,6 +80,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** Decrypt to `dest`, or with no dest only check every chunk. */
   decryptFile(t: DecryptFileTask): Promise<DecryptFileResult> {
     return this.run('decryptFile', t);
+  }
+
+  /** Hash an envelope as stored and check that it decrypts to the plaintext it was made from. */
+  checkEnvelope(t: CheckEnvelopeTask): Promise<CheckEnvelopeResult> {
+    return this.run('checkEnvelope', t);
   }
 
   rewrapFile(t: RewrapFileTask): Promise<RewrapFileResult> {

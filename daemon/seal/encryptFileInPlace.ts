@@ -10,7 +10,6 @@ export interface EnvelopeWritten {
   readonly sha256: string;
   readonly bytes: number;
   readonly plainBytes: number;
-  readonly plainSha256: string;
 }
 
 /** Where an envelope is staged until it has been checked. */
@@ -20,18 +19,18 @@ export function stagingName(file: string): string {
 
 /**
  * Encrypt `src` into the envelope file `staged` under a fresh data key,
- * fsynced (in the pool), then checked by decrypting every chunk again (in
- * the pool) against the plaintext's hash. A failed attempt leaves nothing.
+ * fsynced (in the pool), then read back, hashed and checked by decrypting
+ * every chunk against `src` (in the pool). A failed attempt leaves nothing.
  */
 export async function stageEnvelope(pool: WorkerPool, kek: WrappingKey, src: string, staged: string): Promise<EnvelopeWritten> {
   const { dek, header } = newEnvelope(kek);
   try {
     const written = await pool.encryptFile({ src, dest: staged, dek, header: header.bytes });
-    const check = await pool.decryptFile({ src: staged, dek });
-    if (check.plainSha256 !== written.plainSha256 || check.plainBytes !== written.plainBytes) {
-      throw new SealError('ENVELOPE_CHECK_FAILED', `the envelope of ${path.basename(src)} does not decrypt to the file it was made from`, { file: src });
-    }
-    return written;
+    const check = await pool.checkEnvelope({ envelope: staged, plain: src, dek }).catch((err: unknown) => {
+      throw new SealError('ENVELOPE_CHECK_FAILED', `the envelope of ${path.basename(src)} does not decrypt to the file it was made from: ${err instanceof Error ? err.message : String(err)}`, { file: src }, { cause: err });
+    });
+    if (check.bytes !== written.bytes) throw new SealError('ENVELOPE_CHECK_FAILED', `the envelope of ${path.basename(src)} is ${check.bytes} bytes on disk, ${written.bytes} were written`, { file: src });
+    return check;
   } catch (err) {
     await unlink(staged).catch(() => undefined);
     throw err;

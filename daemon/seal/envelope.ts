@@ -1,4 +1,4 @@
-import { constants, createCipheriv, createDecipheriv, createHash, createHmac, privateDecrypt, publicEncrypt, randomBytes, timingSafeEqual, type CipherGCM, type DecipherGCM, type KeyObject } from 'node:crypto';
+import { constants, createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, privateDecrypt, publicEncrypt, randomBytes, timingSafeEqual, type CipherGCM, type KeyObject } from 'node:crypto';
 
 /*
  * The callvault envelope (docs/envelope.md has it byte by byte): a fixed
@@ -12,7 +12,17 @@ import { constants, createCipheriv, createDecipheriv, createHash, createHmac, pr
  */
 export const ENVELOPE_MAGIC = Buffer.from('CVENVLP\0', 'latin1');
 export const ENVELOPE_VERSION = 1;
-export const DEFAULT_CHUNK_SIZE = 65536;
+/**
+ * 1 MiB (about 33 s of 8 kHz 16-bit stereo): the per-chunk cost (a cipher, a
+ * tag, a write) made 64 KiB chunks ~25 % slower end to end here.
+ */
+export const DEFAULT_CHUNK_SIZE = 1 << 20;
+/**
+ * How much text goes to the cipher per update(): updates of this size keep
+ * input and output in the CPU cache; larger ones measured markedly slower
+ * here (node allocates each update's output).
+ */
+export const PIECE_BYTES = 64 << 10;
 export const TAG_BYTES = 16;
 export const DEK_BYTES = 32;
 const FILE_NONCE_BYTES = 8;
@@ -92,51 +102,59 @@ export const MAX_HEADER_BYTES = FIXED_HEADER_BYTES + 2 + 0xffff + 2 + 0xffff;
 
 /** Per-chunk cipher parameters, shared by both directions. */
 export class ChunkCipher {
-  private readonly headerHash: Buffer;
+  // Reused for every chunk: createCipheriv and setAAD copy them, so one of each per file is enough.
+  private readonly ivBuf = Buffer.alloc(12);
+  private readonly aadBuf = Buffer.alloc(32 + 5);
+  private readonly key: KeyObject;
 
-  constructor(
-    private readonly dek: Uint8Array,
-    private readonly header: EnvelopeHeader,
-  ) {
+  constructor(dek: Uint8Array, header: EnvelopeHeader) {
     if (dek.length !== DEK_BYTES) throw new EnvelopeError(`a data key is ${DEK_BYTES} bytes`);
     if (!timingSafeEqual(keyCommitment(dek, header.fileNonce), header.commitment)) {
       throw new EnvelopeError(`the data key does not belong to this envelope (KEK ${header.kekId}): wrong key, or an edited key slot`);
     }
-    this.headerHash = createHash('sha256').update(header.bytes.subarray(0, FIXED_HEADER_BYTES)).digest();
+    // One KeyObject per file: createCipheriv with raw key bytes would import the key again for every chunk.
+    this.key = createSecretKey(dek);
+    header.fileNonce.copy(this.ivBuf, 0);
+    createHash('sha256').update(header.bytes.subarray(0, FIXED_HEADER_BYTES)).digest().copy(this.aadBuf, 0);
   }
 
-  private iv(index: number): Buffer {
-    const iv = Buffer.alloc(12);
-    this.header.fileNonce.copy(iv, 0);
-    iv.writeUInt32BE(index, 8);
-    return iv;
-  }
-
-  private aad(index: number, final: boolean): Buffer {
-    const a = Buffer.alloc(32 + 5);
-    this.headerHash.copy(a, 0);
-    a.writeUInt32BE(index, 32);
-    a.writeUInt8(final ? 1 : 0, 36);
-    return a;
-  }
-
-  /** Ciphertext ‖ tag of one chunk. */
-  seal(index: number, final: boolean, plain: Uint8Array): Buffer {
+  private params(index: number, final: boolean): { iv: Buffer; aad: Buffer } {
     if (index > 0xffffffff) throw new EnvelopeError('file too large for one envelope (2^32 chunks)');
-    const c = createCipheriv('aes-256-gcm', this.dek, this.iv(index)) as CipherGCM;
-    c.setAAD(this.aad(index, final));
-    return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+    this.ivBuf.writeUInt32BE(index, 8);
+    this.aadBuf.writeUInt32BE(index, 32);
+    this.aadBuf.writeUInt8(final ? 1 : 0, 36);
+    return { iv: this.ivBuf, aad: this.aadBuf };
   }
 
-  /** Plaintext of one chunk; throws naming the chunk when it does not authenticate. */
-  open(index: number, final: boolean, sealed: Uint8Array): Buffer {
+  /**
+   * The cipher of one chunk, its AAD set: update() it with the chunk's
+   * plaintext — in pieces, so no chunk-sized copy is made — then final() and
+   * getAuthTag(). The ciphertext followed by the tag is the sealed chunk.
+   */
+  encryptor(index: number, final: boolean): CipherGCM {
+    const { iv, aad } = this.params(index, final);
+    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    c.setAAD(aad);
+    return c;
+  }
+
+  /**
+   * Plaintext of one chunk, in pieces of at most PIECE_BYTES (decrypted
+   * piecewise for the same cache reason as encryption), released only once
+   * the whole chunk has authenticated; throws naming the chunk otherwise.
+   */
+  open(index: number, final: boolean, sealed: Uint8Array): Buffer[] {
     if (sealed.length < TAG_BYTES) throw new EnvelopeError(`chunk ${index} is cut short`, index);
-    const body = sealed.subarray(0, sealed.length - TAG_BYTES);
-    const d = createDecipheriv('aes-256-gcm', this.dek, this.iv(index)) as DecipherGCM;
-    d.setAAD(this.aad(index, final));
-    d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    const { iv, aad } = this.params(index, final);
+    const d = createDecipheriv('aes-256-gcm', this.key, iv);
+    d.setAAD(aad);
+    const body = sealed.length - TAG_BYTES;
+    d.setAuthTag(sealed.subarray(body));
     try {
-      return Buffer.concat([d.update(body), d.final()]);
+      const plain: Buffer[] = [];
+      for (let o = 0; o < body; o += PIECE_BYTES) plain.push(d.update(sealed.subarray(o, Math.min(body, o + PIECE_BYTES))));
+      d.final(); // GCM yields nothing more here: final() only checks the tag
+      return plain;
     } catch {
       throw new EnvelopeError(
         final

@@ -1,6 +1,6 @@
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
 import type { DecryptFileResult } from '../../workers/decryptFile.js';
-import { readEnvelopeHeader } from '../../workers/decryptFile.js';
+import { readEnvelopeHeader } from './envelopeFile.js';
 import type { WorkerPool } from './WorkerPool.js';
 
 /** Whether decrypted bytes start like the WAV/RF64 files callvault writes. */

@@ -1,7 +1,7 @@
 import { readdir, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isEnvelope, readMetadata } from '../record/metadata.js';
-import { readEnvelopeHeader } from '../../workers/decryptFile.js';
+import { readEnvelopeHeader } from '../seal/envelopeFile.js';
 import { activeMarker } from '../record/recovery.js';
 import { isRecordingId, recordingDir } from '../record/recordingId.js';
 import { readTombstone } from '../retention/RetentionSweeper.js';
