@@ -24,14 +24,15 @@ import { execFileSync } from 'node:child_process';
 import { createCipheriv, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { readFull, writeAll } from '../daemon/fsutil.js';
 import { DEK_BYTES, newEnvelope, PIECE_BYTES, wrapDek, type WrappingKey } from '../daemon/seal/envelope.js';
 import { stageEnvelope } from '../daemon/seal/encryptFileInPlace.js';
 import { WorkerPool } from '../daemon/seal/WorkerPool.js';
 import encryptFile from '../workers/encryptFile.js';
-import { check, numberOption } from './args.js';
+import { numberOption } from './args.js';
+import { report } from './report.js';
 
 const opt = numberOption;
 const files = opt('files', 8);
@@ -138,22 +139,16 @@ async function main(): Promise<void> {
     const rewrapS = (performance.now() - t1) / 1000;
 
     const rawSlices = Object.entries(raw.slices).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
-    const rows = [
-      [`envelope encryption in the pool, ${pool.threads} threads`, mbps(ours), `**${pct(encRatio)}** of node:crypto raw ${mbps(raw.best)} × ${lanes} (target ≥ 80 %)`],
-      ['  the same, 1 pool thread', mbps(ours1), `${pct(ours1 / raw.best)} of raw; ${pool.threads} threads scale ${(ours / ours1).toFixed(2)}×`],
-      ['  the same task on one thread, no pool', mbps(direct), `the pool with ${lanes} threads: ${pct(ours / (direct * lanes))} of this × ${lanes}`],
-      ['  ceiling of file encryption here: 1/(1/raw + 1/io)', mbps(ceiling), `read + write + fsync alone ${mbps(io)} (1 thread); ${pct(ceiling / raw.best)} of raw — the pool reaches ${pct(ours / (ceiling * lanes))} of it × ${lanes}`],
-      ['  node:crypto raw, one 64 MiB buffer, by update size', mbps(raw.best), rawSlices],
-      ['  vs openssl speed -evp aes-256-gcm', mbps(ours), `${pct(ours / (openssl * lanes))} of ${mbps(openssl)} × ${lanes} (information)`],
-      ['sealing\'s encryption step (encrypt, read back, hash, decrypt, compare)', mbps(sealStep), `${pool.threads} threads (information)`],
-      [`re-wrap ${deks} data keys (RSA-3072 OAEP)`, `${rewrapS.toFixed(1)} s`, 'target < 60 s'],
-    ];
-    process.stdout.write(`\ncallvault encryption bench — ${cpus()[0]?.model ?? 'cpu'}, ${cores} cores, ${files} × ${mb} MiB files in ${tmpdir()}, best of ${runs}\n\n| measure | callvault | baseline, same run |\n|---|---|---|\n`);
-    for (const r of rows) process.stdout.write(`| ${r.join(' | ')} |\n`);
-    const missed = [encRatio < 0.8 && 'encryption below 80 % of raw × lanes', rewrapS >= 60 && 're-wrap ≥ 60 s'].filter(Boolean);
-    if (missed.length) process.stdout.write(`\nnot met: ${missed.join('; ')}\n`);
-    console.log(JSON.stringify({ bench: 'encryption', threads: pool.threads, lanes, oursMBps: ours, ours1MBps: ours1, directMBps: direct, rawMBps: raw.slices, ioMBps: io, ceilingMBps: ceiling, opensslMBps: openssl, sealStepMBps: sealStep, encRatio, rewrapS }));
-    if (check && missed.length) process.exitCode = 1;
+    report('encryption', `callvault encryption — ${files} × ${mb} MiB files in ${tmpdir()}, best of ${runs}`, [
+      { measure: `envelope encryption in the pool, ${pool.threads} threads`, figure: mbps(ours), baseline: `${pct(encRatio)} of node:crypto raw ${mbps(raw.best)} × ${lanes} (target ≥ 80 %)`, met: encRatio >= 0.8 },
+      { measure: '  the same, 1 pool thread', figure: mbps(ours1), baseline: `${pct(ours1 / raw.best)} of raw; ${pool.threads} threads scale ${(ours / ours1).toFixed(2)}×` },
+      { measure: '  the same task on one thread, no pool', figure: mbps(direct), baseline: `the pool with ${lanes} threads: ${pct(ours / (direct * lanes))} of this × ${lanes}` },
+      { measure: '  ceiling of file encryption here: 1/(1/raw + 1/io)', figure: mbps(ceiling), baseline: `read + write + fsync alone ${mbps(io)} (1 thread); ${pct(ceiling / raw.best)} of raw — the pool reaches ${pct(ours / (ceiling * lanes))} of it × ${lanes}` },
+      { measure: '  node:crypto raw, one 64 MiB buffer, by update size', figure: mbps(raw.best), baseline: rawSlices },
+      { measure: '  vs openssl speed -evp aes-256-gcm', figure: mbps(ours), baseline: `${pct(ours / (openssl * lanes))} of ${mbps(openssl)} × ${lanes}` },
+      { measure: "sealing's encryption step (encrypt, read back, hash, decrypt, compare)", figure: mbps(sealStep), baseline: `${pool.threads} threads` },
+      { measure: `re-wrap ${deks} data keys (RSA-3072 OAEP)`, figure: `${rewrapS.toFixed(1)} s`, baseline: 'target < 60 s', met: rewrapS < 60 },
+    ], { threads: pool.threads, lanes, oursMBps: ours, ours1MBps: ours1, directMBps: direct, rawMBps: raw.slices, ioMBps: io, ceilingMBps: ceiling, opensslMBps: openssl, sealStepMBps: sealStep, encRatio, rewrapS });
   } finally {
     await Promise.all([pool.close(), pool1.close()]);
     await rm(dir, { recursive: true, force: true });

@@ -1,0 +1,254 @@
+/**
+ * Call load generator (issue "native-free-bench"): a real `callvault daemon`
+ * on a temp data dir, N calls started over the control API, both legs' G.711
+ * RTP from a separate process (load/sender.ts) for --seconds, the calls ended,
+ * every recording waited for, checked (duration, channels) and verified
+ * (`callvault verify --all --json`: checksums and signature).
+ *
+ * Reports packets sent, packets written by callvault (its metrics), loss
+ * inside callvault, the daemon's CPU (user + sys, main process + pool threads
+ * + mediasoup workers) and RSS, memory per active call and its growth over
+ * the call, recordings sealed and seal latency (hang-up → signature) p50/p99.
+ *
+ *   node dist/native-free-bench/load.js [--calls 500] [--seconds 60] [--law PCMU|PCMA]
+ *        [--loss 0] [--reorder 0] [--jitter-ms 0] [--discover] [--ramp 250,500,750,1000] [--check]
+ *
+ * --ramp runs one fresh daemon per N and reports the highest N that holds
+ * the bar (≤ 0.01 % lost inside callvault, every recording sealed and verified).
+ */
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { G711Law } from '../daemon/media/g711.js';
+import { numberOption } from './args.js';
+import { sample, type ProcSample } from './load/procstat.js';
+import type { SenderLeg, SenderPlan, SenderResult } from './load/sender.js';
+import { report, type Row } from './report.js';
+
+const MAIN = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
+const SENDER = fileURLToPath(new URL('./load/sender.js', import.meta.url));
+const TOKEN = `bench-${randomInt(2 ** 47)}-token-0123456789`;
+/** The bench's throwaway instance: its own signing key under a passphrase that dies with it. */
+const ENV = { ...process.env, CALLVAULT_CONTROL_TOKEN: TOKEN, CALLVAULT_SIGNING_PASSPHRASE: `bench-${randomInt(2 ** 47)}-passphrase` };
+const argv = process.argv.slice(2);
+const stringOption = (name: string): string | undefined => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const seconds = numberOption('seconds', 60);
+const law: G711Law = stringOption('law') === 'PCMA' ? 'PCMA' : 'PCMU';
+const impair = { loss: numberOption('loss', 0), reorder: numberOption('reorder', 0), jitterMs: numberOption('jitter-ms', 0) };
+const discover = argv.includes('--discover');
+const steps = (stringOption('ramp') ?? String(numberOption('calls', 500))).split(',').map(Number);
+const MAX_LOSS = 0.0001;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
+
+/** Run `fn` over `items` with at most `n` in flight. */
+async function pooled<T, R>(items: readonly T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
+    for (let i; (i = next++) < items.length; ) out[i] = await fn(items[i] as T);
+  }));
+  return out;
+}
+
+class Daemon {
+  control = '';
+  metrics = '';
+  private constructor(readonly child: ChildProcess, readonly dataDir: string, readonly configFile: string) {}
+
+  static async start(dir: string, calls: number): Promise<Daemon> {
+    const dataDir = path.join(dir, 'data');
+    const configFile = path.join(dir, 'callvault.yaml');
+    await writeFile(configFile, [
+      'control:\n  listen: 127.0.0.1:0\n  maxBodyBytes: 65536',
+      'metrics:\n  listen: 127.0.0.1:0',
+      `media:\n  portMin: 20000\n  portMax: ${20000 + 2 * calls + 200}`,
+      `calls:\n  maxConcurrent: ${calls + 10}\n  minFreeDiskMB: 1`,
+      'logging:\n  level: info',
+    ].join('\n') + '\n');
+    const child = spawn(process.execPath, [MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], { env: ENV, stdio: ['ignore', 'pipe', 'inherit'] });
+    const d = new Daemon(child, dataDir, configFile);
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('the daemon did not start in 30 s')), 30_000);
+      child.once('exit', (code) => reject(new Error(`the daemon exited with ${code}`)));
+      createInterface({ input: child.stdout! }).on('line', (text) => {
+        const line = JSON.parse(text) as { msg: string; level: string; control?: string; metrics?: string };
+        if (line.metrics) d.metrics = `http://${line.metrics}`;
+        if (line.control) d.control = `http://${line.control}`;
+        if (line.level === 'error' || line.level === 'fatal') process.stderr.write(`daemon: ${text}\n`);
+        if (d.control && d.metrics) (clearTimeout(t), resolve());
+      });
+    });
+    return d;
+  }
+
+  async api(method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const res = await fetch(this.control + route, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  /** Sum of every sample of a counter or gauge. */
+  async metric(name: string): Promise<number> {
+    const text = await (await fetch(`${this.metrics}/metrics`)).text();
+    return text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `)).reduce((s, l) => s + Number(l.split(' ').at(-1)), 0);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+function runSender(plan: SenderPlan): Promise<SenderResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(SENDER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.once('message', (m) => resolve(m as SenderResult));
+    child.once('exit', (code) => (code ? reject(new Error(`the RTP sender exited with ${code}`)) : undefined));
+    child.send(plan);
+  });
+}
+
+interface StepResult {
+  readonly calls: number;
+  readonly started: number;
+  readonly sender: SenderResult;
+  readonly written: number;
+  readonly late: number;
+  readonly lossInside: number;
+  readonly cpuPct: number;
+  readonly rssIdleMB: number;
+  readonly rssEarlyMB: number;
+  readonly rssEndMB: number;
+  readonly perCallKB: number;
+  readonly growthPerCallKB: number;
+  readonly sealed: number;
+  readonly verified: number;
+  readonly badShape: number;
+  readonly sealP50Ms: number;
+  readonly sealP99Ms: number;
+  readonly ok: boolean;
+}
+
+async function step(calls: number): Promise<StepResult> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'callvault-bench-load-'));
+  const d = await Daemon.start(dir, calls);
+  try {
+    const pid = d.child.pid as number;
+    await sleep(2000);
+    const idle = sample(pid);
+    const started = await pooled(Array.from({ length: calls }, (_, i) => i), 16, async (i) => {
+      const ssrc = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
+      // SSRCs as an SBC knows them from SDP (a=ssrc); --discover leaves callvault to find them, which costs the first packets.
+      const announce = (role: 'caller' | 'callee') => (discover ? {} : { ssrc: ssrc[role] });
+      const r = await d.api('POST', '/v1/calls', { callId: `load-${i}`, direction: 'inbound', caller: { number: `+4930${100000 + i}`, ...announce('caller') }, callee: { number: '+4989654321', ...announce('callee') }, codec: law });
+      if (r.status !== 201) throw new Error(`start call ${i}: ${r.status} ${JSON.stringify(r.body)}`);
+      return { callId: `load-${i}`, recordingId: r.body.recordingId as string, ports: { caller: r.body.legs.caller.port as number, callee: r.body.legs.callee.port as number }, ssrc };
+    });
+    const legs: SenderLeg[] = started.flatMap((c, i) => [
+      { port: c.ports.caller, law, ssrc: c.ssrc.caller, freq: 300 + 50 * (i % 10) },
+      { port: c.ports.callee, law, ssrc: c.ssrc.callee, freq: 1000 + 50 * (i % 10) },
+    ]);
+    // Samples during the call: CPU over the whole send, RSS early (10 s or a sixth in) and at the end.
+    const samples: { atS: number; s: ProcSample }[] = [];
+    const sender = runSender({ legs, seconds, ...impair });
+    const t0 = performance.now();
+    const cpu0 = sample(pid);
+    let sending = true;
+    void sender.finally(() => (sending = false));
+    while (sending) {
+      await sleep(1000);
+      samples.push({ atS: (performance.now() - t0) / 1000, s: sample(pid) });
+    }
+    const sent = await sender;
+    const cpu1 = sample(pid);
+    const cpuPct = (100 * (cpu1.cpuS - cpu0.cpuS)) / ((performance.now() - t0) / 1000);
+    const early = samples.find((x) => x.atS >= Math.min(10, seconds / 6)) ?? samples[0] ?? { s: cpu0 };
+    const end = samples.at(-2) ?? samples.at(-1) ?? { s: cpu1 };
+    await pooled(started, 16, async (c) => {
+      const r = await d.api('DELETE', `/v1/calls/${c.callId}`);
+      if (r.status !== 202) throw new Error(`end call ${c.callId}: ${r.status}`);
+    });
+    // Seal every recording; a bounded wait (recordings that never seal are reported, not waited for forever).
+    const deadline = Date.now() + 120_000 + calls * 200;
+    const status = await pooled(started, 8, async (c) => {
+      for (;;) {
+        const r = await d.api('GET', `/v1/recordings/${c.recordingId}`);
+        if (r.status === 200 && r.body.sealedAt) return r.body;
+        if (Date.now() > deadline) return r.body;
+        await sleep(250);
+      }
+    });
+    const sealedList = status.filter((s) => s?.sealedAt);
+    const latencies = sealedList.map((s) => Date.parse(s.sealedAt) - Date.parse(s.metadata.endedAt));
+    // One stereo file as long as the call (announce to hang-up, which includes the RTP's --seconds).
+    const badShape = sealedList.filter((s) => {
+      const f = s.metadata.files[0];
+      return s.metadata.files.length !== 1 || f.channels !== 2 || f.durationMs < seconds * 1000 - 100 || Math.abs(f.durationMs - s.metadata.durationMs) > 100;
+    }).length;
+    const [received, late] = [await d.metric('callvault_rtp_packets_received_total'), await d.metric('callvault_rtp_packets_late_total')];
+    const written = received - late;
+    // Exit status 1 when any recording fails; the JSON says which.
+    const verify = spawnSync(process.execPath, [MAIN, 'verify', d.dataDir, '--all', '--json', '--config', d.configFile, '--data-dir', d.dataDir], { env: ENV, maxBuffer: 256 << 20, encoding: 'utf8' });
+    const verifications = (JSON.parse(verify.stdout || '{"results":[]}') as { results: { ok: boolean }[] }).results;
+    const lossInside = sent.sent ? Math.max(0, sent.sent - written) / sent.sent : 1;
+    const mb = (b: number) => b / 2 ** 20;
+    const result: StepResult = {
+      calls,
+      started: started.length,
+      sender: sent,
+      written,
+      late,
+      lossInside,
+      cpuPct,
+      rssIdleMB: mb(idle.rssBytes),
+      rssEarlyMB: mb(early.s.rssBytes),
+      rssEndMB: mb(end.s.rssBytes),
+      perCallKB: (end.s.rssBytes - idle.rssBytes) / 1024 / calls,
+      growthPerCallKB: (end.s.rssBytes - early.s.rssBytes) / 1024 / calls,
+      sealed: sealedList.length,
+      verified: verifications.filter((v) => v.ok).length,
+      badShape,
+      sealP50Ms: quantile(latencies, 0.5),
+      sealP99Ms: quantile(latencies, 0.99),
+      ok: false,
+    };
+    return { ...result, ok: lossInside <= MAX_LOSS && result.sealed === calls && result.verified === calls && badShape === 0 && sent.sendErrors === 0 };
+  } finally {
+    await d.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const results: StepResult[] = [];
+  for (const n of steps) {
+    process.stdout.write(`load: ${n} calls × ${seconds} s …\n`);
+    results.push(await step(n));
+  }
+  const rows: Row[] = results.flatMap((r) => [
+    { measure: `**${r.calls} calls** × ${seconds} s, ${law}, ${(r.calls * 100).toLocaleString('en')} packets/s in`, figure: `${(r.lossInside * 100).toFixed(4)} % lost inside callvault`, baseline: `${r.sender.sent.toLocaleString('en')} sent, ${r.written.toLocaleString('en')} written (${r.late} late); target ≤ 0.01 %`, met: r.lossInside <= MAX_LOSS },
+    { measure: '  recordings sealed / verified / right shape', figure: `${r.sealed} / ${r.verified} / ${r.sealed - r.badShape}`, baseline: `of ${r.calls} (checksums + signature; one stereo WAV ≥ ${seconds} s, as long as the call)`, met: r.sealed === r.calls && r.verified === r.calls && r.badShape === 0 },
+    { measure: '  seal latency after hang-up, p50 / p99', figure: `${r.sealP50Ms.toFixed(0)} / ${r.sealP99Ms.toFixed(0)} ms`, baseline: `${r.calls} hang-ups at once` },
+    { measure: '  daemon CPU (main + pool + mediasoup workers)', figure: `${r.cpuPct.toFixed(0)} % of one core`, baseline: `${(r.cpuPct / 100 / (r.calls * 100) * 1e6).toFixed(1)} µs per packet; generator worst lag ${r.sender.maxLagMs} ms, send errors ${r.sender.sendErrors}` },
+    { measure: '  memory per active call', figure: `${r.perCallKB.toFixed(0)} KB`, baseline: `RSS ${r.rssIdleMB.toFixed(0)} MB idle → ${r.rssEndMB.toFixed(0)} MB; target ≤ 150 KB`, met: r.perCallKB <= 150 },
+    { measure: '  memory growth per call during the call', figure: `${r.growthPerCallKB.toFixed(1)} KB`, baseline: `RSS ${r.rssEarlyMB.toFixed(0)} MB early → ${r.rssEndMB.toFixed(0)} MB at ${seconds} s (independent of length: ≈ 0)` },
+  ]);
+  if (results.length > 1) {
+    const best = results.filter((r) => r.ok).map((r) => r.calls);
+    rows.push({ measure: 'highest N holding the bar', figure: best.length ? String(Math.max(...best)) : 'none', baseline: `of ${steps.join(', ')}` });
+  }
+  report('load', `callvault under load — ${steps.join(', ')} two-leg calls, ${seconds} s, SSRCs ${discover ? 'discovered' : 'announced'}, loss ${impair.loss}, reorder ${impair.reorder}, jitter ${impair.jitterMs} ms`, rows, { seconds, law, discover, impair, results });
+}
+
+await main();
