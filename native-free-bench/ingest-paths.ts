@@ -15,6 +15,8 @@ import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import * as mediasoup from 'mediasoup';
 import type { types as ms } from 'mediasoup';
+import { numberOption } from './args.js';
+import { report } from './report.js';
 
 interface Args {
   rate: number;
@@ -22,14 +24,7 @@ interface Args {
   legs: number;
 }
 
-function args(): Args {
-  const a: Args = { rate: 30000, seconds: 3, legs: 10 };
-  for (let i = 2; i < process.argv.length; i += 2) {
-    const k = process.argv[i]?.replace(/^--/, '') as keyof Args;
-    if (k in a) a[k] = Number(process.argv[i + 1]);
-  }
-  return a;
-}
+const args = (): Args => ({ rate: numberOption('rate', 30000), seconds: numberOption('seconds', 3), legs: numberOption('legs', 10) });
 
 /** Child: send `rate` packets/s spread over the ports for `seconds`, in 1 ms bursts. */
 async function sender(ports: number[], rate: number, seconds: number): Promise<number> {
@@ -107,8 +102,10 @@ if (process.argv[2] === 'send') {
 } else {
   const a = args();
   const rows = [await measure('direct', a), await measure('socket', a), await measure('direct', a), await measure('socket', a)];
-  console.log(`ingest paths: ${a.legs} legs, ${a.rate} pkt/s for ${a.seconds} s (sender in another process)\n`);
-  console.log('| path | offered | delivered | loss % | Node CPU µs/packet |\n|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.path} | ${r.offered} | ${r.delivered} | ${r.lossPct} | ${r.nodeCpuUsPerPacket} |`);
-  console.log(JSON.stringify(rows));
+  report(
+    'ingest-paths',
+    `RTP into Node: ${a.legs} legs, ${a.rate} pkt/s for ${a.seconds} s (sender in another process), each path twice`,
+    rows.map((r) => ({ measure: r.path === 'direct' ? 'DirectTransport consumer events (used)' : 'second PlainTransport → Node UDP socket', figure: `${r.nodeCpuUsPerPacket} µs Node CPU a packet`, baseline: `${r.delivered.toLocaleString('en')} of ${r.offered.toLocaleString('en')} delivered (${r.lossPct} % lost)` })),
+    { ...a, rows },
+  );
 }

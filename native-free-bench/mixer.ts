@@ -15,12 +15,12 @@ import { encode, type G711Law } from '../daemon/media/g711.js';
 import { buildRtp } from '../daemon/media/rtp.js';
 import { Recording, ROLES } from '../daemon/record/Recording.js';
 import { newRecordingId } from '../daemon/record/recordingId.js';
-import { numberOption } from './args.js';
+import { lawOption, numberOption } from './args.js';
 import { report } from './report.js';
 
 const calls = numberOption('calls', 20);
 const seconds = numberOption('seconds', 300);
-const law: G711Law = process.argv.includes('PCMA') ? 'PCMA' : 'PCMU';
+const law: G711Law = lawOption();
 const FRAME = 160;
 
 /** One 20 ms packet per leg, reused: the timeline decodes a packet as it is pushed, so only seq and timestamp change. */

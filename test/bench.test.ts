@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ROOT } from './support/daemon.js';
+
+/** Run one bench script; its figures come back from the JSON file it says it wrote. */
+function bench(name: string, args: string[]): { stdout: string; json: any } {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/native-free-bench', `${name}.js`), ...args], { encoding: 'utf8', timeout: 180_000 });
+  assert.equal(r.status, 0, `${name} exited ${r.status}: ${r.stderr}`);
+  const file = /\(JSON: (\S+)\)/.exec(r.stdout)?.[1];
+  assert.ok(file, `${name} named no JSON file:\n${r.stdout}`);
+  return { stdout: r.stdout, json: JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) };
+}
+
+test('load generator: a real daemon, RTP from another process, every recording sealed and verified, nothing lost, figures as Markdown and JSON', () => {
+  const { stdout, json } = bench('load', ['--calls', '3', '--seconds', '2']);
+  assert.match(stdout, /\| \*\*3 calls\*\* × 2 s, PCMU/);
+  assert.equal(json.bench, 'load');
+  assert.match(json.commit, /^[0-9a-f]{7,}$/);
+  assert.equal(json.machine.cores > 0, true);
+  const [r] = json.figures.results;
+  assert.equal(r.sender.sent, 3 * 2 * 100, 'two legs × 50 packets/s × 2 s per call');
+  assert.equal(r.written, r.sender.sent, 'every packet sent is in a recording');
+  assert.deepEqual([r.sealed, r.verified, r.badShape, r.lossInside], [3, 3, 0, 0]);
+  assert.equal(r.sealP99Ms >= r.sealP50Ms && r.sealP50Ms > 0, true);
+  assert.equal(r.cpuPct > 0 && r.rssEndMB > 0, true);
+});
+
+test('load generator with loss and reordering: what the generator drops is not counted as lost inside callvault', () => {
+  const { json } = bench('load', ['--calls', '2', '--seconds', '2', '--loss', '0.1', '--reorder', '0.1', '--law', 'PCMA']);
+  const [r] = json.figures.results;
+  assert.equal(r.sender.dropped > 0, true);
+  assert.equal(r.sender.sent + r.sender.dropped, 2 * 2 * 100);
+  assert.equal(r.written, r.sender.sent, 'reordered packets within the jitter window are all written');
+  assert.deepEqual([r.sealed, r.verified, r.lossInside], [2, 2, 0]);
+});
+
+test('mixer micro-benchmark: every sample pushed through the media path reaches the WAV files', () => {
+  const { json } = bench('mixer', ['--calls', '3', '--seconds', '5']);
+  assert.equal(json.figures.samples, 3 * 5 * 8000 * 2);
+  assert.equal(json.figures.written, json.figures.samples);
+  assert.deepEqual(json.missed, []);
+});
