@@ -77,7 +77,12 @@ class Daemon {
       const t = setTimeout(() => reject(new Error('the daemon did not start in 30 s')), 30_000);
       child.once('exit', (code) => reject(new Error(`the daemon exited with ${code}`)));
       createInterface({ input: child.stdout! }).on('line', (text) => {
-        const line = JSON.parse(text) as { msg: string; level: string; control?: string; metrics?: string };
+        let line: { msg?: string; level?: string; control?: string; metrics?: string };
+        try {
+          line = JSON.parse(text) as typeof line;
+        } catch {
+          return void process.stderr.write(`daemon: ${text}\n`);
+        }
         if (line.metrics) d.metrics = `http://${line.metrics}`;
         if (line.control) d.control = `http://${line.control}`;
         if (line.level === 'error' || line.level === 'fatal') process.stderr.write(`daemon: ${text}\n`);
