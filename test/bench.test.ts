@@ -43,3 +43,15 @@ test('mixer micro-benchmark: every sample pushed through the media path reaches 
   assert.equal(json.figures.written, json.figures.samples);
   assert.deepEqual(json.missed, []);
 });
+
+test('encryption bench: every measure runs (files, the pool, the in-memory envelope cipher checked for size, raw on pool threads, re-wrap) and the bar row is judged', () => {
+  const { stdout, json } = bench('encryption', ['--files', '2', '--mb', '3', '--runs', '1', '--deks', '20']);
+  const f = json.figures;
+  for (const k of ['oursMBps', 'ours1MBps', 'directMBps', 'inMemoryMBps', 'rawParallelMBps', 'ioMBps', 'ceilingMBps', 'sealStepMBps', 'opensslMBps']) {
+    assert.equal(Number.isFinite(f[k]) && f[k] > 0, true, `${k} = ${f[k]}`);
+  }
+  assert.deepEqual(Object.keys(f.rawMBps), ['whole', '16 KiB', '64 KiB', '1 MiB']);
+  assert.equal(f.targetMBps, 0.8 * Math.max(...Object.values(f.rawMBps as Record<string, number>)) * f.lanes);
+  assert.match(stdout, /envelope encryption in the pool, \d+ threads \| [\d.]+ MB\/s \| \d+ % of node:crypto raw .*(✓|✗ not met)/);
+  assert.equal(f.rewrapS > 0, true);
+});
