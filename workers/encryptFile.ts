@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, fsyncSync, openSync } from 'node:fs';
-import { ChunkCipher, decodeHeader, EnvelopeError, PIECE_BYTES } from '../daemon/seal/envelope.js';
+import { ChunkCipher, decodeHeader, EnvelopeError, PIECE_BYTES, plainChunks } from '../daemon/seal/envelope.js';
 import { readFull, writeAll } from '../daemon/fsutil.js';
 
 export interface EncryptFileTask {
@@ -31,14 +31,12 @@ export default function encryptFile(task: EncryptFileTask): EncryptFileResult {
   try {
     // The size decides which chunk is the last, and the AAD of a chunk must be set before its first byte.
     const plainBytes = fstatSync(src).size;
-    const chunks = Math.max(1, Math.ceil(plainBytes / header.chunkSize));
     const piece = Buffer.allocUnsafe(Math.min(PIECE_BYTES, header.chunkSize));
     let bytes = writeAll(dest, [header.bytes]);
-    for (let index = 0, pos = 0; index < chunks; index++) {
-      const end = Math.min(plainBytes, pos + header.chunkSize);
-      const c = cipher.encryptor(index, index === chunks - 1);
+    for (const { index, start, end, final } of plainChunks(plainBytes, header.chunkSize)) {
+      const c = cipher.encryptor(index, final);
       const out: Buffer[] = [];
-      for (; pos < end; ) {
+      for (let pos = start; pos < end; ) {
         const n = readFull(src, piece.subarray(0, Math.min(piece.length, end - pos)), pos);
         if (n === 0) throw new EnvelopeError(`${task.src} shrank while it was being encrypted (${pos} of ${plainBytes} bytes)`);
         out.push(c.update(piece.subarray(0, n)));

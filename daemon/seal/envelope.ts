@@ -166,10 +166,31 @@ export class ChunkCipher {
   }
 }
 
+/** Chunks of a `plainBytes` file; an empty file is one empty chunk, so even it carries a final tag. */
+function chunkCount(plainBytes: number, chunkSize: number): number {
+  return Math.max(1, Math.ceil(plainBytes / chunkSize));
+}
+
+export interface PlainChunk {
+  readonly index: number;
+  /** Plaintext byte range [start, end). */
+  readonly start: number;
+  readonly end: number;
+  readonly final: boolean;
+}
+
+/** The chunks a `plainBytes` file is sealed in, in order: what an encryptor walks. */
+export function* plainChunks(plainBytes: number, chunkSize: number): Generator<PlainChunk> {
+  const chunks = chunkCount(plainBytes, chunkSize);
+  for (let index = 0; index < chunks; index++) {
+    const start = index * chunkSize;
+    yield { index, start, end: Math.min(plainBytes, start + chunkSize), final: index === chunks - 1 };
+  }
+}
+
 /** Bytes of the envelope of a `plainBytes` file: lets a reader tell the last chunk, and a checker a bad length. */
 export function envelopeSize(headerBytes: number, chunkSize: number, plainBytes: number): number {
-  const chunks = Math.max(1, Math.ceil(plainBytes / chunkSize));
-  return headerBytes + plainBytes + chunks * TAG_BYTES;
+  return headerBytes + plainBytes + chunkCount(plainBytes, chunkSize) * TAG_BYTES;
 }
 
 function keyCommitment(dek: Uint8Array, fileNonce: Buffer): Buffer {

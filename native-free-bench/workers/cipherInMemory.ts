@@ -1,5 +1,5 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { ChunkCipher, decodeHeader, PIECE_BYTES } from '../../daemon/seal/envelope.js';
+import { ChunkCipher, decodeHeader, PIECE_BYTES, plainChunks } from '../../daemon/seal/envelope.js';
 
 export interface CipherInMemoryTask {
   readonly bytes: number;
@@ -29,12 +29,10 @@ export default function cipherInMemory(task: CipherInMemoryTask): number {
   }
   const header = decodeHeader(Buffer.from(task.header));
   const cipher = new ChunkCipher(task.dek, header);
-  const chunks = Math.max(1, Math.ceil(task.bytes / header.chunkSize));
   let sealed = 0;
-  for (let index = 0, pos = 0; index < chunks; index++) {
-    const end = Math.min(task.bytes, pos + header.chunkSize);
-    const c = cipher.encryptor(index, index === chunks - 1);
-    for (; pos < end; pos += PIECE_BYTES) sealed += c.update(plain.subarray(pos, Math.min(end, pos + PIECE_BYTES))).length;
+  for (const { index, start, end, final } of plainChunks(task.bytes, header.chunkSize)) {
+    const c = cipher.encryptor(index, final);
+    for (let pos = start; pos < end; pos += PIECE_BYTES) sealed += c.update(plain.subarray(pos, Math.min(end, pos + PIECE_BYTES))).length;
     c.final();
     sealed += c.getAuthTag().length;
   }
