@@ -11,6 +11,7 @@ import { KekMonitor } from './keys/kek/KekMonitor.js';
 import { KekStore } from './keys/kek/KekStore.js';
 import { LkmClient } from './keys/kek/LkmClient.js';
 import type { Logger } from './log.js';
+import type { ConnectionLimits } from './net/httpLimits.js';
 import { Metrics } from './metrics/Metrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
 import { Recorder } from './record/Recorder.js';
@@ -22,6 +23,10 @@ import { RetentionSweeper } from './retention/RetentionSweeper.js';
 import { AuditLog } from './store/AuditLog.js';
 import { entryFromMetadata, RecordingIndex } from './store/RecordingIndex.js';
 import { VERSION } from './version.js';
+
+function connectionLimits(c: { maxConnections: number; idleTimeoutSeconds: number }): ConnectionLimits {
+  return { maxConnections: c.maxConnections, idleTimeoutMs: c.idleTimeoutSeconds * 1000 };
+}
 
 /** SIGHUPs closer together than this are one reload. */
 const RELOAD_COALESCE_MS = 200;
@@ -118,12 +123,12 @@ export class Daemon {
     this.recorder.on('closed', (meta) => void sealer.seal(meta).catch(() => undefined));
     await this.recorder.open();
     this.control = new ControlServer(
-      { listen: parseListen(this.config.control.listen), token, maxBodyBytes: this.config.control.maxBodyBytes },
+      { listen: parseListen(this.config.control.listen), token, maxBodyBytes: this.config.control.maxBodyBytes, limits: connectionLimits(this.config.control) },
       this.recorder,
       this.index,
       log,
     );
-    this.metricsServer = new MetricsServer(this.metrics, log);
+    this.metricsServer = new MetricsServer(this.metrics, log, connectionLimits(this.config.metrics));
     const maddr = await this.metricsServer.listen(parseListen(this.config.metrics.listen));
     log.info({ metrics: `${maddr.address}:${maddr.port}` }, 'metrics listening');
     const addr = await this.control.listen();

@@ -44,6 +44,8 @@ export class ApiError extends CallvaultError {
     code: string,
     message: string,
     context: Record<string, unknown> = {},
+    /** For a 503: when the client may try again (the `Retry-After` header). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(code, message, context);
   }

@@ -120,7 +120,7 @@ test('interop: Debian ffmpeg as the RTP sender (pcm_mulaw / pcm_alaw over RTP, S
 });
 
 test('calls still recorded after others end: no leaked ports or listeners across 3 rounds', async () => {
-  const d = await DaemonProcess.start({ yaml: (await import('./support/daemon.js')).testConfigYaml().replace('portMax: 29999', 'portMax: 20011') });
+  const d = await DaemonProcess.start({ yaml: (await import('./support/daemon.js')).testConfigYaml().replace('portMax: 29999', 'portMax: 20011\n  portQuarantineSeconds: 0') });
   try {
     for (let round = 0; round < 3; round++) {
       const rs = await recordCalls(

@@ -163,4 +163,33 @@ describe('LegTimeline', () => {
     assert.ok(t.written > 89_000 * 160);
     assert.equal(DECODE_TABLES.PCMU.length, 256);
   });
+
+  test('packets with the right SSRC and random sequence numbers are dropped as out of sequence; loss stays truthful', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const sink: Int16Array[] = [];
+    let spoofed = 0;
+    for (let n = 0; n < 400; n++) {
+      pushLive(t, pkt(1000 + n, n * 160, frame(n % 10)), n * 160, sink);
+      // An attacker's packet between every two real ones, far from the real sequence.
+      const seq = (1000 + n + 500 + ((n * 7919) % 60000)) & 0xffff;
+      pushLive(t, pkt(seq, (n * 1234567) >>> 0, frame(7)), n * 160 + 3, sink);
+      spoofed++;
+    }
+    sink.push(drainAll(t, 401 * 160));
+    assert.equal(t.stats.lost, 0, `lost ${t.stats.lost}`);
+    assert.equal(t.stats.received, 400);
+    assert.equal(t.stats.outOfSequence, spoofed);
+    assert.equal(t.stats.resyncs, 0);
+    assert.deepEqual(slots(concat(sink)).slice(0, 400), Array.from({ length: 400 }, (_, n) => n % 10));
+  });
+
+  test('a genuine jump of the sequence is taken on its second packet and counted as loss', () => {
+    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    for (let n = 0; n < 10; n++) t.push(pkt(n, n * 160, frame(n)), n * 160);
+    // 300 packets lost on the network (6 s): the first one after the gap is held on probation.
+    for (let n = 310; n < 320; n++) t.push(pkt(n, n * 160, frame(n % 10)), n * 160);
+    assert.equal(t.stats.outOfSequence, 1);
+    assert.equal(t.stats.received, 19);
+    assert.equal(t.stats.lost, 301, 'the gap and the probation packet');
+  });
 });

@@ -16,7 +16,7 @@ interface ListArgs extends InstanceArgs {
   to?: string;
   state?: string;
   profile?: string;
-  limit?: number;
+  limit?: string;
   cursor?: string;
   json: boolean;
 }
@@ -43,12 +43,12 @@ const list: CommandModule<InstanceArgs, ListArgs> = {
       .option('to', { type: 'string', describe: 'started before (ISO 8601)' })
       .option('state', { type: 'string', describe: 'recording, finalizing, sealed, encrypted, uploaded, failed, deleted' })
       .option('profile', { type: 'string', describe: 'recording profile name' })
-      .option('limit', { type: 'number', describe: 'at most this many (default 100, max 10000)' })
+      .option('limit', { type: 'string', describe: 'at most this many (default 100, max 10000)' })
       .option('cursor', { type: 'string', describe: 'continue after a previous page (its nextCursor)' })
       .option('json', { type: 'boolean', default: false, describe: '{"recordings": [...], "nextCursor"} on stdout' }) as Argv<ListArgs>,
   handler: (args) =>
     runCommand(async () => {
-      const q = parseQuery({ number: args.number, callId: args['call-id'], from: args.from, to: args.to, state: args.state, profile: args.profile, limit: args.limit?.toString(), cursor: args.cursor });
+      const q = parseQuery({ number: args.number, callId: args['call-id'], from: args.from, to: args.to, state: args.state, profile: args.profile, limit: args.limit, cursor: args.cursor });
       return withStores(instanceDataDir(args), async ({ index }) => {
         const page = runQuery(index, q);
         if (args.json) printJson(page);

@@ -6,8 +6,10 @@ export interface Config {
     readonly token: string | null;
     readonly tokenFile: string | null;
     readonly maxBodyBytes: number;
+    readonly maxConnections: number;
+    readonly idleTimeoutSeconds: number;
   };
-  readonly metrics: { readonly listen: string };
+  readonly metrics: { readonly listen: string; readonly maxConnections: number; readonly idleTimeoutSeconds: number };
   readonly media: {
     readonly workers: number | 'auto';
     readonly listenIp: string;
@@ -16,6 +18,9 @@ export interface Config {
     readonly portMax: number;
     readonly recvBufferSize: number;
     readonly jitterBufferMs: number;
+    /** Networks RTP may come from when a call gives no media address; null: the address that started the call. */
+    readonly allowedSources: readonly string[] | null;
+    readonly portQuarantineSeconds: number;
   };
   readonly calls: {
     readonly maxConcurrent: number;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument, isScalar, type Document } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { checkSourceEntry } from '../ingest/sourceFilter.js';
 import { applySchema, configSchema } from './schema.js';
 import type { Config } from './Config.js';
 import { ProfileSet } from '../record/profiles.js';
@@ -62,6 +63,10 @@ function crossCheck(config: Config): ConfigProblem[] {
   }
   if (config.media.portMin > config.media.portMax) {
     problems.push({ path: 'media.portMin', message: `must not exceed media.portMax (${config.media.portMax})` });
+  }
+  for (const [i, entry] of (config.media.allowedSources ?? []).entries()) {
+    const why = checkSourceEntry(entry);
+    if (why) problems.push({ path: `media.allowedSources.${i}`, message: why });
   }
   return problems;
 }

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createLimitedServer, type ConnectionLimits } from '../net/httpLimits.js';
 import type { ListenAddress } from '../config/Config.js';
 import { ApiError, CallvaultError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -13,6 +14,7 @@ export interface ControlServerOptions {
   readonly listen: ListenAddress;
   readonly token: string;
   readonly maxBodyBytes: number;
+  readonly limits: ConnectionLimits;
 }
 
 function digest(s: string): Buffer {
@@ -35,9 +37,15 @@ export class ControlServer {
     private readonly log: Logger,
   ) {
     this.tokenDigest = digest(opts.token);
-    this.server = createServer((req, res) => void this.handle(req, res));
-    this.server.headersTimeout = 10_000;
-    this.server.requestTimeout = 30_000;
+    // handle() answers every error itself; the catch is the last line of
+    // defence so that no request, however malformed, can end the process.
+    this.server = createLimitedServer(opts.limits, (req, res) =>
+      this.handle(req, res).catch((err: unknown) => {
+        this.log.error({ err }, 'control request handler failed');
+        if (!res.headersSent) send(res, 500, { error: 'INTERNAL', message: 'internal error' });
+        else res.destroy();
+      }),
+    );
   }
 
   async listen(): Promise<AddressInfo> {
@@ -67,8 +75,10 @@ export class ControlServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://control');
+    let pathname = '(unparsed)';
     try {
+      const url = parseTarget(req.url);
+      pathname = url.pathname;
       if (url.pathname === '/healthz') {
         return send(res, this.ready ? 200 : 503, { status: this.ready ? 'ok' : 'starting' });
       }
@@ -77,13 +87,13 @@ export class ControlServer {
         res.setHeader('WWW-Authenticate', 'Bearer realm="callvault"');
         throw new ApiError(401, 'UNAUTHORIZED', 'missing or wrong bearer token');
       }
-      const parts = url.pathname.split('/').slice(2).map(decodeURIComponent);
+      const parts = url.pathname.split('/').slice(2).map(decodeSegment);
       const [collection, id, ...rest] = parts;
       if (rest.length) throw new ApiError(404, 'NOT_FOUND', `no route ${url.pathname}`);
       if (collection === 'calls' && id === undefined) {
         allow(req, ['POST']);
         const body = parseStartCall(await readJson(req, this.opts.maxBodyBytes));
-        const answer = await this.recorder.startCall(body);
+        const answer = await this.recorder.startCall(body, { address: req.socket.remoteAddress });
         return send(res, answer.recorded ? 201 : 200, answer);
       }
       if (collection === 'calls' && id) {
@@ -102,13 +112,20 @@ export class ControlServer {
       }
       throw new ApiError(404, 'NOT_FOUND', `no route ${url.pathname}`);
     } catch (err) {
+      if (res.headersSent || res.destroyed) return;
+      if (!res.socket || res.socket.destroyed || (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
+        // The client went away mid-request: nothing of ours failed.
+        this.log.debug({ path: pathname, method: req.method }, 'control client aborted its request');
+        return;
+      }
       if (err instanceof ApiError) {
-        if (err.status >= 500) this.log.warn({ code: err.code, path: url.pathname }, err.message);
+        if (err.status >= 500) this.log.warn({ code: err.code, path: pathname }, err.message);
+        if (err.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(err.retryAfterSeconds));
         return send(res, err.status, { error: err.code, message: err.message });
       }
-      const e = err as Error;
-      this.log.error({ path: url.pathname, method: req.method, err: e.message, code: e instanceof CallvaultError ? e.code : undefined }, 'control request failed');
-      return send(res, 500, { error: 'INTERNAL', message: e.message });
+      this.log.error({ err, path: pathname, method: req.method }, 'control request failed');
+      const message = err instanceof CallvaultError ? err.message : 'internal error';
+      return send(res, 500, { error: 'INTERNAL', message });
     }
   }
 }
@@ -124,6 +141,29 @@ function search(index: RecordingIndex, params: URLSearchParams) {
   } catch (err) {
     if (err instanceof QueryError) throw new ApiError(400, 'BAD_REQUEST', err.message, { field: err.field });
     throw err;
+  }
+}
+
+/**
+ * The request target as a URL. Only origin-form (`/path?query`) is served:
+ * an absolute or authority form, or anything `URL` cannot parse, is a 400.
+ */
+function parseTarget(target: string | undefined): URL {
+  if (!target || !target.startsWith('/') || target.startsWith('//')) {
+    throw new ApiError(400, 'BAD_REQUEST', 'request target must be a path such as /v1/calls');
+  }
+  try {
+    return new URL(target, 'http://control');
+  } catch {
+    throw new ApiError(400, 'BAD_REQUEST', 'request target is not a valid path');
+  }
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ApiError(400, 'BAD_REQUEST', 'malformed percent-encoding in the path');
   }
 }
 

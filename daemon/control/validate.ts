@@ -1,10 +1,13 @@
+import { isIP } from 'node:net';
 import { ApiError } from '../errors.js';
+import type { MediaAddress } from '../ingest/LegSource.js';
 import type { StartCallRequest } from '../record/Recorder.js';
 
 export const CODECS = ['PCMU', 'PCMA'] as const;
 const DIRECTIONS = ['inbound', 'outbound', 'internal'] as const;
 const TOP_KEYS = new Set(['callId', 'direction', 'caller', 'callee', 'codec', 'payloadType', 'dtmfPayloadType', 'group']);
-const LEG_KEYS = new Set(['number', 'ssrc', 'user', 'groups']);
+const LEG_KEYS = new Set(['number', 'ssrc', 'user', 'groups', 'media']);
+const MEDIA_KEYS = new Set(['ip', 'port']);
 const MAX_GROUPS = 64;
 // SIP Call-IDs are "word[@word]" of printable characters; no spaces or control characters.
 const CALL_ID = /^[\x21-\x7e]{1,256}$/;
@@ -43,6 +46,15 @@ function names(v: unknown, field: string): string[] | undefined {
   return v.map((g, i) => name(g, `${field}.${i}`) as string);
 }
 
+/** `{ip, port}`: where the PBX sends this leg's RTP from. */
+function media(v: unknown, field: string): MediaAddress | undefined {
+  if (v === undefined) return undefined;
+  if (!isObject(v)) bad(`${field} must be {"ip": "...", "port": N}: the address the PBX sends this leg's RTP from`, field);
+  unknownKeys(v, MEDIA_KEYS, `${field}.`);
+  if (typeof v.ip !== 'string' || isIP(v.ip) === 0) bad(`${field}.ip must be an IPv4 or IPv6 address`, `${field}.ip`);
+  return { ip: v.ip, port: intIn(v.port, `${field}.port`, 1, 65535) ?? bad(`${field}.port is required`, `${field}.port`) };
+}
+
 function leg(body: Record<string, unknown>, role: 'caller' | 'callee') {
   const v = body[role];
   if (!isObject(v)) bad(`${role} is required: {"number": "..."}`, role);
@@ -53,6 +65,7 @@ function leg(body: Record<string, unknown>, role: 'caller' | 'callee') {
     ssrc: intIn(v.ssrc, `${role}.ssrc`, 0, 0xffffffff),
     user: name(v.user, `${role}.user`),
     groups: names(v.groups, `${role}.groups`),
+    media: media(v.media, `${role}.media`),
   };
 }
 

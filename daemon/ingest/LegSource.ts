@@ -13,13 +13,32 @@ export interface LegSourceOptions {
   readonly dtmfPayloadType: number;
   /** SSRC announced by the PBX (from SDP a=ssrc), if any. */
   readonly ssrc?: number | undefined;
+  /** The PBX's media address when known: the transport is connected to it and takes RTP from nowhere else. */
+  readonly remote?: MediaAddress | undefined;
+  /** Without `remote`: whether a first sender at this IP may become the leg's source. */
+  readonly allowSource: (ip: string) => boolean;
 }
+
+export interface MediaAddress {
+  readonly ip: string;
+  readonly port: number;
+}
+
+/** Makes the leg's PlainTransport (again, on the same port, after a refused source). */
+export type TransportFactory = () => Promise<ms.PlainTransport>;
 
 export interface LegSourceEvents {
   /** A whole RTP packet as mediasoup forwarded it (SSRC and sequence rewritten per Producer). */
   packet: [Buffer];
   /** The first packet of a bound SSRC arrived: the binding is right. */
   confirmed: [number];
+  /** The leg took its source (the first allowed sender, on a leg without a known remote). */
+  source: [MediaAddress];
+  /** A sender outside the allowed sources reached the port first; its packets were dropped and the port re-armed. */
+  'refused-source': [MediaAddress];
+  /** The port could not be re-armed after a refused source: the leg receives nothing more. */
+  'rearm-failed': [Error];
+  closed: [];
 }
 
 /** What is known about a leg's traffic when it closes. */
@@ -28,9 +47,16 @@ export interface LegTransportReport {
   /** Bytes on the leg's port that were not media of a bound SSRC: RTCP, malformed packets, unknown SSRCs. */
   readonly nonMediaBytes: number;
   readonly bytesReceived: number;
+  /** Where the leg took RTP from (connected remote or first allowed sender), null if nobody sent. */
+  readonly source: MediaAddress | null;
+  /** Senders refused as the leg's source (outside `media.allowedSources`), in order, at most a few. */
+  readonly refusedSources: MediaAddress[];
 }
 
 const MAX_PRODUCERS = 4;
+const MAX_REFUSED_KEPT = 8;
+/** An attacker that keeps sending cannot make the leg rebuild its transport in a tight loop. */
+const REARM_DELAY_MS = 50;
 
 /*
  * mediasoup consumers forward only "media" codecs: telephone-event and CN are
@@ -51,46 +77,82 @@ interface Binding {
 }
 
 /**
- * One leg of one call: a comedia PlainTransport (rtcp-mux) in a mediasoup
- * router, and one Producer per SSRC seen on it, each consumed by the router's
+ * One leg of one call: a PlainTransport (rtcp-mux) in a mediasoup router,
+ * and one Producer per SSRC seen on it, each consumed by the router's
  * DirectTransport so packets reach Node as 'packet' events.
+ *
+ * Who may send: with the PBX's media address known the transport is
+ * connected to it and mediasoup drops everything else. Otherwise the
+ * transport is comedia (it locks onto its first sender), and a first sender
+ * outside the allowed sources is refused: its packets never reach the
+ * recording, and the port is re-armed for the real sender.
  */
 export class LegSource extends EventEmitter<LegSourceEvents> {
   /** Worker-clock ms of the last packet, for SSRC attribution. */
   lastPacketAt = 0;
-  closed = false;
-  private readonly bindings = new Map<number, Binding>();
-  /** Wire bytes of producers already closed (evicted by later SSRCs). */
-  private retiredMediaBytes = 0;
+  #closed = false;
+  #transport: ms.PlainTransport;
+  /** False from a refused source's first packet until the port is re-armed. */
+  #accepting = true;
+  #source: MediaAddress | undefined;
+  readonly #refused: MediaAddress[] = [];
+  readonly #bindings = new Map<number, Binding>();
+  /** Wire bytes of producers already closed (evicted by later SSRCs, or with a re-armed transport). */
+  #retiredMediaBytes = 0;
+  #retiredBytesReceived = 0;
 
-  constructor(
+  private constructor(
     readonly options: LegSourceOptions,
-    readonly transport: ms.PlainTransport,
+    transport: ms.PlainTransport,
+    private readonly makeTransport: TransportFactory,
     private readonly direct: ms.DirectTransport,
     private readonly routerCaps: ms.RtpCapabilities,
   ) {
     super();
+    this.#transport = transport;
+    this.#watch(transport);
+  }
+
+  static async open(options: LegSourceOptions, makeTransport: TransportFactory, direct: ms.DirectTransport, routerCaps: ms.RtpCapabilities): Promise<LegSource> {
+    const transport = await makeTransport();
+    try {
+      if (options.remote) await transport.connect({ ip: options.remote.ip, port: options.remote.port });
+    } catch (err) {
+      transport.close();
+      throw err;
+    }
+    return new LegSource(options, transport, makeTransport, direct, routerCaps);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
   }
 
   get port(): number {
-    return this.transport.tuple.localPort;
+    return this.#transport.tuple.localPort;
+  }
+
+  /** Where the leg takes RTP from: the connected remote, the comedia sender it locked onto, or undefined before one. */
+  get source(): MediaAddress | undefined {
+    return this.options.remote ?? this.#source;
   }
 
   /** SSRCs whose packets this leg has received. */
   get ssrcs(): number[] {
-    return [...this.bindings].filter(([, b]) => b.confirmed).map(([ssrc]) => ssrc);
+    return [...this.#bindings].filter(([, b]) => b.confirmed).map(([ssrc]) => ssrc);
   }
 
   /** Bound (confirmed or still on trial). */
   hasSsrc(ssrc: number): boolean {
-    return this.bindings.has(ssrc);
+    return this.#bindings.has(ssrc);
   }
 
   /** Start receiving packets carrying `ssrc` on this leg. */
   async bind(ssrc: number): Promise<void> {
-    if (this.closed || this.bindings.has(ssrc)) return;
+    if (this.#closed || this.#bindings.has(ssrc)) return;
     const { codec, payloadType, dtmfPayloadType } = this.options;
-    const producer = await this.transport.produce({
+    const transport = this.#transport;
+    const producer = await transport.produce({
       kind: 'audio',
       rtpParameters: {
         codecs: [
@@ -102,10 +164,15 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
       },
       appData: { callId: this.options.callId, role: this.options.role },
     });
+    if (transport !== this.#transport || this.#closed) {
+      producer.close(); // re-armed or closed meanwhile
+      return;
+    }
     const binding: Binding = { producer, confirmed: false };
-    this.bindings.set(ssrc, binding);
+    this.#bindings.set(ssrc, binding);
     const consumer = await this.direct.consume({ producerId: producer.id, rtpCapabilities: this.routerCaps });
     consumer.on('rtp', (packet: Buffer) => {
+      if (!this.#accepting) return;
       this.lastPacketAt = performance.now();
       if (!binding.confirmed) {
         binding.confirmed = true;
@@ -113,39 +180,81 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
       }
       this.emit('packet', packet);
     });
-    if (this.closed) return;
+    if (this.#closed) return;
     // An SBC that keeps changing SSRC must not grow the leg without bound.
-    if (this.bindings.size > MAX_PRODUCERS) {
-      const [oldest] = this.bindings.keys();
+    if (this.#bindings.size > MAX_PRODUCERS) {
+      const [oldest] = this.#bindings.keys();
       await this.unbind(oldest as number);
     }
   }
 
   /** Stop receiving `ssrc` here (a wrong guess, or an SSRC long gone). */
   async unbind(ssrc: number): Promise<void> {
-    const b = this.bindings.get(ssrc);
+    const b = this.#bindings.get(ssrc);
     if (!b) return;
-    this.bindings.delete(ssrc);
-    this.retiredMediaBytes += await mediaBytes(b.producer);
+    this.#bindings.delete(ssrc);
+    this.#retiredMediaBytes += await mediaBytes(b.producer);
     b.producer.close();
   }
 
   /** Counters from the worker; call before close(). */
   async report(): Promise<LegTransportReport> {
-    const [s] = await this.transport.getStats();
-    const bytesReceived = s?.bytesReceived ?? 0;
+    const [s] = await this.#transport.getStats();
+    const bytesReceived = this.#retiredBytesReceived + (s?.bytesReceived ?? 0);
     // Producer byte counts are wire sizes; the transport's rtpBytesReceived is
     // not (it includes header extensions the worker adds), so it is not used.
-    let media = this.retiredMediaBytes;
-    for (const b of this.bindings.values()) media += await mediaBytes(b.producer);
-    return { ssrcs: this.ssrcs, bytesReceived, nonMediaBytes: Math.max(0, bytesReceived - media) };
+    let media = this.#retiredMediaBytes;
+    for (const b of this.#bindings.values()) media += await mediaBytes(b.producer);
+    return { ssrcs: this.ssrcs, bytesReceived, nonMediaBytes: Math.max(0, bytesReceived - media), source: this.source ?? null, refusedSources: [...this.#refused] };
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.transport.close();
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#transport.close();
+    this.emit('closed');
     this.removeAllListeners();
+  }
+
+  #watch(transport: ms.PlainTransport): void {
+    if (this.options.remote) return;
+    // mediasoup announces the comedia tuple before it routes that sender's first packet.
+    transport.on('tuple', (tuple) => {
+      if (transport !== this.#transport || this.#closed) return;
+      const from: MediaAddress = { ip: tuple.remoteIp ?? '', port: tuple.remotePort ?? 0 };
+      if (this.options.allowSource(from.ip)) {
+        this.#source = from;
+        this.emit('source', from);
+        return;
+      }
+      this.#accepting = false;
+      if (this.#refused.length < MAX_REFUSED_KEPT) this.#refused.push(from);
+      this.emit('refused-source', from);
+      setTimeout(() => void this.#rearm(transport), REARM_DELAY_MS);
+    });
+  }
+
+  /** A fresh comedia transport on the same port, with the announced SSRC bound again; discovered ones are found again. */
+  async #rearm(old: ms.PlainTransport): Promise<void> {
+    if (this.#closed || old !== this.#transport) return;
+    const [s] = await old.getStats().catch(() => []);
+    this.#retiredBytesReceived += s?.bytesReceived ?? 0;
+    for (const ssrc of [...this.#bindings.keys()]) await this.unbind(ssrc);
+    old.close();
+    if (this.#closed) return;
+    try {
+      this.#transport = await this.makeTransport();
+    } catch (err) {
+      this.emit('rearm-failed', err as Error);
+      return;
+    }
+    if (this.#closed) {
+      this.#transport.close();
+      return;
+    }
+    this.#watch(this.#transport);
+    this.#accepting = true;
+    if (this.options.ssrc !== undefined) await this.bind(this.options.ssrc);
   }
 }
 

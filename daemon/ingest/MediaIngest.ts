@@ -7,16 +7,22 @@ import { IngestError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PayloadKind } from '../media/LegTimeline.js';
 import type { G711Law } from '../media/g711.js';
-import { dtmfCarrier, LegSource, type LegSourceOptions } from './LegSource.js';
+import { dtmfCarrier, LegSource, type LegSourceOptions, type MediaAddress } from './LegSource.js';
+import { PortAllocator } from './PortAllocator.js';
 import { SsrcDiscovery } from './SsrcDiscovery.js';
 
 /** The `media` config section, less what only the recorder uses. */
-export type MediaIngestOptions = Omit<Config['media'], 'jitterBufferMs'>;
+export type MediaIngestOptions = Omit<Config['media'], 'jitterBufferMs' | 'allowedSources'>;
 
 export interface MediaIngestEvents {
   /** A worker died; its legs are gone and their calls must end. */
   'legs-lost': [LegSource[], Error];
+  /** A sender outside the allowed sources reached a leg's port first. */
+  'refused-source': [LegSource, MediaAddress];
 }
+
+/** Ports tried per leg before NO_PORT (a port may be held by another process). */
+const PORT_ATTEMPTS = 16;
 
 const ROUTER_CODECS: ms.RtpCodecCapability[] = [
   { kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000, preferredPayloadType: 0 },
@@ -40,6 +46,7 @@ export interface WorkerSlot {
 export class MediaIngest extends EventEmitter<MediaIngestEvents> {
   private readonly slots: WorkerSlot[] = [];
   private readonly discovery: SsrcDiscovery;
+  private readonly ports: PortAllocator;
   private closing = false;
 
   private constructor(
@@ -48,6 +55,7 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
   ) {
     super();
     this.discovery = new SsrcDiscovery(log);
+    this.ports = new PortAllocator(opts.portMin, opts.portMax, opts.portQuarantineSeconds * 1000);
   }
 
   static async create(opts: MediaIngestOptions, log: Logger): Promise<MediaIngest> {
@@ -83,33 +91,57 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
 
   async openLeg(options: LegSourceOptions): Promise<LegSource> {
     const slot = this.slots.reduce((a, b) => (b.legs.size < a.legs.size ? b : a));
-    let transport: ms.PlainTransport;
-    try {
-      transport = await slot.router.createPlainTransport({
-        listenInfo: {
-          protocol: 'udp',
-          ip: this.opts.listenIp,
-          ...(this.opts.announcedAddress ? { announcedAddress: this.opts.announcedAddress } : {}),
-          portRange: { min: this.opts.portMin, max: this.opts.portMax },
-          recvBufferSize: this.opts.recvBufferSize,
-        },
-        rtcpMux: true,
-        comedia: true,
-      });
-    } catch (err) {
-      throw new IngestError('NO_PORT', `cannot open an RTP port in ${this.opts.portMin}-${this.opts.portMax}: ${(err as Error).message}`, {
-        callId: options.callId,
-      });
-    }
-    const leg = new LegSource(options, transport, slot.direct, slot.router.rtpCapabilities);
+    const { port, leg } = await this.openOnFreePort(slot, options);
     slot.legs.add(leg);
-    transport.observer.once('close', () => {
+    leg.once('closed', () => {
       slot.legs.delete(leg);
+      this.ports.release(port);
       this.discovery.forget(slot, leg);
     });
+    leg.on('refused-source', (from) => {
+      this.emit('refused-source', leg, from);
+      this.log.warn({ callId: options.callId, leg: options.role, port, from: `${from.ip}:${from.port}` }, 'RTP from a source outside media.allowedSources dropped; port re-armed');
+    });
+    leg.on('rearm-failed', (err) => this.log.error({ err, callId: options.callId, leg: options.role, port }, 'cannot re-arm the RTP port after a refused source'));
     if (options.ssrc !== undefined) await leg.bind(options.ssrc);
     else this.discovery.expect(slot, leg);
     return leg;
+  }
+
+  /** A leg on a random, unquarantined port; a port another process holds is skipped. */
+  private async openOnFreePort(slot: WorkerSlot, options: LegSourceOptions): Promise<{ port: number; leg: LegSource }> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
+      const port = this.ports.take();
+      if (port === undefined) break;
+      try {
+        const leg = await LegSource.open(options, () => this.createTransport(slot, port, !options.remote), slot.direct, slot.router.rtpCapabilities);
+        return { port, leg };
+      } catch (err) {
+        lastError = err;
+        this.ports.release(port);
+        // Only a port in use is worth another try; a bad remote address or a dead worker is not.
+        if (!/address already in use|EADDRINUSE/i.test((err as Error).message)) {
+          throw new IngestError('LEG_OPEN', `cannot set up the ${options.role} leg: ${(err as Error).message}`, { callId: options.callId, port }, { cause: err });
+        }
+      }
+    }
+    const detail = lastError ? ` (last: ${(lastError as Error).message})` : '';
+    throw new IngestError('NO_PORT', `no RTP port free in ${this.opts.portMin}-${this.opts.portMax}: ${this.ports.free} neither in use nor quarantined${detail}`, { callId: options.callId });
+  }
+
+  private createTransport(slot: WorkerSlot, port: number, comedia: boolean): Promise<ms.PlainTransport> {
+    return slot.router.createPlainTransport({
+      listenInfo: {
+        protocol: 'udp',
+        ip: this.opts.listenIp,
+        ...(this.opts.announcedAddress ? { announcedAddress: this.opts.announcedAddress } : {}),
+        port,
+        recvBufferSize: this.opts.recvBufferSize,
+      },
+      rtcpMux: true,
+      comedia,
+    });
   }
 
   async close(): Promise<void> {

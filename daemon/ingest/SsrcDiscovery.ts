@@ -82,7 +82,7 @@ export class SsrcDiscovery {
 
   /** `leg` has no announced SSRC: find the one its transport receives. */
   expect(slot: WorkerSlot, leg: LegSource): void {
-    leg.transport.on('tuple', () => {
+    leg.on('source', () => {
       const st = this.byPid.get(slot.worker.pid);
       if (!st || leg.closed || leg.ssrcs.length > 0) return;
       st.firstPackets.push(leg);

@@ -19,6 +19,12 @@ export interface LegStats {
   malformed: number;
   /** New SSRC, sequence restart or timestamp jump: the leg was re-placed on the call clock. */
   resyncs: number;
+  /**
+   * Sequence numbers far from the stream's (more than MAX_MISORDER away)
+   * that the next packet did not confirm: spoofed or corrupt, dropped,
+   * counted neither as received nor as making others lost.
+   */
+  outOfSequence: number;
   /** RFC 3550 interarrival jitter, in samples. */
   jitter: number;
 }
@@ -41,6 +47,13 @@ export interface LegTimelineOptions {
 
 const SEQ_WINDOW = 1024;
 const MAX_SEQ_JUMP = 3000;
+/**
+ * A packet further than this (2 s at 20 ms) ahead of or behind the highest
+ * sequence number is taken only if the next packet follows it (RFC 3550
+ * A.1's probation): one stray packet with the right SSRC must not inflate
+ * `lost` by thousands or restart the stream.
+ */
+const MAX_MISORDER = 100;
 const MAX_DTMF_EVENTS = 10_000;
 // Extended sequence numbers start near 0 and may go slightly negative; never this low.
 const NO_SEQ = -0x80000000;
@@ -56,7 +69,7 @@ const NO_SEQ = -0x80000000;
  * time. Memory is one fixed ring, whatever the call length.
  */
 export class LegTimeline {
-  readonly stats: LegStats = { received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, jitter: 0 };
+  readonly stats: LegStats = { received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, outOfSequence: 0, jitter: 0 };
   readonly dtmf: DtmfEvent[] = [];
 
   /** Samples before this position have been handed to the writer. */
@@ -77,6 +90,8 @@ export class LegTimeline {
   private priorExpected = 0;
   private readonly seen = new Int32Array(SEQ_WINDOW).fill(NO_SEQ);
   private prevTransit: number | undefined;
+  /** The sequence number that would confirm the last far-off packet; -1 when none is pending. */
+  private probation = -1;
   private lastDtmfTs: number | undefined;
 
   constructor(private readonly opts: LegTimelineOptions) {
@@ -95,7 +110,17 @@ export class LegTimeline {
       this.stats.unknownPayload++;
       return;
     }
-    if (!this.anchor || this.anchor.ssrc !== p.ssrc || this.isSequenceRestart(p.sequence)) this.resync(p, arrival);
+    if (!this.anchor || this.anchor.ssrc !== p.ssrc) this.resync(p, arrival);
+    else if (this.isFarOff(p.sequence)) {
+      if (p.sequence !== this.probation) {
+        this.probation = (p.sequence + 1) & 0xffff;
+        this.stats.outOfSequence++;
+        return;
+      }
+      // Two in a row: the sender really jumped (a long gap) or restarted.
+      this.probation = -1;
+      if (this.isSequenceRestart(p.sequence)) this.resync(p, arrival);
+    }
     if (!this.trackSequence(p)) return;
 
     const ms = arrival / 8;
@@ -166,6 +191,10 @@ export class LegTimeline {
 
   private extended(seq: number): number {
     return this.seqMax + seqDelta(this.lastSeq16, seq);
+  }
+
+  private isFarOff(seq: number): boolean {
+    return Math.abs(this.extended(seq) - this.seqMax) > MAX_MISORDER;
   }
 
   /** The sender restarted its sequence numbers without a new SSRC. */

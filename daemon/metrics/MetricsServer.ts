@@ -1,6 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ListenAddress } from '../config/Config.js';
+import { createLimitedServer, type ConnectionLimits } from '../net/httpLimits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from './Metrics.js';
 
@@ -11,8 +12,9 @@ export class MetricsServer {
   constructor(
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    limits: ConnectionLimits,
   ) {
-    this.server = createServer((req, res) => {
+    this.server = createLimitedServer(limits, (req, res) => {
       if (req.url !== '/metrics' && !req.url?.startsWith('/metrics?')) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
         return;
@@ -24,7 +26,7 @@ export class MetricsServer {
       this.metrics.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(req.method === 'HEAD' ? undefined : text),
         (err: Error) => {
-          this.log.error({ err: err.message }, 'metrics collection failed');
+          this.log.error({ err }, 'metrics collection failed');
           res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
         },
       );

@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events';
 import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/Config.js';
-import { ApiError } from '../errors.js';
-import type { LegRole, LegSource, LegTransportReport } from '../ingest/LegSource.js';
+import { ApiError, IngestError } from '../errors.js';
+import type { LegRole, LegSource, LegTransportReport, MediaAddress } from '../ingest/LegSource.js';
+import { sourceFilter } from '../ingest/sourceFilter.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { Logger } from '../log.js';
 import { entryFromMetadata, type IndexEntry, type IndexState, type RecordingIndex } from '../store/RecordingIndex.js';
@@ -15,6 +16,8 @@ import { Recording, ROLES, type CallInfo } from './Recording.js';
 
 export interface LegRequest extends PartyInfo {
   readonly ssrc?: number | undefined;
+  /** Where the PBX sends this leg's RTP from; when given, RTP from anywhere else is dropped. */
+  readonly media?: MediaAddress | undefined;
 }
 
 export interface StartCallRequest extends CallInfo, CallParties {
@@ -22,6 +25,12 @@ export interface StartCallRequest extends CallInfo, CallParties {
   readonly callee: LegRequest;
   readonly payloadType?: number | undefined;
   readonly dtmfPayloadType?: number | undefined;
+}
+
+/** Who asked for the call to be recorded. */
+export interface CallSource {
+  /** The control client's (or SIP peer's) IP address: by default the only source RTP is taken from. */
+  readonly address?: string | undefined;
 }
 
 export interface LegAnswer {
@@ -82,7 +91,8 @@ const SWEEP_MS = 500;
 export class Recorder extends EventEmitter<RecorderEvents> {
   private readonly active = new Map<string, ActiveCall>();
   private readonly finishing = new Map<string, Promise<RecordingMetadata>>();
-  private readonly starting = new Set<string>();
+  /** Calls between admission and `active`, by call id: a call id is in at most one of the two maps. */
+  private readonly starting = new Map<string, Promise<unknown>>();
   private tickTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private accepting = true;
@@ -118,20 +128,28 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     this.profiles = ProfileSet.compile(config).profiles;
   }
 
-  async startCall(req: StartCallRequest): Promise<StartCallAnswer> {
+  async startCall(req: StartCallRequest, from: CallSource = {}): Promise<StartCallAnswer> {
     try {
-      return await this.admitAndStart(req);
+      // The duplicate check and the claim on the call id happen in one
+      // synchronous step: two requests with one call id can never both pass.
+      if (!this.accepting) throw new ApiError(503, 'SHUTTING_DOWN', 'callvault is shutting down', {}, 5);
+      if (this.active.has(req.callId) || this.starting.has(req.callId)) {
+        throw new ApiError(409, 'DUPLICATE_CALL', `call ${req.callId} is already being recorded`, { callId: req.callId });
+      }
+      const started = this.admitAndStart(req, from);
+      this.starting.set(req.callId, started);
+      try {
+        return await started;
+      } finally {
+        this.starting.delete(req.callId);
+      }
     } catch (err) {
       this.emit('rejected', err instanceof ApiError ? err.code : 'INTERNAL');
       throw err;
     }
   }
 
-  private async admitAndStart(req: StartCallRequest): Promise<StartCallAnswer> {
-    if (!this.accepting) throw new ApiError(503, 'SHUTTING_DOWN', 'callvault is shutting down');
-    if (this.active.has(req.callId) || this.starting.has(req.callId)) {
-      throw new ApiError(409, 'DUPLICATE_CALL', `call ${req.callId} is already being recorded`, { callId: req.callId });
-    }
+  private async admitAndStart(req: StartCallRequest, from: CallSource): Promise<StartCallAnswer> {
     const decision = this.profiles.decide(req);
     if (!decision.record) {
       this.emit('unrecorded', decision.profile);
@@ -141,7 +159,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     const { policy } = decision;
     const { calls, media, dataDir } = this.config;
     if (this.activeCalls >= calls.maxConcurrent) {
-      throw new ApiError(503, 'CALL_LIMIT', `at the limit of ${calls.maxConcurrent} concurrent calls`);
+      throw new ApiError(503, 'CALL_LIMIT', `at the limit of ${calls.maxConcurrent} concurrent calls`, {}, 5);
     }
     const fs = await statfs(dataDir);
     const freeMB = (fs.bavail * fs.bsize) / 1048576;
@@ -149,14 +167,15 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       throw new ApiError(503, 'LOW_DISK', `only ${Math.floor(freeMB)} MB free in the data directory (minimum ${calls.minFreeDiskMB} MB)`);
     }
 
-    this.starting.add(req.callId);
     const opened: LegSource[] = [];
     try {
       const payloadType = req.payloadType ?? (req.codec === 'PCMU' ? 0 : 8);
       const dtmfPayloadType = req.dtmfPayloadType ?? 101;
       const legs = {} as Record<LegRole, LegSource>;
+      const allowSource = sourceFilter(media.allowedSources, from.address);
       for (const role of ROLES) {
-        legs[role] = await this.ingest.openLeg({ callId: req.callId, role, codec: req.codec, payloadType, dtmfPayloadType, ssrc: req[role].ssrc });
+        const { ssrc, media: remote } = req[role];
+        legs[role] = await this.ingest.openLeg({ callId: req.callId, role, codec: req.codec, payloadType, dtmfPayloadType, ssrc, remote, allowSource });
         opened.push(legs[role]);
       }
       const recordingId = newRecordingId();
@@ -186,9 +205,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       };
     } catch (err) {
       for (const l of opened) l.close();
+      if (err instanceof IngestError && err.code === 'NO_PORT') throw new ApiError(503, 'NO_PORT', err.message, { callId: req.callId }, 5);
       throw err;
-    } finally {
-      this.starting.delete(req.callId);
     }
   }
 
@@ -246,6 +264,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   /** Refuse new calls, end every active one, wait until all files are closed. */
   async shutdown(): Promise<void> {
     this.accepting = false;
+    // A call still being set up becomes active (or fails) first, so it is ended like the others.
+    await Promise.allSettled([...this.starting.values()]);
     for (const callId of [...this.active.keys()]) await this.endCall(callId, 'shutdown');
     await Promise.allSettled([...this.finishing.values()]);
     clearInterval(this.tickTimer);

@@ -69,7 +69,9 @@ export class Recording {
       ssrcs: [],
       firstPacketMs: null,
       nonMediaBytes: 0,
-      received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, jitter: 0,
+      source: null,
+      refusedSources: [],
+      received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, outOfSequence: 0, jitter: 0,
     });
     const meta: RecordingMetadata = {
       format: METADATA_FORMAT,
@@ -148,6 +150,8 @@ export class Recording {
         firstPacketMs: t.firstPacketMs === undefined ? null : Math.round(t.firstPacketMs),
         ssrcs: rep?.ssrcs ?? [],
         nonMediaBytes: rep?.nonMediaBytes ?? 0,
+        source: rep?.source ? `${rep.source.ip}:${rep.source.port}` : null,
+        refusedSources: (rep?.refusedSources ?? []).map((a) => `${a.ip}:${a.port}`),
       });
     }
     this.meta.dtmf = ROLES.flatMap((leg) => this.legs[leg].dtmf.map((d) => ({ leg, ...d }))).sort((a, b) => a.atMs - b.atMs);

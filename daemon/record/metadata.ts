@@ -18,6 +18,10 @@ export interface LegMetadata extends LegStats {
   /** Offset of the leg's first packet from the start of the recording, or null if it never sent. */
   readonly firstPacketMs: number | null;
   readonly nonMediaBytes: number;
+  /** `ip:port` the leg's RTP came from (the connected PBX address, or the first allowed sender). */
+  readonly source: string | null;
+  /** First senders refused as not allowed (`ip:port`); their packets are not in the audio. */
+  readonly refusedSources: string[];
 }
 
 export interface FileMetadata {

@@ -37,16 +37,35 @@ export class QueryError extends CallvaultError {
   }
 }
 
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+
+/**
+ * A strict ISO 8601 date or date-time. `Date` alone would roll 2026-02-30
+ * over to 2026-03-02 and accept many other forms; a search bound that means
+ * something else than the operator typed is worse than an error.
+ */
 function parseTime(v: string, field: string): Date {
-  const d = new Date(v);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(d.getTime())) throw new QueryError(field, `${field} must be an ISO 8601 date or date-time (2026-03-01, 2026-03-01T09:30:00Z), got ${JSON.stringify(v)}`);
-  return d;
+  const bad = () => new QueryError(field, `${field} must be an ISO 8601 date or date-time (2026-03-01, 2026-03-01T09:30:00Z), got ${JSON.stringify(v)}`);
+  const m = ISO_TIME.exec(v);
+  if (!m) throw bad();
+  const [y, mo, d, h = 0, mi = 0, sec = 0] = m.slice(1, 7).map((x) => (x === undefined ? undefined : Number(x))) as number[];
+  const daysInMonth = new Date(Date.UTC(y as number, mo as number, 0)).getUTCDate();
+  if ((mo as number) < 1 || (mo as number) > 12 || (d as number) < 1 || (d as number) > daysInMonth || h > 23 || mi > 59 || sec > 59) throw bad();
+  const date = new Date(m[4] === undefined ? `${v}T00:00:00Z` : v);
+  if (Number.isNaN(date.getTime())) throw bad();
+  return date;
+}
+
+/** A positive decimal integer as a person types it: no 0x, exponent, sign or blanks. */
+function parseLimit(v: string | undefined): number {
+  const limit = v === undefined ? DEFAULT_LIMIT : /^[1-9][0-9]{0,5}$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new QueryError('limit', `limit must be a decimal integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(v)}`);
+  return limit;
 }
 
 /** Query fields as strings (URL parameters, CLI flags) → a checked query. */
 export function parseQuery(p: Readonly<Record<string, string | undefined>>): RecordingQuery {
-  const limit = p.limit === undefined ? DEFAULT_LIMIT : Number(p.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new QueryError('limit', `limit must be an integer from 1 to ${MAX_LIMIT}`);
+  const limit = parseLimit(p.limit);
   if (p.state !== undefined && !INDEX_STATES.includes(p.state as IndexState)) throw new QueryError('state', `state must be one of ${INDEX_STATES.join(', ')}`);
   let cursor: string | undefined;
   if (p.cursor !== undefined) {

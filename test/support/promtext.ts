@@ -55,7 +55,7 @@ export function parsePrometheusText(text: string): Map<string, Family> {
     if (!m) throw new Error(`line ${n}: not a sample: ${raw}`);
     const [, name, labelText, valueText] = m as unknown as [string, string, string | undefined, string];
     const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : Number(valueText);
-    if (Number.isNaN(value) && valueText !== 'NaN') throw new Error(`line ${n}: bad value ${valueText}`);
+    if (Number.isNaN(value) && valueText.toLowerCase() !== 'nan') throw new Error(`line ${n}: bad value ${valueText}`);
     const family = [...families.values()].find((f) => (SUFFIXES[f.type] ?? ['']).some((s) => f.name + s === name));
     if (!family) throw new Error(`line ${n}: sample ${name} has no TYPE/HELP before it`);
     family.samples.push({ name, labels: labelText ? parseLabels(labelText, n) : {}, value });
