@@ -119,6 +119,7 @@ export class Daemon {
     this.ingest = await MediaIngest.create(this.config.media, log);
     this.recorder = new Recorder(this.config, this.ingest, this.index, log);
     this.metrics.observeRecorder(this.recorder);
+    this.metrics.observeIngest(this.ingest);
     const sealer = this.sealer;
     this.recorder.on('closed', (meta) => void sealer.seal(meta).catch(() => undefined));
     await this.recorder.open();

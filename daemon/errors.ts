@@ -65,3 +65,6 @@ export class SealError extends CallvaultError {}
 
 /** A background key job could not convert a recording. */
 export class JobError extends CallvaultError {}
+
+/** The index or audit environment cannot be opened or read (damaged file, unreadable record). */
+export class StoreError extends CallvaultError {}

@@ -27,6 +27,7 @@ export interface Config {
     readonly rtpTimeoutSeconds: number;
     readonly maxDurationSeconds: number;
     readonly minFreeDiskMB: number;
+    readonly diskReserveMB: number;
   };
   readonly recording: { readonly channelMode: ChannelMode };
   readonly profiles: readonly ProfileConfig[];

@@ -2,13 +2,14 @@ import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LegRole } from '../ingest/LegSource.js';
 import type { KekMonitor } from '../keys/kek/KekMonitor.js';
+import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { Recorder } from '../record/Recorder.js';
 import type { Sealer } from '../seal/Sealer.js';
 import type { Uploader } from '../upload/Uploader.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 
 const ROLES: readonly LegRole[] = ['caller', 'callee'];
-type RtpCounter = 'received' | 'lost' | 'late' | 'duplicate';
+type RtpCounter = 'received' | 'lost' | 'late' | 'duplicate' | 'out_of_sequence';
 
 /**
  * Every metric callvault exports (README "Metrics" lists them). Prometheus
@@ -21,7 +22,7 @@ export class Metrics {
   /** Totals of finished calls; live calls are added at scrape time. */
   private readonly finished = {
     bytesWritten: 0,
-    legs: Object.fromEntries(ROLES.map((r) => [r, { received: 0, lost: 0, late: 0, duplicate: 0 }])) as Record<LegRole, Record<RtpCounter, number>>,
+    legs: Object.fromEntries(ROLES.map((r) => [r, { received: 0, lost: 0, late: 0, duplicate: 0, out_of_sequence: 0 }])) as Record<LegRole, Record<RtpCounter, number>>,
   };
   private readonly reloadOk: Gauge;
   private readonly reloadTime: Gauge;
@@ -78,6 +79,16 @@ export class Metrics {
     rtp('late', 'RTP packets that arrived after their place was written (beyond the jitter buffer).', true);
     rtp('duplicate', 'Duplicate RTP packets dropped.', true);
     rtp('lost', 'RTP packets never received (sequence gaps), counted when a call ends.', false);
+    rtp('out_of_sequence', 'RTP packets dropped for a sequence number far from their stream (spoofed or corrupt), not counted as received or lost.', true);
+    new Gauge({ name: 'callvault_recordings_write_suspended', help: 'Running recordings whose audio cannot be written now (disk full, I/O error); their gaps are marked.', registers, collect() { this.set(recorder.suspendedRecordings); } });
+    new Gauge({
+      name: 'callvault_data_dir_headroom_bytes',
+      help: 'Free space left before new calls are refused with LOW_DISK (calls.minFreeDiskMB plus a minute of audio per running call); negative when they are.',
+      registers,
+      collect() { this.set(recorder.diskHeadroom); },
+    });
+    const writeErrors = new Counter({ name: 'callvault_audio_write_errors_total', help: 'Times a recording\'s audio writes started failing, by errno code (ENOSPC, EIO, …).', labelNames: ['code'], registers });
+    recorder.on('write-suspended', (code) => writeErrors.inc({ code }));
     new Counter({
       name: 'callvault_recording_bytes_written_total',
       help: 'Audio bytes written to recording files.',
@@ -103,9 +114,20 @@ export class Metrics {
       for (const leg of ROLES) {
         const l = meta.legs[leg];
         for (const what of ['received', 'lost', 'late', 'duplicate'] as const) finished.legs[leg][what] += l[what];
+        finished.legs[leg].out_of_sequence += l.outOfSequence;
         if (l.received > 0) jitter.observe({ leg }, l.jitter / 8000);
       }
     });
+  }
+
+  observeIngest(ingest: MediaIngest): void {
+    const refused = new Counter({
+      name: 'callvault_rtp_refused_sources_total',
+      help: 'First RTP senders to a leg refused as outside media.allowedSources (their packets dropped, the port re-armed), by leg.',
+      labelNames: ['leg'],
+      registers: [this.registry],
+    });
+    ingest.on('refused-source', (leg) => refused.inc({ leg: leg.options.role }));
   }
 
   observeSealer(sealer: Sealer): void {
@@ -123,6 +145,8 @@ export class Metrics {
       latency.observe(r.ms / 1000);
     });
     sealer.on('failed', () => failed.inc());
+    const retries = new Counter({ name: 'callvault_recordings_seal_retries_total', help: 'Seals that failed for a reason that can pass (EMFILE, ENOSPC, EIO, …) and are tried again, by errno code.', labelNames: ['code'], registers });
+    sealer.on('retrying', (code) => retries.inc({ code }));
   }
 
   observePool(pool: WorkerPool): void {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/Config.js';
 import { ApiError, IngestError } from '../errors.js';
@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { entryFromMetadata, type IndexEntry, type IndexState, type RecordingIndex } from '../store/RecordingIndex.js';
 import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata } from './metadata.js';
 import { activeDir, activeMarker } from './recovery.js';
+import { DiskGuard } from './DiskGuard.js';
 import { isRecordingId, newRecordingId } from './recordingId.js';
 import { ProfileSet, type CallParties, type PartyInfo } from './profiles.js';
 import { Recording, ROLES, type CallInfo } from './Recording.js';
@@ -67,12 +68,14 @@ export interface RecorderEvents {
   unrecorded: [string | null];
   /** Files are closed, metadata final, index says `finalizing`: ready to seal. */
   closed: [RecordingMetadata];
+  /** A recording's audio stopped reaching the disk (errno code); the call goes on. */
+  'write-suspended': [string];
 }
 
 /** Counters of the calls being recorded now, read at scrape time. */
 export interface LiveTotals {
   readonly bytesWritten: number;
-  readonly legs: Record<LegRole, { received: number; late: number; duplicate: number }>;
+  readonly legs: Record<LegRole, { received: number; late: number; duplicate: number; out_of_sequence: number }>;
 }
 
 interface ActiveCall {
@@ -82,6 +85,9 @@ interface ActiveCall {
 
 const TICK_MS = 20;
 const SWEEP_MS = 500;
+const MB = 1024 * 1024;
+/** A writer that failed with something else than a full disk tries again after this long. */
+const RETRY_WRITE_MS = 5000;
 
 /**
  * Owns the calls being recorded: admits them (limits, disk), wires each leg's
@@ -97,6 +103,10 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   private sweepTimer: NodeJS.Timeout | undefined;
   private accepting = true;
   private profiles: ProfileSet;
+  private readonly disk: DiskGuard;
+  /** Recordings whose writers are suspended, by recording id: since when (monotonic ms). */
+  private readonly suspended = new Map<string, number>();
+  private watchingDisk = false;
 
   constructor(
     private config: Config,
@@ -106,6 +116,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   ) {
     super();
     this.profiles = ProfileSet.compile(config).profiles;
+    this.disk = new DiskGuard(config.dataDir, config.calls.minFreeDiskMB * MB, config.calls.diskReserveMB * MB);
     ingest.on('legs-lost', (legs) => {
       const calls = new Set(legs.map((l) => l.options.callId));
       for (const callId of calls) void this.endCall(callId, 'ingest-failure').catch(() => undefined);
@@ -114,6 +125,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
 
   async open(): Promise<void> {
     await mkdir(activeDir(this.config.dataDir), { recursive: true, mode: 0o750 });
+    await this.disk.keepReserve();
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
   }
@@ -122,10 +134,21 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     return this.active.size + this.starting.size;
   }
 
+  /** Recordings whose audio cannot be written now. */
+  get suspendedRecordings(): number {
+    return this.suspended.size;
+  }
+
+  /** Bytes of free space left before new calls are refused with LOW_DISK (negative: they are). */
+  get diskHeadroom(): number {
+    return this.disk.headroom(this.active.size);
+  }
+
   /** New calls use the new settings; running calls keep theirs. */
   reconfigure(config: Config): void {
     this.config = config;
     this.profiles = ProfileSet.compile(config).profiles;
+    this.disk.setMinFree(config.calls.minFreeDiskMB * MB);
   }
 
   async startCall(req: StartCallRequest, from: CallSource = {}): Promise<StartCallAnswer> {
@@ -161,10 +184,16 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     if (this.activeCalls >= calls.maxConcurrent) {
       throw new ApiError(503, 'CALL_LIMIT', `at the limit of ${calls.maxConcurrent} concurrent calls`, {}, 5);
     }
-    const fs = await statfs(dataDir);
-    const freeMB = (fs.bavail * fs.bsize) / 1048576;
-    if (freeMB < calls.minFreeDiskMB) {
-      throw new ApiError(503, 'LOW_DISK', `only ${Math.floor(freeMB)} MB free in the data directory (minimum ${calls.minFreeDiskMB} MB)`);
+    const free = await this.disk.sample();
+    const needed = this.disk.needed(this.active.size);
+    if (free < needed) {
+      throw new ApiError(
+        503,
+        'LOW_DISK',
+        `only ${Math.floor(free / MB)} MB free in the data directory; a new call needs ${Math.ceil(needed / MB)} MB (calls.minFreeDiskMB ${calls.minFreeDiskMB} plus a minute of audio for each of the ${this.active.size} running calls)`,
+        {},
+        30,
+      );
     }
 
     const opened: LegSource[] = [];
@@ -247,7 +276,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   }
 
   liveTotals(): LiveTotals {
-    const legs = { caller: { received: 0, late: 0, duplicate: 0 }, callee: { received: 0, late: 0, duplicate: 0 } };
+    const legs = { caller: { received: 0, late: 0, duplicate: 0, out_of_sequence: 0 }, callee: { received: 0, late: 0, duplicate: 0, out_of_sequence: 0 } };
     let bytesWritten = 0;
     for (const { recording } of this.active.values()) {
       bytesWritten += recording.bytesWritten;
@@ -256,6 +285,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         legs[role].received += st.received;
         legs[role].late += st.late;
         legs[role].duplicate += st.duplicate;
+        legs[role].out_of_sequence += st.outOfSequence;
       }
     }
     return { bytesWritten, legs };
@@ -280,8 +310,11 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       reports[role] = await legs[role].report().catch(() => undefined);
       legs[role].close();
     }
+    this.suspended.delete(recording.id);
     try {
-      const meta = await recording.finish(reason, reports, end);
+      const meta = await recording.finish(reason, reports, end, {
+        onRetry: (err, attempt, waitMs) => this.log.warn({ err, recordingId: recording.id, attempt, waitMs }, 'cannot write final metadata yet; retrying'),
+      });
       await this.index.update(recording.id, { state: 'finalizing', endedAt: meta.endedAt, durationMs: meta.durationMs });
       await rm(activeMarker(this.config.dataDir, recording.id), { force: true });
       this.log.info(
@@ -292,7 +325,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       return meta;
     } catch (err) {
       // The active marker stays: the next start repairs this recording.
-      this.log.error({ callId: recording.meta.callId, recordingId: recording.id, err: (err as Error).message }, 'cannot close recording');
+      this.log.error({ err, callId: recording.meta.callId, recordingId: recording.id }, 'cannot close recording');
       await this.index.update(recording.id, { state: 'failed', error: `cannot close: ${(err as Error).message}` }).catch(() => undefined);
       throw err;
     }
@@ -303,7 +336,50 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     for (const call of this.active.values()) call.recording.tick(now);
   }
 
+  /**
+   * Writers that failed (full disk, I/O error) are suspended: say so once,
+   * free the space reserve on ENOSPC so closes and seals still fit, and let
+   * them write again once the disk has room (ENOSPC) or after a pause.
+   */
+  private async watchDisk(): Promise<void> {
+    const now = performance.now();
+    let enospc = false;
+    for (const { recording } of this.active.values()) {
+      const gap = recording.writeFailure;
+      if (!gap || this.suspended.has(recording.id)) continue;
+      this.suspended.set(recording.id, now);
+      enospc ||= gap.code === 'ENOSPC' || gap.code === 'EDQUOT';
+      this.emit('write-suspended', gap.code);
+      this.log.error(
+        { recordingId: recording.id, callId: recording.meta.callId, code: gap.code, error: gap.message, atMs: Math.round(gap.fromByte / 32) },
+        'audio cannot be written; the call goes on, its audio is dropped (and marked as a gap) until writing works again',
+      );
+    }
+    if (enospc && (await this.disk.release())) this.log.warn({ file: this.disk.reserveFile, bytes: this.disk.reserveBytes }, 'disk full: space reserve released so recordings can still be closed and sealed');
+    await this.disk.sample();
+    for (const [id, since] of this.suspended) {
+      const call = [...this.active.values()].find((c) => c.recording.id === id);
+      const gap = call?.recording.writeFailure;
+      if (!call || !gap) {
+        this.suspended.delete(id);
+        continue;
+      }
+      const full = gap.code === 'ENOSPC' || gap.code === 'EDQUOT';
+      if (full ? !this.disk.roomToResume : now - since < RETRY_WRITE_MS) continue;
+      this.suspended.delete(id);
+      call.recording.resumeWriting();
+      this.log.info({ recordingId: id, callId: call.recording.meta.callId, code: gap.code, freeBytes: this.disk.free }, 'trying to write audio again');
+    }
+    if (this.suspended.size === 0) await this.disk.keepReserve();
+  }
+
   private sweep(): void {
+    if (!this.watchingDisk) {
+      this.watchingDisk = true;
+      void this.watchDisk()
+        .catch((err: unknown) => this.log.error({ err }, 'cannot check the data directory'))
+        .finally(() => (this.watchingDisk = false));
+    }
     const { rtpTimeoutSeconds, maxDurationSeconds } = this.config.calls;
     const now = performance.now();
     for (const [callId, { recording }] of this.active) {

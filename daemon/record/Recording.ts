@@ -5,11 +5,12 @@ import type { LegRole, LegTransportReport } from '../ingest/LegSource.js';
 import type { G711Law } from '../media/g711.js';
 import { LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
 import { parseRtp } from '../media/rtp.js';
-import { METADATA_FORMAT, writeMetadata, type EndReason, type LegMetadata, type RecordingMetadata } from './metadata.js';
+import { retryTransient } from '../retry.js';
+import { METADATA_FORMAT, writeMetadata, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
 import { outputsFor, type OutputSpec } from './outputs.js';
 import type { RecordingPolicy } from './profiles.js';
 import { recordingDir } from './recordingId.js';
-import { WavWriter } from './WavWriter.js';
+import { WavWriter, type WriteGap } from './WavWriter.js';
 
 export interface CallInfo {
   readonly callId: string;
@@ -89,6 +90,7 @@ export class Recording {
       endReason: null,
       legs: { caller: leg('caller'), callee: leg('callee') },
       dtmf: [],
+      gaps: [],
       files: specs.map((s) => ({ name: s.name, legs: [...s.legs], channels: s.legs.length, dataBytes: 0, durationMs: 0 })),
     };
     // Metadata first: crash recovery starts from it and repairs whatever audio exists.
@@ -105,6 +107,17 @@ export class Recording {
   /** Audio bytes handed to the writers so far, all files together. */
   get bytesWritten(): number {
     return this.outputs.reduce((sum, o) => sum + o.writer.dataBytes, 0);
+  }
+
+  /** A write error that is keeping audio off the disk now (the first writer's), or undefined. */
+  get writeFailure(): WriteGap | undefined {
+    for (const o of this.outputs) if (o.writer.suspended) return o.writer.suspended;
+    return undefined;
+  }
+
+  /** Let suspended writers try again from their next flush. */
+  resumeWriting(): void {
+    for (const o of this.outputs) if (o.writer.suspended) o.writer.resume();
   }
 
   /** Call-clock position of `mono` (a performance.now() value), in samples. */
@@ -132,15 +145,24 @@ export class Recording {
   }
 
   /** Drain all buffered audio up to now, close the files, write final metadata. */
-  async finish(reason: EndReason, reports: Partial<Record<LegRole, LegTransportReport>>, mono: number = performance.now()): Promise<RecordingMetadata> {
+  async finish(
+    reason: EndReason,
+    reports: Partial<Record<LegRole, LegTransportReport>>,
+    mono: number = performance.now(),
+    opts?: { onRetry?: (err: unknown, attempt: number, waitMs: number) => void },
+  ): Promise<RecordingMetadata> {
     this.meta.state = 'finalizing';
     this.drainTo(this.clock(mono));
     const durationSamples = this.legs.caller.written;
+    const gaps: GapMetadata[] = [];
     for (const o of this.outputs) {
-      const { dataBytes } = await o.writer.close();
+      const closed = await o.writer.close();
+      const frameMs = (bytes: number) => Math.round(bytes / (2 * o.legs.length) / 8);
       const f = this.meta.files.find((x) => x.name === o.name);
-      if (f) Object.assign(f, { dataBytes, durationMs: Math.round(dataBytes / (2 * o.legs.length) / 8) });
+      if (f) Object.assign(f, { dataBytes: closed.dataBytes, durationMs: frameMs(closed.dataBytes) });
+      for (const g of closed.gaps) gaps.push({ file: o.name, fromMs: frameMs(g.fromByte), toMs: frameMs(g.toByte), code: g.code, message: g.message });
     }
+    this.meta.gaps = gaps;
     for (const role of ROLES) {
       const t = this.legs[role];
       const rep = reports[role];
@@ -159,7 +181,8 @@ export class Recording {
     this.meta.durationMs = Math.round(durationSamples / 8);
     this.meta.endReason = reason;
     this.meta.state = 'closed';
-    await writeMetadata(this.dir, this.meta);
+    // The audio is safe on disk by now; out of descriptors or space for a moment must not lose the metadata.
+    await retryTransient(() => writeMetadata(this.dir, this.meta), { attempts: 12, baseMs: 250, maxMs: 5000, onRetry: opts?.onRetry });
     return this.meta;
   }
 

@@ -4,25 +4,43 @@ import { WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
 
 const FLUSH_BYTES = 16 * 1024;
 
+/** A stretch of the file whose audio could not be written (it reads as silence). */
+export interface WriteGap {
+  readonly fromByte: number;
+  /** Exclusive; the end of the file while the gap is still open. */
+  toByte: number;
+  /** errno code of the write that failed (ENOSPC, EIO, …). */
+  readonly code: string;
+  readonly message: string;
+}
+
 /**
  * Streams 16-bit PCM to a WAV file as the call runs. Memory is one pending
  * buffer; writes go out in order at explicit offsets, and the header's sizes
  * are patched on close (RIFF, or RF64 past 4 GiB).
+ *
+ * A failed write (a full disk, an I/O error) suspends the writer instead of
+ * failing the call: audio keeps its place on the call clock, what cannot be
+ * written is dropped and recorded as a gap, and after resume() writing goes
+ * on at the right offset — the gap stays a hole that reads as silence, so the
+ * file's length still matches the call.
  */
 export class WavWriter {
-  private pending: Buffer;
-  private pendingBytes = 0;
-  private flushedBytes = 0;
-  private chain: Promise<void> = Promise.resolve();
-  private failure: Error | undefined;
-  private closed = false;
+  #pending: Buffer;
+  #pendingBytes = 0;
+  /** Audio bytes accepted: the logical length of the data chunk. */
+  #acceptedBytes = 0;
+  #chain: Promise<void> = Promise.resolve();
+  #closed = false;
+  #suspended: WriteGap | undefined;
+  readonly #gaps: WriteGap[] = [];
 
   private constructor(
     readonly file: string,
     readonly channels: number,
     private readonly fh: FileHandle,
   ) {
-    this.pending = Buffer.allocUnsafe(FLUSH_BYTES + 4096);
+    this.#pending = Buffer.allocUnsafe(FLUSH_BYTES + 4096);
   }
 
   /** Create the file (never overwriting one) with a provisional header. */
@@ -37,55 +55,90 @@ export class WavWriter {
     return new WavWriter(file, channels, fh);
   }
 
-  /** Bytes of audio accepted so far (written or pending). */
+  /** Bytes of audio accepted so far (written, pending, or lost in a gap). */
   get dataBytes(): number {
-    return this.flushedBytes + this.pendingBytes;
+    return this.#acceptedBytes;
+  }
+
+  /** The open gap while writes fail, else undefined. */
+  get suspended(): WriteGap | undefined {
+    return this.#suspended;
+  }
+
+  /** Every gap so far, the open one last. */
+  get gaps(): readonly WriteGap[] {
+    return this.#gaps;
   }
 
   /** Append `frames` interleaved frames from `samples`. */
   write(samples: Int16Array, frames: number): void {
-    if (this.closed) throw new RecordingError('WAV_CLOSED', `write after close: ${this.file}`, { file: this.file });
-    if (this.failure) throw this.failure;
+    if (this.#closed) throw new RecordingError('WAV_CLOSED', `write after close: ${this.file}`, { file: this.file });
     const bytes = frames * this.channels * 2;
-    if (this.pendingBytes + bytes > this.pending.length) this.flush();
-    if (bytes > this.pending.length) this.pending = Buffer.allocUnsafe(bytes);
+    if (this.#pendingBytes + bytes > this.#pending.length) this.flush();
+    if (bytes > this.#pending.length) this.#pending = Buffer.allocUnsafe(bytes);
     const src = Buffer.from(samples.buffer, samples.byteOffset, bytes);
-    src.copy(this.pending, this.pendingBytes);
-    this.pendingBytes += bytes;
-    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+    src.copy(this.#pending, this.#pendingBytes);
+    this.#pendingBytes += bytes;
+    this.#acceptedBytes += bytes;
+    if (this.#pendingBytes >= FLUSH_BYTES) this.flush();
   }
 
   /** Hand pending audio to the file system (in order, asynchronously). */
   flush(): void {
-    if (this.pendingBytes === 0) return;
-    const buf = this.pending.subarray(0, this.pendingBytes);
-    const position = WAV_HEADER_BYTES + this.flushedBytes;
-    this.flushedBytes += this.pendingBytes;
-    this.pending = Buffer.allocUnsafe(this.pending.length);
-    this.pendingBytes = 0;
-    this.chain = this.chain.then(async () => {
-      if (this.failure) return;
-      try {
-        await this.fh.write(buf, 0, buf.length, position);
-      } catch (err) {
-        this.failure = new RecordingError('WAV_WRITE', `write failed on ${this.file}: ${(err as Error).message}`, { file: this.file }, { cause: err });
-      }
+    if (this.#pendingBytes === 0) return;
+    const buf = this.#pending.subarray(0, this.#pendingBytes);
+    const end = this.#acceptedBytes;
+    const start = end - this.#pendingBytes;
+    this.#pending = Buffer.allocUnsafe(this.#pending.length);
+    this.#pendingBytes = 0;
+    this.#chain = this.#chain.then(() => this.#writeAt(buf, start, end));
+  }
+
+  /** Try writing again from the next flush on (after the disk has room, or the error has passed). */
+  resume(): void {
+    this.#chain = this.#chain.then(() => {
+      this.#suspended = undefined;
     });
   }
 
-  /** Flush, patch the header with the final sizes, fsync and close. */
-  async close(): Promise<{ dataBytes: number }> {
-    if (this.closed) return { dataBytes: this.flushedBytes };
+  /** Flush, patch the header with the final sizes, fsync and close. The file is as long as all accepted audio. */
+  async close(): Promise<{ dataBytes: number; gaps: readonly WriteGap[] }> {
+    if (this.#closed) return { dataBytes: this.#acceptedBytes, gaps: this.#gaps };
     this.flush();
-    this.closed = true;
-    await this.chain;
+    this.#closed = true;
+    await this.#chain;
     try {
-      if (this.failure) throw this.failure;
-      await this.fh.write(wavHeader(this.channels, this.flushedBytes), 0, WAV_HEADER_BYTES, 0);
+      // Extending over a trailing gap allocates nothing (a hole), so this works on a full disk too.
+      await this.fh.truncate(WAV_HEADER_BYTES + this.#acceptedBytes);
+      await this.fh.write(wavHeader(this.channels, this.#acceptedBytes), 0, WAV_HEADER_BYTES, 0);
       await this.fh.sync();
+    } catch (err) {
+      throw new RecordingError('WAV_CLOSE', `cannot finish ${this.file}: ${(err as Error).message}`, { file: this.file }, { cause: err });
     } finally {
       await this.fh.close();
     }
-    return { dataBytes: this.flushedBytes };
+    return { dataBytes: this.#acceptedBytes, gaps: this.#gaps };
+  }
+
+  async #writeAt(buf: Buffer, start: number, end: number): Promise<void> {
+    const gap = this.#suspended;
+    if (gap) {
+      gap.toByte = end;
+      return;
+    }
+    let done = 0;
+    try {
+      // A write may take only part (a disk filling up); the rest is retried until it fails outright.
+      while (done < buf.length) {
+        const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, WAV_HEADER_BYTES + start + done);
+        if (bytesWritten === 0) throw Object.assign(new Error('no bytes written'), { code: 'EIO' });
+        done += bytesWritten;
+      }
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const open: WriteGap = { fromByte: start + done, toByte: end, code: e.code ?? 'EIO', message: e.message };
+      this.#suspended = open;
+      this.#gaps.push(open);
+    }
   }
 }

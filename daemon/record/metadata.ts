@@ -50,7 +50,19 @@ export interface RecordingMetadata {
   endReason: EndReason | null;
   readonly legs: Record<LegRole, LegMetadata>;
   dtmf: (DtmfEvent & { leg: LegRole })[];
+  /** Where audio could not be written (a full disk, an I/O error): silence in the file, and why. Absent in older recordings. */
+  gaps?: GapMetadata[];
   files: FileMetadata[];
+}
+
+/** A stretch of one file, on the call clock, whose audio never reached the disk. */
+export interface GapMetadata {
+  readonly file: string;
+  readonly fromMs: number;
+  readonly toMs: number;
+  /** errno code of the failed write. */
+  readonly code: string;
+  readonly message: string;
 }
 
 export function metadataFileName(recordingId: string): string {

@@ -36,12 +36,30 @@ export async function repairWav(file: string, channels: number): Promise<number>
   }
 }
 
-async function recoverOne(dataDir: string, id: string): Promise<RecordingMetadata | undefined> {
+/**
+ * A crash during set-up, before the first metadata was in place, leaves at
+ * most a half-written `<id>.json.tmp`: nothing was recorded and no index
+ * entry exists. Remove such leftovers (and the then empty directory); keep
+ * and report anything else.
+ */
+async function cleanUnstarted(dir: string, id: string, log: Logger): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const leftovers = names.filter((n) => n.endsWith('.tmp'));
+  const others = names.filter((n) => !n.endsWith('.tmp'));
+  for (const n of leftovers) await rm(path.join(dir, n), { force: true });
+  if (others.length === 0) await rm(dir, { recursive: true, force: true });
+  if (names.length) {
+    log.warn({ recordingId: id, dir, removed: leftovers, kept: others }, others.length ? 'recording interrupted during set-up has files but no metadata; left in place' : 'recording interrupted during set-up: nothing was recorded, leftovers removed');
+  }
+}
+
+async function recoverOne(dataDir: string, id: string, log: Logger): Promise<RecordingMetadata | undefined> {
   const dir = recordingDir(dataDir, id);
   let meta: RecordingMetadata;
   try {
     meta = await readMetadata(dir, id);
   } catch {
+    await cleanUnstarted(dir, id, log);
     return undefined; // crashed before the recording existed: nothing was recorded
   }
   if (meta.state === 'closed') return meta; // crashed after closing, before the marker went
@@ -81,7 +99,7 @@ export async function recoverInterrupted(dataDir: string, log: Logger): Promise<
   const recovered: RecordingMetadata[] = [];
   for (const id of names) {
     if (!isRecordingId(id)) continue;
-    const meta = await recoverOne(dataDir, id);
+    const meta = await recoverOne(dataDir, id, log);
     if (meta) {
       recovered.push(meta);
       log.warn({ recordingId: id, callId: meta.callId, durationMs: meta.durationMs }, 'recovered recording interrupted by a crash');

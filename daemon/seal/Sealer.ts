@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SealError } from '../errors.js';
+import { backoffMs, transientCode } from '../retry.js';
 import { writeFileDurably } from '../fsutil.js';
 import type { Kek, KekStore } from '../keys/kek/KekStore.js';
 import type { SigningIdentity } from '../keys/SigningIdentity.js';
@@ -17,7 +18,13 @@ import type { WorkerPool } from './WorkerPool.js';
 export interface SealerEvents {
   sealed: [SealResult];
   failed: [string];
+  /** A seal failed for a reason that can pass (errno code); it is tried again. */
+  retrying: [string];
 }
+
+/** Backoff of seal retries after a transient failure: 1 s, doubling, at most 5 minutes apart. */
+const RETRY_BASE_MS = 1000;
+const RETRY_MAX_MS = 300_000;
 
 export interface SealResult {
   readonly recordingId: string;
@@ -46,6 +53,8 @@ interface StoredFile extends ChecksumEntry {
  */
 export class Sealer extends EventEmitter<SealerEvents> {
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private closed = false;
 
   constructor(
     private readonly dataDir: string,
@@ -58,9 +67,13 @@ export class Sealer extends EventEmitter<SealerEvents> {
     super();
   }
 
-  /** Seal one recording; failures are logged and recorded in the index, and rejected. */
-  seal(meta: RecordingMetadata): Promise<SealResult> {
-    const job = this.run(meta);
+  /**
+   * Seal one recording; failures are logged and recorded in the index, and
+   * rejected. A transient failure (out of descriptors, a full disk, an I/O
+   * error) leaves it `finalizing` and tries again with backoff.
+   */
+  seal(meta: RecordingMetadata, attempt = 0): Promise<SealResult> {
+    const job = this.run(meta, attempt);
     this.inFlight.add(job);
     void job.catch(() => undefined).finally(() => this.inFlight.delete(job));
     return job;
@@ -68,10 +81,13 @@ export class Sealer extends EventEmitter<SealerEvents> {
 
   /**
    * Seal what a crash or stop left unsealed: recordings the index still has
-   * as `recording` or `finalizing` (crash recovery has closed their files by now).
+   * as `recording` or `finalizing` (crash recovery has closed their files by
+   * now), and `failed` ones whose files are intact: a failure that was
+   * transient after all (or came from an older version) gets another try,
+   * and one that was not fails again with its reason.
    */
   async sealPending(): Promise<number> {
-    const ids = [...this.index.idsInState('recording'), ...this.index.idsInState('finalizing')];
+    const ids = [...this.index.idsInState('recording'), ...this.index.idsInState('finalizing'), ...this.index.idsInState('failed')];
     for (const id of ids) {
       let meta: RecordingMetadata;
       try {
@@ -89,8 +105,11 @@ export class Sealer extends EventEmitter<SealerEvents> {
     return ids.length;
   }
 
-  /** Resolves when every seal under way has finished. */
+  /** Resolves when every seal under way has finished; retries still waiting are left to the next start. */
   async drain(): Promise<void> {
+    this.closed = true;
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    this.retryTimers.clear();
     while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
   }
 
@@ -119,7 +138,7 @@ export class Sealer extends EventEmitter<SealerEvents> {
     return { ...h, kekId: readEnvelopeHeader(path.join(dir, stored)).kekId };
   }
 
-  private async run(meta: RecordingMetadata): Promise<SealResult> {
+  private async run(meta: RecordingMetadata, attempt: number): Promise<SealResult> {
     const t0 = performance.now();
     const id = meta.recordingId;
     const dir = recordingDir(this.dataDir, id);
@@ -147,10 +166,25 @@ export class Sealer extends EventEmitter<SealerEvents> {
       return result;
     } catch (err) {
       const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `file missing: ${(err as Error).message}` : (err as Error).message;
-      this.log.error({ recordingId: id, callId: meta.callId, err: reason }, 'cannot seal recording');
-      await this.index.update(id, { state: 'failed', error: `seal failed: ${reason}` }).catch(() => undefined);
-      this.emit('failed', id);
-      throw new SealError('SEAL_FAILED', `cannot seal recording ${id}: ${reason}`, { recordingId: id }, { cause: err });
+      const code = transientCode(err);
+      if (code && !this.closed) {
+        const waitMs = backoffMs(attempt, RETRY_BASE_MS, RETRY_MAX_MS);
+        this.log.warn({ err, recordingId: id, callId: meta.callId, code, attempt: attempt + 1, retryInMs: waitMs }, 'cannot seal recording yet; trying again');
+        await this.index.update(id, { state: 'finalizing', error: `seal attempt ${attempt + 1} failed (${code}), retrying: ${reason}` }).catch(() => undefined);
+        this.retryTimers.set(
+          id,
+          setTimeout(() => {
+            this.retryTimers.delete(id);
+            void this.seal(meta, attempt + 1).catch(() => undefined);
+          }, waitMs),
+        );
+        this.emit('retrying', code);
+      } else {
+        this.log.error({ err, recordingId: id, callId: meta.callId }, 'cannot seal recording');
+        await this.index.update(id, { state: 'failed', error: `seal failed: ${reason}` }).catch(() => undefined);
+        this.emit('failed', id);
+      }
+      throw new SealError('SEAL_FAILED', `cannot seal recording ${id}: ${reason}`, { recordingId: id, transient: code ?? null }, { cause: err });
     }
   }
 }

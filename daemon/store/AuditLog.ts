@@ -1,3 +1,4 @@
+import { checkLmdbFile } from './lmdbCheck.js';
 import { createHash, sign as signData, verify as verifySignature, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
@@ -83,7 +84,9 @@ export class AuditLog {
   static open(dataDir: string): AuditLog {
     const dir = path.join(dataDir, 'audit');
     mkdirSync(dir, { recursive: true, mode: 0o750 });
-    const root = open({ path: path.join(dir, 'audit.mdb'), compression: false });
+    const file = path.join(dir, 'audit.mdb');
+    checkLmdbFile(file, 'the audit log', 'stop the daemon and restore the audit directory from a backup (or move it aside to start a new chain; the gap is then visible to `callvault audit verify`)');
+    const root = open({ path: file, compression: false });
     return new AuditLog(root, root.openDB({ name: 'entries', keyEncoding: 'uint32' }));
   }
 

@@ -6,6 +6,7 @@ import type { G711Law } from '../media/g711.js';
 import { recordingFileNames, type RecordingMetadata } from '../record/metadata.js';
 import { retentionExpiry } from '../record/profiles.js';
 import { recordingDir } from '../record/recordingId.js';
+import { checkLmdbFile } from './lmdbCheck.js';
 import { normalizeNumber } from './numbers.js';
 
 export type IndexState = 'recording' | 'finalizing' | 'sealed' | 'encrypted' | 'uploaded' | 'failed' | 'deleted';
@@ -206,7 +207,9 @@ export class RecordingIndex {
   static open(dataDir: string): RecordingIndex {
     const dir = path.join(dataDir, 'index');
     mkdirSync(dir, { recursive: true, mode: 0o750 });
-    const root = open({ path: path.join(dir, 'index.mdb'), compression: false });
+    const file = path.join(dir, 'index.mdb');
+    checkLmdbFile(file, 'the recording index', 'stop the daemon and run `callvault reindex`: it moves the damaged index aside and rebuilds it from the recordings on disk');
+    const root = open({ path: file, compression: false });
     return new RecordingIndex(
       root,
       root.openDB({ name: 'recordings' }),

@@ -20,7 +20,7 @@ export interface LogLine {
 
 /** Config for a test daemon: loopback, ephemeral control port, small timeouts. */
 export function testConfigYaml(extra = ''): string {
-  return `control:\n  listen: 127.0.0.1:0\nmetrics:\n  listen: 127.0.0.1:0\nmedia:\n  workers: 1\n  portMin: 20000\n  portMax: 29999\ncalls:\n  minFreeDiskMB: 1\nlogging:\n  level: debug\n${extra}`;
+  return `control:\n  listen: 127.0.0.1:0\nmetrics:\n  listen: 127.0.0.1:0\nmedia:\n  workers: 1\n  portMin: 20000\n  portMax: 29999\ncalls:\n  minFreeDiskMB: 1\n  diskReserveMB: 1\nlogging:\n  level: debug\n${extra}`;
 }
 
 /** A real `callvault daemon` child process on a temp data dir. */

@@ -3,7 +3,7 @@
  * it arrives over IPC) and prints/posts a StreamResult[] when done. Paced on
  * the wall clock in 20 ms frames, like a phone.
  */
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { encode } from '../../daemon/media/g711.js';
 import { buildRtp } from '../../daemon/media/rtp.js';
 import type { SendPlan, StreamPlan, StreamResult } from './rtpPlan.js';
@@ -81,9 +81,17 @@ function schedule(s: StreamPlan, salt: number): Packet[] {
 }
 
 export async function send(plan: SendPlan): Promise<StreamResult[]> {
-  const sock = createSocket('udp4');
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
-  const queues = plan.streams.map((s, i) => ({ s, q: schedule(s, i + 1), i: 0, result: { port: s.port, sent: 0, rawSent: 0, rawBytes: 0 } }));
+  // One socket per source address: streams without one share a single ephemeral socket, as one SBC would.
+  const sockets = new Map<string, Socket>();
+  for (const s of plan.streams) {
+    const key = `${s.fromHost ?? '127.0.0.1'}:${s.fromPort ?? 0}`;
+    if (sockets.has(key)) continue;
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(s.fromPort ?? 0, s.fromHost ?? '127.0.0.1', r));
+    sockets.set(key, sock);
+  }
+  const socketOf = (s: StreamPlan) => sockets.get(`${s.fromHost ?? '127.0.0.1'}:${s.fromPort ?? 0}`) as Socket;
+  const queues = plan.streams.map((s, i) => ({ s, sock: socketOf(s), q: schedule(s, i + 1), i: 0, result: { port: s.port, sent: 0, rawSent: 0, rawBytes: 0 } }));
   const t0 = performance.now();
   const last = Math.max(0, ...queues.map((x) => x.q[x.q.length - 1]?.atMs ?? 0));
   await new Promise<void>((resolve) => {
@@ -92,7 +100,7 @@ export async function send(plan: SendPlan): Promise<StreamResult[]> {
       for (const x of queues) {
         while (x.i < x.q.length && (x.q[x.i] as Packet).atMs <= now) {
           const p = x.q[x.i++] as Packet;
-          sock.send(p.data, x.s.port, x.s.host ?? '127.0.0.1');
+          x.sock.send(p.data, x.s.port, x.s.host ?? '127.0.0.1');
           if (p.raw) {
             x.result.rawSent++;
             x.result.rawBytes += p.data.length;
@@ -105,7 +113,7 @@ export async function send(plan: SendPlan): Promise<StreamResult[]> {
     step();
   });
   await new Promise((r) => setTimeout(r, 20));
-  sock.close();
+  for (const sock of sockets.values()) sock.close();
   return queues.map((x) => x.result);
 }
 

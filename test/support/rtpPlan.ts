@@ -4,6 +4,9 @@ import type { G711Law } from '../../daemon/media/g711.js';
 export interface StreamPlan {
   readonly port: number;
   readonly host?: string;
+  /** Send from this local address/port (default: one shared ephemeral socket on 127.0.0.1). */
+  readonly fromHost?: string;
+  readonly fromPort?: number;
   readonly law: G711Law;
   readonly payloadType: number;
   readonly ssrc: number;
