@@ -23,11 +23,16 @@ export function backoffMs(attempt: number, baseMs: number, maxMs: number, random
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
+export interface RetryOptions {
+  /** Runs in all, the first included. */
+  readonly attempts: number;
+  readonly baseMs: number;
+  readonly maxMs: number;
+  readonly onRetry?: ((err: unknown, attempt: number, waitMs: number) => void) | undefined;
+}
+
 /** Run `fn`; on a transient error wait and run it again, at most `attempts` times in all. */
-export async function retryTransient<T>(
-  fn: () => Promise<T>,
-  opts: { attempts: number; baseMs: number; maxMs: number; onRetry?: (err: unknown, attempt: number, waitMs: number) => void },
-): Promise<T> {
+export async function retryTransient<T>(fn: () => Promise<T>, opts: RetryOptions): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();

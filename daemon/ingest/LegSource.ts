@@ -36,6 +36,8 @@ export interface LegSourceEvents {
   source: [MediaAddress];
   /** A sender outside the allowed sources reached the port first; its packets were dropped and the port re-armed. */
   'refused-source': [MediaAddress];
+  /** A fresh transport is listening on the port after a refused source. */
+  rearmed: [];
   /** The port could not be re-armed after a refused source: the leg receives nothing more. */
   'rearm-failed': [Error];
   closed: [];
@@ -49,7 +51,7 @@ export interface LegTransportReport {
   readonly bytesReceived: number;
   /** Where the leg took RTP from (connected remote or first allowed sender), null if nobody sent. */
   readonly source: MediaAddress | null;
-  /** Senders refused as the leg's source (outside `media.allowedSources`), in order, at most a few. */
+  /** Distinct senders refused as the leg's source (outside `media.allowedSources`), in order, at most a few. */
   readonly refusedSources: MediaAddress[];
 }
 
@@ -228,7 +230,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
         return;
       }
       this.#accepting = false;
-      if (this.#refused.length < MAX_REFUSED_KEPT) this.#refused.push(from);
+      if (this.#refused.length < MAX_REFUSED_KEPT && !this.#refused.some((r) => r.ip === from.ip && r.port === from.port)) this.#refused.push(from);
       this.emit('refused-source', from);
       setTimeout(() => void this.#rearm(transport), REARM_DELAY_MS);
     });
@@ -254,6 +256,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     }
     this.#watch(this.#transport);
     this.#accepting = true;
+    this.emit('rearmed');
     if (this.options.ssrc !== undefined) await this.bind(this.options.ssrc);
   }
 }

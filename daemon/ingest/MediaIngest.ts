@@ -102,6 +102,7 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
       this.emit('refused-source', leg, from);
       this.log.warn({ callId: options.callId, leg: options.role, port, from: `${from.ip}:${from.port}` }, 'RTP from a source outside media.allowedSources dropped; port re-armed');
     });
+    leg.on('rearmed', () => this.discovery.sourceRefused(slot));
     leg.on('rearm-failed', (err) => this.log.error({ err, callId: options.callId, leg: options.role, port }, 'cannot re-arm the RTP port after a refused source'));
     if (options.ssrc !== undefined) await leg.bind(options.ssrc);
     else this.discovery.expect(slot, leg);

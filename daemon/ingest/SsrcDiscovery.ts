@@ -90,6 +90,16 @@ export class SsrcDiscovery {
     });
   }
 
+  /**
+   * A leg refused its first sender and listens afresh: SSRCs not yet paired
+   * may be that sender's and must not be paired with the real one's first
+   * packet. A legitimate stream among them is warned about again with its
+   * next packet and comes back at once.
+   */
+  sourceRefused(slot: WorkerSlot): void {
+    this.byPid.get(slot.worker.pid)?.unassigned.clear();
+  }
+
   forget(slot: WorkerSlot, leg: LegSource): void {
     const st = this.byPid.get(slot.worker.pid);
     if (!st) return;

@@ -11,6 +11,7 @@ import { entryFromMetadata, type IndexEntry, type IndexState, type RecordingInde
 import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata } from './metadata.js';
 import { activeDir, activeMarker } from './recovery.js';
 import { DiskGuard } from './DiskGuard.js';
+import { retryTransient } from '../retry.js';
 import { isRecordingId, newRecordingId } from './recordingId.js';
 import { ProfileSet, type CallParties, type PartyInfo } from './profiles.js';
 import { Recording, ROLES, type CallInfo } from './Recording.js';
@@ -86,6 +87,8 @@ interface ActiveCall {
 const TICK_MS = 20;
 const SWEEP_MS = 500;
 const MB = 1024 * 1024;
+/** Closing a recording on a full disk or without descriptors: tried for about a minute, then left to crash recovery. */
+const CLOSE_RETRY = { attempts: 14, baseMs: 250, maxMs: 8000 } as const;
 /** A writer that failed with something else than a full disk tries again after this long. */
 const RETRY_WRITE_MS = 5000;
 
@@ -312,10 +315,9 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     }
     this.suspended.delete(recording.id);
     try {
-      const meta = await recording.finish(reason, reports, end, {
-        onRetry: (err, attempt, waitMs) => this.log.warn({ err, recordingId: recording.id, attempt, waitMs }, 'cannot write final metadata yet; retrying'),
-      });
-      await this.index.update(recording.id, { state: 'finalizing', endedAt: meta.endedAt, durationMs: meta.durationMs });
+      const onRetry = (err: unknown, attempt: number, waitMs: number) => this.log.warn({ err, recordingId: recording.id, attempt, waitMs }, 'cannot close the recording yet; retrying');
+      const meta = await recording.finish(reason, reports, end, { ...CLOSE_RETRY, onRetry });
+      await retryTransient(() => this.index.update(recording.id, { state: 'finalizing', endedAt: meta.endedAt, durationMs: meta.durationMs }), CLOSE_RETRY);
       await rm(activeMarker(this.config.dataDir, recording.id), { force: true });
       this.log.info(
         { callId: meta.callId, recordingId: meta.recordingId, reason, durationMs: meta.durationMs, caller: pickStats(meta, 'caller'), callee: pickStats(meta, 'callee') },

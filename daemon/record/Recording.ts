@@ -5,7 +5,7 @@ import type { LegRole, LegTransportReport } from '../ingest/LegSource.js';
 import type { G711Law } from '../media/g711.js';
 import { LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
 import { parseRtp } from '../media/rtp.js';
-import { retryTransient } from '../retry.js';
+import { retryTransient, type RetryOptions } from '../retry.js';
 import { METADATA_FORMAT, writeMetadata, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
 import { outputsFor, type OutputSpec } from './outputs.js';
 import type { RecordingPolicy } from './profiles.js';
@@ -149,7 +149,7 @@ export class Recording {
     reason: EndReason,
     reports: Partial<Record<LegRole, LegTransportReport>>,
     mono: number = performance.now(),
-    opts?: { onRetry?: (err: unknown, attempt: number, waitMs: number) => void },
+    retry: RetryOptions = { attempts: 1, baseMs: 0, maxMs: 0 },
   ): Promise<RecordingMetadata> {
     this.meta.state = 'finalizing';
     this.drainTo(this.clock(mono));
@@ -182,7 +182,7 @@ export class Recording {
     this.meta.endReason = reason;
     this.meta.state = 'closed';
     // The audio is safe on disk by now; out of descriptors or space for a moment must not lose the metadata.
-    await retryTransient(() => writeMetadata(this.dir, this.meta), { attempts: 12, baseMs: 250, maxMs: 5000, onRetry: opts?.onRetry });
+    await retryTransient(() => writeMetadata(this.dir, this.meta), retry);
     return this.meta;
   }
 
