@@ -87,6 +87,9 @@ describe('hostile RTP (real mediasoup worker, senders in another process)', () =
         stream(call.legs.callee.port, ATTACK, { durationMs: 300, fromHost: '127.0.0.2' }),
         stream(call.legs.caller.port, PBX.caller, { ssrc, startMs: 500 }),
         stream(call.legs.callee.port, PBX.callee, { startMs: 500 }),
+        // And again once the PBX has the legs: dropped as a second source.
+        stream(call.legs.caller.port, ATTACK, { ssrc, startMs: 1000, durationMs: 600, fromHost: '127.0.0.2' }),
+        stream(call.legs.callee.port, ATTACK, { startMs: 1000, durationMs: 600, fromHost: '127.0.0.2' }),
       ],
     });
     const { meta, left, right } = await finish('comedia-1', call.recordingId);
@@ -100,6 +103,9 @@ describe('hostile RTP (real mediasoup worker, senders in another process)', () =
     const text = await (await fetch(`http://${(await d.waitFor((l) => l.msg === 'metrics listening')).metrics as string}/metrics`)).text();
     const refused = parsePrometheusText(text).get('callvault_rtp_refused_sources_total')?.samples ?? [];
     assert.ok(refused.reduce((n, s) => n + s.value, 0) >= 2, JSON.stringify(refused));
+    const foreign = parsePrometheusText(text).get('callvault_rtp_foreign_packets_total')?.samples[0]?.value ?? 0;
+    assert.ok(foreign >= 40, `second-source packets counted: ${foreign}`);
+    assert.ok(d.logs.some((l) => l.level === 'warn' && /second source dropped/.test(l.msg)), 'second source logged');
     assert.ok(d.logs.some((l) => l.level === 'warn' && /outside media.allowedSources/.test(l.msg)), 'logged');
   });
 
@@ -120,19 +126,21 @@ describe('hostile RTP (real mediasoup worker, senders in another process)', () =
   test('packets with the real SSRC and random sequence numbers are counted as out of sequence and leave loss truthful', async () => {
     const ssrc = randomInt(1, 2 ** 31);
     const call = await start('spoof-seq', { caller: { ssrc } });
-    const raw = Array.from({ length: 70 }, (_, k) => ({
-      atMs: 10 + k * 20,
+    // Four forged packets per real one (the PBX's own address, its SSRC, random sequence numbers).
+    const raw = Array.from({ length: 280 }, (_, k) => ({
+      atMs: 5 + k * 5,
       base64: buildRtp({ marker: false, payloadType: 0, sequence: randomInt(0, 65536), timestamp: randomInt(0, 2 ** 32), ssrc }, Buffer.alloc(160, 0x13)).toString('base64'),
     }));
     await sendRtp({ streams: [stream(call.legs.caller.port, PBX.caller, { ssrc, raw }), stream(call.legs.callee.port, PBX.callee)] });
     const sent = 75; // 1500 ms of 20 ms frames
-    const { meta, left } = await finish('spoof-seq', call.recordingId);
+    const { meta } = await finish('spoof-seq', call.recordingId);
     const leg = meta.legs.caller;
-    // mediasoup drops real packets that a spoof pushed behind its own highest sequence number; those
+    // mediasoup drops real packets that a spoof pushed behind its own highest sequence number (only an
+    // attacker who forges the PBX's own address gets that far; SRTP is the answer to that one): those
     // are missing from the audio and rightly lost. What must not happen is loss in the hundreds of thousands.
-    assert.ok(Math.abs(leg.received + leg.lost - sent) <= 2, `received ${leg.received} + lost ${leg.lost} = the ${sent} real packets sent`);
-    assert.ok(leg.lost < sent / 2, `lost ${leg.lost}`);
-    assert.ok(dominates(left, PBX.caller, 1000));
+    assert.ok(leg.received + leg.lost >= sent && leg.received + leg.lost <= sent + 2, `received ${leg.received} + lost ${leg.lost} = the ${sent} real packets sent`);
+    assert.ok(leg.outOfSequence > 0, 'forged packets that reached the timeline are counted as what they are');
+    assert.equal(leg.resyncs, 0, 'forged packets never restart the stream');
   });
 
   test('ports are chosen at random, not in sequence', async () => {

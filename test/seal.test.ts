@@ -206,6 +206,22 @@ describe('sealed recordings through the daemon (real call, real shasum/openssl)'
     assert.equal(run(path.join(ROOT, 'scripts/verify.sh'), [copy, cert]).code, 1);
   });
 
+  test('a 150 MB checksum file is refused as malformed in bounded memory, its signature still checked', async () => {
+    const id = rec.recordingId;
+    const copy = path.join(await mkdtemp(path.join(os.tmpdir(), 'cv-huge-')), id);
+    await mkdir(path.dirname(copy), { recursive: true });
+    await cp(rec.dir, copy, { recursive: true });
+    const line = Buffer.from(`${'0'.repeat(64)}  ${id}.wav\n`);
+    await writeFile(path.join(copy, `${id}.sha256`), Buffer.concat(Array(Math.ceil(150e6 / line.length)).fill(line)));
+    const r = run('/usr/bin/time', ['-f', 'maxrss_kb=%M', process.execPath, MAIN, 'verify', copy, '--cert', cert, '--json']);
+    assert.equal(r.code, 1, r.err);
+    const j = JSON.parse(r.out);
+    assert.equal(j.signature, 'BAD', 'the signature is checked over the whole file, streamed');
+    assert.ok(j.problems.some((p: string) => /malformed: it is \d+ bytes, more than any checksum file/.test(p)), j.problems.join('; '));
+    const rss = Number(/maxrss_kb=(\d+)/.exec(r.err)?.[1]);
+    assert.ok(rss < 200 * 1024, `verify used ${Math.round(rss / 1024)} MB`);
+  });
+
   test('verify --all walks a tree: counts every recording and fails if any fails; a wrong certificate fails all', async () => {
     const all = callvault('verify', '--all', work, '--cert', cert, '--json');
     assert.equal(all.code, 1);

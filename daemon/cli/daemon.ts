@@ -40,7 +40,7 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
               setTimeout(() => process.exit(0), 50);
             },
             (err: Error) => {
-              log.error({ err: err.message }, 'unclean shutdown');
+              log.error({ err }, 'unclean shutdown');
               log.flush();
               setTimeout(() => process.exit(1), 50);
             },
@@ -48,6 +48,9 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
         () => undefined,
       );
     };
+    // A promise nobody awaited is a bug of ours, but ending the process for it would cut every call
+    // being recorded: report it with its stack and keep recording.
+    process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection (a bug); the daemon keeps running'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     // SIGHUP's default action would kill the process; before start completes there is nothing to reload.
@@ -55,7 +58,7 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
     try {
       await started;
     } catch (err) {
-      log.fatal({ err: (err as Error).message }, 'callvault could not start');
+      log.fatal({ err, reason: (err as Error).message }, 'callvault could not start');
       log.flush();
       process.exitCode = 1;
       await daemon.stop().catch(() => undefined);

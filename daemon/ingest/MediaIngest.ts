@@ -10,6 +10,7 @@ import type { G711Law } from '../media/g711.js';
 import { dtmfCarrier, LegSource, type LegSourceOptions, type MediaAddress } from './LegSource.js';
 import { PortAllocator } from './PortAllocator.js';
 import { SsrcDiscovery } from './SsrcDiscovery.js';
+import { WorkerLog } from './WorkerLog.js';
 
 /** The `media` config section, less what only the recorder uses. */
 export type MediaIngestOptions = Omit<Config['media'], 'jitterBufferMs' | 'allowedSources'>;
@@ -19,7 +20,12 @@ export interface MediaIngestEvents {
   'legs-lost': [LegSource[], Error];
   /** A sender outside the allowed sources reached a leg's port first. */
   'refused-source': [LegSource, MediaAddress];
+  /** A packet from a second source to a leg that has its source was dropped (per worker: the worker does not say which leg). */
+  'foreign-packet': [];
 }
+
+/** Dropped second-source packets are logged at most this often per worker, with their count. */
+const FOREIGN_LOG_MS = 10_000;
 
 /** Ports tried per leg before NO_PORT (a port may be held by another process). */
 const PORT_ATTEMPTS = 16;
@@ -47,6 +53,9 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
   private readonly slots: WorkerSlot[] = [];
   private readonly discovery: SsrcDiscovery;
   private readonly ports: PortAllocator;
+  private readonly workerLog: WorkerLog;
+  /** Per worker pid: second-source packets not yet logged, and when they were last logged. */
+  private readonly foreign = new Map<number, { count: number; loggedAt: number }>();
   private closing = false;
 
   private constructor(
@@ -55,6 +64,7 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
   ) {
     super();
     this.discovery = new SsrcDiscovery(log);
+    this.workerLog = new WorkerLog(log, { unrouted: (pid, ssrc) => this.discovery.unrouted(pid, ssrc), foreign: (pid) => this.onForeign(pid) });
     this.ports = new PortAllocator(opts.portMin, opts.portMax, opts.portQuarantineSeconds * 1000);
   }
 
@@ -148,13 +158,27 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
   async close(): Promise<void> {
     this.closing = true;
     this.discovery.stop();
+    this.workerLog.stop();
     for (const s of this.slots) s.worker.close();
     this.slots.length = 0;
   }
 
+  private onForeign(pid: number): void {
+    this.emit('foreign-packet');
+    const f = this.foreign.get(pid) ?? { count: 0, loggedAt: -Infinity };
+    f.count++;
+    this.foreign.set(pid, f);
+    const now = performance.now();
+    if (now - f.loggedAt < FOREIGN_LOG_MS) return;
+    this.log.warn({ workerPid: pid, packets: f.count }, 'RTP from a second source dropped: a leg takes RTP only from the source it started with');
+    f.count = 0;
+    f.loggedAt = now;
+  }
+
   private async startSlot(): Promise<WorkerSlot> {
-    // logTags 'rtp' at warn level is what lets SsrcDiscovery see unknown SSRCs.
-    const worker = await mediasoup.createWorker({ logLevel: 'warn', logTags: ['rtp'] });
+    // The 'rtp' tag is what WorkerLog reads: unknown SSRCs (warn) and second-source packets (debug).
+    // No other tag is enabled, so debug level adds no line for packets that are routed.
+    const worker = await mediasoup.createWorker({ logLevel: 'debug', logTags: ['rtp'] });
     const router = await worker.createRouter({ mediaCodecs: ROUTER_CODECS });
     const direct = await router.createDirectTransport();
     const slot: WorkerSlot = { worker, router, direct, legs: new Set() };

@@ -1,4 +1,3 @@
-import * as mediasoup from 'mediasoup';
 import type { Logger } from '../log.js';
 import type { LegSource } from './LegSource.js';
 import type { WorkerSlot } from './MediaIngest.js';
@@ -10,12 +9,12 @@ import type { WorkerSlot } from './MediaIngest.js';
  *
  * - a warning "no suitable Producer for received RTP packet [ssrc:…]" for
  *   every packet it could not route (no transport named), and
- * - a comedia 'tuple' event on the transport that got its first packet.
+ * - the leg's 'source' event when its transport took its first (allowed) sender.
  *
  * Each of the two streams is in packet-processing order (the warnings simply
  * arrive earlier), so the k-th new SSRC is paired with the k-th leg that got
  * its first packet. A new SSRC later in a call (transfer, re-INVITE, SBC
- * failover) has no tuple event; it is tried on the legs that went quiet.
+ * failover) has no source event; it is tried on the legs that went quiet.
  *
  * Every binding is a trial until its first packet arrives through the new
  * Producer. If instead the worker keeps warning about that SSRC once the
@@ -23,11 +22,9 @@ import type { WorkerSlot } from './MediaIngest.js';
  * candidate is tried. So a wrong guess costs a few packets, never a
  * recording, and never mixes two legs.
  */
-const UNROUTED = /^\[pid:(\d+)\].*no suitable Producer for received RTP packet \[ssrc:(\d+), payloadType:\d+\]/;
-
 /** After a Producer exists, how long in-flight warnings may still arrive. */
 const SETTLE_MS = 30;
-/** A new SSRC with no tuple event for this long is a mid-call SSRC change. */
+/** A new SSRC with no source event for this long is a mid-call SSRC change. */
 const PAIR_WAIT_MS = 60;
 /** A leg this quiet may be the one whose SSRC changed. */
 const QUIET_MS = 60;
@@ -63,12 +60,7 @@ interface SlotState {
 export class SsrcDiscovery {
   private readonly byPid = new Map<number, SlotState>();
 
-  constructor(private readonly log: Logger) {
-    mediasoup.setLogEventListeners({
-      onwarn: (_ns, line) => this.onWorkerWarning(line),
-      onerror: (ns, line) => log.error({ ns }, line),
-    });
-  }
+  constructor(private readonly log: Logger) {}
 
   attach(slot: WorkerSlot): void {
     this.byPid.set(slot.worker.pid, { slot, firstPackets: [], unassigned: new Map(), trials: new Map(), timer: undefined });
@@ -111,18 +103,12 @@ export class SsrcDiscovery {
   stop(): void {
     for (const st of this.byPid.values()) if (st.timer) clearInterval(st.timer);
     this.byPid.clear();
-    mediasoup.setLogEventListeners();
   }
 
-  private onWorkerWarning(line: string): void {
-    const m = UNROUTED.exec(line);
-    if (!m) {
-      this.log.debug({ src: 'mediasoup-worker' }, line);
-      return;
-    }
-    const st = this.byPid.get(Number(m[1]));
+  /** The worker `pid` could not route a packet of `ssrc` (WorkerLog). */
+  unrouted(pid: number, ssrc: number): void {
+    const st = this.byPid.get(pid);
     if (!st) return;
-    const ssrc = Number(m[2]);
     const now = performance.now();
     const trial = st.trials.get(ssrc);
     if (trial) {
@@ -190,7 +176,7 @@ export class SsrcDiscovery {
     st.timer ??= setInterval(() => this.check(st), CHECK_MS);
   }
 
-  /** SSRCs no tuple event will explain: try them on candidate legs, one at a time. */
+  /** SSRCs no source event will explain: try them on candidate legs, one at a time. */
   private check(st: SlotState): void {
     const now = performance.now();
     const busy = new Set([...st.trials.values()].map((t) => t.leg));

@@ -1,10 +1,10 @@
 import type { KeyObject } from 'node:crypto';
-import { readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileDurably, syncDir } from '../fsutil.js';
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
 import { envelopeName, isAudioFile, isEnvelope, plainName } from '../record/metadata.js';
-import { checksumFileName, formatChecksums, formatSignature, parseChecksums, signatureFileName, type ChecksumEntry } from '../seal/checksumFile.js';
+import { checksumFileName, formatChecksums, formatSignature, parseChecksums, readChecksumFile, signatureFileName, type ChecksumEntry } from '../seal/checksumFile.js';
 import { stageEnvelope, stagingName } from '../seal/encryptFileInPlace.js';
 import { decryptEnvelope } from '../seal/openEnvelope.js';
 import { rewrapHeader, type WrappingKey } from '../seal/envelope.js';
@@ -78,7 +78,7 @@ async function planRewrap(ctx: ConversionContext, dir: string, e: ChecksumEntry)
  */
 export async function stageConversion(ctx: ConversionContext, dir: string, recordingId: string): Promise<StagedConversion | null> {
   const sumsName = checksumFileName(recordingId);
-  const listed = parseChecksums(await readFile(path.join(dir, sumsName), 'utf8'));
+  const listed = parseChecksums((await readChecksumFile(path.join(dir, sumsName))).toString('utf8'));
   const plans = await Promise.all(listed.map((e) => planFile(ctx, dir, e)));
   if (!plans.some((p) => p.rename)) return null;
   const checksums = formatChecksums(plans.map((p) => p.entry));

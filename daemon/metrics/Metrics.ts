@@ -128,6 +128,12 @@ export class Metrics {
       registers: [this.registry],
     });
     ingest.on('refused-source', (leg) => refused.inc({ leg: leg.options.role }));
+    const foreign = new Counter({
+      name: 'callvault_rtp_foreign_packets_total',
+      help: 'RTP packets from a second source to a leg that already has its source, dropped by the mediasoup worker.',
+      registers: [this.registry],
+    });
+    ingest.on('foreign-packet', () => foreign.inc());
   }
 
   observeSealer(sealer: Sealer): void {

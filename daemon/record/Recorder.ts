@@ -273,7 +273,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       sealedAt: entry.sealedAt,
       kekId: entry.kekId,
       uploads: entry.uploads,
-      error: entry.error,
+      error: live ? writeProblem(live.recording) : entry.error,
       metadata: meta,
     };
   }
@@ -390,6 +390,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       else if (nowMs - (recording.lastPacketMs ?? 0) >= rtpTimeoutSeconds * 1000) void this.endCall(callId, 'rtp-timeout');
     }
   }
+}
+
+/** What a running recording's status says while its audio cannot be written. */
+function writeProblem(recording: Recording): string | null {
+  const gap = recording.writeFailure;
+  return gap ? `audio not written since ${Math.round(gap.fromByte / (recording.meta.files[0]?.channels ?? 1) / 16)} ms into the call: ${gap.code} (${gap.message}); the call goes on, the gap is marked` : null;
 }
 
 function pickStats(meta: RecordingMetadata, role: LegRole) {

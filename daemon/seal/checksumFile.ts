@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises';
 import { base64Lines } from '../keys/pem.js';
 
 /*
@@ -29,6 +30,24 @@ export function formatChecksums(entries: readonly ChecksumEntry[]): string {
 }
 
 export class ChecksumFormatError extends Error {}
+
+/**
+ * No checksum file callvault writes comes near this (a recording has a few
+ * files); a larger one is hostile or not ours, and is never read into memory.
+ */
+export const MAX_CHECKSUM_FILE_BYTES = 1024 * 1024;
+
+/** A checksum file's bytes, refused unread when it is larger than any callvault writes. */
+export async function readChecksumFile(file: string): Promise<Buffer> {
+  const fh = await open(file, 'r');
+  try {
+    const { size } = await fh.stat();
+    if (size > MAX_CHECKSUM_FILE_BYTES) throw new ChecksumFormatError(`it is ${size} bytes, more than any checksum file callvault writes (at most ${MAX_CHECKSUM_FILE_BYTES})`);
+    return await fh.readFile();
+  } finally {
+    await fh.close();
+  }
+}
 
 /** Parse a checksum file strictly: any line that `shasum -c` would not accept is an error. */
 export function parseChecksums(text: string): ChecksumEntry[] {

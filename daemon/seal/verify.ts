@@ -1,9 +1,10 @@
-import { verify as rsaVerify, X509Certificate } from 'node:crypto';
+import { createVerify, verify as rsaVerify, X509Certificate } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import hashFile from '../../workers/hashFile.js';
 import { isRecordingId } from '../record/recordingId.js';
-import { ChecksumFormatError, parseChecksums, parseSignature, SIGNATURE_SUFFIX, type ChecksumEntry } from './checksumFile.js';
+import { ChecksumFormatError, parseChecksums, parseSignature, readChecksumFile, SIGNATURE_SUFFIX, type ChecksumEntry } from './checksumFile.js';
 
 export type FileStatus = 'OK' | 'MODIFIED' | 'MISSING' | 'UNLISTED';
 export type SignatureStatus = 'OK' | 'BAD' | 'MISSING';
@@ -44,9 +45,10 @@ export async function verifyRecording(dir: string, certificatePem: string): Prom
     return { dir, recordingId, ok: false, checksumFile: null, signature: 'MISSING', files: [...present.keys()].sort().map((name) => ({ name, status: 'UNLISTED' })), problems, bytes: 0 };
   }
   const checksumFile = sums[0]!;
-  const checksumBytes = await readFile(path.join(dir, checksumFile));
+  let checksumBytes: Buffer | undefined;
   let listed: ChecksumEntry[] = [];
   try {
+    checksumBytes = await readChecksumFile(path.join(dir, checksumFile));
     listed = parseChecksums(checksumBytes.toString('utf8'));
   } catch (err) {
     if (!(err instanceof ChecksumFormatError)) throw err;
@@ -58,7 +60,7 @@ export async function verifyRecording(dir: string, certificatePem: string): Prom
   if (present.get(sigName)) {
     try {
       const sig = parseSignature(await readFile(path.join(dir, sigName), 'utf8'));
-      signature = rsaVerify('sha256', checksumBytes, cert.publicKey, sig) ? 'OK' : 'BAD';
+      signature = (await signatureHolds(path.join(dir, checksumFile), checksumBytes, cert, sig)) ? 'OK' : 'BAD';
     } catch (err) {
       if (!(err instanceof ChecksumFormatError)) throw err;
       signature = 'BAD';
@@ -89,6 +91,14 @@ export async function verifyRecording(dir: string, certificatePem: string): Prom
     problems.push(`${name}: UNLISTED (present but not in ${checksumFile})`);
   }
   return { dir, recordingId, ok: problems.length === 0, checksumFile, signature, files, problems, bytes };
+}
+
+/** The signature over the checksum file, streamed from disk when the file was too large to read. */
+async function signatureHolds(file: string, bytes: Buffer | undefined, cert: X509Certificate, sig: Buffer): Promise<boolean> {
+  if (bytes) return rsaVerify('sha256', bytes, cert.publicKey, sig);
+  const v = createVerify('sha256');
+  for await (const chunk of createReadStream(file)) v.update(chunk as Buffer);
+  return v.verify(cert.publicKey, sig);
 }
 
 function idFrom(name: string | undefined): string | null {

@@ -1,11 +1,11 @@
-import { readdir, readFile, rename, stat } from 'node:fs/promises';
+import { readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isEnvelope, readMetadata } from '../record/metadata.js';
 import { readEnvelopeHeader } from '../seal/envelopeFile.js';
 import { activeMarker } from '../record/recovery.js';
 import { isRecordingId, recordingDir } from '../record/recordingId.js';
 import { readTombstone } from '../retention/RetentionSweeper.js';
-import { signatureFileName, checksumFileName, parseChecksums } from '../seal/checksumFile.js';
+import { signatureFileName, checksumFileName, parseChecksums, readChecksumFile } from '../seal/checksumFile.js';
 import type { StorageTarget } from '../upload/StorageTarget.js';
 import type { AuditLog } from './AuditLog.js';
 import { entryFromMetadata, RecordingIndex, type IndexState, type LegalHold, type NewIndexEntry, type UploadStatus } from './RecordingIndex.js';
@@ -65,7 +65,7 @@ async function entryFromDisk(dataDir: string, id: string, targets: ReadonlyMap<s
   const sealedAt = (await mtime(path.join(dir, checksumFileName(id)))) && (await mtime(path.join(dir, signatureFileName(id))));
   if (!sealedAt) return { ...entryFromMetadata(meta, dataDir, 'finalizing'), hold };
   // The checksum file says what is stored (plain or envelopes); the envelope header, under which KEK.
-  const files = parseChecksums(await readFile(path.join(dir, checksumFileName(id)), 'utf8')).map((e) => e.name);
+  const files = parseChecksums((await readChecksumFile(path.join(dir, checksumFileName(id)))).toString('utf8')).map((e) => e.name);
   const envelope = files.find(isEnvelope);
   const kekId = envelope ? readEnvelopeHeader(path.join(dir, envelope)).kekId : null;
   const base = { ...entryFromMetadata(meta, dataDir, kekId ? 'encrypted' : 'sealed'), files, kekId };

@@ -18,6 +18,11 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
+/** A logged error: pino's serialised object (message, code, stack) or, from older call sites, a string. */
+export function errText(err: unknown): string {
+  return typeof err === 'object' && err !== null ? String((err as { message?: unknown }).message) : String(err);
+}
+
 /** Config for a test daemon: loopback, ephemeral control port, small timeouts. */
 export function testConfigYaml(extra = ''): string {
   return `control:\n  listen: 127.0.0.1:0\nmetrics:\n  listen: 127.0.0.1:0\nmedia:\n  workers: 1\n  portMin: 20000\n  portMax: 29999\ncalls:\n  minFreeDiskMB: 1\n  diskReserveMB: 1\nlogging:\n  level: debug\n${extra}`;
@@ -62,7 +67,7 @@ export class DaemonProcess {
     const ready = await Promise.race([
       d.waitFor((l) => l.msg === 'control API listening', 20_000),
       d.exited.then((code) => {
-        throw new Error(`daemon exited with ${code}: ${d.logs.map((l) => (l.err ? `${l.msg}: ${String(l.err)}` : l.msg)).join(' | ')}`);
+        throw new Error(`daemon exited with ${code}: ${d.logs.map((l) => (l.err ? `${l.msg}: ${errText(l.err)}` : l.msg)).join(' | ')}`);
       }),
     ]);
     d.controlUrl = `http://${ready.control as string}`;
