@@ -1,34 +1,15 @@
 #!/usr/bin/env node
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { certCommand } from './cli/cert.js';
-import { configCommand } from './cli/config.js';
-import { daemonCommand } from './cli/daemon.js';
-import { auditCommand } from './cli/audit.js';
-import { holdCommand } from './cli/hold.js';
-import { recordingsCommand } from './cli/recordings.js';
-import { reindexCommand } from './cli/reindex.js';
-import { retentionCommand } from './cli/retention.js';
-import { verifyCommand } from './cli/verify.js';
-import { exportCommand } from './cli/export.js';
-import { keysCommand } from './cli/keys.js';
-import { lkmCommand } from './cli/lkm.js';
+/*
+ * The callvault command. The Node.js version is checked before any other
+ * module loads: on an older runtime a missing API would otherwise surface as
+ * a stack trace from somewhere deep instead of this one line.
+ */
+import { readFileSync } from 'node:fs';
 
-await yargs(hideBin(process.argv))
-  .scriptName('callvault')
-  .command(daemonCommand)
-  .command(verifyCommand)
-  .command(certCommand)
-  .command(configCommand)
-  .command(recordingsCommand)
-  .command(reindexCommand)
-  .command(auditCommand)
-  .command(retentionCommand)
-  .command(holdCommand)
-  .command(keysCommand)
-  .command(exportCommand)
-  .command(lkmCommand)
-  .demandCommand(1, 'name a command')
-  .strict()
-  .help()
-  .parseAsync();
+const engines = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { engines: { node: string } }).engines.node;
+const needed = Number(/\d+/.exec(engines)?.[0] ?? 0);
+if (Number(process.versions.node.split('.')[0]) < needed) {
+  process.stderr.write(`callvault: needs Node.js ${needed} or newer (package.json engines "${engines}"), this is ${process.version}: run bash scripts/setup.sh, then bin/callvault\n`);
+  process.exit(2);
+}
+await import('./cli/commands.js');

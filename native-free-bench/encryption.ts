@@ -22,7 +22,7 @@
  *     (unwrap with the old private KEK, wrap under the new public one) —
  *     the key work of `callvault keys revoke`; the bar: < 60 s.
  *
- *   node dist/native-free-bench/encryption.js [--check] [--files 8] [--mb 32] [--deks 10000] [--runs 5]
+ *   scripts/node dist/native-free-bench/encryption.js [--check] [--files 8] [--mb 32] [--deks 10000] [--runs 5]
  *
  * Every figure is the median of `runs` interleaved rounds (see medianOfRounds).
  */

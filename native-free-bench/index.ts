@@ -9,7 +9,7 @@
  *   - one hour of recordings by start time (the primary key is the time index);
  *   - the retention sweeper's expiry range read.
  *
- *   node dist/native-free-bench/index.js [--entries 1000000] [--check]
+ *   scripts/node dist/native-free-bench/index.js [--entries 1000000] [--check]
  *
  * --check exits 1 if a number query takes 10 ms or more (median).
  */

@@ -8,7 +8,7 @@
  * A separate process sends G.711-sized RTP (172 bytes) into `legs` transports at
  * a paced total rate; we count what reaches Node and the CPU Node spent.
  *
- *   node dist/native-free-bench/ingest-paths.js [--rate 30000] [--seconds 3] [--legs 10]
+ *   scripts/node dist/native-free-bench/ingest-paths.js [--rate 30000] [--seconds 3] [--legs 10]
  */
 import { fork } from 'node:child_process';
 import { createSocket } from 'node:dgram';

@@ -10,7 +10,7 @@
  * + mediasoup workers) and RSS, memory per active call and its growth over
  * the call, recordings sealed and seal latency (hang-up → signature) p50/p99.
  *
- *   node dist/native-free-bench/load.js [--calls 500] [--seconds 60] [--law PCMU|PCMA]
+ *   scripts/node dist/native-free-bench/load.js [--calls 500] [--seconds 60] [--law PCMU|PCMA]
  *        [--loss 0] [--reorder 0] [--jitter-ms 0] [--discover] [--ramp 250,500,750,1000] [--check]
  *
  * --ramp runs one fresh daemon per N and reports the highest N that holds

@@ -5,7 +5,7 @@
  * thread can go. No network and no mediasoup: what the daemon's main thread
  * spends per sample once a packet has reached it.
  *
- *   node dist/native-free-bench/mixer.js [--calls 20] [--seconds 300] [--law PCMU|PCMA]
+ *   scripts/node dist/native-free-bench/mixer.js [--calls 20] [--seconds 300] [--law PCMU|PCMA]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

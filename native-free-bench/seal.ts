@@ -11,7 +11,7 @@
  *     all threads vs `openssl speed -multi <cores>` and Node's own ceiling, and
  *     RSA-3072 vs `openssl speed rsa3072`, for information).
  *
- *   node dist/native-free-bench/seal.js [--check] [--minutes 60] [--runs 5]
+ *   scripts/node dist/native-free-bench/seal.js [--check] [--minutes 60] [--runs 5]
  *
  * --check exits 1 if a target is missed: seal < 1 s (plain and encrypted),
  * hashing ≥ 80 % of raw, one pool thread signing within 10 % of openssl.

@@ -67,7 +67,7 @@ fi
 # shellcheck source=scripts/lib.sh
 source "$PROJECT_DIR/scripts/lib.sh"
 ensure_debian_packages mediasoup-worker g++ pkg-config meson ninja-build flatbuffers-compiler libflatbuffers-dev \
-  libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev
+  libssl-dev libuv1-dev libsrtp2-dev libabsl-dev
 
 BUILD_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/callvault-mediasoup-worker.XXXXXX")"
 trap 'rm -rf "$BUILD_ROOT"' EXIT
@@ -76,6 +76,9 @@ cp -r "$MS_DIR/worker" "$W"
 rm -rf "$W/out" "$W/subprojects/packagecache"
 # Debian 12 ships meson 1.0.1; the worker asks for >= 1.1 but builds with 1.0.
 sed -i "s/meson_version: '>= 1\.[0-9]*\.[0-9]*'/meson_version: '>= 1.0.0'/" "$W/meson.build"
+# The worker finds unordered_dense through a wrap's [provide]; the wraps are
+# replaced below, so point that lookup at our stand-in subproject instead.
+sed -i "s/dependency('unordered_dense')/subproject('unordered-dense').get_variable('ankerl_unordered_dense_dep')/" "$W/meson.build"
 
 # Each meson wrap is replaced by a thin subproject over the Debian library,
 # exporting the variable names worker/meson.build reads.
@@ -87,7 +90,7 @@ for d in "$SP"/*/; do echo '/* empty */' > "$d/dummy.c"; done
 say "building mediasoup $VERSION worker with $JOBS jobs (about 6 minutes on 2 cores)"
 (
   cd "$W"
-  meson setup --buildtype release -Db_ndebug=true -Dms_disable_liburing=true build
+  meson setup --buildtype release -Db_ndebug=true build
   meson compile -C build flatbuffers-generator
   ninja -C build -j "$JOBS" mediasoup-worker
 ) >"$BUILD_ROOT/build.log" 2>&1 || {
