@@ -87,7 +87,7 @@ rm -f "$SP"/*.wrap
 cp -r "$PROJECT_DIR/scripts/mediasoup-debian-subprojects/." "$SP/"
 for d in "$SP"/*/; do echo '/* empty */' > "$d/dummy.c"; done
 
-say "building mediasoup $VERSION worker with $JOBS jobs (about 6 minutes on 2 cores)"
+say "building mediasoup $VERSION worker with $JOBS jobs (about 3 minutes on 2 cores)"
 (
   cd "$W"
   meson setup --buildtype release -Db_ndebug=true build
