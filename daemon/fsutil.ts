@@ -1,6 +1,19 @@
-import { readSync, writevSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { constants, openSync, readSync, rmSync, writevSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+
+/**
+ * How every staging and temp file is opened: created here and now (never an
+ * existing file, which would keep its owner and mode) and never through a
+ * symlink (which would send the bytes elsewhere).
+ */
+export const EXCLUSIVE_CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/** Our own staging file `file` afresh: a leftover (of a crash, or planted) is removed, not followed, then created exclusively. */
+export function openStagingSync(file: string, mode: number): number {
+  rmSync(file, { force: true });
+  return openSync(file, EXCLUSIVE_CREATE, mode);
+}
 
 /**
  * Write-to-temp, fsync, rename, fsync the directory: a reader (or a restart
@@ -9,7 +22,8 @@ import path from 'node:path';
  */
 export async function writeFileDurably(file: string, data: string | Uint8Array, mode: number): Promise<void> {
   const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w', mode);
+  await rm(tmp, { force: true });
+  const fh = await open(tmp, EXCLUSIVE_CREATE, mode);
   try {
     await fh.writeFile(data);
     await fh.sync();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -10,6 +10,7 @@ import { readWav } from './support/audio.js';
 import { cli } from './support/cli.js';
 import { DaemonProcess, MAIN, sendRtp, startCall, testConfigYaml } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
+import type { StreamPlan } from './support/rtpPlan.js';
 
 const PROFILES = `profiles:
   - name: pci
@@ -42,10 +43,14 @@ function ok(inst: Instance, args: string[]): any {
 }
 
 /** One short two-leg call (a tone per leg), ended and waited for in `state`. */
-async function recordCall(d: DaemonProcess, callId: string, callee: string, state: string): Promise<any> {
+async function recordCall(d: DaemonProcess, callId: string, callee: string, state: string, callerDtmf: StreamPlan['dtmf'] = undefined): Promise<any> {
   const c = await startCall(d, { callId, callee: { number: callee } });
   await sendRtp({
-    streams: (['caller', 'callee'] as const).map((r, i) => ({ port: c.legs[r].port, law: 'PCMU' as const, payloadType: 0, ssrc: randomInt(1, 2 ** 31), seqStart: randomInt(0, 65536), tsStart: randomInt(0, 2 ** 32), freq: 440 * (i + 1), durationMs: 600 })),
+    streams: (['caller', 'callee'] as const).map((r, i) => ({
+      port: c.legs[r].port, law: 'PCMU' as const, payloadType: 0, ssrc: randomInt(1, 2 ** 31), seqStart: randomInt(0, 65536), tsStart: randomInt(0, 2 ** 32), freq: 440 * (i + 1),
+      durationMs: callerDtmf ? 4000 : 600,
+      ...(r === 'caller' && callerDtmf ? { dtmf: callerDtmf } : {}),
+    })),
   });
   assert.equal((await d.api('DELETE', `/v1/calls/${callId}`)).status, 202);
   return d.waitForState(c.recordingId, state);
@@ -118,6 +123,16 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.equal(exported[0].subject, pci.recordingId);
     assert.equal(exported[0].details.reason, 'ticket 42');
 
+    // A planted staging file (regular, or a link to somewhere the attacker reads) is refused, never written through.
+    const planted = path.join(inst.dataDir, '..', 'planted.wav');
+    const victim = path.join(inst.dataDir, '..', 'victim');
+    await writeFile(victim, 'untouched');
+    await symlink(victim, `${planted}.partial`);
+    const refused = cli(inst, ['export', pci.recordingId, '--out', planted, ...inst.shares]);
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, /planted\.wav\.partial exists/);
+    assert.equal(await readFile(victim, 'utf8'), 'untouched');
+
     const scrape = parsePrometheusText(await (await fetch(`http://${(d.logs.find((l) => l.msg === 'metrics listening')!.metrics as string)}/metrics`)).text());
     const left = sampleValue(scrape, 'callvault_kek_expiry_seconds', { kek: first.kekId });
     assert.ok(Math.abs(left - 365 * 86_400) < 600, `KEK expiry ${left} s`);
@@ -130,6 +145,28 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     const status = ok(inst, ['keys', 'status']);
     assert.deepEqual(status.keys.map((k: any) => [k.id, k.state, k.recordings]), [[first.kekId, 'active', 1], [second.kekId, 'current', 1]]);
 
+    // Card digits keyed on an encrypting profile: that keys were pressed is kept, which keys nowhere in the clear.
+    const card = [4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3].map((event, k) => ({ atMs: 200 + k * 180, event, durationMs: 100 }));
+    const dtmfCall = await recordCall(d, 'pci-dtmf', '+4930111999', 'encrypted', card);
+    assert.equal(dtmfCall.metadata.dtmf.length, card.length);
+    const clear = [
+      await readFile(path.join(dtmfCall.dir, `${dtmfCall.recordingId}.json`), 'utf8'),
+      JSON.stringify((await d.api('GET', `/v1/recordings/${dtmfCall.recordingId}`)).body),
+      cli(inst, ['recordings', 'show', dtmfCall.recordingId, '--json']).stdout,
+      JSON.stringify(d.logs),
+    ];
+    for (const text of clear) {
+      assert.doesNotMatch(text, /"digit"|4111|"#"/, 'no digit value in metadata, API, index or logs');
+    }
+
+
+    // One administrator alone cannot revoke: nothing changes, nothing is audited.
+    const auditBefore = cli(inst, ['audit', 'list', '--json']).stdout;
+    const alone = cli(inst, ['keys', 'revoke', first.kekId, '--share-a-pass-file', inst.passA]);
+    assert.notEqual(alone.status, 0, 'one share is not enough');
+    assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => k.state), ['active', 'current'], 'the KEK is still active');
+    assert.equal(cli(inst, ['audit', 'list', '--json']).stdout, auditBefore, 'no audit entry for a revoke that did not happen');
+
     // Revoke the first KEK: its data key is re-wrapped under the second, the audio chunks untouched.
     const before = await readFile(path.join(pci.dir, `${pci.recordingId}.wav.enc`));
     const job = ok(inst, ['keys', 'revoke', first.kekId, ...inst.shares]);
@@ -138,7 +175,7 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.deepEqual(after.subarray(after.length - 1000), before.subarray(before.length - 1000));
     assert.equal((await d.api('GET', `/v1/recordings/${pci.recordingId}`)).body.kekId, second.kekId);
     assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', ...inst.shares]).ok, true);
-    assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]), [['revoked', 0], ['current', 2]]);
+    assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]), [['revoked', 0], ['current', 3]]);
   } finally {
     assert.equal(await d.stop(), 0);
   }

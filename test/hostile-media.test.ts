@@ -138,9 +138,11 @@ describe('hostile RTP (real mediasoup worker, senders in another process)', () =
     // mediasoup drops real packets that a spoof pushed behind its own highest sequence number (only an
     // attacker who forges the PBX's own address gets that far; SRTP is the answer to that one): those
     // are missing from the audio and rightly lost. What must not happen is loss in the hundreds of thousands.
-    // A forged packet that mediasoup's renumbering happens to put within 100 of the real sequence is taken
-    // as one of the stream's (and counted received): a handful at most, never thousands.
-    assert.ok(leg.received + leg.lost >= sent && leg.received + leg.lost <= sent + 5, `received ${leg.received} + lost ${leg.lost} = the ${sent} real packets sent`);
+    // What reaches us is mediasoup's renumbered stream: when its own sequence tracking restarts on a
+    // forged packet it may shift the real packets' numbers by up to its window, which reads as a gap of
+    // that size. So the bound, not equality: the previous main counted 13,542-17,344 lost here.
+    assert.ok(leg.received <= sent + 5, `received ${leg.received} of ${sent} real packets`);
+    assert.ok(leg.received + leg.lost >= sent && leg.lost < 1000, `received ${leg.received}, lost ${leg.lost} for ${sent} real packets`);
     assert.ok(leg.outOfSequence > 0, 'forged packets that reached the timeline are counted as what they are');
   });
 

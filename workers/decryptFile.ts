@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { writeAll } from '../daemon/fsutil.js';
+import { EXCLUSIVE_CREATE, writeAll } from '../daemon/fsutil.js';
 import { ChunkCipher } from '../daemon/seal/envelope.js';
 import { headerOf, sealedChunks } from '../daemon/seal/envelopeFile.js';
 
@@ -30,7 +30,8 @@ export default function decryptFile(task: DecryptFileTask): DecryptFileResult {
   try {
     const header = headerOf(src);
     const cipher = new ChunkCipher(task.dek, header);
-    dest = task.dest === undefined ? undefined : openSync(task.dest, 'w', 0o600);
+    // Plaintext: created here, 0600, never over an existing file or through a link.
+    dest = task.dest === undefined ? undefined : openSync(task.dest, EXCLUSIVE_CREATE, 0o600);
     const hash = createHash('sha256');
     let plainBytes = 0;
     let head: Uint8Array = new Uint8Array(0);

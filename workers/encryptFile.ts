@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, fsyncSync, openSync } from 'node:fs';
 import { ChunkCipher, decodeHeader, EnvelopeError, PIECE_BYTES, plainChunks } from '../daemon/seal/envelope.js';
-import { readFull, writeAll } from '../daemon/fsutil.js';
+import { openStagingSync, readFull, writeAll } from '../daemon/fsutil.js';
 
 export interface EncryptFileTask {
   readonly src: string;
@@ -27,7 +27,7 @@ export default function encryptFile(task: EncryptFileTask): EncryptFileResult {
   const header = decodeHeader(Buffer.from(task.header));
   const cipher = new ChunkCipher(task.dek, header);
   const src = openSync(task.src, 'r');
-  const dest = openSync(task.dest, 'w', 0o640);
+  const dest = openStagingSync(task.dest, 0o640);
   try {
     // The size decides which chunk is the last, and the AAD of a chunk must be set before its first byte.
     const plainBytes = fstatSync(src).size;

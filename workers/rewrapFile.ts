@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { decodeHeader, FIXED_HEADER_BYTES } from '../daemon/seal/envelope.js';
-import { readFull } from '../daemon/fsutil.js';
+import { openStagingSync, readFull } from '../daemon/fsutil.js';
 import { readEnvelopeHeader } from '../daemon/seal/envelopeFile.js';
 
 export interface RewrapFileTask {
@@ -28,7 +28,7 @@ export default function rewrapFile(task: RewrapFileTask): RewrapFileResult {
   const header = decodeHeader(Buffer.from(task.header));
   if (!old.bytes.subarray(0, FIXED_HEADER_BYTES).equals(header.bytes.subarray(0, FIXED_HEADER_BYTES))) throw new Error(`the new header of ${task.src} changes its fixed part`);
   const src = openSync(task.src, 'r');
-  const dest = openSync(task.dest, 'w', 0o640);
+  const dest = openStagingSync(task.dest, 0o640);
   try {
     const hash = createHash('sha256').update(header.bytes);
     writeSync(dest, header.bytes);

@@ -1,4 +1,5 @@
-import { copyFile, mkdir, rename, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, copyFile, lstat, mkdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { CallvaultError } from '../errors.js';
@@ -42,7 +43,10 @@ async function exportRecording(args: ExportArgs): Promise<number> {
     const outs = audio.length === 1 ? [path.resolve(args.out)] : audio.map((n) => path.resolve(args.out, plainName(n)));
     if (audio.length > 1) await mkdir(path.resolve(args.out), { recursive: true, mode: 0o700 });
     for (const o of outs) {
-      if (await stat(o).then(() => true, () => false)) throw new CallvaultError('OUT_EXISTS', `${o} exists; refusing to overwrite it`);
+      if (await lstat(o).then(() => true, () => false)) throw new CallvaultError('OUT_EXISTS', `${o} exists; refusing to overwrite it`);
+      // The plaintext is staged next to its destination: a file or link already there (an earlier
+      // export's leftover, or planted to catch the audio) is refused, never written through.
+      if (await lstat(`${o}.partial`).then(() => true, () => false)) throw new CallvaultError('STAGING_EXISTS', `${o}.partial exists; remove it (nothing is written through or over it) and export again`);
     }
     const pool = new WorkerPool(1);
     try {
@@ -56,7 +60,8 @@ async function exportRecording(args: ExportArgs): Promise<number> {
             const r = await decryptEnvelope(pool, unwrapper!, path.join(dir, name), staged);
             if (!looksLikeWav(r.head)) throw new CallvaultError('NOT_AUDIO', `${name} decrypts, but not to a WAV file`);
           } else {
-            await copyFile(path.join(dir, name), staged);
+            await copyFile(path.join(dir, name), staged, constants.COPYFILE_EXCL);
+            await chmod(staged, 0o600);
           }
           await rename(staged, outs[i]!);
         } catch (err) {

@@ -46,9 +46,11 @@ async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
   const pool = new WorkerPool(threads);
   try {
     return await withStores(config.dataDir, async ({ index, audit }) => {
+      // Custody first: both shares must open the KEK before it is marked revoked or anything is audited.
+      const unwrapper = kind === 'encrypt' ? null : await openUnwrapper(config, args, pool, `${kind === 'rewrap' ? `revoke ${args.kekId!}` : 'decrypt every recording'}`);
+      if (kind === 'rewrap') await unwrapper!.open(store.get(args.kekId!).id);
       const spec = await specFor(kind, config, store, args, async (kekId) => void (await audit.append(currentActor(), 'key.revoked', kekId, {})));
       const identity = await openSigningIdentity(config);
-      const unwrapper = kind === 'encrypt' ? null : await openUnwrapper(config, args, pool, `${kind === 'rewrap' ? `revoke ${spec.fromKekId}` : 'decrypt every recording'}`);
       const toKek = spec.toKekId ? store.get(spec.toKekId) : null;
       const runner = new KeyJobRunner(config.dataDir, index, { pool, signingKey: identity.privateKey, kind, toKek, fromKekId: spec.fromKekId, unwrapper });
       const { job, resumed } = await runner.openJob(spec, store.list().map((k) => k.id));

@@ -1,5 +1,5 @@
 import { randomUUID, sign, verify, X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KeyError } from '../errors.js';
 import { writeFileDurably } from '../fsutil.js';
@@ -21,6 +21,18 @@ export function identityPaths(dataDir: string): IdentityPaths {
     key: path.join(dir, 'signing-key.p8.pem'),
     certificate: path.join(dir, 'signing-cert.pem'),
   };
+}
+
+/**
+ * What shows that `dataDir` has an identity that may have signed something:
+ * its key (written just before the certificate at generation) or any
+ * recording. Undefined for a new instance.
+ */
+async function signedBefore(dataDir: string, keyFile: string, keyPem: string | undefined): Promise<string | undefined> {
+  if (keyPem !== undefined) return `its signing key ${keyFile} exists`;
+  const recordings = path.join(dataDir, 'recordings');
+  if ((await readdir(recordings).catch(() => [])).length) return `recordings exist in ${recordings}`;
+  return undefined;
 }
 
 async function readIfExists(file: string): Promise<string | undefined> {
@@ -65,8 +77,17 @@ export class SigningIdentity {
     let keyPem = await readIfExists(paths.key);
     let created = false;
     if (certPem === undefined) {
-      // No certificate means nothing was ever signed: a key left by an
-      // interrupted first start is replaced, the key goes to disk before the certificate.
+      // A new identity over one that has signed recordings or audit checkpoints would make every
+      // earlier signature unverifiable: a missing certificate then is lost evidence, not a first start.
+      const signed = await signedBefore(opts.dataDir, paths.key, keyPem);
+      if (signed) {
+        throw new KeyError(
+          'IDENTITY_MISSING',
+          `the signing certificate ${paths.certificate} is missing, but this instance already has a signing identity (${signed}); refusing to make a new signing key, which would leave every earlier signature unverifiable. Restore ${paths.certificate}${keyPem === undefined ? ` and ${paths.key}` : ''} from a backup (\`callvault cert --fingerprint\` on the backup shows the fingerprint the daemon logged at its starts); only if a very first start was interrupted and nothing was ever recorded, remove ${paths.key} instead`,
+          { file: paths.certificate },
+        );
+      }
+      // A new instance: the key goes to disk before the certificate.
       const generated = await generateSigningIdentity(`callvault ${instanceId}`, opts.keyBits);
       keyPem = encryptPkcs8(generated.pkcs8Der, opts.passphrase);
       generated.pkcs8Der.fill(0);

@@ -1,5 +1,5 @@
 import { decodeInto, type G711Law } from './g711.js';
-import { eventName, parseTelephoneEvent } from './dtmf.js';
+import { parseTelephoneEvent } from './dtmf.js';
 import { seqDelta, tsDelta, type RtpPacket } from './rtp.js';
 
 /** What a payload type carries on this leg. */
@@ -29,8 +29,13 @@ export interface LegStats {
   jitter: number;
 }
 
+/**
+ * That a key was pressed, when and for how long — never which key: digits
+ * keyed during a call are card numbers and security codes often enough
+ * (PCI DSS 3.3.1 forbids keeping the latter at all), so the value is read
+ * only to tell events apart and is not kept anywhere.
+ */
 export interface DtmfEvent {
-  readonly digit: string;
   /** Offset from the start of the recording. */
   readonly atMs: number;
   durationMs: number;
@@ -244,6 +249,6 @@ export class LegTimeline {
     }
     if (this.dtmf.length >= MAX_DTMF_EVENTS) return;
     this.lastDtmfTs = p.timestamp;
-    this.dtmf.push({ digit: eventName(ev.event), atMs: Math.round(this.position(p.timestamp) / 8), durationMs: ev.duration / 8 });
+    this.dtmf.push({ atMs: Math.round(this.position(p.timestamp) / 8), durationMs: ev.duration / 8 });
   }
 }

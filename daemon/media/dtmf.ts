@@ -16,10 +16,3 @@ export function parseTelephoneEvent(payload: Uint8Array): TelephoneEvent | undef
     duration: ((payload[2] as number) << 8) | (payload[3] as number),
   };
 }
-
-const DIGITS = '0123456789*#ABCD';
-
-/** Event codes 0–15 are DTMF digits; others (flash, tones) keep their number. */
-export function eventName(event: number): string {
-  return event < DIGITS.length ? (DIGITS[event] as string) : `event-${event}`;
-}

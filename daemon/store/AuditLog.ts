@@ -1,9 +1,9 @@
-import { checkLmdbFile } from './lmdbCheck.js';
 import { createHash, sign as signData, verify as verifySignature, X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { checkLmdbFile } from './lmdbCheck.js';
 
 /** What happened; the README lists each action and its details. */
 export type AuditAction =
@@ -61,10 +61,40 @@ export function checkpointText(seq: number, hash: string): string {
 }
 
 /** The OS user behind a command, as precisely as the environment tells. */
+/**
+ * Who is acting, from what the kernel says rather than the environment
+ * (`SUDO_USER=alice` is anyone's to set): the real user, and the login uid
+ * (`/proc/self/loginuid`, kept across sudo/su by pam_loginuid) when it
+ * differs, e.g. `root (login alice, uid 1000)`.
+ */
 export function currentActor(): string {
-  const user = os.userInfo().username;
-  const sudo = process.env.SUDO_USER;
-  return sudo && sudo !== user ? `${sudo} (as ${user})` : user;
+  const uid = process.getuid?.() ?? -1;
+  const user = nameOfUid(uid) ?? `uid ${uid}`;
+  const login = loginUid();
+  if (login === undefined || login === uid) return user;
+  return `${user} (login ${nameOfUid(login) ?? '?'}, uid ${login})`;
+}
+
+function loginUid(): number | undefined {
+  try {
+    const n = Number(readFileSync('/proc/self/loginuid', 'utf8').trim());
+    // 4294967295 (-1): no login session (a service, a container).
+    return Number.isInteger(n) && n >= 0 && n < 4294967295 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function nameOfUid(uid: number): string | undefined {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name && Number(id) === uid) return name;
+    }
+  } catch {
+    // no passwd database: the uid alone
+  }
+  return uid === os.userInfo().uid ? os.userInfo().username : undefined;
 }
 
 /**

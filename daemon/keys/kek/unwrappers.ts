@@ -7,6 +7,8 @@ import type { LkmClient } from './LkmClient.js';
 /** Whatever can turn a wrapped data key back into the data key: both admins' shares, or the key manager. */
 export interface DekUnwrapper {
   unwrap(kekId: string, wrapped: Uint8Array): Promise<Buffer>;
+  /** Prove custody of `kekId` now (both shares open it), before anything is changed on its behalf. */
+  open(kekId: string): Promise<void>;
   /** KEKs opened so far (for the audit log). */
   readonly opened: readonly string[];
 }
@@ -29,15 +31,23 @@ export class ShareUnwrapper implements DekUnwrapper {
     return [...this.keys.keys()];
   }
 
+  async open(kekId: string): Promise<void> {
+    await this.key(kekId);
+  }
+
   async unwrap(kekId: string, wrapped: Uint8Array): Promise<Buffer> {
+    const [dek] = await this.pool.unwrapDeks({ key: await this.key(kekId), kekId, wrapped: [wrapped] });
+    return Buffer.from(dek!);
+  }
+
+  private key(kekId: string): Promise<KeyObject> {
     let key = this.keys.get(kekId);
     if (!key) {
       key = this.store.openPrivate(kekId, this.shares);
       this.keys.set(kekId, key);
       key.catch(() => this.keys.delete(kekId));
     }
-    const [dek] = await this.pool.unwrapDeks({ key: await key, kekId, wrapped: [wrapped] });
-    return Buffer.from(dek!);
+    return key;
   }
 }
 
@@ -49,6 +59,9 @@ export class LkmUnwrapper implements DekUnwrapper {
   get opened(): string[] {
     return [...this.seen];
   }
+
+  /** The key manager holds the KEK and decides who may use it; there is nothing to open here. */
+  async open(): Promise<void> {}
 
   async unwrap(kekId: string, wrapped: Uint8Array): Promise<Buffer> {
     const dek = await this.client.unwrap(kekId, wrapped);

@@ -1,0 +1,65 @@
+/**
+ * Evidence that holds up in an audit (issue: keys and evidence): the signing
+ * identity is never silently replaced, the audit actor is who the kernel
+ * says, staging files never follow a planted link.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { lstat, mkdtemp, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { writeFileDurably } from '../daemon/fsutil.js';
+import { cli } from './support/cli.js';
+import { DaemonProcess } from './support/daemon.js';
+import { recordCall } from './support/record.js';
+
+const sha = async (f: string) => createHash('sha256').update(await readFile(f)).digest('hex');
+
+test('a signing certificate moved away after recordings were signed: the daemon refuses to start and keeps the old key', async () => {
+  let d = await DaemonProcess.start();
+  await recordCall(d, { callId: 'ident-1', caller: { freq: 440, durationMs: 300 }, callee: { freq: 1000, durationMs: 300 } });
+  assert.equal(await d.stop(), 0);
+  const cert = path.join(d.dataDir, 'identity/signing-cert.pem');
+  const key = path.join(d.dataDir, 'identity/signing-key.p8.pem');
+  const keyBefore = await sha(key);
+  await rename(cert, `${cert}.moved`);
+  await assert.rejects(DaemonProcess.start({ dataDir: d.dataDir, configFile: d.configFile }), /exited with 1: [\s\S]*signing certificate .* is missing, but this instance already has a signing identity/);
+  assert.equal(await sha(key), keyBefore, 'the key that signed the recordings is untouched');
+  await assert.rejects(lstat(cert), 'no new certificate was made');
+  // Restored from backup, the instance starts as before.
+  await rename(`${cert}.moved`, cert);
+  d = await DaemonProcess.start({ dataDir: d.dataDir, configFile: d.configFile });
+  assert.equal(await d.stop(), 0);
+});
+
+test('the audit actor is the real user, not what SUDO_USER claims', async () => {
+  const d = await DaemonProcess.start();
+  try {
+    const rec = await recordCall(d, { callId: 'actor-1', caller: { freq: 440, durationMs: 300 }, callee: { freq: 1000, durationMs: 300 } });
+    const r = cli(d, ['hold', rec.recordingId, '--reason', 'case 7'], { SUDO_USER: 'alice' });
+    assert.equal(r.status, 0, r.stderr);
+    const entries = cli(d, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const hold = entries.find((e) => e.action === 'recording.hold' && e.subject === rec.recordingId);
+    assert.ok(hold, JSON.stringify(entries.map((e) => e.action)));
+    assert.doesNotMatch(hold.actor, /alice/);
+    assert.match(hold.actor, new RegExp(`^${os.userInfo().username}\\b`));
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test("a planted temp file or link never receives a durable write: it is replaced, and a link's target is untouched", async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-staging-'));
+  const victim = path.join(dir, 'victim');
+  await writeFile(victim, 'untouched');
+  const target = path.join(dir, 'meta.json');
+  await symlink(victim, `${target}.tmp`);
+  await writeFileDurably(target, '{"ok":true}\n', 0o640);
+  assert.equal(await readFile(victim, 'utf8'), 'untouched');
+  assert.equal(await readFile(target, 'utf8'), '{"ok":true}\n');
+  assert.equal(((await lstat(target)).mode & 0o777).toString(8), '640');
+  await writeFile(`${target}.tmp`, 'pre-created by someone else', { mode: 0o666 });
+  await writeFileDurably(target, 'second\n', 0o600);
+  assert.equal(((await lstat(target)).mode & 0o777).toString(8), '600', 'the mode is ours, not the pre-created file\'s');
+});
