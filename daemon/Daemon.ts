@@ -5,7 +5,7 @@ import { ConfigError } from './errors.js';
 import { ControlServer } from './control/ControlServer.js';
 import { resolveControlToken } from './control/token.js';
 import { MediaIngest } from './ingest/MediaIngest.js';
-import { EXAMPLE_PASSPHRASE, resolvePassphrase } from './keys/passphrase.js';
+import { resolvePassphrase } from './keys/passphrase.js';
 import { SigningIdentity } from './keys/SigningIdentity.js';
 import { KekMonitor } from './keys/kek/KekMonitor.js';
 import { KekStore } from './keys/kek/KekStore.js';
@@ -39,6 +39,8 @@ export interface DaemonOptions {
   readonly configFile: string;
   readonly overrides: ConfigOverrides;
   readonly log: Logger;
+  /** Quick start: with no passphrase configured, generate one into the data dir (0600). */
+  readonly generatePassphrase?: boolean;
 }
 
 /**
@@ -202,9 +204,9 @@ export class Daemon {
 
   private async openIdentity(): Promise<SigningIdentity> {
     const { log } = this.opts;
-    const passphrase = await resolvePassphrase(this.config.signing);
-    if (passphrase.value === EXAMPLE_PASSPHRASE) {
-      log.warn({ passphraseSource: passphrase.origin }, 'the signing key uses the example passphrase from config/callvault.example.yaml: fine for a trial, not for production');
+    const passphrase = await resolvePassphrase(this.config.signing, { dataDir: this.config.dataDir, generate: this.opts.generatePassphrase });
+    if (passphrase.source === 'generated') {
+      log.warn({ passphraseFile: passphrase.origin }, 'the signing key passphrase was generated for a trial into the data dir, beside the key it protects: fine for a trial, not for production (use a systemd credential or signing.passphraseFile)');
     }
     const identity = await SigningIdentity.loadOrCreate({ dataDir: this.config.dataDir, keyBits: this.config.signing.keyBits, passphrase: passphrase.value });
     log.info(

@@ -86,8 +86,21 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
   assert.match(alone.stderr, /share B needs administrator B's passphrase.*--share-b-pass-file/);
   const same = cli(inst, ['keys', 'init', '--share-a-pass-file', inst.passA, '--share-b-pass-file', inst.passA]);
   assert.match(same.stderr, /both shares would have the same passphrase/);
-  const first = ok(inst, ['keys', 'init', ...inst.shares, '--backup-dir', path.join(inst.dataDir, '..', 'backup')]);
-  assert.equal((await readdir(path.join(inst.dataDir, '..', 'backup'))).length, 2);
+  const safeA = path.join(inst.dataDir, '..', 'safe-a');
+  const safeB = path.join(inst.dataDir, '..', 'safe-b');
+  assert.notEqual(cli(inst, ['keys', 'init', ...inst.shares, '--backup-dir-a', safeA, '--backup-dir-b', safeA]).status, 0, 'one backup place for both custodians is refused');
+  for (const [a, b] of [['aaaaaaaaaaaaaaaa', 'aaaaaaaaaaaaaaab'], ['short-pass-a', 'short-pass-b']]) {
+    await writeFile(path.join(inst.dataDir, '..', 'weak-a'), `${a}\n`, { mode: 0o600 });
+    await writeFile(path.join(inst.dataDir, '..', 'weak-b'), `${b}\n`, { mode: 0o600 });
+    const weak = cli(inst, ['keys', 'init', '--share-a-pass-file', path.join(inst.dataDir, '..', 'weak-a'), '--share-b-pass-file', path.join(inst.dataDir, '..', 'weak-b')]);
+    assert.notEqual(weak.status, 0, `weak passphrases ${a} / ${b} refused`);
+    assert.match(weak.stderr, /too guessable|at least 16 characters/);
+  }
+  const first = ok(inst, ['keys', 'init', ...inst.shares, '--backup-dir-a', safeA, '--backup-dir-b', safeB]);
+  assert.deepEqual(await readdir(safeA), [`${first.kekId}.share-a.json`], "A's safe holds A's share only");
+  assert.deepEqual(await readdir(safeB), [`${first.kekId}.share-b.json`]);
+  const shareKdf = JSON.parse(await readFile(path.join(safeA, `${first.kekId}.share-a.json`), 'utf8')).kdf;
+  assert.ok(shareKdf.N >= 2 ** 17, `scrypt N ${shareKdf.N}`);
   for (const share of first.shares as string[]) {
     assert.equal(statSync(share).mode & 0o777, 0o600, `${share} is readable by its owner only`);
     assert.doesNotMatch(await readFile(share, 'utf8'), /PRIVATE KEY/);

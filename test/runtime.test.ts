@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { MAIN, ROOT } from './support/daemon.js';
@@ -23,4 +24,18 @@ test('started on an older Node.js, callvault stops at once with one line naming 
   assert.equal(r.stdout, '');
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /^callvault: needs Node\.js 24 or newer .*this is v\d+/);
+});
+
+test('no callvault process can write a core file: the core limit is 0, also for the mediasoup workers', async () => {
+  const { DaemonProcess } = await import('./support/daemon.js');
+  const d = await DaemonProcess.start();
+  try {
+    const limits = (pid: number) => /Max core file size\s+(\S+)\s+(\S+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))!.slice(1);
+    assert.deepEqual(limits(d.child.pid!), ['0', '0']);
+    const workers = readFileSync(`/proc/${d.child.pid}/task/${d.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    assert.ok(workers.length >= 1, 'a mediasoup worker runs');
+    for (const w of workers) assert.deepEqual(limits(w), ['0', '0'], `worker ${w}`);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
 });

@@ -98,18 +98,30 @@ describe('signing identity', () => {
     });
   });
 
-  test('passphrase sources: env, then systemd credential, then file, then config; none is an error', async () => {
+  test('passphrase sources: env, then systemd credential, then file, then config, then a generated one; none is an error unless a trial asks to generate', async () => {
     const credDir = await mkdtemp(path.join(os.tmpdir(), 'cv-cred-'));
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cv-gen-'));
+    const at = { dataDir };
     const file = path.join(credDir, 'pass.txt');
     await writeFile(path.join(credDir, 'signing-passphrase'), 'from-credential\n');
     await writeFile(file, 'from-file\nsecond line ignored\n');
     const signing = { keyBits: 2048 as const, passphrase: 'from-config-value', passphraseFile: file };
-    assert.equal((await resolvePassphrase(signing, { CALLVAULT_SIGNING_PASSPHRASE: 'from-env', CREDENTIALS_DIRECTORY: credDir })).value, 'from-env');
-    assert.equal((await resolvePassphrase(signing, { CREDENTIALS_DIRECTORY: credDir })).source, 'credential');
-    assert.equal((await resolvePassphrase(signing, { CREDENTIALS_DIRECTORY: credDir })).value, 'from-credential');
-    assert.equal((await resolvePassphrase(signing, {})).value, 'from-file');
-    assert.equal((await resolvePassphrase({ ...signing, passphraseFile: null }, {})).value, 'from-config-value');
-    await assert.rejects(resolvePassphrase({ ...signing, passphraseFile: null, passphrase: null }, {}), /no passphrase for the signing key/);
+    assert.equal((await resolvePassphrase(signing, at, { CALLVAULT_SIGNING_PASSPHRASE: 'from-env', CREDENTIALS_DIRECTORY: credDir })).value, 'from-env');
+    assert.equal((await resolvePassphrase(signing, at, { CREDENTIALS_DIRECTORY: credDir })).source, 'credential');
+    assert.equal((await resolvePassphrase(signing, at, { CREDENTIALS_DIRECTORY: credDir })).value, 'from-credential');
+    assert.equal((await resolvePassphrase(signing, at, {})).value, 'from-file');
+    assert.equal((await resolvePassphrase({ ...signing, passphraseFile: null }, at, {})).value, 'from-config-value');
+    const none = { ...signing, passphraseFile: null, passphrase: null };
+    await assert.rejects(resolvePassphrase(none, at, {}), /no passphrase for the signing key/);
+    const made = await resolvePassphrase(none, { dataDir, generate: true }, {});
+    assert.equal(made.source, 'generated');
+    assert.ok(made.value.length >= 43, 'at least 256 random bits');
+    assert.equal(((await stat(made.origin)).mode & 0o777).toString(8), '600');
+    assert.equal((await resolvePassphrase(none, at, {})).value, made.value, 'found again without --generate-passphrase');
+    const other = await mkdtemp(path.join(os.tmpdir(), 'cv-gen-'));
+    assert.notEqual((await resolvePassphrase(none, { dataDir: other, generate: true }, {})).value, made.value, 'every trial instance gets its own');
+    const example = await readFile(path.join(ROOT, 'config/callvault.example.yaml'), 'utf8');
+    assert.match(example, /^  passphrase: null$/m, 'no passphrase is shipped');
   });
 });
 

@@ -21,5 +21,6 @@ test('systemd unit: systemd-analyze verify passes and security rates it 2.0 or l
   }
   assert.match(unit, /^LoadCredential=signing-passphrase:/m);
   assert.match(unit, /^LimitNOFILE=\d+/m);
+  assert.match(unit, /^LimitCORE=0$/m, 'no core dumps of a process holding keys');
   assert.match(unit, /^User=callvault$/m);
 });

@@ -6,6 +6,7 @@ import { withInstanceOptions, type InstanceArgs } from './options.js';
 interface DaemonArgs extends InstanceArgs {
   'control-listen'?: string | undefined;
   'metrics-listen'?: string | undefined;
+  'generate-passphrase': boolean;
 }
 
 export const daemonCommand: CommandModule<object, DaemonArgs> = {
@@ -14,13 +15,19 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
   builder: (y) =>
     withInstanceOptions(y)
       .option('control-listen', { type: 'string', describe: 'HOST:PORT of the control API (overrides control.listen)' })
-      .option('metrics-listen', { type: 'string', describe: 'HOST:PORT of /metrics (overrides metrics.listen)' }),
+      .option('metrics-listen', { type: 'string', describe: 'HOST:PORT of /metrics (overrides metrics.listen)' })
+      .option('generate-passphrase', {
+        type: 'boolean',
+        default: false,
+        describe: 'for a trial: with no signing passphrase configured, generate one into <dataDir>/signing.passphrase (0600, warned about at every start)',
+      }),
   handler: async (args) => {
     const log = createLogger('info');
     const daemon = new Daemon({
       configFile: args.config,
       overrides: { dataDir: args['data-dir'], controlListen: args['control-listen'], metricsListen: args['metrics-listen'] },
       log,
+      generatePassphrase: args['generate-passphrase'],
     });
     // Signals are handled from the first moment: a SIGTERM during start-up
     // (crash recovery, resealing) waits for start to finish, then stops cleanly.

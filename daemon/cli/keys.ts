@@ -11,13 +11,15 @@ import { readShareInputs, withShareOptions, type ShareArgs } from './shares.js';
 import { withStores } from './stores.js';
 
 interface KeysArgs extends InstanceArgs, ShareArgs {
-  'backup-dir'?: string | undefined;
+  'backup-dir-a'?: string | undefined;
+  'backup-dir-b'?: string | undefined;
   json: boolean;
 }
 
 function withBackup<T>(y: Argv<T>): Argv<T & KeysArgs> {
   return withShareOptions(withInstanceOptions(y))
-    .option('backup-dir', { type: 'string', normalize: true, describe: 'also write each share to <dir>/<kekId>.share-{a,b}.json (mode 0600) for offline backup' })
+    .option('backup-dir-a', { type: 'string', normalize: true, describe: "administrator A's backup: also write share A (only) to <dir>/<kekId>.share-a.json (mode 0600)" })
+    .option('backup-dir-b', { type: 'string', normalize: true, describe: "administrator B's backup: also write share B (only) to <dir>/<kekId>.share-b.json (mode 0600); never the same directory as A's" })
     .option('json', { type: 'boolean', default: false }) as Argv<T & KeysArgs>;
 }
 
@@ -32,9 +34,9 @@ async function makeKek(args: KeysArgs, rotating: boolean): Promise<number> {
   // Rotation is a two-person act: both administrators first prove they hold the current key's shares.
   const shares = await readShareInputs(args, rotating ? `authorise rotation of ${previous!.id}; the new KEK's share keeps this passphrase` : 'new KEK', { creating: !rotating });
   if (rotating) await store.openPrivate(previous!.id, shares);
-  const kek = await store.create({ bits: config.encryption.keyBits, shares, backupDir: args['backup-dir'] });
+  const kek = await store.create({ bits: config.encryption.keyBits, shares, backupDirs: { A: args['backup-dir-a'], B: args['backup-dir-b'] } });
   await withStores(config.dataDir, async ({ audit }) => {
-    const details = { kind: 'kek', provider: 'local', bits: kek.bits, fingerprintSha256: kek.fingerprintSha256, backup: Boolean(args['backup-dir']) };
+    const details = { kind: 'kek', provider: 'local', bits: kek.bits, fingerprintSha256: kek.fingerprintSha256, backup: { A: Boolean(args['backup-dir-a']), B: Boolean(args['backup-dir-b']) } };
     await audit.append(currentActor(), rotating ? 'key.rotated' : 'key.created', kek.id, rotating ? { ...details, previous: previous!.id } : details);
   });
   const files = SHARE_LETTERS.map((l) => path.join(store.dir, kek.id, shareFileName(l)));

@@ -7,7 +7,22 @@ import { SHARE_LETTERS, type ShareLetter } from '../keys/kek/shares.js';
 import { firstLine } from '../keys/passphrase.js';
 
 /** Shorter admin passphrases are refused when a share is made. */
-export const MIN_SHARE_PASSPHRASE = 12;
+export const MIN_SHARE_PASSPHRASE = 16;
+/** Estimated strength a new share's passphrase must reach (see passphraseBits). */
+export const MIN_SHARE_BITS = 60;
+
+/**
+ * A deliberately pessimistic strength estimate: each distinct character
+ * counts log2 of the classes used (lower, upper, digits, other), each
+ * repeated one a single bit. `aaaaaaaaaaaaaaaa` rates 20 bits,
+ * `administrator-a-passphrase` 75, four random words about 90.
+ */
+export function passphraseBits(p: string): number {
+  const pool = (/[a-z]/.test(p) ? 26 : 0) + (/[A-Z]/.test(p) ? 26 : 0) + (/[0-9]/.test(p) ? 10 : 0) + (/[^a-zA-Z0-9]/.test(p) ? 33 : 0);
+  const chars = [...p];
+  const distinct = new Set(chars).size;
+  return distinct * Math.log2(Math.max(pool, 2)) + (chars.length - distinct);
+}
 
 export interface ShareArgs {
   'share-a-pass-file'?: string | undefined;
@@ -84,8 +99,11 @@ export async function readShareInputs(args: ShareArgs, purpose: string, opts: { 
   for (const letter of SHARE_LETTERS) {
     const passphrase = await passphraseFor(letter, args, purpose, opts.creating);
     if (!passphrase) throw new KeyError('PASSPHRASE_EMPTY', `share ${letter} needs its administrator's passphrase`);
-    if (opts.creating && passphrase.length < MIN_SHARE_PASSPHRASE) {
+    if (opts.creating && [...passphrase].length < MIN_SHARE_PASSPHRASE) {
       throw new KeyError('PASSPHRASE_SHORT', `share ${letter}'s passphrase must be at least ${MIN_SHARE_PASSPHRASE} characters`);
+    }
+    if (opts.creating && passphraseBits(passphrase) < MIN_SHARE_BITS) {
+      throw new KeyError('PASSPHRASE_WEAK', `share ${letter}'s passphrase is too guessable (repeated or few different characters): use a longer one with more variety, e.g. four or five random words`);
     }
     out[letter] = { passphrase, file: letter === 'A' ? args['share-a-file'] : args['share-b-file'] };
   }

@@ -1,15 +1,19 @@
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/Config.js';
 import { KeyError } from '../errors.js';
 
-/** The value config/callvault.example.yaml ships so the quick start runs; never a real secret. */
-export const EXAMPLE_PASSPHRASE = 'quick-start-only-not-a-secret';
 export const PASSPHRASE_ENV = 'CALLVAULT_SIGNING_PASSPHRASE';
 /** Name under which systemd's LoadCredential= hands the passphrase over. */
 export const PASSPHRASE_CREDENTIAL = 'signing-passphrase';
 
-export type PassphraseSource = 'env' | 'credential' | 'file' | 'config';
+export type PassphraseSource = 'env' | 'credential' | 'file' | 'config' | 'generated';
+
+/** Where a quick start's generated passphrase lives: beside the local data it protects, mode 0600. */
+export function generatedPassphraseFile(dataDir: string): string {
+  return path.join(dataDir, 'signing.passphrase');
+}
 
 export interface Passphrase {
   readonly value: string;
@@ -32,9 +36,15 @@ export async function firstLine(file: string, what: string): Promise<string> {
 
 /**
  * Find the signing-key passphrase: env, then systemd credential, then
- * `signing.passphraseFile`, then `signing.passphrase`.
+ * `signing.passphraseFile`, then `signing.passphrase`, then one a quick start
+ * generated into the data dir — made now if `generate` says so (no
+ * passphrase is shipped anywhere: each trial instance has its own).
  */
-export async function resolvePassphrase(signing: Config['signing'], env: NodeJS.ProcessEnv = process.env): Promise<Passphrase> {
+export async function resolvePassphrase(
+  signing: Config['signing'],
+  opts: { readonly dataDir: string; readonly generate?: boolean },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Passphrase> {
   const fromEnv = env[PASSPHRASE_ENV];
   if (fromEnv) return { value: fromEnv, source: 'env', origin: PASSPHRASE_ENV };
   const credDir = env.CREDENTIALS_DIRECTORY;
@@ -47,8 +57,16 @@ export async function resolvePassphrase(signing: Config['signing'], env: NodeJS.
     return { value: await firstLine(signing.passphraseFile, 'passphrase file'), source: 'file', origin: signing.passphraseFile };
   }
   if (signing.passphrase) return { value: signing.passphrase, source: 'config', origin: 'signing.passphrase' };
+  const generated = generatedPassphraseFile(opts.dataDir);
+  if (await readFile(generated).then(() => true, () => false)) return { value: await firstLine(generated, 'generated passphrase file'), source: 'generated', origin: generated };
+  if (opts.generate) {
+    // 256 random bits; created here (never over an existing file), readable by the daemon's user only.
+    const value = randomBytes(32).toString('base64url');
+    await writeFile(generated, `${value}\n`, { mode: 0o600, flag: 'wx' });
+    return { value, source: 'generated', origin: generated };
+  }
   throw new KeyError(
     'NO_PASSPHRASE',
-    `no passphrase for the signing key: set ${PASSPHRASE_ENV}, a systemd credential named ${PASSPHRASE_CREDENTIAL}, signing.passphraseFile or signing.passphrase`,
+    `no passphrase for the signing key: set ${PASSPHRASE_ENV}, a systemd credential named ${PASSPHRASE_CREDENTIAL}, signing.passphraseFile or signing.passphrase (a trial run can use \`callvault daemon --generate-passphrase\`)`,
   );
 }

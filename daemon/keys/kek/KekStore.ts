@@ -116,9 +116,13 @@ export class KekStore {
    * two shares, each under its administrator's passphrase. The record goes
    * last, so a crash part-way leaves nothing `list()` would use.
    */
-  async create(opts: { bits: number; shares: ShareInputs; now?: Date; backupDir?: string | undefined }): Promise<Kek> {
+  async create(opts: { bits: number; shares: ShareInputs; now?: Date; backupDirs?: Readonly<Partial<Record<ShareLetter, string>>> }): Promise<Kek> {
     if (opts.shares.A.passphrase === opts.shares.B.passphrase) {
       throw new KeyError('SAME_PASSPHRASE', 'both shares would have the same passphrase: dual control needs two administrators with different passphrases');
+    }
+    const backups = opts.backupDirs ?? {};
+    if (backups.A && backups.B && path.resolve(backups.A) === path.resolve(backups.B)) {
+      throw new KeyError('SAME_BACKUP', 'both shares would be backed up into one directory: each custodian keeps their own share, in their own place');
     }
     const now = opts.now ?? new Date();
     const id = newKekId(now);
@@ -128,12 +132,15 @@ export class KekStore {
     const der = privateKey.export({ type: 'pkcs8', format: 'der' });
     const parts = splitSecret(der);
     der.fill(0);
-    if (opts.backupDir) await mkdir(opts.backupDir, { recursive: true, mode: 0o700 });
     for (const [i, letter] of SHARE_LETTERS.entries()) {
       const text = JSON.stringify(sealShare(id, letter, parts[i]!, opts.shares[letter].passphrase), null, 2) + '\n';
       parts[i]!.fill(0);
       await writeFileDurably(path.join(dir, shareFileName(letter)), text, 0o600);
-      if (opts.backupDir) await writeFileDurably(path.join(opts.backupDir, `${id}.${shareFileName(letter)}`), text, 0o600);
+      const backup = backups[letter];
+      if (backup) {
+        await mkdir(backup, { recursive: true, mode: 0o700 });
+        await writeFileDurably(path.join(backup, `${id}.${shareFileName(letter)}`), text, 0o600);
+      }
     }
     return this.record(dir, { id, provider: 'local', bits: opts.bits, createdAt: now.toISOString(), publicKey });
   }

@@ -1,6 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import { KeyError } from '../../errors.js';
-import { SCRYPT } from '../encryptedPkcs8.js';
 
 /*
  * Dual control for a KEK's private key: 2-of-2 XOR secret sharing. Share A
@@ -43,6 +42,14 @@ function aad(kekId: string, share: ShareLetter): Buffer {
   return Buffer.from(`${SHARE_FORMAT}\0${kekId}\0${share}`, 'utf8');
 }
 
+/**
+ * scrypt cost for new shares: N = 2^17, r = 8 (128 MiB and about a third of a
+ * second per guess here; the two share files sit side by side, so each must
+ * hold out on its own). Older shares (N = 2^14) stay readable: every file
+ * names its own parameters.
+ */
+const SHARE_SCRYPT = { N: 2 ** 17, r: 8, p: 1 } as const;
+
 function deriveKey(passphrase: string, salt: Buffer, kdf: { N: number; r: number; p: number }): Buffer {
   return scryptSync(passphrase.normalize('NFC'), salt, 32, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r + 16 * 1024 * 1024 });
 }
@@ -50,7 +57,7 @@ function deriveKey(passphrase: string, salt: Buffer, kdf: { N: number; r: number
 export function sealShare(kekId: string, share: ShareLetter, secret: Uint8Array, passphrase: string): ShareFile {
   const salt = randomBytes(16);
   const iv = randomBytes(12);
-  const key = deriveKey(passphrase, salt, SCRYPT);
+  const key = deriveKey(passphrase, salt, SHARE_SCRYPT);
   const c = createCipheriv('aes-256-gcm', key, iv).setAAD(aad(kekId, share));
   const data = Buffer.concat([c.update(secret), c.final()]);
   key.fill(0);
@@ -59,7 +66,7 @@ export function sealShare(kekId: string, share: ShareLetter, secret: Uint8Array,
     kekId,
     share,
     scheme: '2-of-2 xor',
-    kdf: { name: 'scrypt', ...SCRYPT, salt: salt.toString('base64') },
+    kdf: { name: 'scrypt', ...SHARE_SCRYPT, salt: salt.toString('base64') },
     cipher: 'aes-256-gcm',
     iv: iv.toString('base64'),
     data: data.toString('base64'),
