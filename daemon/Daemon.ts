@@ -34,6 +34,7 @@ const DAY_MS = 86_400_000;
 /** The first retention sweep waits until start-up work (resealing, uploads) has had its turn. */
 const FIRST_SWEEP_MS = 60_000;
 const ACTOR = 'daemon';
+const KEK_WATCH_MS = 60_000;
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -68,6 +69,8 @@ export class Daemon {
   private metricsServer: MetricsServer | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
   private reloadRequests = 0;
+  /** KEK fingerprints the key manager vouched for in this process (lkm provider). */
+  private readonly vouched = new Set<string>();
 
   constructor(private readonly opts: DaemonOptions) {}
 
@@ -79,7 +82,7 @@ export class Daemon {
     const { log } = this.opts;
     this.config = this.load();
     const { dataDir } = this.config;
-    this.keks = new KekStore(dataDir);
+    this.keks = new KekStore(dataDir, this.config.encryption.trustedKeks);
     await this.checkEncryption(this.config);
     log.level = this.config.logging.level;
     await mkdir(dataDir, { recursive: true, mode: 0o750 });
@@ -95,8 +98,17 @@ export class Daemon {
     await this.checkpoint();
     this.pool = new WorkerPool(this.config.pool.threads);
     this.sealer = new Sealer(dataDir, this.pool, identity, this.keks, this.index, log);
+    const audit = this.audit;
     this.kekMonitor = new KekMonitor(this.keks, this.config.encryption, log);
-    this.metrics.observeKeks(this.kekMonitor);
+    this.kekMonitor.onChange((change) => {
+      void audit
+        .append(ACTOR, 'key.set-changed', null, {
+          added: change.added.map((k) => ({ kekId: k.id, fingerprintSha256: k.fingerprintSha256, trusted: this.keks?.isTrusted(k) ?? false })),
+          removed: change.removed,
+        })
+        .catch((err: unknown) => log.error({ err }, 'cannot audit a change of the KEK set'));
+    });
+    this.metrics.observeKeks(this.kekMonitor, this.keks);
     const current = this.kekMonitor.check();
     if (current) log.info({ kekId: current.kek.id, provider: current.kek.provider, fingerprintSha256: current.kek.fingerprintSha256, expiresAt: current.expiresAt.toISOString() }, 'key-encryption key');
     this.uploader = new Uploader(dataDir, this.index, this.pool, log);
@@ -142,6 +154,8 @@ export class Daemon {
     this.timers.push(setTimeout(() => this.sweep(), FIRST_SWEEP_MS).unref());
     this.timers.push(setInterval(() => this.sweep(), DAY_MS).unref());
     this.timers.push(setInterval(() => this.dailyKeyCheck(), DAY_MS).unref());
+    // A KEK planted (or forgotten unpinned) is reported within a minute.
+    this.timers.push(setInterval(() => this.kekMonitor?.check(), KEK_WATCH_MS).unref());
     this.timers.push(setInterval(() => void this.checkpoint().catch((err: Error) => log.error({ err: err.message }, 'audit checkpoint failed')), DAY_MS).unref());
   }
 
@@ -179,20 +193,23 @@ export class Daemon {
       try {
         const lkm = await LkmClient.create(config.encryption.lkm);
         const kek = await keks.importPublic(await lkm.currentKek());
+        keks.trust(kek.fingerprintSha256);
+        this.vouched.add(kek.fingerprintSha256);
         this.opts.log.info({ kekId: kek.id, fingerprintSha256: kek.fingerprintSha256 }, 'key manager KEK');
       } catch (err) {
         if (!keks.current()) throw err;
-        this.opts.log.error({ err: (err as Error).message, kekId: keks.current()!.id }, 'key manager unreachable; encrypting under the last KEK it gave');
+        this.opts.log.error({ err, kekId: keks.current()!.id }, 'key manager unreachable; encrypting under the newest KEK encryption.trustedKeks pins');
       }
     }
     const encrypting = config.profiles.filter((p) => p.record && p.encryption);
     if (encrypting.length && !keks.current()) {
+      const untrusted = keks.untrusted();
+      const why = untrusted.length
+        ? `no trusted key-encryption key: ${untrusted.map((k) => `${k.id} (SHA-256 ${k.fingerprintSha256})`).join(', ')} ${untrusted.length > 1 ? 'are' : 'is'} in ${keks.dir} but not in encryption.trustedKeks; check the fingerprint with both custodians, then add it`
+        : `there is no key-encryption key in ${keks.dir}: run \`callvault keys init\`${config.encryption.provider === 'lkm' ? ' on the key manager' : ''}, then pin its fingerprint in encryption.trustedKeks`;
       throw new ConfigError(
         this.opts.configFile,
-        encrypting.map((p) => ({
-          path: 'profiles',
-          message: `profile ${p.name} sets encryption: true but there is no key-encryption key in ${keks.dir}: run \`callvault keys init\`${config.encryption.provider === 'lkm' ? ' on the key manager' : ''}`,
-        })),
+        encrypting.map((p) => ({ path: 'profiles', message: `profile ${p.name} sets encryption: true but ${why}` })),
       );
     }
   }
@@ -235,8 +252,10 @@ export class Daemon {
       next = this.load();
       // Checked with the running provider: a provider change waits for a restart.
       const { provider, lkm } = this.config.encryption;
+      this.keks?.setTrusted(next.encryption.trustedKeks, this.vouched);
       await this.checkEncryption({ ...next, encryption: { ...next.encryption, provider, lkm } });
     } catch (err) {
+      this.keks?.setTrusted(this.config.encryption.trustedKeks, this.vouched);
       this.metrics?.configLoaded(false);
       log.error({ err: (err as Error).message, signals }, 'config reload failed; keeping the running config');
       void this.audit?.append(ACTOR, 'config.reload', null, { ok: false, error: (err as Error).message }).catch(() => undefined);

@@ -19,6 +19,11 @@ const PROFILES = `profiles:
   - name: default
 `;
 
+/** The config with these KEK fingerprints pinned (encryption.trustedKeks). */
+function withTrust(yaml: string, fingerprints: string[]): string {
+  return `${yaml}encryption:\n  trustedKeks: [${fingerprints.map((f) => JSON.stringify(f)).join(', ')}]\n`;
+}
+
 interface Instance {
   readonly dataDir: string;
   readonly configFile: string;
@@ -106,6 +111,9 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.doesNotMatch(await readFile(share, 'utf8'), /PRIVATE KEY/);
   }
 
+  // The KEK exists but nothing outside the data dir vouches for it yet: still fail closed.
+  await assert.rejects(DaemonProcess.start(inst), /exited with 1: [\s\S]*is in .* but not in encryption\.trustedKeks/);
+  await writeFile(inst.configFile, withTrust(testConfigYaml(PROFILES), [first.fingerprintSha256]));
   const d = await DaemonProcess.start(inst);
   try {
     const pci = await recordCall(d, 'pci-1', '+4930111222', 'encrypted');
@@ -150,13 +158,29 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     const left = sampleValue(scrape, 'callvault_kek_expiry_seconds', { kek: first.kekId });
     assert.ok(Math.abs(left - 365 * 86_400) < 600, `KEK expiry ${left} s`);
 
-    // Rotation: the next recording uses the new KEK at once, with no restart.
+    // Rotation: a new KEK in the data dir is not used until its fingerprint is pinned — it might as well
+    // have been planted by anyone who can write there. It is reported (log, metric, audit) instead.
     const second = ok(inst, ['keys', 'rotate', ...inst.shares]);
     assert.equal(second.previous, first.kekId);
+    process.kill(d.child.pid!, 'SIGHUP');
+    await d.waitFor((l) => l.level === 'error' && /not in encryption.trustedKeks and is not used/.test(l.msg) && l.kekId === second.kekId);
+    const unpinned = await recordCall(d, 'pci-unpinned', '+4930111555', 'encrypted');
+    assert.equal(unpinned.kekId, first.kekId, 'the unpinned KEK is never used');
+    const alarm = parsePrometheusText(await (await fetch(`http://${(d.logs.find((l) => l.msg === 'metrics listening')!.metrics as string)}/metrics`)).text());
+    assert.equal(sampleValue(alarm, 'callvault_kek_untrusted'), 1);
+    assert.equal(sampleValue(alarm, 'callvault_kek_set_changes_total'), 1);
+    const changed = cli(inst, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e: any) => e.action === 'key.set-changed');
+    assert.deepEqual(changed.map((e: any) => e.details.added.map((a: any) => [a.kekId, a.trusted])), [[[second.kekId, false]]]);
+    assert.equal(ok(inst, ['keys', 'status']).keys.find((k: any) => k.id === second.kekId).trusted, false);
+    // Pinned (both custodians checked the fingerprint) and reloaded: new recordings use it, no restart.
+    await writeFile(inst.configFile, withTrust(testConfigYaml(PROFILES), [first.fingerprintSha256, second.fingerprintSha256]));
+    const reloads = d.logs.filter((l) => l.msg === 'config reloaded').length;
+    process.kill(d.child.pid!, 'SIGHUP');
+    await d.waitFor(() => d.logs.filter((l) => l.msg === 'config reloaded').length > reloads);
     const pci2 = await recordCall(d, 'pci-2', '+4930111333', 'encrypted');
     assert.equal(pci2.kekId, second.kekId);
     const status = ok(inst, ['keys', 'status']);
-    assert.deepEqual(status.keys.map((k: any) => [k.id, k.state, k.recordings]), [[first.kekId, 'active', 1], [second.kekId, 'current', 1]]);
+    assert.deepEqual(status.keys.map((k: any) => [k.id, k.state, k.recordings, k.trusted]), [[first.kekId, 'active', 2, true], [second.kekId, 'current', 1, true]]);
 
     // Card digits keyed on an encrypting profile: that keys were pressed is kept, which keys nowhere in the clear.
     const card = [4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3].map((event, k) => ({ atMs: 200 + k * 180, event, durationMs: 100 }));
@@ -183,12 +207,12 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     // Revoke the first KEK: its data key is re-wrapped under the second, the audio chunks untouched.
     const before = await readFile(path.join(pci.dir, `${pci.recordingId}.wav.enc`));
     const job = ok(inst, ['keys', 'revoke', first.kekId, ...inst.shares]);
-    assert.deepEqual([job.kind, job.total, job.done, job.failed], ['rewrap', 1, 1, 0]);
+    assert.deepEqual([job.kind, job.total, job.done, job.failed], ['rewrap', 2, 2, 0]);
     const after = await readFile(path.join(pci.dir, `${pci.recordingId}.wav.enc`));
     assert.deepEqual(after.subarray(after.length - 1000), before.subarray(before.length - 1000));
     assert.equal((await d.api('GET', `/v1/recordings/${pci.recordingId}`)).body.kekId, second.kekId);
     assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', ...inst.shares]).ok, true);
-    assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]), [['revoked', 0], ['current', 3]]);
+    assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]), [['revoked', 0], ['current', 4]]);
   } finally {
     assert.equal(await d.stop(), 0);
   }
@@ -203,7 +227,8 @@ test('key jobs: encrypt-existing killed (SIGKILL) halfway resumes at the recordi
   } finally {
     assert.equal(await d.stop(), 0);
   }
-  ok(inst, ['keys', 'init', ...inst.shares]);
+  const kek = ok(inst, ['keys', 'init', ...inst.shares]);
+  await writeFile(inst.configFile, withTrust(testConfigYaml(), [kek.fingerprintSha256]));
   const recordings = path.join(inst.dataDir, 'recordings');
   const envelopes = async () => (await walk(recordings)).filter((f) => f.endsWith('.wav.enc')).length;
   // Killed while converting: after its third recording, mid-flight on others.

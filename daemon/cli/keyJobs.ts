@@ -28,8 +28,8 @@ async function specFor(kind: KeyJobKind, config: Config, store: KekStore, args: 
   if (kind === 'rewrap') {
     const from = store.get(args.kekId!);
     if (!from.revokedAt) {
-      const others = store.list().filter((k) => !k.revokedAt && k.id !== from.id);
-      if (!others.length) throw new KeyError('LAST_KEK', `KEK ${from.id} is the only active one: \`callvault keys rotate\` first, so recordings have somewhere to go`);
+      const others = store.list().filter((k) => !k.revokedAt && k.id !== from.id && store.isTrusted(k));
+      if (!others.length) throw new KeyError('LAST_KEK', `KEK ${from.id} is the only active trusted one: \`callvault keys rotate\` and pin the new KEK in encryption.trustedKeks first, so recordings have somewhere to go`);
       await store.markRevoked(from.id);
       await audit(from.id);
     }
@@ -41,7 +41,7 @@ async function specFor(kind: KeyJobKind, config: Config, store: KekStore, args: 
 
 async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
   const config = instanceConfig(args);
-  const store = new KekStore(config.dataDir);
+  const store = new KekStore(config.dataDir, config.encryption.trustedKeks);
   const threads = config.pool.threads === 'auto' ? availableParallelism() : config.pool.threads;
   const pool = new WorkerPool(threads);
   try {

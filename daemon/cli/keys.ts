@@ -27,9 +27,11 @@ function withBackup<T>(y: Argv<T>): Argv<T & KeysArgs> {
 async function makeKek(args: KeysArgs, rotating: boolean): Promise<number> {
   const config = instanceConfig(args);
   if (config.encryption.provider !== 'local') throw new KeyError('KEK_NOT_LOCAL', `encryption.provider is ${config.encryption.provider}: KEKs are made and rotated on the key manager`);
-  const store = new KekStore(config.dataDir);
+  const store = new KekStore(config.dataDir, config.encryption.trustedKeks);
+  const existing = store.list().find((k) => !k.revokedAt);
+  if (!rotating && existing) throw new KeyError('KEK_EXISTS', `a KEK already exists (${existing.id}); use \`callvault keys rotate\` to make a new one`);
+  // Rotation starts from the KEK in use: the newest trusted one, never one that merely appeared in the data dir.
   const previous = store.current();
-  if (!rotating && previous) throw new KeyError('KEK_EXISTS', `a KEK already exists (${previous.id}); use \`callvault keys rotate\` to make a new one`);
   if (rotating && !previous) throw new KeyError('NO_KEK', 'there is no KEK to rotate: use `callvault keys init`');
   // Rotation is a two-person act: both administrators first prove they hold the current key's shares.
   const shares = await readShareInputs(args, rotating ? `authorise rotation of ${previous!.id}; the new KEK's share keeps this passphrase` : 'new KEK', { creating: !rotating });
@@ -42,8 +44,11 @@ async function makeKek(args: KeysArgs, rotating: boolean): Promise<number> {
   const files = SHARE_LETTERS.map((l) => path.join(store.dir, kek.id, shareFileName(l)));
   if (args.json) printJson({ kekId: kek.id, bits: kek.bits, createdAt: kek.createdAt, fingerprintSha256: kek.fingerprintSha256, shares: files, previous: previous?.id ?? null });
   else {
-    process.stdout.write(`KEK ${kek.id} (RSA-${kek.bits}, SHA-256 ${kek.fingerprintSha256}) made${rotating ? `; new recordings use it instead of ${previous!.id}` : ''}\n`);
+    process.stdout.write(`KEK ${kek.id} (RSA-${kek.bits}, SHA-256 ${kek.fingerprintSha256}) made\n`);
     for (const [i, f] of files.entries()) process.stdout.write(`  share ${SHARE_LETTERS[i]}: ${f}\n`);
+    process.stdout.write(
+      `Recordings are encrypted under it once its fingerprint is in encryption.trustedKeks (and the daemon reloaded)${rotating ? `; until then they stay under ${previous!.id}` : ''}:\n  trustedKeks: [${[...config.encryption.trustedKeks, kek.fingerprintSha256].map((f) => `"${f}"`).join(', ')}]\n`,
+    );
   }
   return EXIT.ok;
 }
@@ -59,11 +64,13 @@ interface KekStatusRow {
   readonly expired: boolean;
   readonly recordings: number;
   readonly fingerprintSha256: string;
+  /** Pinned in encryption.trustedKeks: only a trusted KEK is ever used for new recordings. */
+  readonly trusted: boolean;
 }
 
 async function status(args: KeysArgs): Promise<number> {
   const config = instanceConfig(args);
-  const store = new KekStore(config.dataDir);
+  const store = new KekStore(config.dataDir, config.encryption.trustedKeks);
   const keks = store.list();
   const current = store.current()?.id;
   const now = Date.now();
@@ -83,15 +90,16 @@ async function status(args: KeysArgs): Promise<number> {
         expired: expiresAt.getTime() <= now,
         recordings,
         fingerprintSha256: k.fingerprintSha256,
+        trusted: store.isTrusted(k),
       };
     }),
   );
   if (args.json) printJson({ provider: config.encryption.provider, cryptoperiodDays: config.encryption.cryptoperiodDays, keys: rows });
   else if (!rows.length) process.stdout.write('no key-encryption keys: `callvault keys init` makes the first\n');
   else {
-    process.stdout.write('KEK                     STATE    BITS  AGE(d)  EXPIRES                   RECORDINGS\n');
+    process.stdout.write('KEK                     STATE    BITS  AGE(d)  EXPIRES                   RECORDINGS  TRUSTED\n');
     for (const r of rows) {
-      process.stdout.write(`${r.id.padEnd(23)} ${r.state.padEnd(8)} ${String(r.bits).padEnd(5)} ${String(r.ageDays).padStart(6)}  ${r.expiresAt}${r.expired ? '!' : ' '} ${String(r.recordings).padStart(10)}\n`);
+      process.stdout.write(`${r.id.padEnd(23)} ${r.state.padEnd(8)} ${String(r.bits).padEnd(5)} ${String(r.ageDays).padStart(6)}  ${r.expiresAt}${r.expired ? '!' : ' '} ${String(r.recordings).padStart(10)}  ${r.trusted ? 'yes' : `NO: not in encryption.trustedKeks (${r.fingerprintSha256})`}\n`);
     }
   }
   return EXIT.ok;

@@ -48,6 +48,8 @@ export interface EncryptionConfig {
   readonly cryptoperiodDays: number;
   readonly expiryWarningDays: number;
   readonly notifyCommand: readonly string[] | null;
+  /** SHA-256 fingerprints (of the public key, hex) of the KEKs recordings may be encrypted under. */
+  readonly trustedKeks: readonly string[];
   readonly lkm: {
     readonly url: string | null;
     readonly caFile: string | null;

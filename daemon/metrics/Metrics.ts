@@ -2,6 +2,7 @@ import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LegRole } from '../ingest/LegSource.js';
 import type { KekMonitor } from '../keys/kek/KekMonitor.js';
+import type { KekStore } from '../keys/kek/KekStore.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { Recorder } from '../record/Recorder.js';
 import type { Sealer } from '../seal/Sealer.js';
@@ -169,7 +170,17 @@ export class Metrics {
     pool.on('task', (task, seconds) => tasks.observe({ task }, seconds));
   }
 
-  observeKeks(monitor: KekMonitor): void {
+  observeKeks(monitor: KekMonitor, store: KekStore): void {
+    new Gauge({
+      name: 'callvault_kek_untrusted',
+      help: 'KEKs in the data dir, not revoked, that encryption.trustedKeks does not pin: never used; an administrator forgot to pin a rotation, or someone planted one.',
+      registers: [this.registry],
+      collect() {
+        this.set(store.untrusted().length);
+      },
+    });
+    const changes = new Counter({ name: 'callvault_kek_set_changes_total', help: 'Times KEKs appeared in or vanished from the data dir while the daemon ran.', registers: [this.registry] });
+    monitor.onChange(() => changes.inc());
     new Gauge({
       name: 'callvault_kek_expiry_seconds',
       help: 'Seconds until the cryptoperiod of the KEK that encrypts new recordings ends (negative: past it; recording continues). Absent while there is no KEK.',

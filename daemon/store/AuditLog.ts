@@ -14,6 +14,7 @@ export type AuditAction =
   | 'key.created'
   | 'key.rotated'
   | 'key.revoked'
+  | 'key.set-changed'
   | 'key.opened'
   | 'job.started'
   | 'job.finished'

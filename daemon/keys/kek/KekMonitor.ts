@@ -13,6 +13,13 @@ export interface KekStatus {
 
 const NOTIFY_TIMEOUT_MS = 30_000;
 
+/** A change to the set of KEKs in the data dir. */
+export interface KekSetChange {
+  readonly added: readonly Kek[];
+  readonly removed: readonly string[];
+  readonly untrusted: readonly Kek[];
+}
+
 /**
  * Watches the current KEK's cryptoperiod. Inside the warning window (and
  * after it ends) it warns in the log and runs the notification hook, at most
@@ -21,12 +28,54 @@ const NOTIFY_TIMEOUT_MS = 30_000;
  */
 export class KekMonitor {
   private notified = new Map<string, string>();
+  /** The KEK set last seen (id → fingerprint); undefined before the first look. */
+  private seen: Map<string, string> | undefined;
+  private readonly alarmed = new Map<string, string>();
+  private readonly listeners: ((change: KekSetChange) => void)[] = [];
 
   constructor(
     private readonly store: KekStore,
     private settings: EncryptionConfig,
     private readonly log: Logger,
   ) {}
+
+  /** Be told when KEKs appear or vanish after the first look (the daemon audits it, metrics count it). */
+  onChange(listener: (change: KekSetChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Any change to the set of KEKs is reported (WARN and onSetChange), and a
+   * KEK nobody trusts is an ERROR once a day: it is never used, but either an
+   * administrator forgot to pin a rotation, or someone planted it.
+   */
+  watchSet(now = new Date()): KekSetChange | undefined {
+    const keks = this.store.list();
+    const current = new Map(keks.map((k) => [k.id, k.fingerprintSha256]));
+    const untrusted = this.store.untrusted();
+    const day = now.toISOString().slice(0, 10);
+    for (const k of untrusted) {
+      if (this.alarmed.get(k.id) === day) continue;
+      this.alarmed.set(k.id, day);
+      this.log.error({ kekId: k.id, fingerprintSha256: k.fingerprintSha256, createdAt: k.createdAt }, 'a KEK in the data dir is not in encryption.trustedKeks and is not used: pin it if your administrators made it, investigate if not');
+    }
+    const before = this.seen;
+    this.seen = current;
+    if (!before) return undefined;
+    const added = keks.filter((k) => before.get(k.id) !== k.fingerprintSha256);
+    const removed = [...before.keys()].filter((id) => !current.has(id));
+    if (!added.length && !removed.length) return undefined;
+    const change = { added, removed, untrusted };
+    this.log.warn({ added: added.map((k) => ({ kekId: k.id, fingerprintSha256: k.fingerprintSha256, trusted: this.store.isTrusted(k) })), removed }, 'the set of KEKs changed');
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        this.log.error({ err }, 'a KEK-set listener failed');
+      }
+    }
+    return change;
+  }
 
   configure(settings: EncryptionConfig): void {
     this.settings = settings;
@@ -41,6 +90,7 @@ export class KekMonitor {
   }
 
   check(now = new Date()): KekStatus | undefined {
+    this.watchSet(now);
     const s = this.status(now);
     if (!s?.warning) return s;
     const day = now.toISOString().slice(0, 10);

@@ -58,9 +58,35 @@ export function shareFileName(letter: ShareLetter): string {
  */
 export class KekStore {
   readonly dir: string;
+  /**
+   * Fingerprints of the KEKs new recordings may be encrypted under. The data
+   * dir alone cannot add to it: it comes from the (root-owned) config, and,
+   * with the lkm provider, from the key manager over its pinned TLS.
+   */
+  #trusted: Set<string>;
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, trusted: Iterable<string> = []) {
     this.dir = path.join(dataDir, 'keys', 'kek');
+    this.#trusted = new Set(trusted);
+  }
+
+  /** Replace the configured trust (a reload); KEKs the key manager vouched for in this process stay trusted. */
+  setTrusted(fingerprints: Iterable<string>, alsoKept: Iterable<string> = []): void {
+    this.#trusted = new Set([...fingerprints, ...alsoKept]);
+  }
+
+  /** The key manager vouched for this KEK (fetched over its pinned TLS). */
+  trust(fingerprintSha256: string): void {
+    this.#trusted.add(fingerprintSha256);
+  }
+
+  isTrusted(kek: Kek): boolean {
+    return this.#trusted.has(kek.fingerprintSha256);
+  }
+
+  /** KEKs present and not revoked that nothing trusted vouches for: never used, and an alarm. */
+  untrusted(): Kek[] {
+    return this.list().filter((k) => !k.revokedAt && !this.isTrusted(k));
   }
 
   private kekDir(id: string): string {
@@ -98,10 +124,10 @@ export class KekStore {
     return keks.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
   }
 
-  /** The KEK new recordings are encrypted under: the newest one not revoked. */
+  /** The KEK new recordings are encrypted under: the newest trusted one not revoked. */
   current(): Kek | undefined {
     return this.list()
-      .filter((k) => !k.revokedAt)
+      .filter((k) => !k.revokedAt && this.isTrusted(k))
       .at(-1);
   }
 
