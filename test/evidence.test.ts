@@ -4,12 +4,14 @@
  * says, staging files never follow a planted link.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdtemp, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { MIN_SHARE_BITS, passphraseBits } from '../daemon/cli/shares.js';
 import { writeFileDurably } from '../daemon/fsutil.js';
+import { openShare, sealShare } from '../daemon/keys/kek/shares.js';
 import { cli } from './support/cli.js';
 import { DaemonProcess } from './support/daemon.js';
 import { recordCall } from './support/record.js';
@@ -62,4 +64,22 @@ test("a planted temp file or link never receives a durable write: it is replaced
   await writeFile(`${target}.tmp`, 'pre-created by someone else', { mode: 0o666 });
   await writeFileDurably(target, 'second\n', 0o600);
   assert.equal(((await lstat(target)).mode & 0o777).toString(8), '600', 'the mode is ours, not the pre-created file\'s');
+});
+
+test('shares: new ones are sealed with scrypt N = 2^17; ones sealed with the earlier N = 2^14 still open', () => {
+  const secret = randomBytes(64);
+  const fresh = sealShare('kek-x', 'A', secret, 'correct horse battery staple');
+  assert.ok(fresh.kdf.N >= 2 ** 17, `N ${fresh.kdf.N}`);
+  const old = sealShare('kek-x', 'A', secret, 'correct horse battery staple', { N: 2 ** 14, r: 8, p: 1 });
+  assert.equal(old.kdf.N, 2 ** 14);
+  assert.deepEqual(openShare(JSON.stringify(old), 'kek-x', 'A', 'correct horse battery staple', 'old.json'), secret);
+  assert.throws(() => openShare(JSON.stringify(old), 'kek-x', 'A', 'wrong horse battery staple', 'old.json'), /wrong passphrase/);
+});
+
+test('share passphrase strength: repeated or low-variety ones rate low, real ones pass', () => {
+  assert.ok(passphraseBits('aaaaaaaaaaaaaaaa') < MIN_SHARE_BITS);
+  assert.ok(passphraseBits('aaaaaaaaaaaaaaab') < MIN_SHARE_BITS);
+  assert.ok(passphraseBits('abababababababab') < MIN_SHARE_BITS);
+  assert.ok(passphraseBits('administrator-a-passphrase') >= MIN_SHARE_BITS);
+  assert.ok(passphraseBits('correct horse battery staple') >= MIN_SHARE_BITS);
 });

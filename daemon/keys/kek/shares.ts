@@ -54,10 +54,16 @@ function deriveKey(passphrase: string, salt: Buffer, kdf: { N: number; r: number
   return scryptSync(passphrase.normalize('NFC'), salt, 32, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r + 16 * 1024 * 1024 });
 }
 
-export function sealShare(kekId: string, share: ShareLetter, secret: Uint8Array, passphrase: string): ShareFile {
+export interface ScryptCost {
+  readonly N: number;
+  readonly r: number;
+  readonly p: number;
+}
+
+export function sealShare(kekId: string, share: ShareLetter, secret: Uint8Array, passphrase: string, cost: ScryptCost = SHARE_SCRYPT): ShareFile {
   const salt = randomBytes(16);
   const iv = randomBytes(12);
-  const key = deriveKey(passphrase, salt, SHARE_SCRYPT);
+  const key = deriveKey(passphrase, salt, cost);
   const c = createCipheriv('aes-256-gcm', key, iv).setAAD(aad(kekId, share));
   const data = Buffer.concat([c.update(secret), c.final()]);
   key.fill(0);
@@ -66,7 +72,7 @@ export function sealShare(kekId: string, share: ShareLetter, secret: Uint8Array,
     kekId,
     share,
     scheme: '2-of-2 xor',
-    kdf: { name: 'scrypt', ...SHARE_SCRYPT, salt: salt.toString('base64') },
+    kdf: { name: 'scrypt', N: cost.N, r: cost.r, p: cost.p, salt: salt.toString('base64') },
     cipher: 'aes-256-gcm',
     iv: iv.toString('base64'),
     data: data.toString('base64'),
