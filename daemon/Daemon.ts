@@ -20,6 +20,7 @@ import { Sealer } from './seal/Sealer.js';
 import { Uploader } from './upload/Uploader.js';
 import { WorkerPool } from './seal/WorkerPool.js';
 import { RetentionSweeper } from './retention/RetentionSweeper.js';
+import { AuditHeadWatch } from './store/AuditHeadWatch.js';
 import { AuditLog } from './store/AuditLog.js';
 import { entryFromMetadata, RecordingIndex } from './store/RecordingIndex.js';
 import { VERSION } from './version.js';
@@ -35,6 +36,7 @@ const DAY_MS = 86_400_000;
 const FIRST_SWEEP_MS = 60_000;
 const ACTOR = 'daemon';
 const KEK_WATCH_MS = 60_000;
+const AUDIT_WATCH_MS = 60_000;
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -56,6 +58,7 @@ export class Daemon {
   private sealer: Sealer | undefined;
   private uploader: Uploader | undefined;
   private audit: AuditLog | undefined;
+  private auditWatch: AuditHeadWatch | undefined;
   private identity: SigningIdentity | undefined;
   private keks: KekStore | undefined;
   private kekMonitor: KekMonitor | undefined;
@@ -93,9 +96,14 @@ export class Daemon {
     this.identity = identity;
     this.index = RecordingIndex.open(dataDir);
     this.audit = AuditLog.open(dataDir);
+    // Before anything is appended: is the chain still as long as when this daemon last looked?
+    this.auditWatch = await AuditHeadWatch.open(dataDir, this.audit, log);
+    await this.auditWatch.check();
+    this.metrics.observeAudit(this.auditWatch);
     await this.audit.append(ACTOR, 'daemon.start', null, { version: VERSION, config: this.opts.configFile });
     if (identity.created) await this.audit.append(ACTOR, 'key.created', identity.instanceId, { kind: 'signing', fingerprintSha256: identity.info.fingerprintSha256 });
     await this.checkpoint();
+    await this.auditWatch.check();
     this.pool = new WorkerPool(this.config.pool.threads);
     this.sealer = new Sealer(dataDir, this.pool, identity, this.keks, this.index, log);
     const audit = this.audit;
@@ -156,6 +164,8 @@ export class Daemon {
     this.timers.push(setInterval(() => this.dailyKeyCheck(), DAY_MS).unref());
     // A KEK planted (or forgotten unpinned) is reported within a minute.
     this.timers.push(setInterval(() => this.kekMonitor?.check(), KEK_WATCH_MS).unref());
+    // Entries appended by CLI commands reach the log (and journald) within a minute; a cut chain is found as fast.
+    this.timers.push(setInterval(() => void this.auditWatch?.check().catch((err: unknown) => log.error({ err }, 'audit head check failed')), AUDIT_WATCH_MS).unref());
     this.timers.push(setInterval(() => void this.checkpoint().catch((err: Error) => log.error({ err: err.message }, 'audit checkpoint failed')), DAY_MS).unref());
   }
 
@@ -298,6 +308,7 @@ export class Daemon {
     if (this.audit) {
       await this.audit.append(ACTOR, 'daemon.stop', null, {});
       await this.checkpoint();
+      await this.auditWatch?.check().catch((err: unknown) => this.opts.log.error({ err }, 'audit head check failed'));
       await this.audit.close();
     }
   }

@@ -9,6 +9,7 @@ import { lstat, mkdtemp, readFile, rename, symlink, writeFile } from 'node:fs/pr
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { open } from 'lmdb';
 import { MIN_SHARE_BITS, passphraseBits } from '../daemon/cli/shares.js';
 import { writeFileDurably } from '../daemon/fsutil.js';
 import { openShare, sealShare } from '../daemon/keys/kek/shares.js';
@@ -82,4 +83,42 @@ test('share passphrase strength: repeated or low-variety ones rate low, real one
   assert.ok(passphraseBits('abababababababab') < MIN_SHARE_BITS);
   assert.ok(passphraseBits('administrator-a-passphrase') >= MIN_SHARE_BITS);
   assert.ok(passphraseBits('correct horse battery staple') >= MIN_SHARE_BITS);
+});
+
+test('entries cut from the end of the audit chain are found: the daemon alarms at start, audit verify --head fails; exports are checkpointed at once', async () => {
+  let d = await DaemonProcess.start();
+  const rec = await recordCall(d, { callId: 'audit-cut', caller: { freq: 440, durationMs: 300 }, callee: { freq: 1000, durationMs: 300 } });
+  for (let i = 0; i < 3; i++) {
+    const r = cli(d, ['export', rec.recordingId, '--out', path.join(d.dataDir, '..', `${path.basename(d.dataDir)}-export-${i}.wav`), '--reason', `case ${i}`]);
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const entries = () => cli(d, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const all = entries();
+  const exports = all.filter((e) => e.action === 'recording.exported');
+  assert.equal(exports.length, 3);
+  for (const e of exports) assert.equal(all.find((x) => x.seq === e.seq + 1)?.action, 'checkpoint', `export ${e.seq} is checkpointed at once`);
+  assert.equal(await d.stop(), 0);
+
+  const head = (await readFile(path.join(d.dataDir, 'audit-head'), 'utf8')).trim();
+  const [headSeq] = head.split(':').map(Number) as [number];
+  assert.equal(headSeq, entries().at(-1).seq, 'the head kept outside the audit environment is the newest entry');
+  // The forger removes the last entries (the stop checkpoint and everything back to the first export).
+  const env = open({ path: path.join(d.dataDir, 'audit/audit.mdb'), compression: false });
+  const db = env.openDB<unknown, number>({ name: 'entries', keyEncoding: 'uint32' });
+  for (let seq = headSeq; seq >= exports[0].seq; seq--) await db.remove(seq);
+  await env.close();
+
+  assert.equal(cli(d, ['audit', 'verify']).status, 0, 'a prefix of the chain is still a valid chain');
+  const withHead = cli(d, ['audit', 'verify', '--head', head]);
+  assert.equal(withHead.status, 1, withHead.stdout);
+  assert.match(withHead.stdout, /BROKEN .*entries were removed from its end/);
+
+  d = await DaemonProcess.start({ dataDir: d.dataDir, configFile: d.configFile });
+  try {
+    await d.waitFor((l) => l.level === 'error' && /audit log tampered with/.test(l.msg));
+    const metricsAt = (await d.waitFor((l) => l.msg === 'metrics listening')).metrics as string;
+    assert.match(await (await fetch(`http://${metricsAt}/metrics`)).text(), /^callvault_audit_chain_intact 0$/m);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
 });

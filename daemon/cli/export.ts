@@ -13,7 +13,7 @@ import { decryptEnvelope, looksLikeWav } from '../seal/openEnvelope.js';
 import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
 import { EXIT, printJson, runCommand } from './run.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
-import { withStores } from './stores.js';
+import { checkpointNow, withStores } from './stores.js';
 import { openUnwrapper } from './unwrap.js';
 
 interface ExportArgs extends InstanceArgs, ShareArgs {
@@ -53,6 +53,7 @@ async function exportRecording(args: ExportArgs): Promise<number> {
       const unwrapper = audio.some(isEnvelope) ? await openUnwrapper(config, args, pool, `export ${args.recordingId}`) : null;
       const actor = currentActor();
       await audit.append(actor, 'recording.exported', args.recordingId, { out: outs, reason: args.reason ?? null, kekId: entry.kekId });
+      await checkpointNow(config, audit, actor);
       for (const [i, name] of audio.entries()) {
         const staged = `${outs[i]!}.partial`;
         try {

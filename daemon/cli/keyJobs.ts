@@ -11,7 +11,7 @@ import { instanceConfig, withInstanceOptions, type InstanceArgs } from './option
 import { ProgressBar } from './progress.js';
 import { EXIT, printJson, runCommand } from './run.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
-import { withStores } from './stores.js';
+import { checkpointNow, withStores } from './stores.js';
 import { openSigningIdentity, openUnwrapper } from './unwrap.js';
 
 interface JobArgs extends InstanceArgs, ShareArgs {
@@ -56,6 +56,7 @@ async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
       const { job, resumed } = await runner.openJob(spec, store.list().map((k) => k.id));
       if (resumed) process.stderr.write(`resuming job ${job.id}: ${job.done + job.failed} of ${job.total} done\n`);
       else await audit.append(spec.actor, 'job.started', job.id, { kind, fromKekId: spec.fromKekId, toKekId: spec.toKekId, total: job.total });
+      await checkpointNow(config, audit, spec.actor);
       const bar = new ProgressBar(LABEL[kind], job.total);
       for (let i = 0; i < job.done + job.failed; i++) bar.tick();
       const finished: KeyJob = await runner.run(job, threads * 2, (_j, id, error) => {
@@ -64,6 +65,7 @@ async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
       });
       bar.end();
       await audit.append(spec.actor, 'job.finished', job.id, { kind, done: finished.done, failed: finished.failed, keksOpened: unwrapper?.opened ?? [] });
+      await checkpointNow(config, audit, spec.actor);
       if (args.json) printJson(finished);
       else process.stdout.write(`job ${finished.id} (${kind}): ${finished.done} of ${finished.total} recordings converted, ${finished.failed} failed\n`);
       return finished.failed ? EXIT.failed : EXIT.ok;

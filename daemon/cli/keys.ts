@@ -8,7 +8,7 @@ import { keyJobCommands } from './keyJobs.js';
 import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
 import { EXIT, printJson, runCommand } from './run.js';
 import { readShareInputs, withShareOptions, type ShareArgs } from './shares.js';
-import { withStores } from './stores.js';
+import { checkpointNow, withStores } from './stores.js';
 
 interface KeysArgs extends InstanceArgs, ShareArgs {
   'backup-dir-a'?: string | undefined;
@@ -40,6 +40,7 @@ async function makeKek(args: KeysArgs, rotating: boolean): Promise<number> {
   await withStores(config.dataDir, async ({ audit }) => {
     const details = { kind: 'kek', provider: 'local', bits: kek.bits, fingerprintSha256: kek.fingerprintSha256, backup: { A: Boolean(args['backup-dir-a']), B: Boolean(args['backup-dir-b']) } };
     await audit.append(currentActor(), rotating ? 'key.rotated' : 'key.created', kek.id, rotating ? { ...details, previous: previous!.id } : details);
+    await checkpointNow(config, audit, currentActor());
   });
   const files = SHARE_LETTERS.map((l) => path.join(store.dir, kek.id, shareFileName(l)));
   if (args.json) printJson({ kekId: kek.id, bits: kek.bits, createdAt: kek.createdAt, fingerprintSha256: kek.fingerprintSha256, shares: files, previous: previous?.id ?? null });

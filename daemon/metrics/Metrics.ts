@@ -4,6 +4,7 @@ import type { LegRole } from '../ingest/LegSource.js';
 import type { KekMonitor } from '../keys/kek/KekMonitor.js';
 import type { KekStore } from '../keys/kek/KekStore.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
+import type { AuditHeadWatch } from '../store/AuditHeadWatch.js';
 import type { Recorder } from '../record/Recorder.js';
 import type { Sealer } from '../seal/Sealer.js';
 import type { Uploader } from '../upload/Uploader.js';
@@ -118,6 +119,26 @@ export class Metrics {
         finished.legs[leg].out_of_sequence += l.outOfSequence;
         if (l.received > 0) jitter.observe({ leg }, l.jitter / 8000);
       }
+    });
+  }
+
+  observeAudit(watch: AuditHeadWatch): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'callvault_audit_chain_intact',
+      help: 'Whether the audit chain still holds the head this daemon last saw (0: entries were removed from its end or it was rewritten).',
+      registers,
+      collect() {
+        this.set(watch.intact ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'callvault_audit_head_seq',
+      help: 'Sequence number of the newest audit entry this daemon has seen and logged.',
+      registers,
+      collect() {
+        this.set(watch.head?.seq ?? 0);
+      },
     });
   }
 

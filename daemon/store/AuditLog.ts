@@ -57,6 +57,17 @@ function entryHash(e: Omit<AuditEntry, 'hash'>): string {
 }
 
 /** The text a checkpoint signs: the chain up to and including `seq` is the one ending in `hash`. */
+/** A point of the chain remembered outside it: `SEQ:HASH`. */
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+export function parseAuditHead(text: string): AuditHead | undefined {
+  const m = /^(\d+):([0-9a-f]{64})$/.exec(text.trim());
+  return m ? { seq: Number(m[1]), hash: m[2] as string } : undefined;
+}
+
 export function checkpointText(seq: number, hash: string): string {
   return `${CHECKPOINT_CONTEXT}\n${seq}\n${hash}\n`;
 }
@@ -155,6 +166,22 @@ export class AuditLog {
     const entry = { ...body, hash: entryHash(body) };
     this.entries.put(entry.seq, entry);
     return entry;
+  }
+
+  get(seq: number): AuditEntry | undefined {
+    return this.entries.get(seq);
+  }
+
+  /**
+   * Does the chain still hold a head seen earlier (kept outside this
+   * environment: the daemon's head file, a log line shipped off the host)?
+   * A prefix of the chain passes `verify`; only the head tells that its end was cut.
+   */
+  checkHead(head: AuditHead): string | undefined {
+    const e = this.get(head.seq);
+    if (!e) return `the chain ends at entry ${this.last()?.seq ?? 0}, but entry ${head.seq} (hash ${head.hash}) was seen before: entries were removed from its end`;
+    if (e.hash !== head.hash) return `entry ${head.seq} has hash ${e.hash}, but ${head.hash} was seen before: the chain was rewritten`;
+    return undefined;
   }
 
   last(): AuditEntry | undefined {
