@@ -5,7 +5,7 @@ import { ConfigError } from './errors.js';
 import { ControlServer } from './control/ControlServer.js';
 import { resolveControlToken } from './control/token.js';
 import { MediaIngest } from './ingest/MediaIngest.js';
-import { resolvePassphrase } from './keys/passphrase.js';
+import { PUBLISHED_PASSPHRASES, resolvePassphrase } from './keys/passphrase.js';
 import { SigningIdentity } from './keys/SigningIdentity.js';
 import { KekMonitor } from './keys/kek/KekMonitor.js';
 import { KekStore } from './keys/kek/KekStore.js';
@@ -232,6 +232,9 @@ export class Daemon {
   private async openIdentity(): Promise<SigningIdentity> {
     const { log } = this.opts;
     const passphrase = await resolvePassphrase(this.config.signing, { dataDir: this.config.dataDir, generate: this.opts.generatePassphrase });
+    if (PUBLISHED_PASSPHRASES.includes(passphrase.value)) {
+      log.warn({ passphraseSource: passphrase.origin }, 'the signing key passphrase is the placeholder an earlier example config shipped, known to anyone: set a secret one (README: Changing the signing passphrase)');
+    }
     if (passphrase.source === 'generated') {
       log.warn({ passphraseFile: passphrase.origin }, 'the signing key passphrase was generated for a trial into the data dir, beside the key it protects: fine for a trial, not for production (use a systemd credential or signing.passphraseFile)');
     }

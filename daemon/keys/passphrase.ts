@@ -4,6 +4,8 @@ import path from 'node:path';
 import type { Config } from '../config/Config.js';
 import { KeyError } from '../errors.js';
 
+/** Passphrases once shipped in example configs: still accepted (the key is encrypted under them), warned about at every start. */
+export const PUBLISHED_PASSPHRASES: readonly string[] = ['quick-start-only-not-a-secret'];
 export const PASSPHRASE_ENV = 'CALLVAULT_SIGNING_PASSPHRASE';
 /** Name under which systemd's LoadCredential= hands the passphrase over. */
 export const PASSPHRASE_CREDENTIAL = 'signing-passphrase';
