@@ -353,7 +353,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       enospc ||= gap.code === 'ENOSPC' || gap.code === 'EDQUOT';
       this.emit('write-suspended', gap.code);
       this.log.error(
-        { recordingId: recording.id, callId: recording.meta.callId, code: gap.code, error: gap.message, atMs: Math.round(gap.fromByte / 32) },
+        { recordingId: recording.id, callId: recording.meta.callId, code: gap.code, error: gap.message, atMs: recording.writeFailureMs },
         'audio cannot be written; the call goes on, its audio is dropped (and marked as a gap) until writing works again',
       );
     }
@@ -395,7 +395,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
 /** What a running recording's status says while its audio cannot be written. */
 function writeProblem(recording: Recording): string | null {
   const gap = recording.writeFailure;
-  return gap ? `audio not written since ${Math.round(gap.fromByte / (recording.meta.files[0]?.channels ?? 1) / 16)} ms into the call: ${gap.code} (${gap.message}); the call goes on, the gap is marked` : null;
+  return gap ? `audio not written since ${recording.writeFailureMs} ms into the call: ${gap.code} (${gap.message}); the call goes on, the gap is marked` : null;
 }
 
 function pickStats(meta: RecordingMetadata, role: LegRole) {

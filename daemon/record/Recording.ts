@@ -11,6 +11,7 @@ import { outputsFor, type OutputSpec } from './outputs.js';
 import type { RecordingPolicy } from './profiles.js';
 import { recordingDir } from './recordingId.js';
 import { WavWriter, type WriteGap } from './WavWriter.js';
+import { pcmMs } from './wavFormat.js';
 
 export interface CallInfo {
   readonly callId: string;
@@ -111,8 +112,17 @@ export class Recording {
 
   /** A write error that is keeping audio off the disk now (the first writer's), or undefined. */
   get writeFailure(): WriteGap | undefined {
-    for (const o of this.outputs) if (o.writer.suspended) return o.writer.suspended;
-    return undefined;
+    return this.suspendedOutput()?.writer.suspended;
+  }
+
+  /** Call-clock ms at which the current write failure began, or undefined. */
+  get writeFailureMs(): number | undefined {
+    const o = this.suspendedOutput();
+    return o?.writer.suspended ? pcmMs(o.writer.suspended.fromByte, o.legs.length) : undefined;
+  }
+
+  private suspendedOutput(): Output | undefined {
+    return this.outputs.find((o) => o.writer.suspended);
   }
 
   /** Let suspended writers try again from their next flush. */
@@ -157,7 +167,7 @@ export class Recording {
     const gaps: GapMetadata[] = [];
     for (const o of this.outputs) {
       const closed = await o.writer.close();
-      const frameMs = (bytes: number) => Math.round(bytes / (2 * o.legs.length) / 8);
+      const frameMs = (bytes: number) => pcmMs(bytes, o.legs.length);
       const f = this.meta.files.find((x) => x.name === o.name);
       if (f) Object.assign(f, { dataBytes: closed.dataBytes, durationMs: frameMs(closed.dataBytes) });
       for (const g of closed.gaps) gaps.push({ file: o.name, fromMs: frameMs(g.fromByte), toMs: frameMs(g.toByte), code: g.code, message: g.message });

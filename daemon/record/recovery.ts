@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from '../log.js';
 import { readMetadata, writeMetadata, type RecordingMetadata } from './metadata.js';
 import { isRecordingId, recordingDir } from './recordingId.js';
-import { WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
+import { pcmMs, WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
 
 /*
  * A recording in progress has a marker file `<dataDir>/active/<recordingId>`,
@@ -71,7 +71,7 @@ async function recoverOne(dataDir: string, id: string, log: Logger): Promise<Rec
       const dataBytes = await repairWav(file, f.channels);
       const st = await stat(file);
       endedMs = Math.max(endedMs, st.mtimeMs);
-      Object.assign(f, { dataBytes, durationMs: Math.round(dataBytes / (2 * f.channels) / 8) });
+      Object.assign(f, { dataBytes, durationMs: pcmMs(dataBytes, f.channels) });
       durationMs = Math.max(durationMs, f.durationMs);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

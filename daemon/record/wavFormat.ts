@@ -24,6 +24,11 @@ export interface WavInfo {
   readonly dataBytes: number;
 }
 
+/** Milliseconds of audio in `bytes` of this format's PCM with `channels` channels. */
+export function pcmMs(bytes: number, channels: number): number {
+  return Math.round(bytes / (channels * (BITS / 8)) / (SAMPLE_RATE / 1000));
+}
+
 export function wavHeader(channels: number, dataBytes: number): Buffer {
   const h = Buffer.alloc(WAV_HEADER_BYTES);
   const riffSize = WAV_HEADER_BYTES - 8 + dataBytes;
