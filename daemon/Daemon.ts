@@ -72,8 +72,6 @@ export class Daemon {
   private metricsServer: MetricsServer | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
   private reloadRequests = 0;
-  /** KEK fingerprints the key manager vouched for in this process (lkm provider). */
-  private readonly vouched = new Set<string>();
 
   constructor(private readonly opts: DaemonOptions) {}
 
@@ -203,8 +201,7 @@ export class Daemon {
       try {
         const lkm = await LkmClient.create(config.encryption.lkm);
         const kek = await keks.importPublic(await lkm.currentKek());
-        keks.trust(kek.fingerprintSha256);
-        this.vouched.add(kek.fingerprintSha256);
+        keks.vouch(kek.fingerprintSha256);
         this.opts.log.info({ kekId: kek.id, fingerprintSha256: kek.fingerprintSha256 }, 'key manager KEK');
       } catch (err) {
         if (!keks.current()) throw err;
@@ -265,10 +262,10 @@ export class Daemon {
       next = this.load();
       // Checked with the running provider: a provider change waits for a restart.
       const { provider, lkm } = this.config.encryption;
-      this.keks?.setTrusted(next.encryption.trustedKeks, this.vouched);
+      this.keks?.setPinned(next.encryption.trustedKeks);
       await this.checkEncryption({ ...next, encryption: { ...next.encryption, provider, lkm } });
     } catch (err) {
-      this.keks?.setTrusted(this.config.encryption.trustedKeks, this.vouched);
+      this.keks?.setPinned(this.config.encryption.trustedKeks);
       this.metrics?.configLoaded(false);
       log.error({ err: (err as Error).message, signals }, 'config reload failed; keeping the running config');
       void this.audit?.append(ACTOR, 'config.reload', null, { ok: false, error: (err as Error).message }).catch(() => undefined);

@@ -4,20 +4,21 @@
  * these is tried again; anything else is final.
  */
 const TRANSIENT = new Set(['EMFILE', 'ENFILE', 'ENOSPC', 'EDQUOT', 'EIO', 'EAGAIN', 'EBUSY', 'ENOMEM', 'EINTR', 'ETIMEDOUT', 'POOL_RESTARTING']);
+// Worker threads hand errors back as plain objects or messages that still name the errno.
+const ERRNO_IN_MESSAGE = new RegExp(`\\b(${[...TRANSIENT].filter((c) => /^E[A-Z]+$/.test(c)).join('|')})\\b`);
 
 /** The errno-style code of `err` or of anything in its cause chain that is transient, else undefined. */
 export function transientCode(err: unknown): string | undefined {
   for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && TRANSIENT.has(code)) return code;
-    // Worker threads hand errors back as plain objects or messages that still name the errno.
-    const m = /\b(EMFILE|ENFILE|ENOSPC|EDQUOT|EIO|EAGAIN|EBUSY|ENOMEM)\b/.exec(String((e as Error).message ?? ''));
+    const m = ERRNO_IN_MESSAGE.exec(String((e as Error).message ?? ''));
     if (m) return m[1];
   }
   return undefined;
 }
 
-/** Exponential backoff with full jitter: attempt 0 waits up to `baseMs`, then doubling, capped at `maxMs`. */
+/** Exponential backoff with equal jitter: attempt 0 waits between half of `baseMs` and `baseMs`, then doubling, capped at `maxMs`. */
 export function backoffMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);

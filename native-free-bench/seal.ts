@@ -155,7 +155,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < runs; i++) sealMs.push((await sealer.seal(meta)).ms);
     // The same with the profile encrypting: each run needs a fresh WAV, since sealing replaces it by its envelope.
     const kek = generateKeyPairSync('rsa', { modulusLength: 3072 });
-    kekStore.trust((await kekStore.importPublic({ id: 'bench-kek', bits: 3072, createdAt: new Date().toISOString(), publicKey: kek.publicKey })).fingerprintSha256);
+    kekStore.vouch((await kekStore.importPublic({ id: 'bench-kek', bits: 3072, createdAt: new Date().toISOString(), publicKey: kek.publicKey })).fingerprintSha256);
     const sealEncMs: number[] = [];
     for (let i = 0; i < Math.min(runs, 3); i++) {
       const encId = newRecordingId();

@@ -107,8 +107,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   private accepting = true;
   private profiles: ProfileSet;
   private readonly disk: DiskGuard;
-  /** Recordings whose writers are suspended, by recording id: since when (monotonic ms). */
-  private readonly suspended = new Map<string, number>();
+  /** Recordings whose writers are suspended: since when (monotonic ms). */
+  private readonly suspended = new Map<Recording, number>();
   private watchingDisk = false;
 
   constructor(
@@ -313,7 +313,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       reports[role] = await legs[role].report().catch(() => undefined);
       legs[role].close();
     }
-    this.suspended.delete(recording.id);
+    this.suspended.delete(recording);
     try {
       const onRetry = (err: unknown, attempt: number, waitMs: number) => this.log.warn({ err, recordingId: recording.id, attempt, waitMs }, 'cannot close the recording yet; retrying');
       const meta = await recording.finish(reason, reports, end, { ...CLOSE_RETRY, onRetry });
@@ -348,9 +348,9 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     let enospc = false;
     for (const { recording } of this.active.values()) {
       const gap = recording.writeFailure;
-      if (!gap || this.suspended.has(recording.id)) continue;
-      this.suspended.set(recording.id, now);
-      enospc ||= gap.code === 'ENOSPC' || gap.code === 'EDQUOT';
+      if (!gap || this.suspended.has(recording)) continue;
+      this.suspended.set(recording, now);
+      enospc ||= isDiskFull(gap.code);
       this.emit('write-suspended', gap.code);
       this.log.error(
         { recordingId: recording.id, callId: recording.meta.callId, code: gap.code, error: gap.message, atMs: recording.writeFailureMs },
@@ -359,18 +359,16 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     }
     if (enospc && (await this.disk.release())) this.log.warn({ file: this.disk.reserveFile, bytes: this.disk.reserveBytes }, 'disk full: space reserve released so recordings can still be closed and sealed');
     await this.disk.sample();
-    for (const [id, since] of this.suspended) {
-      const call = [...this.active.values()].find((c) => c.recording.id === id);
-      const gap = call?.recording.writeFailure;
-      if (!call || !gap) {
-        this.suspended.delete(id);
+    for (const [recording, since] of this.suspended) {
+      const gap = recording.writeFailure;
+      if (!gap) {
+        this.suspended.delete(recording);
         continue;
       }
-      const full = gap.code === 'ENOSPC' || gap.code === 'EDQUOT';
-      if (full ? !this.disk.roomToResume : now - since < RETRY_WRITE_MS) continue;
-      this.suspended.delete(id);
-      call.recording.resumeWriting();
-      this.log.info({ recordingId: id, callId: call.recording.meta.callId, code: gap.code, freeBytes: this.disk.free }, 'trying to write audio again');
+      if (isDiskFull(gap.code) ? !this.disk.roomToResume : now - since < RETRY_WRITE_MS) continue;
+      this.suspended.delete(recording);
+      recording.resumeWriting();
+      this.log.info({ recordingId: recording.id, callId: recording.meta.callId, code: gap.code, freeBytes: this.disk.free }, 'trying to write audio again');
     }
     if (this.suspended.size === 0) await this.disk.keepReserve();
   }
@@ -390,6 +388,10 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       else if (nowMs - (recording.lastPacketMs ?? 0) >= rtpTimeoutSeconds * 1000) void this.endCall(callId, 'rtp-timeout');
     }
   }
+}
+
+function isDiskFull(code: string): boolean {
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 /** What a running recording's status says while its audio cannot be written. */

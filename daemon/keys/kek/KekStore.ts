@@ -58,30 +58,31 @@ export function shareFileName(letter: ShareLetter): string {
  */
 export class KekStore {
   readonly dir: string;
-  /**
+  /*
    * Fingerprints of the KEKs new recordings may be encrypted under. The data
-   * dir alone cannot add to it: it comes from the (root-owned) config, and,
-   * with the lkm provider, from the key manager over its pinned TLS.
+   * dir alone cannot add to them: they are pinned in the (root-owned) config,
+   * or, with the lkm provider, vouched for by the key manager over its pinned TLS.
    */
-  #trusted: Set<string>;
+  #pinned: Set<string>;
+  readonly #vouched = new Set<string>();
 
-  constructor(dataDir: string, trusted: Iterable<string> = []) {
+  constructor(dataDir: string, pinned: Iterable<string> = []) {
     this.dir = path.join(dataDir, 'keys', 'kek');
-    this.#trusted = new Set(trusted);
+    this.#pinned = new Set(pinned);
   }
 
-  /** Replace the configured trust (a reload); KEKs the key manager vouched for in this process stay trusted. */
-  setTrusted(fingerprints: Iterable<string>, alsoKept: Iterable<string> = []): void {
-    this.#trusted = new Set([...fingerprints, ...alsoKept]);
+  /** Replace the pinned fingerprints (a reload); KEKs the key manager vouched for stay trusted. */
+  setPinned(fingerprints: Iterable<string>): void {
+    this.#pinned = new Set(fingerprints);
   }
 
-  /** The key manager vouched for this KEK (fetched over its pinned TLS). */
-  trust(fingerprintSha256: string): void {
-    this.#trusted.add(fingerprintSha256);
+  /** The key manager vouched for this KEK (fetched over its pinned TLS), for the life of this process. */
+  vouch(fingerprintSha256: string): void {
+    this.#vouched.add(fingerprintSha256);
   }
 
   isTrusted(kek: Kek): boolean {
-    return this.#trusted.has(kek.fingerprintSha256);
+    return this.#pinned.has(kek.fingerprintSha256) || this.#vouched.has(kek.fingerprintSha256);
   }
 
   /** KEKs present and not revoked that nothing trusted vouches for: never used, and an alarm. */
