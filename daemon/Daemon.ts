@@ -137,7 +137,7 @@ export class Daemon {
 
     const { token, source, file } = await resolveControlToken(this.config);
     this.ingest = await MediaIngest.create(this.config.media, log);
-    this.recorder = new Recorder(this.config, this.ingest, this.index, log);
+    this.recorder = new Recorder(this.config, this.ingest, this.index, identity.instanceId, log);
     this.metrics.observeRecorder(this.recorder);
     this.metrics.observeIngest(this.ingest);
     const sealer = this.sealer;
@@ -235,7 +235,10 @@ export class Daemon {
     if (passphrase.source === 'generated') {
       log.warn({ passphraseFile: passphrase.origin }, 'the signing key passphrase was generated for a trial into the data dir, beside the key it protects: fine for a trial, not for production (use a systemd credential or signing.passphraseFile)');
     }
-    const identity = await SigningIdentity.loadOrCreate({ dataDir: this.config.dataDir, keyBits: this.config.signing.keyBits, passphrase: passphrase.value });
+    const identity = await SigningIdentity.loadOrCreate({ dataDir: this.config.dataDir, keyBits: this.config.signing.keyBits, passphrase: passphrase.value, pinned: this.config.signing.fingerprint });
+    if (!this.config.signing.fingerprint) {
+      log.warn({ fingerprintSha256: identity.info.fingerprintSha256 }, `the signing certificate is not pinned: set signing.fingerprint: "${identity.info.fingerprintSha256}" in the config, so a certificate replaced in the data dir stops the daemon instead of signing`);
+    }
     log.info(
       { instanceId: identity.instanceId, created: identity.created, passphraseSource: passphrase.source, ...identity.info, certificate: identity.certificatePem },
       'signing certificate',

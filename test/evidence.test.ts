@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdtemp, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { appendFile, copyFile, lstat, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -14,7 +15,7 @@ import { MIN_SHARE_BITS, passphraseBits } from '../daemon/cli/shares.js';
 import { writeFileDurably } from '../daemon/fsutil.js';
 import { openShare, sealShare } from '../daemon/keys/kek/shares.js';
 import { cli } from './support/cli.js';
-import { DaemonProcess } from './support/daemon.js';
+import { DaemonProcess, ROOT } from './support/daemon.js';
 import { recordCall } from './support/record.js';
 
 const sha = async (f: string) => createHash('sha256').update(await readFile(f)).digest('hex');
@@ -118,6 +119,108 @@ test('entries cut from the end of the audit chain are found: the daemon alarms a
     await d.waitFor((l) => l.level === 'error' && /audit log tampered with/.test(l.msg));
     const metricsAt = (await d.waitFor((l) => l.msg === 'metrics listening')).metrics as string;
     assert.match(await (await fetch(`http://${metricsAt}/metrics`)).text(), /^callvault_audit_chain_intact 0$/m);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+/** What someone with write access to the data dir does: a key of their own, the metadata changed, re-sealed with shasum and openssl, their certificate in place of the instance's. */
+async function forgeReseal(dataDir: string, recDir: string, id: string): Promise<void> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'callvault-forger-'));
+  const key = path.join(work, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', path.join(dataDir, 'identity/signing-cert.pem'), '-days', '30', '-subj', '/CN=callvault forged'], { stdio: 'ignore' });
+  const metaFile = path.join(recDir, `${id}.json`);
+  const meta = JSON.parse(await readFile(metaFile, 'utf8'));
+  meta.legs.caller.number = '+15550000000';
+  await writeFile(metaFile, JSON.stringify(meta, null, 2) + '\n');
+  const names = (await readdir(recDir)).filter((n) => !n.endsWith('.sha256') && !n.endsWith('.sig')).sort();
+  await writeFile(path.join(recDir, `${id}.sha256`), execFileSync('shasum', ['-a', '256', ...names], { cwd: recDir }));
+  const sig = execFileSync('openssl', ['dgst', '-sha256', '-sign', key, path.join(recDir, `${id}.sha256`)]);
+  await writeFile(path.join(recDir, `${id}.sha256.SHA256withRSA.sig`), sig.toString('base64') + '\n');
+}
+
+test('a forged re-seal under a planted certificate: caught with a pinned fingerprint or a certificate kept elsewhere; unpinned, verify says loudly what it trusts', async () => {
+  let d = await DaemonProcess.start();
+  const rec = await recordCall(d, { callId: 'forge-1', caller: { freq: 440, durationMs: 300 }, callee: { freq: 1000, durationMs: 300 } });
+  const warned = await d.waitFor((l) => /signing certificate is not pinned/.test(l.msg));
+  const pin = cli(d, ['cert', '--fingerprint']).stdout.trim();
+  assert.equal(warned.fingerprintSha256, pin);
+  const kept = path.join(d.dataDir, '..', `${path.basename(d.dataDir)}-cert.pem`);
+  await writeFile(kept, cli(d, ['cert']).stdout);
+  const clean = cli(d, ['verify', rec.dir]);
+  assert.equal(clean.status, 0, clean.stderr);
+  assert.match(clean.stderr, /WARNING: trusting .*signing-cert\.pem only because it is in the data dir/);
+  assert.equal(await d.stop(), 0);
+
+  await forgeReseal(d.dataDir, rec.dir, rec.recordingId);
+  assert.equal(cli(d, ['verify', rec.dir]).status, 0, 'unpinned, the forgery passes: which is why it warns');
+  const byPin = cli(d, ['verify', rec.dir, '--fingerprint', pin.replaceAll(':', '').toLowerCase()]);
+  assert.equal(byPin.status, 2, byPin.stdout);
+  assert.match(byPin.stderr, /not the pinned/);
+  const byCert = cli(d, ['verify', rec.dir, '--cert', kept, '--json']);
+  assert.equal(byCert.status, 1);
+  assert.equal(JSON.parse(byCert.stdout).signature, 'BAD');
+  assert.equal(JSON.parse(byCert.stdout).trust.source, 'given');
+
+  // Pinned in the config: verify, audit verify and export refuse the planted certificate, and so does the daemon.
+  await appendFile(d.configFile, `signing:\n  fingerprint: "${pin}"\n`);
+  for (const args of [['verify', rec.dir], ['audit', 'verify'], ['export', rec.recordingId, '--out', `${kept}.wav`]]) {
+    const r = cli(d, args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stdout}`);
+    assert.match(r.stderr, /not the pinned/, args.join(' '));
+  }
+  await assert.rejects(DaemonProcess.start({ dataDir: d.dataDir, configFile: d.configFile }), /exited with 1: [\s\S]*not the pinned/);
+  // The original certificate restored: the forged recording fails its signature, the pinned daemon starts and does not warn.
+  await writeFile(path.join(d.dataDir, 'identity/signing-cert.pem'), await readFile(kept));
+  const restored = cli(d, ['verify', rec.dir, '--json']);
+  assert.equal(restored.status, 1);
+  assert.equal(JSON.parse(restored.stdout).signature, 'BAD');
+  assert.equal(JSON.parse(restored.stdout).trust.source, 'pinned');
+  assert.doesNotMatch(restored.stderr, /WARNING/);
+  d = await DaemonProcess.start({ dataDir: d.dataDir, configFile: d.configFile });
+  try {
+    assert.ok(!d.logs.some((l) => /not pinned/.test(l.msg)));
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test("a recording is bound to its place: another's files copied in are refused by verify and export; a directory deleted behind the index is reported missing", async () => {
+  const d = await DaemonProcess.start();
+  try {
+    const [a, b, c] = await Promise.all(['bind-a', 'bind-b', 'bind-c'].map((callId) => recordCall(d, { callId, caller: { freq: 440, durationMs: 300 }, callee: { freq: 1000, durationMs: 300 } })));
+    assert.equal(JSON.parse(await readFile(path.join(a!.dir, `${a!.recordingId}.json`), 'utf8')).instanceId, (await readFile(path.join(d.dataDir, 'identity/instance-id'), 'utf8')).trim());
+    assert.equal(cli(d, ['verify', '--all', path.join(d.dataDir, 'recordings')]).status, 0);
+    // A's sealed files, as they are, in B's directory.
+    for (const n of await readdir(b!.dir)) await rm(path.join(b!.dir, n));
+    for (const n of await readdir(a!.dir)) await copyFile(path.join(a!.dir, n), path.join(b!.dir, n));
+    const v = cli(d, ['verify', b!.dir, '--json']);
+    assert.equal(v.status, 1);
+    const problems: string[] = JSON.parse(v.stdout).problems;
+    assert.ok(problems.some((p) => p.includes(`recording ${b!.recordingId}'s, but holds recording ${a!.recordingId}`)), problems.join('\n'));
+    assert.ok(problems.some((p) => p.includes(`the index has recording ${a!.recordingId} at`)), problems.join('\n'));
+    const script = spawnSync('bash', [path.join(ROOT, 'scripts/verify.sh'), b!.dir, path.join(d.dataDir, 'identity/signing-cert.pem')], { encoding: 'utf8' });
+    assert.equal(script.status, 1, script.stdout);
+    assert.match(script.stderr, new RegExp(`directory is recording ${b!.recordingId}'s, but holds recording ${a!.recordingId}`));
+    const ex = cli(d, ['export', b!.recordingId, '--out', path.join(d.dataDir, '..', `${path.basename(d.dataDir)}-b.wav`)]);
+    assert.equal(ex.status, 2);
+    assert.match(ex.stderr, /does not verify, refusing to export/);
+    // Renamed to B's names as well: the names are signed, so the signature fails.
+    for (const n of await readdir(b!.dir)) await rename(path.join(b!.dir, n), path.join(b!.dir, n.replace(a!.recordingId, b!.recordingId)));
+    const sums = path.join(b!.dir, `${b!.recordingId}.sha256`);
+    await writeFile(sums, (await readFile(sums, 'utf8')).replaceAll(a!.recordingId, b!.recordingId));
+    const renamed = JSON.parse(cli(d, ['verify', b!.dir, '--json']).stdout);
+    assert.equal(renamed.signature, 'BAD');
+    assert.ok(renamed.problems.some((p: string) => p.includes(`signed metadata is recording "${a!.recordingId}"'s`)), renamed.problems.join('\n'));
+    // C's directory removed outside callvault: the index still has it sealed.
+    await rm(c!.dir, { recursive: true });
+    const all = cli(d, ['verify', '--all', path.join(d.dataDir, 'recordings'), '--json']);
+    assert.equal(all.status, 1);
+    const report = JSON.parse(all.stdout);
+    assert.deepEqual(report.missing.map((m: { recordingId: string }) => m.recordingId), [c!.recordingId]);
+    assert.equal(report.summary.missing, 1);
+    const audited = cli(d, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(audited.some((e) => e.action === 'verify.failed' && e.subject === c!.recordingId), 'the missing recording is audited as a failed verification');
   } finally {
     assert.equal(await d.stop(), 0);
   }

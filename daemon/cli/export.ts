@@ -3,7 +3,8 @@ import { chmod, copyFile, lstat, mkdir, rename, unlink } from 'node:fs/promises'
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { CallvaultError } from '../errors.js';
-import { readInstanceCertificate } from '../keys/SigningIdentity.js';
+import { dataDirCertificate, unpinnedWarning } from '../keys/trustAnchor.js';
+import { checkAgainstIndex } from '../seal/verifyAgainstIndex.js';
 import { isRecordingId } from '../record/recordingId.js';
 import { verifyRecording } from '../seal/verify.js';
 import { WorkerPool } from '../seal/WorkerPool.js';
@@ -37,7 +38,9 @@ async function exportRecording(args: ExportArgs): Promise<number> {
     if (!entry) throw new CallvaultError('NO_SUCH_RECORDING', `no recording ${args.recordingId} in the index`);
     if (!['sealed', 'encrypted', 'uploaded'].includes(entry.state)) throw new CallvaultError('NOT_SEALED', `recording ${args.recordingId} is ${entry.state}: only sealed recordings are exported`);
     const dir = path.join(config.dataDir, entry.dir);
-    const v = await verifyRecording(dir, await readInstanceCertificate(config.dataDir));
+    const anchor = await dataDirCertificate(config.dataDir, config.signing.fingerprint);
+    if (anchor.source === 'data-dir') process.stderr.write(`${unpinnedWarning(anchor, config.dataDir)!}\n`);
+    const v = checkAgainstIndex(await verifyRecording(dir, anchor.pem), { dataDir: config.dataDir, instanceId: null, index });
     if (!v.ok) throw new CallvaultError('VERIFY_FAILED', `recording ${args.recordingId} does not verify, refusing to export it: ${v.problems.join('; ')}`);
     const audio = v.files.map((f) => f.name).filter(isAudioFile);
     const outs = audio.length === 1 ? [path.resolve(args.out)] : audio.map((n) => path.resolve(args.out, plainName(n)));

@@ -16,5 +16,5 @@ export async function openUnwrapper(config: Config, args: ShareArgs, pool: Worke
 /** The instance's signing key, for commands that re-issue checksum signatures. */
 export async function openSigningIdentity(config: Config): Promise<SigningIdentity> {
   const passphrase = await resolvePassphrase(config.signing, { dataDir: config.dataDir });
-  return SigningIdentity.loadOrCreate({ dataDir: config.dataDir, keyBits: config.signing.keyBits, passphrase: passphrase.value });
+  return SigningIdentity.loadOrCreate({ dataDir: config.dataDir, keyBits: config.signing.keyBits, passphrase: passphrase.value, pinned: config.signing.fingerprint });
 }

@@ -1,10 +1,14 @@
+import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { CallvaultError, KeyError } from '../errors.js';
-import { readInstanceCertificate } from '../keys/SigningIdentity.js';
+import { CallvaultError } from '../errors.js';
+import { identityPaths } from '../keys/SigningIdentity.js';
+import type { TrustAnchor } from '../keys/trustAnchor.js';
 import { findRecordingDirs, verifyRecording, type RecordingVerification } from '../seal/verify.js';
-import { instanceConfig, instanceDataDir, withInstanceOptions, type InstanceArgs } from './options.js';
+import { checkAgainstIndex, missingFromDisk, type InstanceRecord, type MissingRecording } from '../seal/verifyAgainstIndex.js';
+import { RecordingIndex } from '../store/RecordingIndex.js';
+import { instanceConfig, instanceDataDir, withInstanceOptions } from './options.js';
 import { ProgressBar } from './progress.js';
 import { AuditLog, currentActor } from '../store/AuditLog.js';
 import { EXIT, printJson, runCommand } from './run.js';
@@ -13,23 +17,30 @@ import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
 import { isEnvelope } from '../record/metadata.js';
 import { decryptEnvelope, looksLikeWav } from '../seal/openEnvelope.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
+import { trustedCertificate, withTrustOptions, type TrustArgs } from './trust.js';
 import { openUnwrapper } from './unwrap.js';
 
-interface VerifyArgs extends InstanceArgs, ShareArgs {
+interface VerifyArgs extends TrustArgs, ShareArgs {
   dir: string;
   all: boolean;
   decrypt: boolean;
-  cert?: string | undefined;
   json: boolean;
 }
 
-async function certificateFor(args: VerifyArgs): Promise<string> {
-  if (!args.cert) return readInstanceCertificate(instanceDataDir(args));
+/**
+ * This instance's index and id, to compare recordings under its data dir
+ * with; none when there is no instance here (a copy checked with --cert).
+ */
+async function openInstanceRecord(args: VerifyArgs): Promise<InstanceRecord | null> {
+  let dataDir: string;
   try {
-    return await readFile(args.cert, 'utf8');
-  } catch (err) {
-    throw new KeyError('CERT_UNREADABLE', `cannot read certificate ${args.cert}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    dataDir = instanceDataDir(args);
+  } catch {
+    return null;
   }
+  if (!existsSync(path.join(dataDir, 'index', 'index.mdb'))) return null;
+  const instanceId = (await readFile(identityPaths(dataDir).instanceId, 'utf8').catch(() => '')).trim() || null;
+  return { dataDir, instanceId, index: RecordingIndex.open(dataDir) };
 }
 
 function printOne(v: RecordingVerification): void {
@@ -103,55 +114,76 @@ class DecryptChecker {
   }
 }
 
-async function verifyOne(dir: string, pem: string, decrypt: DecryptChecker | undefined): Promise<RecordingVerification> {
-  const v = await verifyRecording(dir, pem);
-  return decrypt ? decrypt.check(v) : v;
+interface Checks {
+  readonly anchor: TrustAnchor;
+  readonly instance: InstanceRecord | null;
+  readonly decrypt: DecryptChecker | undefined;
 }
 
-async function verifyAll(root: string, pem: string, json: boolean, args: VerifyArgs, decrypt: DecryptChecker | undefined): Promise<number> {
+async function verifyOne(dir: string, c: Checks): Promise<RecordingVerification> {
+  const files = await verifyRecording(dir, c.anchor.pem);
+  const v = c.instance ? checkAgainstIndex(files, c.instance) : files;
+  return c.decrypt ? c.decrypt.check(v) : v;
+}
+
+function trustOf(c: Checks): { source: TrustAnchor['source']; fingerprintSha256: string; index: boolean } {
+  return { source: c.anchor.source, fingerprintSha256: c.anchor.fingerprintSha256, index: c.instance !== null };
+}
+
+async function verifyAll(root: string, c: Checks, json: boolean, args: VerifyArgs): Promise<number> {
   const dirs = await findRecordingDirs(root);
   const bar = new ProgressBar('verifying', dirs.length);
   const results: RecordingVerification[] = [];
   for (const dir of dirs) {
-    const v = await verifyOne(dir, pem, decrypt);
+    const v = await verifyOne(dir, c);
     results.push(v);
     bar.tick(v.bytes);
     if (!json && !v.ok) bar.note(`FAILED ${dir}: ${v.problems.join('; ')}`);
   }
   bar.end();
+  const missing: MissingRecording[] = c.instance ? missingFromDisk(root, new Set(results.map((r) => r.recordingId ?? '')), c.instance) : [];
+  const failures = [...results.filter((r) => !r.ok), ...missing.map(missingAsFailure)];
+  await auditFailures(args, failures);
   const failed = results.filter((r) => !r.ok).length;
-  await auditFailures(args, results.filter((r) => !r.ok));
-  const summary = { recordings: results.length, ok: results.length - failed, failed, bytes: results.reduce((s, r) => s + r.bytes, 0) };
-  if (json) printJson({ summary, results });
-  else process.stdout.write(`${summary.recordings} recordings verified: ${summary.ok} OK, ${summary.failed} FAILED (${(summary.bytes / 1e6).toFixed(1)} MB hashed)\n`);
-  return failed || results.length === 0 ? EXIT.failed : EXIT.ok;
+  const summary = { recordings: results.length, ok: results.length - failed, failed, missing: missing.length, bytes: results.reduce((s, r) => s + r.bytes, 0) };
+  if (json) printJson({ summary, trust: trustOf(c), results, missing });
+  else {
+    for (const m of missing) process.stderr.write(`${m.recordingId}: MISSING: the index has it ${m.state} at ${m.dir}, which is gone (not deleted by retention)\n`);
+    process.stdout.write(`${summary.recordings} recordings verified: ${summary.ok} OK, ${summary.failed} FAILED, ${summary.missing} MISSING (${(summary.bytes / 1e6).toFixed(1)} MB hashed)${c.instance ? '' : '; not compared with an index'}\n`);
+  }
+  return failed || missing.length || results.length === 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** A recording the index has and the disk does not, as the audit log records failures. */
+function missingAsFailure(m: MissingRecording): RecordingVerification {
+  return { dir: m.dir, recordingId: m.recordingId, ok: false, checksumFile: null, signature: 'MISSING', files: [], problems: [`MISSING: the index has it ${m.state}, the directory is gone`], bytes: 0, binding: null };
 }
 
 export const verifyCommand: CommandModule<object, VerifyArgs> = {
   command: 'verify <dir>',
   describe: 'Check a sealed recording (or, with --all, every recording under a directory): checksums, signature, unlisted files',
   builder: (y) =>
-    withShareOptions(withInstanceOptions(y))
+    withTrustOptions(withShareOptions(withInstanceOptions(y)))
       .positional('dir', { type: 'string', demandOption: true, normalize: true, describe: 'recording directory (with --all: any directory above recordings)' })
       .option('all', { type: 'boolean', default: false, describe: 'verify every recording under <dir>, with progress and a summary' })
-      .option('cert', { type: 'string', normalize: true, describe: "certificate PEM to check signatures with (default: the instance's own)" })
       .option('decrypt', { type: 'boolean', default: false, describe: 'also decrypt every envelope (in memory) and check the audio: needs both shares or the key manager' })
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable result on stdout' }),
   handler: (args) =>
     runCommand(async () => {
       const dir = path.resolve(args.dir);
       if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new CallvaultError('NOT_A_DIRECTORY', `${args.dir} is not a directory`);
-      const pem = await certificateFor(args);
-      const decrypt = args.decrypt ? new DecryptChecker(args) : undefined;
+      const anchor = await trustedCertificate(args);
+      const checks: Checks = { anchor, instance: await openInstanceRecord(args), decrypt: args.decrypt ? new DecryptChecker(args) : undefined };
       try {
-        if (args.all) return await verifyAll(dir, pem, args.json, args, decrypt);
-        const v = await verifyOne(dir, pem, decrypt);
+        if (args.all) return await verifyAll(dir, checks, args.json, args);
+        const v = await verifyOne(dir, checks);
         if (!v.ok) await auditFailures(args, [v]);
-        if (args.json) printJson(v);
+        if (args.json) printJson({ ...v, trust: trustOf(checks) });
         else printOne(v);
         return v.ok ? EXIT.ok : EXIT.failed;
       } finally {
-        await decrypt?.close();
+        await checks.decrypt?.close();
+        await checks.instance?.index.close();
       }
     }),
 };

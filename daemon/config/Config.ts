@@ -36,6 +36,8 @@ export interface Config {
     readonly keyBits: 2048 | 3072 | 4096;
     readonly passphrase: string | null;
     readonly passphraseFile: string | null;
+    /** SHA-256 fingerprint the signing certificate must have (`AA:BB:…`). */
+    readonly fingerprint: string | null;
   };
   readonly encryption: EncryptionConfig;
   readonly pool: { readonly threads: number | 'auto' };

@@ -5,6 +5,7 @@ import { KeyError } from '../errors.js';
 import { writeFileDurably } from '../fsutil.js';
 import { describeCertificate, generateSigningIdentity, type CertificateInfo } from './certificate.js';
 import { decryptPkcs8, encryptPkcs8 } from './encryptedPkcs8.js';
+import { assertPinned } from './trustAnchor.js';
 
 export interface IdentityPaths {
   readonly dir: string;
@@ -48,6 +49,8 @@ export interface SigningIdentityOptions {
   readonly dataDir: string;
   readonly keyBits: number;
   readonly passphrase: string;
+  /** `signing.fingerprint`: the certificate must be this one. */
+  readonly pinned?: string | null;
 }
 
 /**
@@ -79,7 +82,7 @@ export class SigningIdentity {
     if (certPem === undefined) {
       // A new identity over one that has signed recordings or audit checkpoints would make every
       // earlier signature unverifiable: a missing certificate then is lost evidence, not a first start.
-      const signed = await signedBefore(opts.dataDir, paths.key, keyPem);
+      const signed = opts.pinned ? `signing.fingerprint pins ${opts.pinned}` : await signedBefore(opts.dataDir, paths.key, keyPem);
       if (signed) {
         throw new KeyError(
           'IDENTITY_MISSING',
@@ -98,6 +101,8 @@ export class SigningIdentity {
     } else if (keyPem === undefined) {
       throw new KeyError('KEY_MISSING', `the signing certificate ${paths.certificate} exists but its key ${paths.key} does not; restore the key from backup`, { file: paths.key });
     }
+    // The pin first: a replaced certificate is named as that, not as a key that does not match it.
+    if (opts.pinned) assertPinned(certPem, opts.pinned, paths.certificate);
     const privateKey = decryptPkcs8(keyPem, opts.passphrase, paths.key);
     assertPair(privateKey, certPem, paths);
     return new SigningIdentity(instanceId, privateKey, certPem, describeCertificate(certPem), created);

@@ -43,7 +43,7 @@ export async function firstLine(file: string, what: string): Promise<string> {
  * passphrase is shipped anywhere: each trial instance has its own).
  */
 export async function resolvePassphrase(
-  signing: Config['signing'],
+  signing: Pick<Config['signing'], 'passphrase' | 'passphraseFile'>,
   opts: { readonly dataDir: string; readonly generate?: boolean },
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Passphrase> {

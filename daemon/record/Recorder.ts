@@ -115,6 +115,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     private config: Config,
     private readonly ingest: MediaIngest,
     private readonly index: RecordingIndex,
+    /** Written into every recording's signed metadata: where it was made. */
+    private readonly instanceId: string,
     private readonly log: Logger,
   ) {
     super();
@@ -215,6 +217,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       const recording = await Recording.start({
         dataDir,
         recordingId,
+        instanceId: this.instanceId,
         info: req,
         policy,
         payloadKinds: this.ingest.payloadKinds(req.codec),

@@ -24,6 +24,7 @@ export interface CallInfo {
 export interface RecordingOptions {
   readonly dataDir: string;
   readonly recordingId: string;
+  readonly instanceId: string;
   readonly info: CallInfo;
   readonly policy: RecordingPolicy;
   readonly payloadKinds: ReadonlyMap<number, PayloadKind>;
@@ -78,6 +79,7 @@ export class Recording {
     const meta: RecordingMetadata = {
       format: METADATA_FORMAT,
       recordingId: id,
+      instanceId: opts.instanceId,
       callId: opts.info.callId,
       state: 'recording',
       recovered: false,

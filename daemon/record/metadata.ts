@@ -36,6 +36,8 @@ export interface FileMetadata {
 export interface RecordingMetadata {
   readonly format: typeof METADATA_FORMAT;
   readonly recordingId: string;
+  /** The instance that recorded it (`<dataDir>/identity/instance-id`); absent in older recordings. */
+  readonly instanceId?: string;
   readonly callId: string;
   state: RecordingState;
   recovered: boolean;

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import hashFile from '../../workers/hashFile.js';
+import { metadataFileName, type RecordingMetadata } from '../record/metadata.js';
 import { isRecordingId } from '../record/recordingId.js';
 import { ChecksumFormatError, parseChecksums, parseSignature, readChecksumFile, SIGNATURE_SUFFIX, type ChecksumEntry } from './checksumFile.js';
 
@@ -25,6 +26,16 @@ export interface RecordingVerification {
   readonly problems: readonly string[];
   /** Bytes hashed, for progress. */
   readonly bytes: number;
+  /** What the signed metadata says the recording is, when it verified. */
+  readonly binding: RecordingBinding | null;
+}
+
+/** A recording's identity as its signed metadata gives it: what it is bound to. */
+export interface RecordingBinding {
+  readonly recordingId: string;
+  readonly callId: string;
+  /** The instance that recorded it (absent in recordings made before it was kept). */
+  readonly instanceId: string | null;
 }
 
 /**
@@ -42,7 +53,7 @@ export async function verifyRecording(dir: string, certificatePem: string): Prom
   const recordingId = idFrom(sums[0]) ?? idFrom(entries.find((e) => e.name.endsWith('.json'))?.name);
   if (sums.length !== 1) {
     problems.push(sums.length ? `more than one checksum file: ${sums.join(', ')}` : 'no checksum file (*.sha256): the recording was never sealed, or it was removed');
-    return { dir, recordingId, ok: false, checksumFile: null, signature: 'MISSING', files: [...present.keys()].sort().map((name) => ({ name, status: 'UNLISTED' })), problems, bytes: 0 };
+    return { dir, recordingId, ok: false, checksumFile: null, signature: 'MISSING', files: [...present.keys()].sort().map((name) => ({ name, status: 'UNLISTED' })), problems, bytes: 0, binding: null };
   }
   const checksumFile = sums[0]!;
   let checksumBytes: Buffer | undefined;
@@ -90,7 +101,45 @@ export async function verifyRecording(dir: string, certificatePem: string): Prom
     files.push({ name, status: 'UNLISTED' });
     problems.push(`${name}: UNLISTED (present but not in ${checksumFile})`);
   }
-  return { dir, recordingId, ok: problems.length === 0, checksumFile, signature, files, problems, bytes };
+  const binding = await bindingOf(dir, recordingId, files, problems);
+  return { dir, recordingId, ok: problems.length === 0, checksumFile, signature, files, problems, bytes, binding };
+}
+
+/**
+ * The checks that tie the files to one recording and one place: the
+ * signature covers the listed names, so each must be named for the
+ * recording the checksum file is; the directory must be that recording's;
+ * the signed metadata must say it is that recording. Files copied from
+ * another recording (renamed or not) fail here or at the signature.
+ */
+async function bindingOf(dir: string, recordingId: string | null, files: readonly FileVerification[], problems: string[]): Promise<RecordingBinding | null> {
+  if (!recordingId) {
+    problems.push('the checksum file is not named <recordingId>.sha256');
+    return null;
+  }
+  const base = path.basename(dir);
+  if (isRecordingId(base) && base !== recordingId) problems.push(`the directory is recording ${base}'s, but holds recording ${recordingId}: copied or moved from elsewhere`);
+  const listed = files.filter((f) => f.status !== 'UNLISTED');
+  for (const f of listed) if (!isOwnFileName(f.name, recordingId)) problems.push(`${f.name}: listed in ${recordingId}'s checksum file but not named for it`);
+  const metaName = metadataFileName(recordingId);
+  const meta = listed.find((f) => f.name === metaName);
+  if (!meta) {
+    problems.push(`${metaName}: the recording's metadata is not listed in its checksum file`);
+    return null;
+  }
+  if (meta.status !== 'OK') return null;
+  let parsed: Partial<RecordingMetadata>;
+  try {
+    parsed = JSON.parse(await readFile(path.join(dir, metaName), 'utf8')) as Partial<RecordingMetadata>;
+  } catch {
+    problems.push(`${metaName}: not JSON`);
+    return null;
+  }
+  if (parsed.recordingId !== recordingId || typeof parsed.callId !== 'string') {
+    problems.push(`${metaName}: the signed metadata is recording ${JSON.stringify(parsed.recordingId)}'s, not ${recordingId}'s`);
+    return null;
+  }
+  return { recordingId, callId: parsed.callId, instanceId: typeof parsed.instanceId === 'string' ? parsed.instanceId : null };
 }
 
 /** The signature over the checksum file, streamed from disk when the file was too large to read. */
@@ -99,6 +148,11 @@ async function signatureHolds(file: string, bytes: Buffer | undefined, cert: X50
   const v = createVerify('sha256');
   for await (const chunk of createReadStream(file)) v.update(chunk as Buffer);
   return v.verify(cert.publicKey, sig);
+}
+
+/** `<id>.json`, `<id>.wav`, `<id>-caller.wav`, `<id>.wav.enc`…: every file of a recording is named for it. */
+function isOwnFileName(name: string, recordingId: string): boolean {
+  return name.startsWith(`${recordingId}.`) || name.startsWith(`${recordingId}-`);
 }
 
 function idFrom(name: string | undefined): string | null {
