@@ -137,7 +137,7 @@ export class Daemon {
 
     const { token, source, file } = await resolveControlToken(this.config);
     this.ingest = await MediaIngest.create(this.config.media, log);
-    this.recorder = new Recorder(this.config, this.ingest, this.index, identity.instanceId, log);
+    this.recorder = new Recorder(this.config, this.ingest, this.index, identity.instanceId, this.keks, log);
     this.metrics.observeRecorder(this.recorder);
     this.metrics.observeIngest(this.ingest);
     const sealer = this.sealer;

@@ -40,6 +40,7 @@ async function main(): Promise<void> {
             dataDir,
             recordingId: newRecordingId(),
             instanceId: 'bench',
+            encryptTo: null,
             info: { callId: `bench-${i}`, direction: 'inbound', caller: { number: '+4930123456' }, callee: { number: '+4989654321' }, codec: law },
             policy: { channelMode: 'stereo', profile: { name: 'bench', storage: [], encryption: false, retention: null } },
             payloadKinds,

@@ -6,7 +6,8 @@ import { mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { readWav } from './support/audio.js';
+import { recordingDir } from '../daemon/record/recordingId.js';
+import { readWav, tonePower } from './support/audio.js';
 import { cli } from './support/cli.js';
 import { DaemonProcess, MAIN, sendRtp, startCall, testConfigYaml } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
@@ -215,6 +216,63 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]), [['revoked', 0], ['current', 4]]);
   } finally {
     assert.equal(await d.stop(), 0);
+  }
+});
+
+/** Every file under `dir` whose bytes anywhere hold a WAV/RF64 header: audio in the clear. */
+async function filesWithWavHeaders(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const f of await walk(dir)) {
+    const bytes = await readFile(f);
+    if (['RIFF', 'RF64', 'WAVEfmt'].some((m) => bytes.includes(m, 0, 'latin1'))) found.push(f);
+  }
+  return found;
+}
+
+test('an encrypting profile never writes plaintext: a scan during the call finds only the growing envelope; SIGKILL mid-call leaves an envelope recovery closes, which verifies and exports', async () => {
+  const inst = await instance(testConfigYaml(PROFILES));
+  const kek = ok(inst, ['keys', 'init', ...inst.shares]);
+  await writeFile(inst.configFile, withTrust(testConfigYaml(PROFILES), [kek.fingerprintSha256]));
+  const d1 = await DaemonProcess.start(inst);
+  const c = await startCall(d1, { callId: 'pci-stream', callee: { number: '+4930111999' }, callerSsrc: 11, calleeSsrc: 22 });
+  const sending = sendRtp({
+    streams: [
+      { port: c.legs.caller.port, law: 'PCMU', payloadType: 0, ssrc: 11, seqStart: 1, tsStart: 1, freq: 440, durationMs: 4000 },
+      { port: c.legs.callee.port, law: 'PCMU', payloadType: 0, ssrc: 22, seqStart: 1, tsStart: 1, freq: 1000, durationMs: 4000 },
+    ],
+  });
+  const envelope = path.join(recordingDir(inst.dataDir, c.recordingId), `${c.recordingId}.wav.enc`);
+  const sizes: number[] = [];
+  for (const atMs of [1200, 2400]) {
+    await new Promise((r) => setTimeout(r, atMs - (sizes.length ? 1200 : 0)));
+    assert.deepEqual(await filesWithWavHeaders(inst.dataDir), [], `no WAV header anywhere in the data dir ${atMs} ms into the call`);
+    assert.deepEqual((await walk(inst.dataDir)).filter((f) => /\.(wav|partial)$/.test(f)), []);
+    sizes.push(statSync(envelope).size);
+  }
+  assert.ok(sizes[1]! > sizes[0]! && sizes[0]! > 32 << 10, `the envelope grows as the call runs: ${sizes.join(' → ')} bytes`);
+  d1.child.kill('SIGKILL');
+  await d1.exited;
+  await sending;
+
+  const d2 = await DaemonProcess.start(inst);
+  try {
+    const st = await d2.waitForState(c.recordingId, 'encrypted');
+    assert.equal(st.metadata.recovered, true);
+    assert.deepEqual(st.files.sort(), [`${c.recordingId}.json`, `${c.recordingId}.wav.enc`]);
+    assert.deepEqual(await filesWithWavHeaders(inst.dataDir), [], 'recovery and the seal wrote no plaintext either');
+    assert.equal(cli(inst, ['verify', st.dir]).status, 0);
+    assert.equal(ok(inst, ['verify', st.dir, '--decrypt', ...inst.shares]).ok, true);
+    const out = path.join(inst.dataDir, '..', 'recovered.wav');
+    ok(inst, ['export', c.recordingId, '--out', out, '--reason', 'crash check', ...inst.shares]);
+    const wav = await readWav(out);
+    const [L, R] = wav.channels_ as [Float64Array, Float64Array];
+    const seconds = L.length / 8000;
+    // Whole chunks reached the disk: all but the last second or so before the kill.
+    assert.ok(seconds >= 1 && seconds <= 2.5, `recovered ${seconds} s`);
+    assert.equal(st.metadata.durationMs, Math.round(seconds * 1000));
+    assert.ok(tonePower(L, 440) > 100 * tonePower(L, 1000) && tonePower(R, 1000) > 100 * tonePower(R, 440), 'caller left, callee right');
+  } finally {
+    assert.equal(await d2.stop(), 0);
   }
 });
 

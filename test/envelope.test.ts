@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, readFile, truncate, appendFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_CHUNK_SIZE, DEK_BYTES, EnvelopeError, envelopeSize, FIXED_HEADER_BYTES, newEnvelope, rewrapHeader, TAG_BYTES, unwrapDek } from '../daemon/seal/envelope.js';
+import { EnvelopeWriter } from '../daemon/record/EnvelopeWriter.js';
+import { repairEnvelope } from '../daemon/record/recovery.js';
+import { WAV_HEADER_BYTES, wavHeader } from '../daemon/record/wavFormat.js';
+import { DEFAULT_CHUNK_SIZE, DEK_BYTES, EnvelopeError, envelopeSize, FIXED_HEADER_BYTES, newEnvelope, rewrapHeader, STREAM_CHUNK_SIZE, TAG_BYTES, unwrapDek } from '../daemon/seal/envelope.js';
 import { readEnvelopeHeader } from '../daemon/seal/envelopeFile.js';
 import checkEnvelope from '../workers/checkEnvelope.js';
 import decryptFile from '../workers/decryptFile.js';
@@ -81,7 +84,12 @@ test('envelope: a tampered chunk, swapped chunks, truncation, appended bytes, an
   }, /does not belong to this envelope/);
   await fails(async (f) => {
     const b = await readFile(f);
-    b[9] = 1; // flags: inside the AAD, outside the commitment
+    b[9] = 1; // flags: reserved in version 1
+    await writeFile(f, b);
+  }, /version 1 with flags 1, which are reserved/);
+  await fails(async (f) => {
+    const b = await readFile(f);
+    b[13] = 1; // chunk size 1024 → 1025: inside the AAD, outside the commitment
     await writeFile(f, b);
   }, /chunk 0 does not authenticate/, 0);
   const { dest } = await fresh();
@@ -117,4 +125,65 @@ test('envelope: the sealing check refuses an envelope that does not match its so
   assert.throws(() => checkEnvelope({ envelope: dest, plain: src, dek }), /chunk 3 of .* does not decrypt to the bytes of/);
   await writeFile(src, Buffer.concat([plain, Buffer.from([0])]));
   assert.throws(() => checkEnvelope({ envelope: dest, plain: src, dek }), /holds 5000 bytes of .*, which has 5001/);
+});
+
+test('an envelope written as the call runs (version 2): round trip at chunk boundaries; a crash copy is closed by recovery without the key, its unwritten chunks found; unterminated or gapped envelopes open only as the signed metadata allows', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-stream-'));
+  const CS = STREAM_CHUNK_SIZE;
+  const frames = (bytes: number) => bytes / 4;
+  const open = (file: string, stream?: Parameters<typeof decryptFile>[0]['stream'], dest?: string) => {
+    const h = readEnvelopeHeader(file);
+    return decryptFile({ src: file, dest, dek: unwrapDek(kek.privateKey, h.wrappedDek, h.kekId), stream });
+  };
+  for (const bytes of [0, 4, CS - 4, CS, CS + 4, 3 * CS + 400]) {
+    const file = path.join(dir, `${bytes}.wav.enc`);
+    const audio = randomBytes(bytes);
+    const w = await EnvelopeWriter.create(file, 2, kek);
+    // In uneven pieces, as the mixer hands them over.
+    for (let o = 0; o < bytes; ) {
+      const n = Math.min(bytes - o, 4 * (1 + randomInt(900)));
+      w.write(new Int16Array(audio.buffer.slice(audio.byteOffset + o, audio.byteOffset + o + n)), frames(n));
+      o += n;
+    }
+    assert.equal((await w.close()).dataBytes, bytes);
+    const h = readEnvelopeHeader(file);
+    assert.deepEqual([h.version, h.leadBytes, h.chunkSize], [2, WAV_HEADER_BYTES, CS]);
+    const out = path.join(dir, `${bytes}.wav`);
+    open(file, undefined, out);
+    assert.deepEqual(await readFile(out), Buffer.concat([wavHeader(2, bytes), audio]), `${bytes} bytes back, under the WAV header sealed at close`);
+    if (bytes >= CS) {
+      // Cut after a whole chunk: the final chunk is gone, which only a recovered recording may show.
+      const cut = `${file}.cut`;
+      await writeFile(cut, (await readFile(file)).subarray(0, h.bytes.length + WAV_HEADER_BYTES + TAG_BYTES + (CS + TAG_BYTES) * Math.floor(bytes / CS)));
+      assert.throws(() => open(cut), /without its final chunk: truncated/);
+    }
+  }
+
+  // A crash: three whole chunks and part of a fourth on disk, the lead never written.
+  const live = path.join(dir, 'live.wav.enc');
+  const audio = randomBytes(3 * CS + 1000);
+  const w = await EnvelopeWriter.create(live, 2, kek);
+  w.write(new Int16Array(audio.buffer, audio.byteOffset, audio.length / 2), frames(audio.length));
+  const H = readEnvelopeHeader(live).bytes.length;
+  const audioStart = H + WAV_HEADER_BYTES + TAG_BYTES;
+  for (let i = 0; i < 200 && (await readFile(live)).length < audioStart + 3 * (CS + TAG_BYTES); i++) await new Promise((r) => setTimeout(r, 5));
+  const crashed = path.join(dir, 'crashed.wav.enc');
+  await writeFile(crashed, Buffer.concat([await readFile(live), randomBytes(500)])); // and a torn fourth chunk
+  await w.close();
+  assert.deepEqual(await repairEnvelope(crashed), { dataBytes: 3 * CS, chunkSize: CS, unwritten: [] });
+  assert.throws(() => open(crashed), /never written, and the recording is not one recovered|without its final chunk/);
+  const back = path.join(dir, 'crashed.wav');
+  open(crashed, { channels: 2, gaps: [], recovered: true }, back);
+  assert.deepEqual(await readFile(back), Buffer.concat([wavHeader(2, 3 * CS), audio.subarray(0, 3 * CS)]), 'the WAV header rebuilt from the metadata, the whole chunks kept');
+
+  // A chunk a failed write never reached (zeros on disk) is a gap recovery finds; it reads as silence only when listed.
+  const gapped = path.join(dir, 'gapped.wav.enc');
+  const bytes = await readFile(crashed);
+  bytes.fill(0, audioStart + (CS + TAG_BYTES), audioStart + 2 * (CS + TAG_BYTES));
+  await writeFile(gapped, bytes);
+  assert.deepEqual((await repairEnvelope(gapped)).unwritten, [[2, 3]]);
+  assert.throws(() => open(gapped, { channels: 2, gaps: [], recovered: true }), /chunk 2 does not authenticate/);
+  const silent = path.join(dir, 'gapped.wav');
+  open(gapped, { channels: 2, gaps: [[2, 3]], recovered: true }, silent);
+  assert.deepEqual(await readFile(silent), Buffer.concat([wavHeader(2, 3 * CS), audio.subarray(0, CS), Buffer.alloc(CS), audio.subarray(2 * CS, 3 * CS)]));
 });

@@ -9,7 +9,7 @@ import { isRecordingId } from '../record/recordingId.js';
 import { verifyRecording } from '../seal/verify.js';
 import { WorkerPool } from '../seal/WorkerPool.js';
 import { currentActor } from '../store/AuditLog.js';
-import { isAudioFile, isEnvelope, plainName } from '../record/metadata.js';
+import { isAudioFile, isEnvelope, plainName, readMetadata } from '../record/metadata.js';
 import { decryptEnvelope, looksLikeWav } from '../seal/openEnvelope.js';
 import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
 import { EXIT, printJson, runCommand } from './run.js';
@@ -43,6 +43,7 @@ async function exportRecording(args: ExportArgs): Promise<number> {
     const v = checkAgainstIndex(await verifyRecording(dir, anchor.pem), { dataDir: config.dataDir, instanceId: null, index });
     if (!v.ok) throw new CallvaultError('VERIFY_FAILED', `recording ${args.recordingId} does not verify, refusing to export it: ${v.problems.join('; ')}`);
     const audio = v.files.map((f) => f.name).filter(isAudioFile);
+    const meta = await readMetadata(dir, args.recordingId);
     const outs = audio.length === 1 ? [path.resolve(args.out)] : audio.map((n) => path.resolve(args.out, plainName(n)));
     if (audio.length > 1) await mkdir(path.resolve(args.out), { recursive: true, mode: 0o700 });
     for (const o of outs) {
@@ -61,7 +62,7 @@ async function exportRecording(args: ExportArgs): Promise<number> {
         const staged = `${outs[i]!}.partial`;
         try {
           if (isEnvelope(name)) {
-            const r = await decryptEnvelope(pool, unwrapper!, path.join(dir, name), staged);
+            const r = await decryptEnvelope(pool, unwrapper!, path.join(dir, name), meta, staged);
             if (!looksLikeWav(r.head)) throw new CallvaultError('NOT_AUDIO', `${name} decrypts, but not to a WAV file`);
           } else {
             await copyFile(path.join(dir, name), staged, constants.COPYFILE_EXCL);

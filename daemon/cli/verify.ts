@@ -14,7 +14,7 @@ import { AuditLog, currentActor } from '../store/AuditLog.js';
 import { EXIT, printJson, runCommand } from './run.js';
 import { WorkerPool } from '../seal/WorkerPool.js';
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
-import { isEnvelope } from '../record/metadata.js';
+import { isEnvelope, readMetadata } from '../record/metadata.js';
 import { decryptEnvelope, looksLikeWav } from '../seal/openEnvelope.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
 import { trustedCertificate, withTrustOptions, type TrustArgs } from './trust.js';
@@ -89,9 +89,10 @@ class DecryptChecker {
     this.unwrapper ??= openUnwrapper(instanceConfig(this.args), this.args, this.pool, 'verify --decrypt');
     const unwrapper = await this.unwrapper;
     const problems: string[] = [];
+    const meta = await readMetadata(v.dir, v.recordingId!);
     for (const f of envelopes) {
       try {
-        const r = await decryptEnvelope(this.pool, unwrapper, path.join(v.dir, f.name));
+        const r = await decryptEnvelope(this.pool, unwrapper, path.join(v.dir, f.name), meta);
         if (!looksLikeWav(r.head)) problems.push(`${f.name}: decrypts, but not to a WAV file`);
       } catch (err) {
         problems.push(`${f.name}: ${(err as Error).message}`);

@@ -3,10 +3,10 @@ import { readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileDurably, syncDir } from '../fsutil.js';
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
-import { envelopeName, isAudioFile, isEnvelope, plainName } from '../record/metadata.js';
+import { envelopeName, isAudioFile, isEnvelope, plainName, readMetadata, type RecordingMetadata } from '../record/metadata.js';
 import { checksumFileName, formatChecksums, formatSignature, parseChecksums, readChecksumFile, signatureFileName, type ChecksumEntry } from '../seal/checksumFile.js';
 import { stageEnvelope, stagingName } from '../seal/encryptFileInPlace.js';
-import { decryptEnvelope } from '../seal/openEnvelope.js';
+import { decryptEnvelope, streamContext } from '../seal/openEnvelope.js';
 import { rewrapHeader, type WrappingKey } from '../seal/envelope.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 import { JobError } from '../errors.js';
@@ -36,7 +36,7 @@ interface FilePlan {
   readonly remove?: string;
 }
 
-async function planFile(ctx: ConversionContext, dir: string, e: ChecksumEntry): Promise<FilePlan> {
+async function planFile(ctx: ConversionContext, dir: string, meta: RecordingMetadata, e: ChecksumEntry): Promise<FilePlan> {
   if (!isAudioFile(e.name)) return { entry: e };
   const src = path.join(dir, e.name);
   if (ctx.kind === 'encrypt') {
@@ -46,17 +46,17 @@ async function planFile(ctx: ConversionContext, dir: string, e: ChecksumEntry): 
     return { entry: { name, sha256: w.sha256 }, rename: [stagingName(name), name], remove: e.name };
   }
   if (!isEnvelope(e.name)) return { entry: e };
-  if (ctx.kind === 'rewrap') return planRewrap(ctx, dir, e);
+  if (ctx.kind === 'rewrap') return planRewrap(ctx, dir, meta, e);
   const name = plainName(e.name);
   const plain = path.join(dir, stagingName(name));
-  const r = await decryptEnvelope(ctx.pool, ctx.unwrapper!, src, plain);
+  const r = await decryptEnvelope(ctx.pool, ctx.unwrapper!, src, meta, plain);
   // What reached the disk, read back: the plaintext replaces the only other copy.
   if ((await ctx.pool.hashFile(plain)).sha256 !== r.plainSha256) throw new JobError('DECRYPT_CHECK_FAILED', `${name}: the decrypted file on disk does not hash to what was decrypted`);
   return { entry: { name, sha256: r.plainSha256 }, rename: [stagingName(name), name], remove: e.name };
 }
 
 /** A new key slot for an envelope under the revoked KEK; the chunks are copied and checked with the same data key. */
-async function planRewrap(ctx: ConversionContext, dir: string, e: ChecksumEntry): Promise<FilePlan> {
+async function planRewrap(ctx: ConversionContext, dir: string, meta: RecordingMetadata, e: ChecksumEntry): Promise<FilePlan> {
   const src = path.join(dir, e.name);
   const header = readEnvelopeHeader(src);
   if (header.kekId !== ctx.fromKekId) return { entry: e };
@@ -64,7 +64,7 @@ async function planRewrap(ctx: ConversionContext, dir: string, e: ChecksumEntry)
   try {
     const staged = path.join(dir, stagingName(e.name));
     const r = await ctx.pool.rewrapFile({ src, dest: staged, header: rewrapHeader(header, dek, ctx.toKek!).bytes });
-    await ctx.pool.decryptFile({ src: staged, dek });
+    await ctx.pool.decryptFile({ src: staged, dek, stream: streamContext(meta, e.name) });
     return { entry: { name: e.name, sha256: r.sha256 }, rename: [stagingName(e.name), e.name] };
   } finally {
     dek.fill(0);
@@ -79,7 +79,8 @@ async function planRewrap(ctx: ConversionContext, dir: string, e: ChecksumEntry)
 export async function stageConversion(ctx: ConversionContext, dir: string, recordingId: string): Promise<StagedConversion | null> {
   const sumsName = checksumFileName(recordingId);
   const listed = parseChecksums((await readChecksumFile(path.join(dir, sumsName))).toString('utf8'));
-  const plans = await Promise.all(listed.map((e) => planFile(ctx, dir, e)));
+  const meta = await readMetadata(dir, recordingId);
+  const plans = await Promise.all(listed.map((e) => planFile(ctx, dir, meta, e)));
   if (!plans.some((p) => p.rename)) return null;
   const checksums = formatChecksums(plans.map((p) => p.entry));
   const sigName = signatureFileName(recordingId);

@@ -6,6 +6,7 @@ import { ApiError, IngestError } from '../errors.js';
 import type { LegRole, LegSource, LegTransportReport, MediaAddress } from '../ingest/LegSource.js';
 import { sourceFilter } from '../ingest/sourceFilter.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
+import type { WrappingKey } from '../seal/envelope.js';
 import type { Logger } from '../log.js';
 import { entryFromMetadata, type IndexEntry, type IndexState, type RecordingIndex } from '../store/RecordingIndex.js';
 import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata } from './metadata.js';
@@ -117,6 +118,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     private readonly index: RecordingIndex,
     /** Written into every recording's signed metadata: where it was made. */
     private readonly instanceId: string,
+    /** The KEK a recording whose profile encrypts is encrypted under, as it is written. */
+    private readonly keks: { current(): WrappingKey | undefined },
     private readonly log: Logger,
   ) {
     super();
@@ -201,6 +204,11 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       );
     }
 
+    const encryptTo = policy.profile.encryption ? (this.keks.current() ?? null) : null;
+    if (policy.profile.encryption && !encryptTo) {
+      // Fail closed: a call of an encrypting profile is never recorded in the clear.
+      throw new ApiError(503, 'NO_KEK', `profile ${policy.profile.name} encrypts, but there is no trusted key-encryption key to encrypt under (see callvault keys status)`, { callId: req.callId }, 60);
+    }
     const opened: LegSource[] = [];
     try {
       const payloadType = req.payloadType ?? (req.codec === 'PCMU' ? 0 : 8);
@@ -222,6 +230,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         policy,
         payloadKinds: this.ingest.payloadKinds(req.codec),
         jitterBufferMs: media.jitterBufferMs,
+        encryptTo,
       });
       // Acknowledged only once the index holds it durably; a failed write leaves
       // no half-started call behind (the active marker lets the next start close the files).

@@ -6,11 +6,14 @@ import type { G711Law } from '../media/g711.js';
 import { LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
 import { parseRtp } from '../media/rtp.js';
 import { retryTransient, type RetryOptions } from '../retry.js';
-import { METADATA_FORMAT, writeMetadata, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
+import { envelopeName, METADATA_FORMAT, writeMetadata, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
 import { outputsFor, type OutputSpec } from './outputs.js';
 import type { RecordingPolicy } from './profiles.js';
 import { recordingDir } from './recordingId.js';
-import { WavWriter, type WriteGap } from './WavWriter.js';
+import type { AudioWriter, WriteGap } from './AudioWriterTypes.js';
+import { EnvelopeWriter } from './EnvelopeWriter.js';
+import { WavWriter } from './WavWriter.js';
+import type { WrappingKey } from '../seal/envelope.js';
 import { pcmMs } from './wavFormat.js';
 
 export interface CallInfo {
@@ -29,6 +32,8 @@ export interface RecordingOptions {
   readonly policy: RecordingPolicy;
   readonly payloadKinds: ReadonlyMap<number, PayloadKind>;
   readonly jitterBufferMs: number;
+  /** For a profile that encrypts: the KEK the audio is encrypted under as it is written. */
+  readonly encryptTo: WrappingKey | null;
 }
 
 export const ROLES: readonly LegRole[] = ['caller', 'callee'];
@@ -38,7 +43,13 @@ const scratch: Record<LegRole, Int16Array> = { caller: new Int16Array(CHUNK), ca
 const interleaved = new Int16Array(CHUNK * 2);
 
 interface Output extends OutputSpec {
-  readonly writer: WavWriter;
+  readonly writer: AudioWriter;
+}
+
+/** A WAV file, or, when the profile encrypts, its envelope written as the call runs. */
+function openWriter(dir: string, spec: OutputSpec, encryptTo: WrappingKey | null): Promise<AudioWriter> {
+  const channels = spec.legs.length;
+  return encryptTo ? EnvelopeWriter.create(path.join(dir, envelopeName(spec.name)), channels, encryptTo) : WavWriter.create(path.join(dir, spec.name), channels);
 }
 
 /**
@@ -99,7 +110,7 @@ export class Recording {
     // Metadata first: crash recovery starts from it and repairs whatever audio exists.
     await writeMetadata(dir, meta);
     const outputs: Output[] = [];
-    for (const spec of specs) outputs.push({ ...spec, writer: await WavWriter.create(path.join(dir, spec.name), spec.legs.length) });
+    for (const spec of specs) outputs.push({ ...spec, writer: await openWriter(dir, spec, opts.encryptTo) });
     return new Recording(dir, meta, outputs, startMono, opts);
   }
 
@@ -172,7 +183,7 @@ export class Recording {
       const frameMs = (bytes: number) => pcmMs(bytes, o.legs.length);
       const f = this.meta.files.find((x) => x.name === o.name);
       if (f) Object.assign(f, { dataBytes: closed.dataBytes, durationMs: frameMs(closed.dataBytes) });
-      for (const g of closed.gaps) gaps.push({ file: o.name, fromMs: frameMs(g.fromByte), toMs: frameMs(g.toByte), code: g.code, message: g.message });
+      for (const g of closed.gaps) gaps.push({ file: o.name, fromMs: frameMs(g.fromByte), toMs: frameMs(g.toByte), code: g.code, message: g.message, ...(g.chunks ? { chunks: g.chunks } : {}) });
     }
     this.meta.gaps = gaps;
     for (const role of ROLES) {

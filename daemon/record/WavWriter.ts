@@ -4,15 +4,7 @@ import { WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
 
 const FLUSH_BYTES = 16 * 1024;
 
-/** A stretch of the file whose audio could not be written (it reads as silence). */
-export interface WriteGap {
-  readonly fromByte: number;
-  /** Exclusive; the end of the file while the gap is still open. */
-  toByte: number;
-  /** errno code of the write that failed (ENOSPC, EIO, …). */
-  readonly code: string;
-  readonly message: string;
-}
+import type { AudioWriter, WriteGap } from './AudioWriterTypes.js';
 
 /**
  * Streams 16-bit PCM to a WAV file as the call runs. Memory is one pending
@@ -25,7 +17,7 @@ export interface WriteGap {
  * on at the right offset — the gap stays a hole that reads as silence, so the
  * file's length still matches the call.
  */
-export class WavWriter {
+export class WavWriter implements AudioWriter {
   #pending: Buffer;
   #pendingBytes = 0;
   /** Audio bytes accepted: the logical length of the data chunk. */

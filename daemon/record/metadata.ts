@@ -65,6 +65,8 @@ export interface GapMetadata {
   /** errno code of the failed write. */
   readonly code: string;
   readonly message: string;
+  /** An envelope written as the call ran: the chunks [from, to) the gap left unwritten (they read as silence). */
+  readonly chunks?: readonly [number, number];
 }
 
 export function metadataFileName(recordingId: string): string {

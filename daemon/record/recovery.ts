@@ -1,7 +1,10 @@
 import { open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log.js';
-import { readMetadata, writeMetadata, type RecordingMetadata } from './metadata.js';
+import { RecordingError } from '../errors.js';
+import { TAG_BYTES } from '../seal/envelope.js';
+import { headerOf, isZero, streamedLayout, type ChunkRange } from '../seal/envelopeFile.js';
+import { envelopeName, readMetadata, writeMetadata, type GapMetadata, type RecordingMetadata } from './metadata.js';
 import { isRecordingId, recordingDir } from './recordingId.js';
 import { pcmMs, WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
 
@@ -37,6 +40,56 @@ export async function repairWav(file: string, channels: number): Promise<number>
 }
 
 /**
+ * Close what a crash left of an envelope written as the call ran, without
+ * the data key (the daemon never keeps one): cut it after its last whole
+ * chunk, and find the chunks a failed write left unwritten (their tags are
+ * still zeros). Its lead, the WAV header, stays unwritten: a reader rebuilds
+ * it from the recording's metadata, which says the recording was recovered.
+ * An envelope whose lead was written had been closed already and is kept.
+ */
+export async function repairEnvelope(file: string): Promise<{ dataBytes: number; chunkSize: number; unwritten: ChunkRange[] }> {
+  const fh = await open(file, 'r+');
+  try {
+    const header = headerOf(fh.fd);
+    if (header.version !== 2) throw new RecordingError('NOT_STREAMED', `${file} is not an envelope written as the call ran (version ${header.version})`, { file });
+    const size = (await fh.stat()).size;
+    const lead = Buffer.alloc(header.leadBytes + TAG_BYTES);
+    await fh.read(lead, 0, lead.length, header.bytes.length);
+    if (!isZero(lead)) return { dataBytes: streamedLayout(header, size).dataBytes, chunkSize: header.chunkSize, unwritten: [] };
+    const audioStart = header.bytes.length + lead.length;
+    const whole = header.chunkSize + TAG_BYTES;
+    const chunks = Math.max(0, Math.floor((size - audioStart) / whole));
+    await fh.truncate(audioStart + chunks * whole);
+    const unwritten: [number, number][] = [];
+    const tag = Buffer.alloc(TAG_BYTES);
+    for (let index = 1; index <= chunks; index++) {
+      await fh.read(tag, 0, TAG_BYTES, audioStart + index * whole - TAG_BYTES);
+      if (!isZero(tag)) continue;
+      const last = unwritten.at(-1);
+      if (last && last[1] === index) last[1] = index + 1;
+      else unwritten.push([index, index + 1]);
+    }
+    await fh.sync();
+    return { dataBytes: chunks * header.chunkSize, chunkSize: header.chunkSize, unwritten };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Repair one audio file of an interrupted recording: its envelope if it was encrypted as written, else its WAV. */
+async function repairAudio(dir: string, f: RecordingMetadata['files'][number]): Promise<{ file: string; dataBytes: number; gaps: GapMetadata[] }> {
+  const envelope = path.join(dir, envelopeName(f.name));
+  if (!(await stat(envelope).catch(() => undefined))) {
+    const file = path.join(dir, f.name);
+    return { file, dataBytes: await repairWav(file, f.channels), gaps: [] };
+  }
+  const { dataBytes, chunkSize, unwritten } = await repairEnvelope(envelope);
+  const chunkMs = (index: number) => pcmMs(Math.min(dataBytes, (index - 1) * chunkSize), f.channels);
+  const gaps = unwritten.map(([from, to]): GapMetadata => ({ file: f.name, fromMs: chunkMs(from), toMs: chunkMs(to), code: 'UNWRITTEN', message: 'found unwritten after a crash: a write had failed', chunks: [from, to] }));
+  return { file: envelope, dataBytes, gaps };
+}
+
+/**
  * A crash during set-up, before the first metadata was in place, leaves at
  * most a half-written `<id>.json.tmp`: nothing was recorded and no index
  * entry exists. Remove such leftovers (and the then empty directory); keep
@@ -65,14 +118,15 @@ async function recoverOne(dataDir: string, id: string, log: Logger): Promise<Rec
   if (meta.state === 'closed') return meta; // crashed after closing, before the marker went
   let endedMs = Date.parse(meta.startedAt);
   let durationMs = 0;
+  const gaps: GapMetadata[] = [];
   for (const f of meta.files) {
-    const file = path.join(dir, f.name);
     try {
-      const dataBytes = await repairWav(file, f.channels);
-      const st = await stat(file);
+      const repaired = await repairAudio(dir, f);
+      const st = await stat(repaired.file);
       endedMs = Math.max(endedMs, st.mtimeMs);
-      Object.assign(f, { dataBytes, durationMs: pcmMs(dataBytes, f.channels) });
+      Object.assign(f, { dataBytes: repaired.dataBytes, durationMs: pcmMs(repaired.dataBytes, f.channels) });
       durationMs = Math.max(durationMs, f.durationMs);
+      gaps.push(...repaired.gaps);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
@@ -83,6 +137,7 @@ async function recoverOne(dataDir: string, id: string, log: Logger): Promise<Rec
     endReason: 'recovered',
     endedAt: new Date(endedMs).toISOString(),
     durationMs,
+    gaps: [...(meta.gaps ?? []), ...gaps],
   });
   await writeMetadata(dir, meta);
   return meta;

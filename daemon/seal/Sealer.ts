@@ -125,11 +125,17 @@ export class Sealer extends EventEmitter<SealerEvents> {
     return { name, sha256: h.sha256, bytes: h.bytes, kekId: null };
   }
 
-  /** Encrypt one audio file; after a crash, a plaintext already gone means its envelope was checked and is in place. */
-  private async encrypt(dir: string, name: string, kek: Kek): Promise<StoredFile> {
+  /**
+   * The stored envelope of one audio file. Recordings are encrypted as they
+   * are written, so normally the envelope is all there is; a plaintext (left
+   * by a version that encrypted only at the seal) is encrypted now. After a crash, a plaintext already gone means
+   * its envelope was checked and is in place.
+   */
+  private async encrypt(dir: string, name: string, recordingId: string): Promise<StoredFile> {
     const plain = path.join(dir, name);
     const stored = envelopeName(name);
     if (await access(plain).then(() => true, () => false)) {
+      const kek = this.kekFor(recordingId);
       const w = await writeEnvelope(this.pool, kek, plain, path.join(dir, stored));
       await removePlaintext(plain);
       return { name: stored, sha256: w.sha256, bytes: w.bytes, kekId: kek.id };
@@ -143,8 +149,7 @@ export class Sealer extends EventEmitter<SealerEvents> {
     const id = meta.recordingId;
     const dir = recordingDir(this.dataDir, id);
     try {
-      const kek = meta.profile.encryption ? this.kekFor(id) : null;
-      const audio = meta.files.map((f) => (kek ? this.encrypt(dir, f.name, kek) : this.hash(dir, f.name)));
+      const audio = meta.files.map((f) => (meta.profile.encryption ? this.encrypt(dir, f.name, id) : this.hash(dir, f.name)));
       const files = await Promise.all([...audio, this.hash(dir, metadataFileName(id))]);
       const checksums = formatChecksums(files);
       await writeFileDurably(path.join(dir, checksumFileName(id)), checksums, 0o640);

@@ -11,12 +11,23 @@ import { constants, createCipheriv, createDecipheriv, createHash, createHmac, cr
  * ties the slot's key to the chunks.
  */
 export const ENVELOPE_MAGIC = Buffer.from('CVENVLP\0', 'latin1');
-export const ENVELOPE_VERSION = 1;
+/**
+ * 1: a finished file encrypted whole. 2: audio encrypted as it is recorded —
+ * chunk 0 is a short *lead* (the WAV header, sealed once at the end) and the
+ * audio follows from chunk 1 (docs/envelope.md).
+ */
+export type EnvelopeVersion = 1 | 2;
 /**
  * 1 MiB (about 33 s of 8 kHz 16-bit stereo): the per-chunk cost (a cipher, a
  * tag, a write) made 64 KiB chunks ~25 % slower end to end here.
  */
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
+/**
+ * Chunk size of envelopes written as the call is recorded: what is not yet a
+ * whole chunk is in memory only, so this bounds what a crash loses — 32 KiB
+ * is about 1 s of 8 kHz 16-bit stereo (2 s mono).
+ */
+export const STREAM_CHUNK_SIZE = 32 << 10;
 /**
  * How much text goes to the cipher per update(): updates of this size keep
  * input and output in the CPU cache; larger ones measured markedly slower
@@ -35,6 +46,9 @@ const COMMITMENT_LABEL = Buffer.from('callvault envelope v1 key commitment', 'la
 const OAEP = { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' } as const;
 
 export interface EnvelopeHeader {
+  readonly version: EnvelopeVersion;
+  /** Version 2: plaintext bytes of chunk 0 (the lead); 0 in version 1. */
+  readonly leadBytes: number;
   readonly chunkSize: number;
   readonly fileNonce: Buffer;
   /** HMAC-SHA-256(DEK, label ‖ file nonce): which data key the chunks were sealed with. */
@@ -55,15 +69,18 @@ export class EnvelopeError extends Error {
   }
 }
 
-export function encodeHeader(h: Omit<EnvelopeHeader, 'bytes'>): EnvelopeHeader {
+export function encodeHeader(h: Omit<EnvelopeHeader, 'bytes' | 'version'>): EnvelopeHeader {
   const kek = Buffer.from(h.kekId, 'utf8');
   if (h.fileNonce.length !== FILE_NONCE_BYTES) throw new EnvelopeError(`file nonce must be ${FILE_NONCE_BYTES} bytes`);
   if (h.commitment.length !== COMMITMENT_BYTES) throw new EnvelopeError(`key commitment must be ${COMMITMENT_BYTES} bytes`);
   if (kek.length > 0xffff || h.wrappedDek.length > 0xffff) throw new EnvelopeError('KEK id or wrapped key too long');
+  if (!Number.isInteger(h.leadBytes) || h.leadBytes < 0 || h.leadBytes > 0xff) throw new EnvelopeError('lead chunk size must be 0 to 255 bytes');
+  const version: EnvelopeVersion = h.leadBytes ? 2 : 1;
   const b = Buffer.alloc(FIXED_HEADER_BYTES + 2 + kek.length + 2 + h.wrappedDek.length);
   ENVELOPE_MAGIC.copy(b, 0);
-  b.writeUInt8(ENVELOPE_VERSION, 8);
-  b.writeUInt8(0, 9);
+  b.writeUInt8(version, 8);
+  // Version 1: flags, always 0. Version 2: the lead's size.
+  b.writeUInt8(h.leadBytes, 9);
   b.writeUInt32BE(h.chunkSize, 10);
   h.fileNonce.copy(b, 14);
   h.commitment.copy(b, 22);
@@ -73,7 +90,7 @@ export function encodeHeader(h: Omit<EnvelopeHeader, 'bytes'>): EnvelopeHeader {
   o += 2 + kek.length;
   b.writeUInt16BE(h.wrappedDek.length, o);
   h.wrappedDek.copy(b, o + 2);
-  return { ...h, bytes: b };
+  return { ...h, version, bytes: b };
 }
 
 /** Parse a header from the first bytes of a file (at least the whole header must be there). */
@@ -82,7 +99,9 @@ export function decodeHeader(buf: Buffer): EnvelopeHeader {
   if (buf.length < FIXED_HEADER_BYTES + 4) throw short();
   if (!buf.subarray(0, 8).equals(ENVELOPE_MAGIC)) throw new EnvelopeError('not a callvault envelope (bad magic)');
   const version = buf.readUInt8(8);
-  if (version !== ENVELOPE_VERSION) throw new EnvelopeError(`envelope version ${version} is not supported (this build reads ${ENVELOPE_VERSION})`);
+  if (version !== 1 && version !== 2) throw new EnvelopeError(`envelope version ${version} is not supported (this build reads 1 and 2)`);
+  const leadBytes = buf.readUInt8(9);
+  if ((version === 1) !== (leadBytes === 0)) throw new EnvelopeError(version === 1 ? `envelope version 1 with flags ${leadBytes}, which are reserved` : 'envelope version 2 without a lead chunk');
   const chunkSize = buf.readUInt32BE(10);
   if (chunkSize < 1 || chunkSize > 1 << 24) throw new EnvelopeError(`implausible chunk size ${chunkSize}`);
   let o = FIXED_HEADER_BYTES;
@@ -94,7 +113,7 @@ export function decodeHeader(buf: Buffer): EnvelopeHeader {
   if (buf.length < o + 2 + wrappedLen) throw short();
   const wrappedDek = Buffer.from(buf.subarray(o + 2, o + 2 + wrappedLen));
   const end = o + 2 + wrappedLen;
-  return { chunkSize, fileNonce: Buffer.from(buf.subarray(14, 22)), commitment: Buffer.from(buf.subarray(22, FIXED_HEADER_BYTES)), kekId, wrappedDek, bytes: Buffer.from(buf.subarray(0, end)) };
+  return { version, leadBytes, chunkSize, fileNonce: Buffer.from(buf.subarray(14, 22)), commitment: Buffer.from(buf.subarray(22, FIXED_HEADER_BYTES)), kekId, wrappedDek, bytes: Buffer.from(buf.subarray(0, end)) };
 }
 
 /** Largest header any KEK we make can produce: lets a reader fetch it in one read. */
@@ -219,14 +238,14 @@ export function unwrapDek(privateKey: KeyObject, wrapped: Uint8Array, kekId: str
 }
 
 /** A fresh data key and the header that carries it wrapped under `kek`. */
-export function newEnvelope(kek: WrappingKey, chunkSize = DEFAULT_CHUNK_SIZE): { dek: Buffer; header: EnvelopeHeader } {
+export function newEnvelope(kek: WrappingKey, chunkSize = DEFAULT_CHUNK_SIZE, leadBytes = 0): { dek: Buffer; header: EnvelopeHeader } {
   const dek = randomBytes(DEK_BYTES);
   const fileNonce = randomBytes(FILE_NONCE_BYTES);
-  return { dek, header: encodeHeader({ chunkSize, fileNonce, commitment: keyCommitment(dek, fileNonce), kekId: kek.id, wrappedDek: wrapDek(kek, dek) }) };
+  return { dek, header: encodeHeader({ leadBytes, chunkSize, fileNonce, commitment: keyCommitment(dek, fileNonce), kekId: kek.id, wrappedDek: wrapDek(kek, dek) }) };
 }
 
 /** The same envelope under another KEK: the fixed header, and so every chunk, stays as it is. */
 export function rewrapHeader(header: EnvelopeHeader, dek: Uint8Array, kek: WrappingKey): EnvelopeHeader {
   if (!timingSafeEqual(keyCommitment(dek, header.fileNonce), header.commitment)) throw new EnvelopeError('the data key does not belong to this envelope');
-  return encodeHeader({ chunkSize: header.chunkSize, fileNonce: header.fileNonce, commitment: header.commitment, kekId: kek.id, wrappedDek: wrapDek(kek, dek) });
+  return encodeHeader({ leadBytes: header.leadBytes, chunkSize: header.chunkSize, fileNonce: header.fileNonce, commitment: header.commitment, kekId: kek.id, wrappedDek: wrapDek(kek, dek) });
 }
