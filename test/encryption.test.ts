@@ -276,6 +276,32 @@ test('an encrypting profile never writes plaintext: a scan during the call finds
   }
 });
 
+test('encrypt-existing names the recordings whose copies on storage targets are still in the clear', async () => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-copies-'));
+  const archive = path.join(root, 'archive');
+  const yaml = testConfigYaml(`storage:\n  archive:\n    type: directory\n    path: ${archive}\nprofiles:\n  - name: archived\n    match: { calleeNumbers: ["+4940*"] }\n    storage: [archive]\n  - name: default\n`);
+  const inst = await instance(yaml);
+  const d = await DaemonProcess.start(inst);
+  let copied: any;
+  let local: any;
+  try {
+    copied = await recordCall(d, 'copied-1', '+4940111222', 'uploaded');
+    local = await recordCall(d, 'local-1', '+4989000000', 'sealed');
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+  const kek = ok(inst, ['keys', 'init', ...inst.shares]);
+  await writeFile(inst.configFile, withTrust(yaml, [kek.fingerprintSha256]));
+  const r = cli(inst, ['keys', 'encrypt-existing', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const job = JSON.parse(r.stdout);
+  assert.equal(job.done, 2);
+  assert.deepEqual(job.plaintextCopies, [{ recordingId: copied.recordingId, targets: ['archive'] }]);
+  assert.match(r.stderr, new RegExp(`1 of these recordings were copied to storage targets \\(archive\\) before they were encrypted; those copies are still in the clear .*${copied.recordingId}`));
+  assert.doesNotMatch(r.stderr, new RegExp(local.recordingId));
+  assert.ok((await walk(archive)).some((f) => f.endsWith(`${copied.recordingId}.wav`)), 'the copy itself is left as it was');
+});
+
 test('key jobs: encrypt-existing killed (SIGKILL) halfway resumes at the recording where it stopped; decrypt-all turns encryption off; every recording verifies throughout', async () => {
   const inst = await instance(testConfigYaml());
   const d = await DaemonProcess.start(inst);

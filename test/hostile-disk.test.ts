@@ -116,6 +116,60 @@ describe('a data dir that fills up while calls run (tmpfs)', () => {
   });
 });
 
+describe('an encrypting profile on a data dir that fills up (tmpfs)', () => {
+  const base = path.join(os.tmpdir(), `callvault-full-enc-${process.pid}`);
+  const mnt = path.join(base, 'mnt');
+  let d: DaemonProcess | undefined;
+  after(async () => {
+    if (d) await d.stop();
+    for (let i = 0; i < 20 && spawnSync('umount', [mnt]).status !== 0; i++) await sleep(100);
+    await rm(base, { recursive: true, force: true });
+  });
+
+  test('chunks that cannot be written are a gap in the metadata; the envelope verifies and exports with the gap as silence and the audio after it in place', async () => {
+    await mkdir(mnt, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mnt]);
+    const dataDir = path.join(mnt, 'data');
+    const configFile = path.join(base, 'full-enc.yaml');
+    const shares = ['a', 'b'].flatMap((x) => [`--share-${x}-pass-file`, path.join(base, `${x}.pass`)]);
+    await writeFile(path.join(base, 'a.pass'), 'custodian-a correct horse battery\n', { mode: 0o600 });
+    await writeFile(path.join(base, 'b.pass'), 'custodian-b staple orbit lantern\n', { mode: 0o600 });
+    const yaml = testConfigYaml('profiles:\n  - name: pci\n    encryption: true\n').replace('minFreeDiskMB: 1\n  diskReserveMB: 1', 'minFreeDiskMB: 0\n  diskReserveMB: 2');
+    await writeFile(configFile, yaml);
+    const init = callvault('keys', 'init', '--json', '--config', configFile, '--data-dir', dataDir, ...shares);
+    assert.equal(init.status, 0, init.stderr);
+    await writeFile(configFile, `${yaml}encryption:\n  trustedKeks: ["${JSON.parse(init.stdout).fingerprintSha256}"]\n`);
+    const dd = await DaemonProcess.start({ dataDir, configFile });
+    d = dd;
+    const filler = path.join(mnt, 'filler');
+    const c = await startCall(dd, { callId: 'full-enc' });
+    const sending = sendRtp({ streams: [stream(c.legs.caller.port, 440, 7000), stream(c.legs.callee.port, 1000, 7000)] });
+    await sleep(1500);
+    await fillTo(filler, mnt, 0);
+    await dd.waitFor((l) => l.msg.startsWith('disk full: space reserve released'), 8000);
+    await sleep(1500);
+    await truncate(filler, 0);
+    await dd.waitFor((l) => l.msg === 'trying to write audio again', 5000);
+    await sending;
+    assert.equal((await dd.api('DELETE', '/v1/calls/full-enc')).status, 202);
+    const st = await dd.waitForState(c.recordingId, 'encrypted');
+    const gap = st.metadata.gaps[0];
+    assert.equal(gap?.code, 'ENOSPC', JSON.stringify(st.metadata.gaps));
+    assert.ok(gap.chunks[1] > gap.chunks[0] && gap.fromMs > 500 && gap.toMs < st.metadata.durationMs - 1000, JSON.stringify({ gap, durationMs: st.metadata.durationMs }));
+    const v = callvault('verify', st.dir, '--decrypt', '--config', configFile, '--data-dir', dataDir, ...shares);
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+    const out = path.join(base, 'full-enc.wav');
+    const ex = callvault('export', c.recordingId, '--out', out, '--config', configFile, '--data-dir', dataDir, ...shares);
+    assert.equal(ex.status, 0, ex.stderr);
+    const wav = await readWav(out);
+    assert.ok(Math.abs(wav.dataBytes / 32 - st.metadata.durationMs) <= 40, `the file is as long as the call: ${wav.dataBytes / 32} ms vs ${st.metadata.durationMs}`);
+    const left = wav.channels_[0] as Float64Array;
+    assert.ok(rms(left, Math.round(gap.fromMs * 8) + 80, Math.round(gap.toMs * 8) - 80) < 0.001, 'the gap is silence');
+    const resumedAt = Math.round(gap.toMs * 8) + 1600;
+    assert.ok(tonePower(left, 440, resumedAt, resumedAt + 4000) > 100 * tonePower(left, 2000, resumedAt, resumedAt + 4000), 'audio again after the gap');
+  });
+});
+
 describe('sealing when descriptors or the index fail', () => {
   test('out of file descriptors while a call ends: the seal is retried and succeeds once descriptors are back', async () => {
     const d = await DaemonProcess.start();

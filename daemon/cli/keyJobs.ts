@@ -6,7 +6,7 @@ import { KeyJobRunner, type KeyJobSpec } from '../jobs/KeyJobRunner.js';
 import { KekStore } from '../keys/kek/KekStore.js';
 import { WorkerPool } from '../seal/WorkerPool.js';
 import { currentActor } from '../store/AuditLog.js';
-import type { KeyJob, KeyJobKind } from '../store/RecordingIndex.js';
+import type { KeyJob, KeyJobKind, RecordingIndex } from '../store/RecordingIndex.js';
 import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
 import { ProgressBar } from './progress.js';
 import { EXIT, printJson, runCommand } from './run.js';
@@ -39,6 +39,19 @@ async function specFor(kind: KeyJobKind, config: Config, store: KekStore, args: 
   return { kind, fromKekId: kind === 'rewrap' ? args.kekId! : null, toKekId: to.id, actor };
 }
 
+/**
+ * Recordings an encrypting job takes on that were already copied, in the
+ * clear, to storage targets: the job encrypts the local recording only, and
+ * those copies stay as they are until someone removes them.
+ */
+function plaintextCopies(index: RecordingIndex, ids: readonly string[]): { recordingId: string; targets: string[] }[] {
+  return ids.flatMap((recordingId) => {
+    const uploads = index.get(recordingId)?.uploads ?? {};
+    const targets = Object.entries(uploads).filter(([, u]) => u.state === 'done').map(([t]) => t);
+    return targets.length ? [{ recordingId, targets }] : [];
+  });
+}
+
 async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
   const config = instanceConfig(args);
   const store = new KekStore(config.dataDir, config.encryption.trustedKeks);
@@ -57,6 +70,7 @@ async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
       if (resumed) process.stderr.write(`resuming job ${job.id}: ${job.done + job.failed} of ${job.total} done\n`);
       else await audit.append(spec.actor, 'job.started', job.id, { kind, fromKekId: spec.fromKekId, toKekId: spec.toKekId, total: job.total });
       await checkpointNow(config, audit, spec.actor);
+      const copies = kind === 'encrypt' ? plaintextCopies(index, index.keyJobRemaining(job.id).map((i) => i.recordingId)) : [];
       const bar = new ProgressBar(LABEL[kind], job.total);
       for (let i = 0; i < job.done + job.failed; i++) bar.tick();
       const finished: KeyJob = await runner.run(job, threads * 2, (_j, id, error) => {
@@ -64,10 +78,14 @@ async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
         if (error) bar.note(`FAILED ${id}: ${error}`);
       });
       bar.end();
-      await audit.append(spec.actor, 'job.finished', job.id, { kind, done: finished.done, failed: finished.failed, keksOpened: unwrapper?.opened ?? [] });
+      await audit.append(spec.actor, 'job.finished', job.id, { kind, done: finished.done, failed: finished.failed, keksOpened: unwrapper?.opened ?? [], plaintextCopies: copies.length });
       await checkpointNow(config, audit, spec.actor);
-      if (args.json) printJson(finished);
+      if (args.json) printJson({ ...finished, plaintextCopies: copies });
       else process.stdout.write(`job ${finished.id} (${kind}): ${finished.done} of ${finished.total} recordings converted, ${finished.failed} failed\n`);
+      if (copies.length) {
+        const targets = [...new Set(copies.flatMap((c) => c.targets))].sort();
+        process.stderr.write(`warning: ${copies.length} of these recordings were copied to storage targets (${targets.join(', ')}) before they were encrypted; those copies are still in the clear and are not touched by this job: ${copies.map((c) => `${c.recordingId} (${c.targets.join(', ')})`).join(', ')}\n`);
+      }
       return finished.failed ? EXIT.failed : EXIT.ok;
     });
   } finally {
