@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { constants, openSync, readSync, rmSync, writevSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -63,4 +64,26 @@ export function writeAll(fd: number, bufs: readonly Uint8Array[]): number {
     rest = i < rest.length ? [rest[i]!.subarray(n), ...rest.slice(i + 1)] : [];
   }
   return total;
+}
+
+/**
+ * Overwrite a file with random bytes, fsync, then unlink it (and fsync the
+ * directory): the content is gone from this file system's view of the
+ * blocks. On copy-on-write or flash storage older copies may survive below
+ * it; that is what encrypted volumes underneath are for.
+ */
+export async function destroyFile(file: string): Promise<void> {
+  const fh = await open(file, constants.O_WRONLY | constants.O_NOFOLLOW);
+  try {
+    const { size } = await fh.stat();
+    for (let o = 0; o < size; o += 1 << 16) {
+      const n = Math.min(1 << 16, size - o);
+      await fh.write(randomBytes(n), 0, n, o);
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rm(file);
+  await syncDir(path.dirname(file));
 }

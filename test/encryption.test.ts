@@ -214,6 +214,35 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.equal((await d.api('GET', `/v1/recordings/${pci.recordingId}`)).body.kekId, second.kekId);
     assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', ...inst.shares]).ok, true);
     assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]), [['revoked', 0], ['current', 4]]);
+    // Nothing is left under it, so its shares leave the data dir: destroyed, and audited.
+    assert.deepEqual((await readdir(path.join(inst.dataDir, 'keys/kek', first.kekId))).filter((n) => n.startsWith('share-')), []);
+    const audited = () => cli(inst, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(audited().find((e: any) => e.action === 'key.shares-destroyed')?.subject, first.kekId);
+
+    // A suspected compromise: revoke the second KEK with fresh data keys, its shares to the custodians' escrow.
+    const third = ok(inst, ['keys', 'rotate', ...inst.shares]);
+    await writeFile(inst.configFile, withTrust(testConfigYaml(PROFILES), [second.fingerprintSha256, third.fingerprintSha256]));
+    const reloads2 = d.logs.filter((l) => l.msg === 'config reloaded').length;
+    process.kill(d.child.pid!, 'SIGHUP');
+    await d.waitFor(() => d.logs.filter((l) => l.msg === 'config reloaded').length > reloads2);
+    const escrowA = path.join(inst.dataDir, '..', 'escrow-a');
+    const escrowB = path.join(inst.dataDir, '..', 'escrow-b');
+    assert.notEqual(cli(inst, ['keys', 'revoke', second.kekId, '--reencrypt', ...inst.shares, '--escrow-dir-a', escrowA, '--escrow-dir-b', escrowA]).status, 0, 'one escrow place for both shares is refused');
+    assert.equal(ok(inst, ['keys', 'status']).keys.find((k: any) => k.id === second.kekId).state, 'active', 'and changed nothing');
+    const oldCopy = await readFile(path.join(pci.dir, `${pci.recordingId}.wav.enc`));
+    const re = ok(inst, ['keys', 'revoke', second.kekId, '--reencrypt', ...inst.shares, '--escrow-dir-a', escrowA, '--escrow-dir-b', escrowB]);
+    assert.deepEqual([re.kind, re.done, re.failed], ['reencrypt', 4, 0]);
+    const fresh = await readFile(path.join(pci.dir, `${pci.recordingId}.wav.enc`));
+    // Bytes 14-54: file nonce and key commitment. A new data key: an old copy's key slot opens nothing here.
+    assert.notDeepEqual(fresh.subarray(14, 54), oldCopy.subarray(14, 54), 'a fresh data key');
+    assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', ...inst.shares]).ok, true);
+    assert.deepEqual(await readdir(escrowA), [`${second.kekId}.share-a.json`]);
+    assert.deepEqual(await readdir(escrowB), [`${second.kekId}.share-b.json`]);
+    assert.deepEqual((await readdir(path.join(inst.dataDir, 'keys/kek', second.kekId))).filter((n) => n.startsWith('share-')), []);
+    assert.deepEqual(audited().find((e: any) => e.action === 'key.shares-escrowed' && e.subject === second.kekId)?.details.escrowed.length, 2);
+    const reExported = path.join(inst.dataDir, '..', 'after-reencrypt.wav');
+    ok(inst, ['export', pci.recordingId, '--out', reExported, ...inst.shares]);
+    assert.equal((await readWav(reExported)).channels, 2);
   } finally {
     assert.equal(await d.stop(), 0);
   }

@@ -3,9 +3,10 @@ import type { Argv, CommandModule } from 'yargs';
 import type { Config } from '../config/Config.js';
 import { KeyError } from '../errors.js';
 import { KeyJobRunner, type KeyJobSpec } from '../jobs/KeyJobRunner.js';
-import { KekStore } from '../keys/kek/KekStore.js';
+import { assertSeparatePlaces, KekStore } from '../keys/kek/KekStore.js';
+import type { ShareLetter } from '../keys/kek/shares.js';
 import { WorkerPool } from '../seal/WorkerPool.js';
-import { currentActor } from '../store/AuditLog.js';
+import { currentActor, type AuditLog } from '../store/AuditLog.js';
 import type { KeyJob, KeyJobKind, RecordingIndex } from '../store/RecordingIndex.js';
 import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
 import { ProgressBar } from './progress.js';
@@ -17,15 +18,24 @@ import { openSigningIdentity, openUnwrapper } from './unwrap.js';
 interface JobArgs extends InstanceArgs, ShareArgs {
   kekId?: string;
   json: boolean;
+  /** revoke: fresh data keys instead of new key slots. */
+  reencrypt?: boolean;
+  'escrow-dir-a'?: string | undefined;
+  'escrow-dir-b'?: string | undefined;
 }
 
-const LABEL: Record<KeyJobKind, string> = { encrypt: 'encrypting', rewrap: 're-wrapping', decrypt: 'decrypting' };
+const LABEL: Record<KeyJobKind, string> = { encrypt: 'encrypting', rewrap: 're-wrapping', reencrypt: 're-encrypting', decrypt: 'decrypting' };
+
+/** The jobs that move recordings off a revoked KEK. */
+function isRevocation(kind: KeyJobKind): boolean {
+  return kind === 'rewrap' || kind === 'reencrypt';
+}
 
 /** Resolve what the job needs from the key store; revoking marks the KEK first, so no new recording uses it. */
 async function specFor(kind: KeyJobKind, config: Config, store: KekStore, args: JobArgs, audit: (kekId: string) => Promise<void>): Promise<KeyJobSpec> {
   const actor = currentActor();
   if (kind === 'decrypt') return { kind, fromKekId: null, toKekId: null, actor };
-  if (kind === 'rewrap') {
+  if (isRevocation(kind)) {
     const from = store.get(args.kekId!);
     if (!from.revokedAt) {
       const others = store.list().filter((k) => !k.revokedAt && k.id !== from.id && store.isTrusted(k));
@@ -36,7 +46,7 @@ async function specFor(kind: KeyJobKind, config: Config, store: KekStore, args: 
   }
   const to = store.current();
   if (!to) throw new KeyError('NO_KEK', `no active KEK to ${kind === 'encrypt' ? 'encrypt under' : 'move recordings to'}: run \`callvault keys ${config.encryption.provider === 'local' ? 'init' : 'status'}\``);
-  return { kind, fromKekId: kind === 'rewrap' ? args.kekId! : null, toKekId: to.id, actor };
+  return { kind, fromKekId: isRevocation(kind) ? args.kekId! : null, toKekId: to.id, actor };
 }
 
 /**
@@ -52,7 +62,42 @@ function plaintextCopies(index: RecordingIndex, ids: readonly string[]): { recor
   });
 }
 
+/**
+ * A revocation that left no recording under the KEK ends with its shares
+ * out of the data dir — escrowed to the custodians' directories or
+ * destroyed — and audited. Until then they stay: they are what opens the
+ * recordings still under it.
+ */
+async function retireShares(store: KekStore, index: RecordingIndex, audit: AuditLog, args: JobArgs, escrow: EscrowDirs, job: KeyJob, actor: string): Promise<void> {
+  const kek = store.get(args.kekId!);
+  if (kek.provider !== 'local') return;
+  const left = [...index.idsWith('kek', kek.id)].length;
+  if (job.failed || left) {
+    process.stderr.write(`the shares of KEK ${kek.id} are kept: ${left} recording(s) are still under it; run \`callvault keys revoke ${kek.id}\` again once they are fixed\n`);
+    return;
+  }
+  const r = await store.retireShares(kek.id, escrow);
+  if (!r.destroyed.length) return;
+  await audit.append(actor, r.escrowed.length ? 'key.shares-escrowed' : 'key.shares-destroyed', kek.id, { destroyed: r.destroyed, escrowed: r.escrowed });
+  await checkpointNow(instanceConfig(args), audit, actor);
+  process.stderr.write(
+    `the shares of KEK ${kek.id} are ${r.escrowed.length ? `moved to escrow (${r.escrowed.join(', ')}) and` : ''} destroyed in the data dir; copies the custodians keep elsewhere (backups made with --backup-dir-a/-b) are theirs to destroy\n`,
+  );
+}
+
+type EscrowDirs = Readonly<Partial<Record<ShareLetter, string>>>;
+
+/** `--escrow-dir-a/-b`, checked before anything changes: both or neither, and two places. */
+function escrowDirs(args: JobArgs): EscrowDirs {
+  const A = args['escrow-dir-a'];
+  const B = args['escrow-dir-b'];
+  if (!A !== !B) throw new KeyError('ESCROW_INCOMPLETE', `--escrow-dir-${A ? 'b' : 'a'} is missing: each custodian's share goes to that custodian's escrow, or both are destroyed`);
+  assertSeparatePlaces({ A, B }, 'escrowed');
+  return { A, B };
+}
+
 async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
+  const escrow = escrowDirs(args);
   const config = instanceConfig(args);
   const store = new KekStore(config.dataDir, config.encryption.trustedKeks);
   const threads = config.pool.threads === 'auto' ? availableParallelism() : config.pool.threads;
@@ -60,8 +105,8 @@ async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
   try {
     return await withStores(config.dataDir, async ({ index, audit }) => {
       // Custody first: both shares must open the KEK before it is marked revoked or anything is audited.
-      const unwrapper = kind === 'encrypt' ? null : await openUnwrapper(config, args, pool, `${kind === 'rewrap' ? `revoke ${args.kekId!}` : 'decrypt every recording'}`);
-      if (kind === 'rewrap') await unwrapper!.open(store.get(args.kekId!).id);
+      const unwrapper = kind === 'encrypt' ? null : await openUnwrapper(config, args, pool, `${isRevocation(kind) ? `revoke ${args.kekId!}` : 'decrypt every recording'}`);
+      if (isRevocation(kind)) await unwrapper!.open(store.get(args.kekId!).id);
       const spec = await specFor(kind, config, store, args, async (kekId) => void (await audit.append(currentActor(), 'key.revoked', kekId, {})));
       const identity = await openSigningIdentity(config);
       const toKek = spec.toKekId ? store.get(spec.toKekId) : null;
@@ -82,6 +127,7 @@ async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
       await checkpointNow(config, audit, spec.actor);
       if (args.json) printJson({ ...finished, plaintextCopies: copies });
       else process.stdout.write(`job ${finished.id} (${kind}): ${finished.done} of ${finished.total} recordings converted, ${finished.failed} failed\n`);
+      if (isRevocation(kind)) await retireShares(store, index, audit, args, escrow, finished, spec.actor);
       if (copies.length) {
         const targets = [...new Set(copies.flatMap((c) => c.targets))].sort();
         process.stderr.write(`warning: ${copies.length} of these recordings were copied to storage targets (${targets.join(', ')}) before they were encrypted; those copies are still in the clear and are not touched by this job: ${copies.map((c) => `${c.recordingId} (${c.targets.join(', ')})`).join(', ')}\n`);
@@ -102,8 +148,20 @@ function jobCommand(command: string, kind: KeyJobKind, describe: string): Comman
   };
 }
 
+const revokeCommand: CommandModule<object, JobArgs> = {
+  command: 'revoke <kekId>',
+  describe: 'Retire a KEK (both shares first): no new recording uses it, every data key under it is re-wrapped under the newest KEK (--reencrypt: fresh data keys, the audio re-encrypted), then its shares are destroyed or escrowed. Resumable',
+  builder: (y) =>
+    withShareOptions(withInstanceOptions(y))
+      .option('reencrypt', { type: 'boolean', default: false, describe: 'for a suspected compromise: a fresh data key for every file, so old copies elsewhere are not opened by the new key slot' })
+      .option('escrow-dir-a', { type: 'string', normalize: true, describe: "custodian A's offline escrow directory for share A (default: the share is destroyed)" })
+      .option('escrow-dir-b', { type: 'string', normalize: true, describe: "custodian B's offline escrow directory for share B" })
+      .option('json', { type: 'boolean', default: false }) as Argv<JobArgs>,
+  handler: (args) => runCommand(() => runJob(args.reencrypt ? 'reencrypt' : 'rewrap', args)),
+};
+
 export const keyJobCommands: CommandModule<object, JobArgs>[] = [
-  jobCommand('revoke <kekId>', 'rewrap', 'Retire a KEK: no new recording uses it, and every data key under it is re-wrapped under the newest KEK (no audio re-encrypted). Resumable'),
+  revokeCommand,
   jobCommand('encrypt-existing', 'encrypt', 'Encrypt every sealed recording that is still plaintext, under the newest KEK. Resumable'),
   jobCommand('decrypt-all', 'decrypt', 'Turn encryption off: decrypt every encrypted recording back to plain files (both shares or the key manager). Resumable'),
 ];

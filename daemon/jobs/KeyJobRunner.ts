@@ -13,7 +13,7 @@ export interface KeyJobSpec {
 
 /** The recordings a new job of this kind takes on. */
 function selectRecordings(index: RecordingIndex, spec: KeyJobSpec, kekIds: readonly string[]): string[] {
-  if (spec.kind === 'rewrap') return [...index.idsWith('kek', spec.fromKekId!)];
+  if (spec.kind === 'rewrap' || spec.kind === 'reencrypt') return [...index.idsWith('kek', spec.fromKekId!)];
   if (spec.kind === 'decrypt') return kekIds.flatMap((k) => [...index.idsWith('kek', k)]).sort();
   return [...index.idsInState('sealed'), ...index.idsInState('uploaded')].filter((id) => index.get(id)?.kekId === null).sort();
 }

@@ -7,7 +7,7 @@ import { envelopeName, isAudioFile, isEnvelope, plainName, readMetadata, type Re
 import { checksumFileName, formatChecksums, formatSignature, parseChecksums, readChecksumFile, signatureFileName, type ChecksumEntry } from '../seal/checksumFile.js';
 import { stageEnvelope, stagingName } from '../seal/encryptFileInPlace.js';
 import { decryptEnvelope, streamContext } from '../seal/openEnvelope.js';
-import { rewrapHeader, type WrappingKey } from '../seal/envelope.js';
+import { newEnvelope, rewrapHeader, type WrappingKey } from '../seal/envelope.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 import { JobError } from '../errors.js';
 import type { KeyJobKind, StagedConversion } from '../store/RecordingIndex.js';
@@ -47,6 +47,7 @@ async function planFile(ctx: ConversionContext, dir: string, meta: RecordingMeta
   }
   if (!isEnvelope(e.name)) return { entry: e };
   if (ctx.kind === 'rewrap') return planRewrap(ctx, dir, meta, e);
+  if (ctx.kind === 'reencrypt') return planReencrypt(ctx, dir, meta, e);
   const name = plainName(e.name);
   const plain = path.join(dir, stagingName(name));
   const r = await decryptEnvelope(ctx.pool, ctx.unwrapper!, src, meta, plain);
@@ -68,6 +69,29 @@ async function planRewrap(ctx: ConversionContext, dir: string, meta: RecordingMe
     return { entry: { name: e.name, sha256: r.sha256 }, rename: [stagingName(e.name), e.name] };
   } finally {
     dek.fill(0);
+  }
+}
+
+/**
+ * A fresh data key for an envelope under the revoked KEK: the audio
+ * re-encrypted in the pool chunk by chunk (no plaintext file), then the new
+ * envelope decrypted again with the new key and compared.
+ */
+async function planReencrypt(ctx: ConversionContext, dir: string, meta: RecordingMetadata, e: ChecksumEntry): Promise<FilePlan> {
+  const src = path.join(dir, e.name);
+  const old = readEnvelopeHeader(src);
+  if (old.kekId !== ctx.fromKekId) return { entry: e };
+  const oldDek = await ctx.unwrapper!.unwrap(old.kekId, old.wrappedDek);
+  const { dek: newDek, header } = newEnvelope(ctx.toKek!);
+  try {
+    const staged = path.join(dir, stagingName(e.name));
+    const r = await ctx.pool.reencryptFile({ src, dest: staged, oldDek, newDek, header: header.bytes, stream: streamContext(meta, e.name) });
+    const back = await ctx.pool.decryptFile({ src: staged, dek: newDek });
+    if (back.plainSha256 !== r.plainSha256) throw new JobError('REENCRYPT_CHECK_FAILED', `${e.name}: the re-encrypted envelope does not decrypt to the audio it was made from`);
+    return { entry: { name: e.name, sha256: r.sha256 }, rename: [stagingName(e.name), e.name] };
+  } finally {
+    oldDek.fill(0);
+    newDek.fill(0);
   }
 }
 

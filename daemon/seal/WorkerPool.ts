@@ -6,6 +6,7 @@ import type { CheckEnvelopeResult, CheckEnvelopeTask } from '../../workers/check
 import type { DecryptFileResult, DecryptFileTask } from '../../workers/decryptFile.js';
 import type { EncryptFileResult, EncryptFileTask } from '../../workers/encryptFile.js';
 import type { HashFileResult, HashFileTask } from '../../workers/hashFile.js';
+import type { ReencryptFileResult, ReencryptFileTask } from '../../workers/reencryptFile.js';
 import type { RewrapFileResult, RewrapFileTask } from '../../workers/rewrapFile.js';
 import type { SignTask } from '../../workers/sign.js';
 import type { UnwrapDekTask } from '../../workers/unwrapDek.js';
@@ -21,6 +22,7 @@ const TASKS = {
   checkEnvelope: taskModule('checkEnvelope'),
   unwrapDek: taskModule('unwrapDek'),
   rewrapFile: taskModule('rewrapFile'),
+  reencryptFile: taskModule('reencryptFile'),
 } as const;
 
 export type TaskKind = keyof typeof TASKS;
@@ -89,6 +91,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   rewrapFile(t: RewrapFileTask): Promise<RewrapFileResult> {
     return this.run('rewrapFile', t);
+  }
+
+  /** A new envelope of the same plaintext under a fresh data key, no plaintext file in between. */
+  reencryptFile(t: ReencryptFileTask): Promise<ReencryptFileResult> {
+    return this.run('reencryptFile', t);
   }
 
   unwrapDeks(t: UnwrapDekTask): Promise<Uint8Array[]> {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
-import type { DecryptFileResult, DecryptFileTask } from '../../workers/decryptFile.js';
+import type { DecryptFileResult, StreamContext } from '../../workers/decryptFile.js';
 import { plainName, type RecordingMetadata } from '../record/metadata.js';
 import { readEnvelopeHeader } from './envelopeFile.js';
 import type { WorkerPool } from './WorkerPool.js';
@@ -11,7 +11,7 @@ export function looksLikeWav(head: Uint8Array): boolean {
 }
 
 /** What a recording's signed metadata says about one of its envelopes, for reading one written as the call ran. */
-export function streamContext(meta: RecordingMetadata, stored: string): NonNullable<DecryptFileTask['stream']> {
+export function streamContext(meta: RecordingMetadata, stored: string): StreamContext {
   const name = plainName(stored);
   return {
     channels: meta.files.find((f) => f.name === name)?.channels ?? 2,

@@ -14,6 +14,8 @@ export type AuditAction =
   | 'key.created'
   | 'key.rotated'
   | 'key.revoked'
+  | 'key.shares-destroyed'
+  | 'key.shares-escrowed'
   | 'key.set-changed'
   | 'key.opened'
   | 'job.started'

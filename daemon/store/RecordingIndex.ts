@@ -108,7 +108,8 @@ export function entryFromMetadata(meta: RecordingMetadata, dataDir: string, stat
   };
 }
 
-export type KeyJobKind = 'encrypt' | 'rewrap' | 'decrypt';
+/** rewrap: a new key slot, the same data key; reencrypt: a fresh data key (a suspected compromise of the old ones). */
+export type KeyJobKind = 'encrypt' | 'rewrap' | 'reencrypt' | 'decrypt';
 
 /** A background key job (`callvault keys encrypt-existing|revoke|decrypt-all`), journaled so it resumes where it stopped. */
 export interface KeyJob {

@@ -1,9 +1,9 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KeyError } from '../../errors.js';
-import { writeFileDurably } from '../../fsutil.js';
+import { destroyFile, EXCLUSIVE_CREATE, syncDir, writeFileDurably } from '../../fsutil.js';
 import { combineShares, openShare, sealShare, splitSecret, SHARE_LETTERS, type ShareLetter } from './shares.js';
 
 export const KEK_FORMAT = 'callvault-kek/1';
@@ -40,6 +40,13 @@ export function spkiFingerprint(publicKey: KeyObject): string {
 
 export function kekExpiry(kek: KekRecord, cryptoperiodDays: number): Date {
   return new Date(Date.parse(kek.createdAt) + cryptoperiodDays * 86_400_000);
+}
+
+/** Dual control of what is kept elsewhere: the two custodians' shares never go to one place. */
+export function assertSeparatePlaces(dirs: Readonly<Partial<Record<ShareLetter, string>>>, what: string): void {
+  if (dirs.A && dirs.B && path.resolve(dirs.A) === path.resolve(dirs.B)) {
+    throw new KeyError('SAME_PLACE', `both shares would be ${what} into one directory: each custodian keeps their own share, in their own place`);
+  }
 }
 
 function newKekId(now: Date): string {
@@ -148,9 +155,7 @@ export class KekStore {
       throw new KeyError('SAME_PASSPHRASE', 'both shares would have the same passphrase: dual control needs two administrators with different passphrases');
     }
     const backups = opts.backupDirs ?? {};
-    if (backups.A && backups.B && path.resolve(backups.A) === path.resolve(backups.B)) {
-      throw new KeyError('SAME_BACKUP', 'both shares would be backed up into one directory: each custodian keeps their own share, in their own place');
-    }
+    assertSeparatePlaces(backups, 'backed up');
     const now = opts.now ?? new Date();
     const id = newKekId(now);
     const dir = this.kekDir(id);
@@ -208,6 +213,43 @@ export class KekStore {
   async markRevoked(id: string, at = new Date()): Promise<void> {
     const { publicKey: _drop, ...record } = this.get(id);
     await this.writeRecord({ ...record, revokedAt: at.toISOString() });
+  }
+
+  /**
+   * After a revocation has moved every recording off the KEK: its shares
+   * leave the data dir — each moved to its custodian's escrow directory
+   * (never over a file there), or destroyed. Returns what was done to which
+   * file, for the audit log.
+   */
+  async retireShares(id: string, escrowDirs: Readonly<Partial<Record<ShareLetter, string>>> = {}): Promise<{ destroyed: string[]; escrowed: string[] }> {
+    assertSeparatePlaces(escrowDirs, 'escrowed');
+    const destroyed: string[] = [];
+    const escrowed: string[] = [];
+    for (const letter of SHARE_LETTERS) {
+      const file = path.join(this.kekDir(id), shareFileName(letter));
+      const text = await readFile(file).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw err;
+      });
+      if (text === undefined) continue;
+      const escrow = escrowDirs[letter];
+      if (escrow) {
+        await mkdir(escrow, { recursive: true, mode: 0o700 });
+        const kept = path.join(escrow, `${id}.${shareFileName(letter)}`);
+        const fh = await open(kept, EXCLUSIVE_CREATE, 0o600);
+        try {
+          await fh.writeFile(text);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await syncDir(escrow);
+        escrowed.push(kept);
+      }
+      await destroyFile(file);
+      destroyed.push(file);
+    }
+    return { destroyed, escrowed };
   }
 
   /** Both shares, opened and combined; the result is checked against the public key before it is returned. */
