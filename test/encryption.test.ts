@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
 import { randomInt } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { recordingDir } from '../daemon/record/recordingId.js';
+import { newRecordingId, recordingDir } from '../daemon/record/recordingId.js';
 import { readWav, tonePower } from './support/audio.js';
 import { cli } from './support/cli.js';
 import { DaemonProcess, MAIN, sendRtp, startCall, testConfigYaml } from './support/daemon.js';
@@ -145,15 +146,18 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.equal(exported[0].subject, pci.recordingId);
     assert.equal(exported[0].details.reason, 'ticket 42');
 
-    // A planted staging file (regular, or a link to somewhere the attacker reads) is refused, never written through.
+    // Links planted where a staging file could be expected are never written through: the plaintext is
+    // staged in a fresh 0700 directory of its own, and lands as a regular file readable by its owner only.
     const planted = path.join(inst.dataDir, '..', 'planted.wav');
     const victim = path.join(inst.dataDir, '..', 'victim');
     await writeFile(victim, 'untouched');
     await symlink(victim, `${planted}.partial`);
-    const refused = cli(inst, ['export', pci.recordingId, '--out', planted, ...inst.shares]);
-    assert.equal(refused.status, 2, refused.stderr);
-    assert.match(refused.stderr, /planted\.wav\.partial exists/);
+    await symlink(victim, `${planted}.tmp`);
+    ok(inst, ['export', pci.recordingId, '--out', planted, ...inst.shares]);
     assert.equal(await readFile(victim, 'utf8'), 'untouched');
+    const landed = await lstat(planted);
+    assert.ok(landed.isFile() && (landed.mode & 0o777) === 0o600, `the export is a 0600 regular file (${(landed.mode & 0o777).toString(8)})`);
+    assert.deepEqual((await readdir(path.dirname(planted))).filter((n) => n.startsWith('.callvault-export-')), [], 'no staging directory left behind');
 
     const scrape = parsePrometheusText(await (await fetch(`http://${(d.logs.find((l) => l.msg === 'metrics listening')!.metrics as string)}/metrics`)).text());
     const left = sampleValue(scrape, 'callvault_kek_expiry_seconds', { kek: first.kekId });
@@ -372,51 +376,142 @@ function killTree(child: ChildProcess): void {
   process.kill(-child.pid!, 'SIGKILL');
 }
 
-test('lkm provider: the daemon encrypts under the key manager\'s public KEK; export unwraps through the real key manager over HTTPS; a wrong token is refused', async () => {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-lkm-'));
+/** `callvault lkm serve` in a child process; resolves with its "listening" log line. */
+async function keyManager(root: string, extra: string[] = []): Promise<{ child: ChildProcess; listening: any; lkmDir: string; tokens: string }> {
   const lkmDir = path.join(root, 'lkm');
-  const tokenFile = path.join(root, 'lkm.token');
+  const tokens = path.join(root, 'lkm-tokens');
   await writeFile(path.join(root, 'lkm.pass'), 'key-manager-passphrase\n', { mode: 0o600 });
-  const km = spawn(process.execPath, [MAIN, 'lkm', 'serve', '--data-dir', lkmDir, '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--passphrase-file', path.join(root, 'lkm.pass'), '--key-bits', '2048'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  try {
-    const listening = await new Promise<any>((resolve, reject) => {
-      let buf = '';
-      km.stdout!.on('data', (c: Buffer) => {
-        buf += c.toString();
-        for (const line of buf.split('\n')) if (line.includes('key manager listening')) resolve(JSON.parse(line));
-      });
-      km.once('exit', (code) => reject(new Error(`lkm serve exited with ${code}`)));
+  const child = spawn(process.execPath, [MAIN, 'lkm', 'serve', '--data-dir', lkmDir, '--listen', '127.0.0.1:0', '--tokens-dir', tokens, '--passphrase-file', path.join(root, 'lkm.pass'), '--key-bits', '2048', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const listening = await new Promise<any>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      for (const line of buf.split('\n')) if (line.includes('key manager listening')) resolve(JSON.parse(line));
     });
+    child.once('exit', (code) => reject(new Error(`lkm serve exited with ${code}`)));
+  });
+  return { child, listening, lkmDir, tokens };
+}
+
+/** One HTTPS request to the key manager, as any client could make it. */
+function lkmRequest(at: string, opts: { ca: string; token: string; method?: string; route: string; body?: unknown; cert?: string; key?: string }): Promise<{ status: number; body: any; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const data = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const req = httpsRequest(`https://${at}${opts.route}`, { method: opts.method ?? 'GET', ca: opts.ca, cert: opts.cert, key: opts.key, headers: { authorization: `Bearer ${opts.token}`, ...(data ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text), headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+const lkmYaml = (url: string, ca: string, token: string, extra = '') => `encryption:\n  provider: lkm\n  lkm:\n    url: https://${url}\n    caFile: ${ca}\n    tokenFile: ${token}\n${extra}`;
+
+test("lkm provider: the daemon encrypts under the key manager's KEK with the recorder's credential, which cannot unwrap; export unwraps with the unwrap credential, audited on both sides; unwraps are rate-limited; the KEK's expiry is watched", async () => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-lkm-'));
+  const km = await keyManager(root, ['--unwrap-per-minute', '4']);
+  const token = (role: string) => path.join(km.tokens, `${role}.token`);
+  const ca = path.join(km.lkmDir, 'tls-cert.pem');
+  try {
+    for (const role of ['recorder', 'unwrap', 'admin']) assert.equal(statSync(token(role)).mode & 0o777, 0o600, `${role}.token is 0600`);
+    assert.notEqual(await readFile(token('recorder'), 'utf8'), await readFile(token('unwrap'), 'utf8'), 'one credential per role');
     // A 1-day cryptoperiod with a 2-day warning: the KEK is in its warning window from the start.
     const notified = path.join(root, 'notified');
-    const lkmYaml = (token: string) => `encryption:\n  provider: lkm\n  cryptoperiodDays: 1\n  expiryWarningDays: 2\n  notifyCommand: [/bin/sh, -c, 'echo "$CALLVAULT_KEK_ID $CALLVAULT_KEK_SECONDS_LEFT" > ${notified}']\n  lkm:\n    url: https://${listening.listen as string}\n    caFile: ${path.join(lkmDir, 'tls-cert.pem')}\n    tokenFile: ${token}\n`;
-    const inst = await instance(testConfigYaml(PROFILES + lkmYaml(tokenFile)));
+    const expiry = `  cryptoperiodDays: 1\n  expiryWarningDays: 2\n  notifyCommand: [/bin/sh, -c, 'echo "$CALLVAULT_KEK_ID $CALLVAULT_KEK_SECONDS_LEFT" > ${notified}']\n`;
+    const yaml = (t: string) => testConfigYaml(PROFILES + lkmYaml(km.listening.listen, ca, t, expiry));
+    const inst = await instance(yaml(token('recorder')));
     const d = await DaemonProcess.start(inst);
     let pci: any;
     try {
       pci = await recordCall(d, 'pci-lkm', '+4930111444', 'encrypted');
-      assert.equal(pci.kekId, listening.kekId);
-      // Expiry warning: log, hook (with the KEK's id and time left) and metric; recording went on regardless.
+      assert.equal(pci.kekId, km.listening.kekId);
       await d.waitFor((l) => l.level === 'warn' && /near the end of its cryptoperiod/.test(l.msg));
       const [hookKek, hookLeft] = (await readFile(notified, 'utf8')).trim().split(' ');
-      assert.equal(hookKek, listening.kekId);
+      assert.equal(hookKek, km.listening.kekId);
       assert.ok(Number(hookLeft) > 0 && Number(hookLeft) <= 86_400, `hook saw ${hookLeft} s left`);
       assert.deepEqual(await plaintextAudio(pci.dir), []);
     } finally {
       assert.equal(await d.stop(), 0);
     }
     assert.equal(ok(inst, ['keys', 'status']).keys[0].provider, 'lkm');
-    const out = path.join(root, 'lkm-export.wav');
-    ok(inst, ['export', pci.recordingId, '--out', out]);
-    assert.equal((await readWav(out)).channels, 2);
-    assert.equal(ok(inst, ['verify', pci.dir, '--decrypt']).ok, true);
 
-    await writeFile(path.join(root, 'bad.token'), 'not-the-token\n');
-    await writeFile(inst.configFile, testConfigYaml(PROFILES + lkmYaml(path.join(root, 'bad.token'))));
-    const refused = cli(inst, ['export', pci.recordingId, '--out', path.join(root, 'again.wav')]);
-    assert.equal(refused.status, 2);
-    assert.match(refused.stderr, /key manager https:\/\/127\.0\.0\.1:\d+ refused POST \/v1\/unwrap: 401/);
+    // The recorder's credential, which the daemon's host holds, cannot unwrap.
+    const none = cli(inst, ['export', pci.recordingId, '--out', path.join(root, 'x.wav')]);
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /needs the key manager's unwrap credential: --lkm-token-file/);
+    const asRecorder = cli(inst, ['export', pci.recordingId, '--out', path.join(root, 'x.wav'), '--lkm-token-file', token('recorder')]);
+    assert.equal(asRecorder.status, 2);
+    assert.match(asRecorder.stderr, /refused POST \/v1\/unwrap: 403 the recorder credential may not POST \/v1\/unwrap/);
+    const wrong = path.join(root, 'bad.token');
+    await writeFile(wrong, 'not-the-token\n');
+    assert.match(cli(inst, ['export', pci.recordingId, '--out', path.join(root, 'x.wav'), '--lkm-token-file', wrong]).stderr, /refused POST \/v1\/unwrap: 401/);
+
+    const out = path.join(root, 'lkm-export.wav');
+    ok(inst, ['export', pci.recordingId, '--out', out, '--lkm-token-file', token('unwrap')]);
+    assert.equal((await readWav(out)).channels, 2);
+    assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', '--lkm-token-file', token('unwrap')]).ok, true);
+
+    // Both sides recorded each unwrap: the recording, the wrapped key's hash, who asked.
+    const ours = cli(inst, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e: any) => e.action === 'key.unwrapped');
+    assert.equal(ours.length, 2);
+    const theirs = (await readFile(path.join(km.lkmDir, 'unwrap-audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(theirs.map((e: any) => [e.role, e.outcome]), [['recorder', 'forbidden'], ['unwrap', 'unwrapped'], ['unwrap', 'unwrapped']]);
+    for (const [i, e] of ours.entries()) {
+      assert.equal(e.subject, pci.recordingId);
+      assert.equal(theirs[i + 1].recordingId, pci.recordingId);
+      assert.equal(theirs[i + 1].wrappedDekSha256, e.details.wrappedDekSha256);
+      assert.match(theirs[i + 1].client, /^127\.0\.0\.1:\d+$/);
+    }
+    assert.deepEqual(ours.map((e: any) => e.details.purpose), [`export ${pci.recordingId}`, 'verify --decrypt']);
+
+    // Limits: an unwrap names its recording; past 4 a minute the key manager refuses, saying when to retry.
+    const unwrapToken = (await readFile(token('unwrap'), 'utf8')).trim();
+    const caPem = await readFile(ca, 'utf8');
+    const asked = { kekId: km.listening.kekId, wrappedDek: Buffer.alloc(256).toString('base64') };
+    assert.equal((await lkmRequest(km.listening.listen, { ca: caPem, token: unwrapToken, method: 'POST', route: '/v1/unwrap', body: asked })).status, 400);
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await lkmRequest(km.listening.listen, { ca: caPem, token: unwrapToken, method: 'POST', route: '/v1/unwrap', body: { ...asked, recordingId: newRecordingId() } })).status);
+    const limited = statuses.indexOf(429);
+    assert.equal(limited, 2, `two unwraps were left this minute: ${statuses.join(', ')}`);
+    const r429 = await lkmRequest(km.listening.listen, { ca: caPem, token: unwrapToken, method: 'POST', route: '/v1/unwrap', body: { ...asked, recordingId: newRecordingId() } });
+    assert.equal(r429.status, 429);
+    assert.ok(Number(r429.headers['retry-after']) >= 1 && Number(r429.headers['retry-after']) <= 60);
+    // Rotation is the administrator's.
+    const recorderToken = (await readFile(token('recorder'), 'utf8')).trim();
+    assert.equal((await lkmRequest(km.listening.listen, { ca: caPem, token: recorderToken, method: 'POST', route: '/v1/rotate' })).status, 403);
   } finally {
-    km.kill('SIGTERM');
+    km.child.kill('SIGTERM');
+  }
+});
+
+test('lkm provider with mutual TLS: a client without a certificate from the configured CA is refused in the handshake; the daemon and export with theirs work', async () => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-mtls-'));
+  const pki = (args: string[]) => execFileSync('openssl', args, { cwd: root, stdio: 'ignore' });
+  pki(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=callvault test client CA']);
+  pki(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=recorder-host-1']);
+  pki(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2']);
+  const km = await keyManager(root, ['--client-ca', path.join(root, 'ca.pem')]);
+  const ca = path.join(km.lkmDir, 'tls-cert.pem');
+  try {
+    assert.equal(km.listening.mutualTls, true);
+    const recorderToken = (await readFile(path.join(km.tokens, 'recorder.token'), 'utf8')).trim();
+    await assert.rejects(lkmRequest(km.listening.listen, { ca: await readFile(ca, 'utf8'), token: recorderToken, route: '/v1/kek' }), 'no client certificate: refused');
+    const mtls = `    clientCertFile: ${path.join(root, 'client.pem')}\n    clientKeyFile: ${path.join(root, 'client.key')}\n`;
+    const inst = await instance(testConfigYaml(PROFILES + lkmYaml(km.listening.listen, ca, path.join(km.tokens, 'recorder.token'), mtls)));
+    const d = await DaemonProcess.start(inst);
+    let pci: any;
+    try {
+      pci = await recordCall(d, 'pci-mtls', '+4930111666', 'encrypted');
+      assert.equal(pci.kekId, km.listening.kekId);
+    } finally {
+      assert.equal(await d.stop(), 0);
+    }
+    ok(inst, ['export', pci.recordingId, '--out', path.join(root, 'mtls.wav'), '--lkm-token-file', path.join(km.tokens, 'unwrap.token')]);
+    const theirs = (await readFile(path.join(km.lkmDir, 'unwrap-audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    assert.match(theirs.at(-1).certificate, /^recorder-host-1 \(SHA-256 [0-9A-F:]+\)$/, 'the client certificate is in the key manager\'s audit');
+  } finally {
+    km.child.kill('SIGTERM');
   }
 });

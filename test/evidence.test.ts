@@ -68,14 +68,18 @@ test("a planted temp file or link never receives a durable write: it is replaced
   assert.equal(((await lstat(target)).mode & 0o777).toString(8), '600', 'the mode is ours, not the pre-created file\'s');
 });
 
-test('shares: new ones are sealed with scrypt N = 2^17; ones sealed with the earlier N = 2^14 still open', () => {
+test('shares: new ones are sealed with scrypt N = 2^17; ones sealed with the earlier N = 2^14 still open; a passphrase is the same in any Unicode form', () => {
   const secret = randomBytes(64);
-  const fresh = sealShare('kek-x', 'A', secret, 'correct horse battery staple');
+  const pass = (s: string) => Buffer.from(s, 'utf8');
+  const fresh = sealShare('kek-x', 'A', secret, pass('correct horse battery staple'));
   assert.ok(fresh.kdf.N >= 2 ** 17, `N ${fresh.kdf.N}`);
-  const old = sealShare('kek-x', 'A', secret, 'correct horse battery staple', { N: 2 ** 14, r: 8, p: 1 });
+  const old = sealShare('kek-x', 'A', secret, pass('correct horse battery staple'), { N: 2 ** 14, r: 8, p: 1 });
   assert.equal(old.kdf.N, 2 ** 14);
-  assert.deepEqual(openShare(JSON.stringify(old), 'kek-x', 'A', 'correct horse battery staple', 'old.json'), secret);
-  assert.throws(() => openShare(JSON.stringify(old), 'kek-x', 'A', 'wrong horse battery staple', 'old.json'), /wrong passphrase/);
+  assert.deepEqual(openShare(JSON.stringify(old), 'kek-x', 'A', pass('correct horse battery staple'), 'old.json'), secret);
+  assert.throws(() => openShare(JSON.stringify(old), 'kek-x', 'A', pass('wrong horse battery staple'), 'old.json'), /wrong passphrase/);
+  // Sealed with "é" composed, opened with it decomposed (e + U+0301), as another keyboard may send it.
+  const accented = sealShare('kek-x', 'B', secret, pass('caf\u00e9 au lait du matin'), { N: 2 ** 14, r: 8, p: 1 });
+  assert.deepEqual(openShare(JSON.stringify(accented), 'kek-x', 'B', pass('cafe\u0301 au lait du matin'), 'b.json'), secret);
 });
 
 test('share passphrase strength: repeated or low-variety ones rate low, real ones pass', () => {

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, rename, unlink } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { CallvaultError } from '../errors.js';
@@ -16,6 +16,7 @@ import { EXIT, printJson, runCommand } from './run.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
 import { checkpointNow, withStores } from './stores.js';
 import { openUnwrapper } from './unwrap.js';
+import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
 
 interface ExportArgs extends InstanceArgs, ShareArgs {
   recordingId: string;
@@ -48,18 +49,20 @@ async function exportRecording(args: ExportArgs): Promise<number> {
     if (audio.length > 1) await mkdir(path.resolve(args.out), { recursive: true, mode: 0o700 });
     for (const o of outs) {
       if (await lstat(o).then(() => true, () => false)) throw new CallvaultError('OUT_EXISTS', `${o} exists; refusing to overwrite it`);
-      // The plaintext is staged next to its destination: a file or link already there (an earlier
-      // export's leftover, or planted to catch the audio) is refused, never written through.
-      if (await lstat(`${o}.partial`).then(() => true, () => false)) throw new CallvaultError('STAGING_EXISTS', `${o}.partial exists; remove it (nothing is written through or over it) and export again`);
     }
     const pool = new WorkerPool(1);
+    let unwrapper: DekUnwrapper | null = null;
     try {
-      const unwrapper = audio.some(isEnvelope) ? await openUnwrapper(config, args, pool, `export ${args.recordingId}`) : null;
+      unwrapper = audio.some(isEnvelope) ? await openUnwrapper(config, args, pool, `export ${args.recordingId}`, audit) : null;
       const actor = currentActor();
       await audit.append(actor, 'recording.exported', args.recordingId, { out: outs, reason: args.reason ?? null, kekId: entry.kekId });
       await checkpointNow(config, audit, actor);
       for (const [i, name] of audio.entries()) {
-        const staged = `${outs[i]!}.partial`;
+        // Staged in a directory made for this file alone (mode 0700, a fresh random name, beside the
+        // destination so the rename stays on one file system): nothing planted in a shared output
+        // directory can be written through, and nobody else can open the plaintext while it grows.
+        const staging = await mkdtemp(path.join(path.dirname(outs[i]!), '.callvault-export-'));
+        const staged = path.join(staging, 'audio.wav');
         try {
           if (isEnvelope(name)) {
             const r = await decryptEnvelope(pool, unwrapper!, path.join(dir, name), meta, staged);
@@ -69,15 +72,15 @@ async function exportRecording(args: ExportArgs): Promise<number> {
             await chmod(staged, 0o600);
           }
           await rename(staged, outs[i]!);
-        } catch (err) {
-          await unlink(staged).catch(() => undefined);
-          throw err;
+        } finally {
+          await rm(staging, { recursive: true, force: true });
         }
       }
       if (args.json) printJson({ recordingId: args.recordingId, files: outs, actor });
       else process.stdout.write(`exported ${args.recordingId}: ${outs.join(', ')}\n`);
       return EXIT.ok;
     } finally {
+      unwrapper?.close();
       await pool.close();
     }
   });

@@ -14,6 +14,7 @@ import { EXIT, printJson, runCommand } from './run.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
 import { checkpointNow, withStores } from './stores.js';
 import { openSigningIdentity, openUnwrapper } from './unwrap.js';
+import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
 
 interface JobArgs extends InstanceArgs, ShareArgs {
   kekId?: string;
@@ -105,38 +106,58 @@ async function runJob(kind: KeyJobKind, args: JobArgs): Promise<number> {
   try {
     return await withStores(config.dataDir, async ({ index, audit }) => {
       // Custody first: both shares must open the KEK before it is marked revoked or anything is audited.
-      const unwrapper = kind === 'encrypt' ? null : await openUnwrapper(config, args, pool, `${isRevocation(kind) ? `revoke ${args.kekId!}` : 'decrypt every recording'}`);
-      if (isRevocation(kind)) await unwrapper!.open(store.get(args.kekId!).id);
-      const spec = await specFor(kind, config, store, args, async (kekId) => void (await audit.append(currentActor(), 'key.revoked', kekId, {})));
-      const identity = await openSigningIdentity(config);
-      const toKek = spec.toKekId ? store.get(spec.toKekId) : null;
-      const runner = new KeyJobRunner(config.dataDir, index, { pool, signingKey: identity.privateKey, kind, toKek, fromKekId: spec.fromKekId, unwrapper });
-      const { job, resumed } = await runner.openJob(spec, store.list().map((k) => k.id));
-      if (resumed) process.stderr.write(`resuming job ${job.id}: ${job.done + job.failed} of ${job.total} done\n`);
-      else await audit.append(spec.actor, 'job.started', job.id, { kind, fromKekId: spec.fromKekId, toKekId: spec.toKekId, total: job.total });
-      await checkpointNow(config, audit, spec.actor);
-      const copies = kind === 'encrypt' ? plaintextCopies(index, index.keyJobRemaining(job.id).map((i) => i.recordingId)) : [];
-      const bar = new ProgressBar(LABEL[kind], job.total);
-      for (let i = 0; i < job.done + job.failed; i++) bar.tick();
-      const finished: KeyJob = await runner.run(job, threads * 2, (_j, id, error) => {
-        bar.tick();
-        if (error) bar.note(`FAILED ${id}: ${error}`);
-      });
-      bar.end();
-      await audit.append(spec.actor, 'job.finished', job.id, { kind, done: finished.done, failed: finished.failed, keksOpened: unwrapper?.opened ?? [], plaintextCopies: copies.length });
-      await checkpointNow(config, audit, spec.actor);
-      if (args.json) printJson({ ...finished, plaintextCopies: copies });
-      else process.stdout.write(`job ${finished.id} (${kind}): ${finished.done} of ${finished.total} recordings converted, ${finished.failed} failed\n`);
-      if (isRevocation(kind)) await retireShares(store, index, audit, args, escrow, finished, spec.actor);
-      if (copies.length) {
-        const targets = [...new Set(copies.flatMap((c) => c.targets))].sort();
-        process.stderr.write(`warning: ${copies.length} of these recordings were copied to storage targets (${targets.join(', ')}) before they were encrypted; those copies are still in the clear and are not touched by this job: ${copies.map((c) => `${c.recordingId} (${c.targets.join(', ')})`).join(', ')}\n`);
+      const unwrapper = kind === 'encrypt' ? null : await openUnwrapper(config, args, pool, `${isRevocation(kind) ? `revoke ${args.kekId!}` : 'decrypt every recording'}`, audit);
+      try {
+        return await convertAll(kind, args, { config, store, pool, threads, escrow, index, audit, unwrapper });
+      } finally {
+        unwrapper?.close();
       }
-      return finished.failed ? EXIT.failed : EXIT.ok;
     });
   } finally {
     await pool.close();
   }
+}
+
+interface JobContext {
+  readonly config: Config;
+  readonly store: KekStore;
+  readonly pool: WorkerPool;
+  readonly threads: number;
+  readonly escrow: EscrowDirs;
+  readonly index: RecordingIndex;
+  readonly audit: AuditLog;
+  readonly unwrapper: DekUnwrapper | null;
+}
+
+/** The job itself, once custody is proven: journaled, run with progress, audited, the revoked KEK's shares retired. */
+async function convertAll(kind: KeyJobKind, args: JobArgs, { config, store, pool, threads, escrow, index, audit, unwrapper }: JobContext): Promise<number> {
+  if (isRevocation(kind)) await unwrapper!.open(store.get(args.kekId!).id);
+  const spec = await specFor(kind, config, store, args, async (kekId) => void (await audit.append(currentActor(), 'key.revoked', kekId, {})));
+  const identity = await openSigningIdentity(config);
+  const toKek = spec.toKekId ? store.get(spec.toKekId) : null;
+  const runner = new KeyJobRunner(config.dataDir, index, { pool, signingKey: identity.privateKey, kind, toKek, fromKekId: spec.fromKekId, unwrapper });
+  const { job, resumed } = await runner.openJob(spec, store.list().map((k) => k.id));
+  if (resumed) process.stderr.write(`resuming job ${job.id}: ${job.done + job.failed} of ${job.total} done\n`);
+  else await audit.append(spec.actor, 'job.started', job.id, { kind, fromKekId: spec.fromKekId, toKekId: spec.toKekId, total: job.total });
+  await checkpointNow(config, audit, spec.actor);
+  const copies = kind === 'encrypt' ? plaintextCopies(index, index.keyJobRemaining(job.id).map((i) => i.recordingId)) : [];
+  const bar = new ProgressBar(LABEL[kind], job.total);
+  for (let i = 0; i < job.done + job.failed; i++) bar.tick();
+  const finished: KeyJob = await runner.run(job, threads * 2, (_j, id, error) => {
+    bar.tick();
+    if (error) bar.note(`FAILED ${id}: ${error}`);
+  });
+  bar.end();
+  await audit.append(spec.actor, 'job.finished', job.id, { kind, done: finished.done, failed: finished.failed, keksOpened: unwrapper?.opened ?? [], plaintextCopies: copies.length });
+  await checkpointNow(config, audit, spec.actor);
+  if (args.json) printJson({ ...finished, plaintextCopies: copies });
+  else process.stdout.write(`job ${finished.id} (${kind}): ${finished.done} of ${finished.total} recordings converted, ${finished.failed} failed\n`);
+  if (isRevocation(kind)) await retireShares(store, index, audit, args, escrow, finished, spec.actor);
+  if (copies.length) {
+    const targets = [...new Set(copies.flatMap((c) => c.targets))].sort();
+    process.stderr.write(`warning: ${copies.length} of these recordings were copied to storage targets (${targets.join(', ')}) before they were encrypted; those copies are still in the clear and are not touched by this job: ${copies.map((c) => `${c.recordingId} (${c.targets.join(', ')})`).join(', ')}\n`);
+  }
+  return finished.failed ? EXIT.failed : EXIT.ok;
 }
 
 function jobCommand(command: string, kind: KeyJobKind, describe: string): CommandModule<object, JobArgs> {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { KeyError } from '../errors.js';
-import { kekExpiry, KekStore, shareFileName, type Kek } from '../keys/kek/KekStore.js';
+import { kekExpiry, KekStore, shareFileName, wipeShareInputs, type Kek } from '../keys/kek/KekStore.js';
 import { SHARE_LETTERS } from '../keys/kek/shares.js';
 import { currentActor } from '../store/AuditLog.js';
 import { keyJobCommands } from './keyJobs.js';
@@ -35,8 +35,13 @@ async function makeKek(args: KeysArgs, rotating: boolean): Promise<number> {
   if (rotating && !previous) throw new KeyError('NO_KEK', 'there is no KEK to rotate: use `callvault keys init`');
   // Rotation is a two-person act: both administrators first prove they hold the current key's shares.
   const shares = await readShareInputs(args, rotating ? `authorise rotation of ${previous!.id}; the new KEK's share keeps this passphrase` : 'new KEK', { creating: !rotating });
-  if (rotating) await store.openPrivate(previous!.id, shares);
-  const kek = await store.create({ bits: config.encryption.keyBits, shares, backupDirs: { A: args['backup-dir-a'], B: args['backup-dir-b'] } });
+  let kek: Kek;
+  try {
+    if (rotating) await store.openPrivate(previous!.id, shares);
+    kek = await store.create({ bits: config.encryption.keyBits, shares, backupDirs: { A: args['backup-dir-a'], B: args['backup-dir-b'] } });
+  } finally {
+    wipeShareInputs(shares);
+  }
   await withStores(config.dataDir, async ({ audit }) => {
     const details = { kind: 'kek', provider: 'local', bits: kek.bits, fingerprintSha256: kek.fingerprintSha256, backup: { A: Boolean(args['backup-dir-a']), B: Boolean(args['backup-dir-b']) } };
     await audit.append(currentActor(), rotating ? 'key.rotated' : 'key.created', kek.id, rotating ? { ...details, previous: previous!.id } : details);

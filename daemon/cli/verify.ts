@@ -79,6 +79,7 @@ async function auditFailures(args: VerifyArgs, failures: RecordingVerification[]
 class DecryptChecker {
   private readonly pool = new WorkerPool(1);
   private unwrapper: Promise<DekUnwrapper> | undefined;
+  private audit: AuditLog | undefined;
   readonly checked: string[] = [];
 
   constructor(private readonly args: VerifyArgs) {}
@@ -86,7 +87,8 @@ class DecryptChecker {
   async check(v: RecordingVerification): Promise<RecordingVerification> {
     const envelopes = v.files.filter((f) => f.status === 'OK' && isEnvelope(f.name));
     if (!v.ok || !envelopes.length) return v;
-    this.unwrapper ??= openUnwrapper(instanceConfig(this.args), this.args, this.pool, 'verify --decrypt');
+    this.audit ??= AuditLog.open(instanceDataDir(this.args));
+    this.unwrapper ??= openUnwrapper(instanceConfig(this.args), this.args, this.pool, 'verify --decrypt', this.audit);
     const unwrapper = await this.unwrapper;
     const problems: string[] = [];
     const meta = await readMetadata(v.dir, v.recordingId!);
@@ -105,10 +107,11 @@ class DecryptChecker {
   /** Who decrypted what, for the audit log. */
   async close(): Promise<void> {
     await this.pool.close();
-    if (!this.checked.length) return;
-    const audit = AuditLog.open(instanceDataDir(this.args));
+    (await this.unwrapper?.catch(() => undefined))?.close();
+    const { audit } = this;
+    if (!audit) return;
     try {
-      await audit.append(currentActor(), 'recording.decrypt-checked', null, { recordings: this.checked.length, first: this.checked[0], keksOpened: (await this.unwrapper)?.opened ?? [] });
+      if (this.checked.length) await audit.append(currentActor(), 'recording.decrypt-checked', null, { recordings: this.checked.length, first: this.checked[0], keksOpened: (await this.unwrapper)?.opened ?? [] });
     } finally {
       await audit.close();
     }

@@ -55,7 +55,11 @@ export interface EncryptionConfig {
   readonly lkm: {
     readonly url: string | null;
     readonly caFile: string | null;
+    /** The recorder's credential: fetches the public KEK, cannot unwrap. */
     readonly tokenFile: string | null;
+    /** Mutual TLS: this host's client certificate and key (PEM), when the key manager requires one. */
+    readonly clientCertFile: string | null;
+    readonly clientKeyFile: string | null;
     readonly timeoutMs: number;
   };
 }

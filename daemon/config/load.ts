@@ -49,7 +49,7 @@ export function parseConfigText(text: string, file: string): Config {
   const storage = Object.fromEntries(Object.entries(config.storage).map(([name, t]) => [name, { ...t, path: path.resolve(base, t.path) }]));
   const relative = (f: string | null) => (f === null ? null : path.resolve(base, f));
   const { lkm } = config.encryption;
-  const encryption = { ...config.encryption, lkm: { ...lkm, caFile: relative(lkm.caFile), tokenFile: relative(lkm.tokenFile) } };
+  const encryption = { ...config.encryption, lkm: { ...lkm, caFile: relative(lkm.caFile), tokenFile: relative(lkm.tokenFile), clientCertFile: relative(lkm.clientCertFile), clientKeyFile: relative(lkm.clientKeyFile) } };
   return { ...config, dataDir: path.resolve(base, config.dataDir), storage, encryption };
 }
 
@@ -60,6 +60,7 @@ function crossCheck(config: Config): ConfigProblem[] {
   if (provider === 'lkm') {
     if (!lkm.url) problems.push({ path: 'encryption.lkm.url', message: 'is required when encryption.provider is lkm' });
     if (!lkm.tokenFile) problems.push({ path: 'encryption.lkm.tokenFile', message: 'is required when encryption.provider is lkm (the key manager refuses unauthenticated requests)' });
+    if (!lkm.clientCertFile !== !lkm.clientKeyFile) problems.push({ path: lkm.clientCertFile ? 'encryption.lkm.clientKeyFile' : 'encryption.lkm.clientCertFile', message: 'clientCertFile and clientKeyFile go together (mutual TLS)' });
   }
   if (config.media.portMin > config.media.portMax) {
     problems.push({ path: 'media.portMin', message: `must not exceed media.portMax (${config.media.portMax})` });

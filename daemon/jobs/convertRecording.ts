@@ -61,7 +61,7 @@ async function planRewrap(ctx: ConversionContext, dir: string, meta: RecordingMe
   const src = path.join(dir, e.name);
   const header = readEnvelopeHeader(src);
   if (header.kekId !== ctx.fromKekId) return { entry: e };
-  const dek = await ctx.unwrapper!.unwrap(header.kekId, header.wrappedDek);
+  const dek = await ctx.unwrapper!.unwrap(header.kekId, header.wrappedDek, meta.recordingId);
   try {
     const staged = path.join(dir, stagingName(e.name));
     const r = await ctx.pool.rewrapFile({ src, dest: staged, header: rewrapHeader(header, dek, ctx.toKek!).bytes });
@@ -81,7 +81,7 @@ async function planReencrypt(ctx: ConversionContext, dir: string, meta: Recordin
   const src = path.join(dir, e.name);
   const old = readEnvelopeHeader(src);
   if (old.kekId !== ctx.fromKekId) return { entry: e };
-  const oldDek = await ctx.unwrapper!.unwrap(old.kekId, old.wrappedDek);
+  const oldDek = await ctx.unwrapper!.unwrap(old.kekId, old.wrappedDek, meta.recordingId);
   const { dek: newDek, header } = newEnvelope(ctx.toKek!);
   try {
     const staged = path.join(dir, stagingName(e.name));

@@ -27,7 +27,7 @@ export function streamContext(meta: RecordingMetadata, stored: string): StreamCo
  */
 export async function decryptEnvelope(pool: WorkerPool, unwrapper: DekUnwrapper, file: string, meta: RecordingMetadata, dest?: string): Promise<DecryptFileResult> {
   const header = readEnvelopeHeader(file);
-  const dek = await unwrapper.unwrap(header.kekId, header.wrappedDek);
+  const dek = await unwrapper.unwrap(header.kekId, header.wrappedDek, meta.recordingId);
   try {
     return await pool.decryptFile({ src: file, dest, dek, stream: streamContext(meta, path.basename(file)) });
   } finally {

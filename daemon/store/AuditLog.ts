@@ -18,6 +18,7 @@ export type AuditAction =
   | 'key.shares-escrowed'
   | 'key.set-changed'
   | 'key.opened'
+  | 'key.unwrapped'
   | 'job.started'
   | 'job.finished'
   | 'recording.exported'

@@ -28,11 +28,16 @@ export interface Kek extends KekRecord {
 
 /** One administrator's part: the passphrase, and optionally a share file kept elsewhere (a backup, a token). */
 export interface ShareInput {
-  readonly passphrase: string;
+  /** Wiped by whoever read it, once the shares are no longer needed (wipeShareInputs). */
+  readonly passphrase: Buffer;
   readonly file?: string | undefined;
 }
 
 export type ShareInputs = Readonly<Record<ShareLetter, ShareInput>>;
+
+export function wipeShareInputs(inputs: ShareInputs): void {
+  for (const letter of SHARE_LETTERS) inputs[letter].passphrase.fill(0);
+}
 
 export function spkiFingerprint(publicKey: KeyObject): string {
   return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
@@ -151,7 +156,7 @@ export class KekStore {
    * last, so a crash part-way leaves nothing `list()` would use.
    */
   async create(opts: { bits: number; shares: ShareInputs; now?: Date; backupDirs?: Readonly<Partial<Record<ShareLetter, string>>> }): Promise<Kek> {
-    if (opts.shares.A.passphrase === opts.shares.B.passphrase) {
+    if (opts.shares.A.passphrase.equals(opts.shares.B.passphrase)) {
       throw new KeyError('SAME_PASSPHRASE', 'both shares would have the same passphrase: dual control needs two administrators with different passphrases');
     }
     const backups = opts.backupDirs ?? {};

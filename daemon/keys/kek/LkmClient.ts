@@ -13,7 +13,7 @@ export interface LkmKek {
   readonly publicKey: KeyObject;
 }
 
-/** The wire format of `GET /v1/kek`; `POST /v1/unwrap` takes {kekId, wrappedDek} and answers {dek}, all base64. */
+/** The wire format of `GET /v1/kek`; `POST /v1/unwrap` takes {kekId, wrappedDek, recordingId, purpose} and answers {dek}, keys in base64. */
 export interface LkmKekBody {
   readonly id: string;
   readonly bits: number;
@@ -30,18 +30,28 @@ export class LkmClient {
   private constructor(
     private readonly base: URL,
     private readonly token: string,
-    private readonly ca: string | undefined,
+    private readonly tls: { readonly ca?: string | undefined; readonly cert?: string | undefined; readonly key?: string | undefined },
     private readonly timeoutMs: number,
   ) {}
 
-  static async create(cfg: EncryptionConfig['lkm']): Promise<LkmClient> {
-    if (!cfg.url || !cfg.tokenFile) throw new KeyError('LKM_NOT_CONFIGURED', 'encryption.lkm.url and encryption.lkm.tokenFile must be set for provider lkm');
-    const ca = cfg.caFile
-      ? await readFile(cfg.caFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
-          throw new KeyError('LKM_CA_UNREADABLE', `cannot read encryption.lkm.caFile ${cfg.caFile}: ${err.code ?? String(err)}`);
-        })
-      : undefined;
-    return new LkmClient(new URL(cfg.url), await firstLine(cfg.tokenFile, 'key manager token file'), ca, cfg.timeoutMs);
+  /**
+   * A client with the recorder's credential (`encryption.lkm.tokenFile`), or
+   * with `tokenFile` — the unwrap credential a command was given.
+   */
+  static async create(cfg: EncryptionConfig['lkm'], tokenFile: string | null = cfg.tokenFile): Promise<LkmClient> {
+    if (!cfg.url || !tokenFile) throw new KeyError('LKM_NOT_CONFIGURED', 'encryption.lkm.url and encryption.lkm.tokenFile must be set for provider lkm');
+    const read = (file: string | null, key: string) =>
+      file
+        ? readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+            throw new KeyError('LKM_FILE_UNREADABLE', `cannot read encryption.lkm.${key} ${file}: ${err.code ?? String(err)}`);
+          })
+        : Promise.resolve(undefined);
+    const [ca, cert, key] = await Promise.all([read(cfg.caFile, 'caFile'), read(cfg.clientCertFile, 'clientCertFile'), read(cfg.clientKeyFile, 'clientKeyFile')]);
+    return new LkmClient(new URL(cfg.url), await firstLine(tokenFile, 'key manager token file'), { ca, cert, key }, cfg.timeoutMs);
+  }
+
+  get origin(): string {
+    return this.base.origin;
   }
 
   async currentKek(): Promise<LkmKek> {
@@ -49,8 +59,9 @@ export class LkmClient {
     return { id: body.id, bits: body.bits, createdAt: body.createdAt, publicKey: createPublicKey(body.publicKeyPem) };
   }
 
-  async unwrap(kekId: string, wrapped: Uint8Array): Promise<Buffer> {
-    const body = (await this.request('POST', '/v1/unwrap', { kekId, wrappedDek: Buffer.from(wrapped).toString('base64') })) as { dek: string };
+  /** Unwrap one data key; the key manager records which recording it is for, and why. */
+  async unwrap(kekId: string, wrapped: Uint8Array, recordingId: string, purpose: string): Promise<Buffer> {
+    const body = (await this.request('POST', '/v1/unwrap', { kekId, wrappedDek: Buffer.from(wrapped).toString('base64'), recordingId, purpose })) as { dek: string };
     return Buffer.from(body.dek, 'base64');
   }
 
@@ -62,7 +73,7 @@ export class LkmClient {
         url,
         {
           method,
-          ca: this.ca,
+          ...this.tls,
           timeout: this.timeoutMs,
           headers: { authorization: `Bearer ${this.token}`, accept: 'application/json', ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
         },

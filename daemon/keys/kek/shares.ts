@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import { KeyError } from '../../errors.js';
+import { nfcBytes, wipe } from '../secret.js';
 
 /*
  * Dual control for a KEK's private key: 2-of-2 XOR secret sharing. Share A
@@ -50,8 +51,13 @@ function aad(kekId: string, share: ShareLetter): Buffer {
  */
 const SHARE_SCRYPT = { N: 2 ** 17, r: 8, p: 1 } as const;
 
-function deriveKey(passphrase: string, salt: Buffer, kdf: { N: number; r: number; p: number }): Buffer {
-  return scryptSync(passphrase.normalize('NFC'), salt, 32, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r + 16 * 1024 * 1024 });
+function deriveKey(passphrase: Buffer, salt: Buffer, kdf: { N: number; r: number; p: number }): Buffer {
+  const bytes = nfcBytes(passphrase);
+  try {
+    return scryptSync(bytes, salt, 32, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r + 16 * 1024 * 1024 });
+  } finally {
+    if (bytes !== passphrase) wipe(bytes);
+  }
 }
 
 export interface ScryptCost {
@@ -60,7 +66,7 @@ export interface ScryptCost {
   readonly p: number;
 }
 
-export function sealShare(kekId: string, share: ShareLetter, secret: Uint8Array, passphrase: string, cost: ScryptCost = SHARE_SCRYPT): ShareFile {
+export function sealShare(kekId: string, share: ShareLetter, secret: Uint8Array, passphrase: Buffer, cost: ScryptCost = SHARE_SCRYPT): ShareFile {
   const salt = randomBytes(16);
   const iv = randomBytes(12);
   const key = deriveKey(passphrase, salt, cost);
@@ -81,7 +87,7 @@ export function sealShare(kekId: string, share: ShareLetter, secret: Uint8Array,
 }
 
 /** Parse and open a share file; a wrong passphrase or a share of another KEK is a KeyError naming the share. */
-export function openShare(text: string, kekId: string, share: ShareLetter, passphrase: string, file: string): Buffer {
+export function openShare(text: string, kekId: string, share: ShareLetter, passphrase: Buffer, file: string): Buffer {
   let f: ShareFile;
   try {
     f = JSON.parse(text) as ShareFile;

@@ -1,16 +1,19 @@
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { KeyError } from '../../errors.js';
 import type { WorkerPool } from '../../seal/WorkerPool.js';
-import type { KekStore, ShareInputs } from './KekStore.js';
+import { wipeShareInputs, type KekStore, type ShareInputs } from './KekStore.js';
 import type { LkmClient } from './LkmClient.js';
 
 /** Whatever can turn a wrapped data key back into the data key: both admins' shares, or the key manager. */
 export interface DekUnwrapper {
-  unwrap(kekId: string, wrapped: Uint8Array): Promise<Buffer>;
+  /** The data key of one of `recordingId`'s files. */
+  unwrap(kekId: string, wrapped: Uint8Array, recordingId: string): Promise<Buffer>;
   /** Prove custody of `kekId` now (both shares open it), before anything is changed on its behalf. */
   open(kekId: string): Promise<void>;
   /** KEKs opened so far (for the audit log). */
   readonly opened: readonly string[];
+  /** Done: the passphrases are wiped and the private keys let go. */
+  close(): void;
 }
 
 /**
@@ -35,6 +38,11 @@ export class ShareUnwrapper implements DekUnwrapper {
     await this.key(kekId);
   }
 
+  close(): void {
+    wipeShareInputs(this.shares);
+    this.keys.clear();
+  }
+
   async unwrap(kekId: string, wrapped: Uint8Array): Promise<Buffer> {
     const [dek] = await this.pool.unwrapDeks({ key: await this.key(kekId), kekId, wrapped: [wrapped] });
     return Buffer.from(dek!);
@@ -51,10 +59,28 @@ export class ShareUnwrapper implements DekUnwrapper {
   }
 }
 
+/** One data key the key manager unwrapped, as callvault's audit log records it. */
+export interface UnwrapRecord {
+  readonly kekId: string;
+  readonly recordingId: string;
+  readonly wrappedDekSha256: string;
+  readonly keyManager: string;
+  readonly purpose: string;
+}
+
+/**
+ * The key manager unwraps, with the unwrap credential a person gave the
+ * command; every unwrap is recorded here (`key.unwrapped`) before the key
+ * is used, as the key manager records it on its side.
+ */
 export class LkmUnwrapper implements DekUnwrapper {
   private readonly seen = new Set<string>();
 
-  constructor(private readonly client: LkmClient) {}
+  constructor(
+    private readonly client: LkmClient,
+    private readonly purpose: string,
+    private readonly record: (u: UnwrapRecord) => Promise<void>,
+  ) {}
 
   get opened(): string[] {
     return [...this.seen];
@@ -63,10 +89,18 @@ export class LkmUnwrapper implements DekUnwrapper {
   /** The key manager holds the KEK and decides who may use it; there is nothing to open here. */
   async open(): Promise<void> {}
 
-  async unwrap(kekId: string, wrapped: Uint8Array): Promise<Buffer> {
-    const dek = await this.client.unwrap(kekId, wrapped);
-    this.seen.add(kekId);
-    if (dek.length !== 32) throw new KeyError('LKM_BAD_REPLY', `the key manager returned a ${dek.length}-byte data key for KEK ${kekId}`);
-    return dek;
+  close(): void {}
+
+  async unwrap(kekId: string, wrapped: Uint8Array, recordingId: string): Promise<Buffer> {
+    const dek = await this.client.unwrap(kekId, wrapped, recordingId, this.purpose);
+    try {
+      this.seen.add(kekId);
+      if (dek.length !== 32) throw new KeyError('LKM_BAD_REPLY', `the key manager returned a ${dek.length}-byte data key for KEK ${kekId}`);
+      await this.record({ kekId, recordingId, wrappedDekSha256: createHash('sha256').update(wrapped).digest('hex'), keyManager: this.client.origin, purpose: this.purpose });
+      return dek;
+    } catch (err) {
+      dek.fill(0);
+      throw err;
+    }
   }
 }
