@@ -10,10 +10,15 @@ import { appendFile, copyFile, lstat, mkdtemp, readdir, readFile, rename, rm, sy
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { writeHeapSnapshot } from 'node:v8';
 import { open } from 'lmdb';
-import { MIN_SHARE_BITS, passphraseBits } from '../daemon/cli/shares.js';
+import { MIN_SHARE_BITS, passphraseBits, readShareInputs } from '../daemon/cli/shares.js';
 import { writeFileDurably } from '../daemon/fsutil.js';
+import { KekStore } from '../daemon/keys/kek/KekStore.js';
 import { openShare, sealShare } from '../daemon/keys/kek/shares.js';
+import { ShareUnwrapper } from '../daemon/keys/kek/unwrappers.js';
+import { newEnvelope } from '../daemon/seal/envelope.js';
+import { WorkerPool } from '../daemon/seal/WorkerPool.js';
 import { cli } from './support/cli.js';
 import { DaemonProcess, ROOT } from './support/daemon.js';
 import { recordCall } from './support/record.js';
@@ -228,4 +233,36 @@ test("a recording is bound to its place: another's files copied in are refused b
   } finally {
     assert.equal(await d.stop(), 0);
   }
+});
+
+/** Random letters as bytes, never a JavaScript string: what a custodian's passphrase file holds. */
+function passphraseBytes(): Buffer {
+  const b = randomBytes(28);
+  for (let i = 0; i < b.length; i++) b[i] = 0x61 + (b[i]! % 26);
+  return b;
+}
+
+test('share passphrases never become JavaScript strings: after the shares open a KEK and the unwrapper closes, the passphrase bytes are zero and a heap snapshot holds neither passphrase', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-heap-'));
+  const passA = passphraseBytes();
+  const passB = passphraseBytes();
+  await writeFile(path.join(dir, 'a.pass'), Buffer.concat([passA, Buffer.from([0x0a])]), { mode: 0o600 });
+  await writeFile(path.join(dir, 'b.pass'), Buffer.concat([passB, Buffer.from([0x0a])]), { mode: 0o600 });
+  const store = new KekStore(dir);
+  const kek = await store.create({ bits: 2048, shares: { A: { passphrase: Buffer.from(passA) }, B: { passphrase: Buffer.from(passB) } } });
+  const inputs = await readShareInputs({ 'share-a-pass-file': path.join(dir, 'a.pass'), 'share-b-pass-file': path.join(dir, 'b.pass') }, 'heap test', { creating: false });
+  const pool = new WorkerPool(1);
+  try {
+    const unwrapper = new ShareUnwrapper(store, inputs, pool);
+    const { dek, header } = newEnvelope(kek);
+    assert.deepEqual(await unwrapper.unwrap(kek.id, header.wrappedDek), dek, 'the shares opened the KEK');
+    unwrapper.close();
+  } finally {
+    await pool.close();
+  }
+  for (const letter of ['A', 'B'] as const) assert.ok(inputs[letter].passphrase.every((b) => b === 0), `passphrase ${letter} is wiped`);
+  const snapshot = await readFile(writeHeapSnapshot(path.join(dir, 'heap.heapsnapshot')));
+  assert.ok(snapshot.length > 1_000_000, 'a real heap snapshot');
+  assert.equal(snapshot.includes(passA), false, 'passphrase A is not a string anywhere in the heap');
+  assert.equal(snapshot.includes(passB), false, 'passphrase B is not a string anywhere in the heap');
 });
