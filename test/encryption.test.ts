@@ -15,6 +15,10 @@ import { parsePrometheusText, sampleValue } from './support/promtext.js';
 import type { StreamPlan } from './support/rtpPlan.js';
 
 const PROFILES = `profiles:
+  - name: ivr
+    match: { calleeNumbers: ["+4930222*"] }
+    encryption: true
+    dtmfDigits: encrypted
   - name: pci
     match: { calleeNumbers: ["+49301*"] }
     encryption: true
@@ -200,6 +204,20 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     for (const text of clear) {
       assert.doesNotMatch(text, /"digit"|4111|"#"/, 'no digit value in metadata, API, index or logs');
     }
+    assert.equal(cli(inst, ['export', dtmfCall.recordingId, '--out', path.join(inst.dataDir, '..', 'x.wav'), '--dtmf', ...inst.shares]).status, 2, 'a profile that discards digits has none to give');
+
+    // A profile that keeps the keys pressed keeps them only in an envelope, read back with both shares.
+    const menu = [1, 2, 3, 11].map((event, k) => ({ atMs: 300 + k * 400, event, durationMs: 100 }));
+    const ivr = await recordCall(d, 'ivr-1', '+4930222001', 'encrypted', menu);
+    const digitsFile = `${ivr.recordingId}.dtmf.json.enc`;
+    assert.ok(ivr.files.includes(digitsFile), JSON.stringify(ivr.files));
+    assert.match(await readFile(path.join(ivr.dir, `${ivr.recordingId}.sha256`), 'utf8'), new RegExp(`  ${digitsFile}\n`), 'sealed with the recording');
+    for (const text of [await readFile(path.join(ivr.dir, `${ivr.recordingId}.json`), 'utf8'), JSON.stringify((await d.api('GET', `/v1/recordings/${ivr.recordingId}`)).body), JSON.stringify(d.logs), await readFile(path.join(ivr.dir, digitsFile), 'latin1')]) {
+      assert.doesNotMatch(text, /"key"|"#"|callvault-dtmf/, 'the keys are nowhere in the clear');
+    }
+    const keysOf = () => ok(inst, ['export', ivr.recordingId, '--out', path.join(inst.dataDir, '..', `ivr-${randomInt(1e9)}.wav`), '--dtmf', ...inst.shares]).dtmf.map((k: any) => [k.leg, k.key]);
+    assert.deepEqual(keysOf(), [['caller', '1'], ['caller', '2'], ['caller', '3'], ['caller', '#']]);
+    assert.equal(ok(inst, ['verify', ivr.dir, '--decrypt', ...inst.shares]).ok, true);
 
 
     // One administrator alone cannot revoke: nothing changes, nothing is audited.
@@ -217,7 +235,7 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.deepEqual(after.subarray(after.length - 1000), before.subarray(before.length - 1000));
     assert.equal((await d.api('GET', `/v1/recordings/${pci.recordingId}`)).body.kekId, second.kekId);
     assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', ...inst.shares]).ok, true);
-    assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]), [['revoked', 0], ['current', 4]]);
+    assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]), [['revoked', 0], ['current', 5]]);
     // Nothing is left under it, so its shares leave the data dir: destroyed, and audited.
     assert.deepEqual((await readdir(path.join(inst.dataDir, 'keys/kek', first.kekId))).filter((n) => n.startsWith('share-')), []);
     const audited = () => cli(inst, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
@@ -235,7 +253,7 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.equal(ok(inst, ['keys', 'status']).keys.find((k: any) => k.id === second.kekId).state, 'active', 'and changed nothing');
     const oldCopy = await readFile(path.join(pci.dir, `${pci.recordingId}.wav.enc`));
     const re = ok(inst, ['keys', 'revoke', second.kekId, '--reencrypt', ...inst.shares, '--escrow-dir-a', escrowA, '--escrow-dir-b', escrowB]);
-    assert.deepEqual([re.kind, re.done, re.failed], ['reencrypt', 4, 0]);
+    assert.deepEqual([re.kind, re.done, re.failed], ['reencrypt', 5, 0]);
     const fresh = await readFile(path.join(pci.dir, `${pci.recordingId}.wav.enc`));
     // Bytes 14-54: file nonce and key commitment. A new data key: an old copy's key slot opens nothing here.
     assert.notDeepEqual(fresh.subarray(14, 54), oldCopy.subarray(14, 54), 'a fresh data key');
@@ -247,6 +265,15 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     const reExported = path.join(inst.dataDir, '..', 'after-reencrypt.wav');
     ok(inst, ['export', pci.recordingId, '--out', reExported, ...inst.shares]);
     assert.equal((await readWav(reExported)).channels, 2);
+    assert.deepEqual(keysOf(), [['caller', '1'], ['caller', '2'], ['caller', '3'], ['caller', '#']], 'the keys pressed moved with the recording through rewrap and re-encryption');
+    // Encryption turned off: the audio comes back in the clear, the keys pressed do not — they go.
+    const off = ok(inst, ['keys', 'decrypt-all', ...inst.shares]);
+    assert.equal(off.failed, 0);
+    assert.deepEqual((await readdir(ivr.dir)).filter((n) => n.includes('dtmf')), []);
+    assert.equal(cli(inst, ['verify', ivr.dir]).status, 0, 'the recording verifies without it');
+    const gone = cli(inst, ['export', ivr.recordingId, '--out', path.join(inst.dataDir, '..', 'ivr-off.wav'), '--dtmf']);
+    assert.equal(gone.status, 2);
+    assert.match(gone.stderr, /keys decrypt-all. removed them/);
   } finally {
     assert.equal(await d.stop(), 0);
   }

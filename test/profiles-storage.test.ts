@@ -50,7 +50,7 @@ test('profiles over the control API: excluded, matched by group membership, defa
 
     const fxSt = await endAndSeal(d, 'fx', fx.recordingId, 'uploaded');
     assert.equal(fxSt.metadata.channelMode, 'separate');
-    assert.deepEqual(fxSt.metadata.profile, { name: 'fx-desk', storage: ['archive'], encryption: false, retention: '7y' });
+    assert.deepEqual(fxSt.metadata.profile, { name: 'fx-desk', storage: ['archive'], encryption: false, retention: '7y', dtmfDigits: 'discard' });
     const plainSt = await endAndSeal(d, 'plain', plain.recordingId);
     assert.equal(plainSt.metadata.channelMode, 'stereo');
 

@@ -68,10 +68,10 @@ test('profiles: direction, group members, number patterns (exact, glob, regex) a
 
 test('profiles: the default is one profile that records every call in recording.channelMode', () => {
   const c = parseConfigText('recording:\n  channelMode: callee\n', '/x.yaml');
-  assert.deepEqual(c.profiles, [{ name: 'default', match: { memberCalls: false }, record: true, channelMode: null, storage: [], encryption: false, retention: null }]);
+  assert.deepEqual(c.profiles, [{ name: 'default', match: { memberCalls: false }, record: true, channelMode: null, storage: [], encryption: false, retention: null, dtmfDigits: 'discard' }]);
   const d = ProfileSet.compile(c).profiles.decide({ direction: 'internal', caller: { number: '1' }, callee: { number: '2' } });
   assert.ok(d.record);
-  assert.deepEqual(d.policy, { channelMode: 'callee', profile: { name: 'default', storage: [], encryption: false, retention: null } });
+  assert.deepEqual(d.policy, { channelMode: 'callee', profile: { name: 'default', storage: [], encryption: false, retention: null, dtmfDigits: 'discard' } });
 });
 
 test('profiles: config errors name the path and line (duplicate name, unknown target, bad regex, bad retention, memberCalls alone)', () => {
@@ -120,4 +120,10 @@ test('retention: years are calendar years; days and weeks are exact', () => {
   assert.equal(retentionExpiry(start, '2w').toISOString(), '2024-03-14T10:00:00.000Z');
   assert.equal(retentionExpiry(start, '1d').toISOString(), '2024-03-01T10:00:00.000Z');
   assert.throws(() => retentionExpiry(start, '5 years'), /bad retention/);
+});
+
+test('profiles: dtmfDigits encrypted needs encryption: the keys pressed are never kept in the clear', () => {
+  const yaml = 'profiles:\n  - name: ivr\n    dtmfDigits: encrypted\n';
+  assert.throws(() => parseConfigText(yaml, '/p.yaml'), (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.path === 'profiles.0.dtmfDigits' && p.line === 3 && /needs encryption: true/.test(p.message)));
+  assert.equal(parseConfigText(`${yaml}    encryption: true\n`, '/p.yaml').profiles[0]!.dtmfDigits, 'encrypted');
 });

@@ -10,7 +10,7 @@ import { verifyRecording } from '../seal/verify.js';
 import { WorkerPool } from '../seal/WorkerPool.js';
 import { currentActor } from '../store/AuditLog.js';
 import { isAudioFile, isEnvelope, plainName, readMetadata } from '../record/metadata.js';
-import { decryptEnvelope, looksLikeWav } from '../seal/openEnvelope.js';
+import { decryptEnvelope, looksLikeWav, readDigits } from '../seal/openEnvelope.js';
 import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
 import { EXIT, printJson, runCommand } from './run.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
@@ -22,6 +22,7 @@ interface ExportArgs extends InstanceArgs, ShareArgs {
   recordingId: string;
   out: string;
   reason?: string | undefined;
+  dtmf: boolean;
   json: boolean;
 }
 
@@ -45,6 +46,10 @@ async function exportRecording(args: ExportArgs): Promise<number> {
     if (!v.ok) throw new CallvaultError('VERIFY_FAILED', `recording ${args.recordingId} does not verify, refusing to export it: ${v.problems.join('; ')}`);
     const audio = v.files.map((f) => f.name).filter(isAudioFile);
     const meta = await readMetadata(dir, args.recordingId);
+    const digitsFile = meta.dtmfDigitsFile && v.files.some((f) => f.name === meta.dtmfDigitsFile) ? path.join(dir, meta.dtmfDigitsFile) : null;
+    if (args.dtmf && !digitsFile) {
+      throw new CallvaultError('NO_DIGITS', `recording ${args.recordingId} keeps no keys pressed: its profile discards them${meta.dtmfDigitsFile ? ', or `keys decrypt-all` removed them (they are kept only encrypted)' : ''}`);
+    }
     const outs = audio.length === 1 ? [path.resolve(args.out)] : audio.map((n) => path.resolve(args.out, plainName(n)));
     if (audio.length > 1) await mkdir(path.resolve(args.out), { recursive: true, mode: 0o700 });
     for (const o of outs) {
@@ -53,9 +58,9 @@ async function exportRecording(args: ExportArgs): Promise<number> {
     const pool = new WorkerPool(1);
     let unwrapper: DekUnwrapper | null = null;
     try {
-      unwrapper = audio.some(isEnvelope) ? await openUnwrapper(config, args, pool, `export ${args.recordingId}`, audit) : null;
+      unwrapper = audio.some(isEnvelope) || args.dtmf ? await openUnwrapper(config, args, pool, `export ${args.recordingId}`, audit) : null;
       const actor = currentActor();
-      await audit.append(actor, 'recording.exported', args.recordingId, { out: outs, reason: args.reason ?? null, kekId: entry.kekId });
+      await audit.append(actor, 'recording.exported', args.recordingId, { out: outs, reason: args.reason ?? null, kekId: entry.kekId, dtmf: args.dtmf });
       await checkpointNow(config, audit, actor);
       for (const [i, name] of audio.entries()) {
         // Staged in a directory made for this file alone (mode 0700, a fresh random name, beside the
@@ -76,8 +81,12 @@ async function exportRecording(args: ExportArgs): Promise<number> {
           await rm(staging, { recursive: true, force: true });
         }
       }
-      if (args.json) printJson({ recordingId: args.recordingId, files: outs, actor });
-      else process.stdout.write(`exported ${args.recordingId}: ${outs.join(', ')}\n`);
+      const digits = args.dtmf ? (await readDigits(unwrapper!, digitsFile!, meta)).digits : undefined;
+      if (args.json) printJson({ recordingId: args.recordingId, files: outs, actor, ...(digits ? { dtmf: digits } : {}) });
+      else {
+        process.stdout.write(`exported ${args.recordingId}: ${outs.join(', ')}\n`);
+        if (digits) process.stdout.write(`keys pressed: ${digits.map((d) => `${d.leg} ${(d.atMs / 1000).toFixed(2)} s ${d.key}`).join(', ') || 'none'}\n`);
+      }
       return EXIT.ok;
     } finally {
       unwrapper?.close();
@@ -94,6 +103,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .positional('recordingId', { type: 'string', demandOption: true })
       .option('out', { type: 'string', demandOption: true, normalize: true, describe: 'output WAV file (a directory when the recording has one file per leg)' })
       .option('reason', { type: 'string', describe: 'why (ticket, request): kept in the audit log' })
+      .option('dtmf', { type: 'boolean', default: false, describe: 'also print the keys pressed (profiles with dtmfDigits: encrypted), decrypted in memory' })
       .option('json', { type: 'boolean', default: false }) as Argv<ExportArgs>,
   handler: (args) => runCommand(() => exportRecording(args)),
 };

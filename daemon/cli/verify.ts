@@ -15,7 +15,7 @@ import { EXIT, printJson, runCommand } from './run.js';
 import { WorkerPool } from '../seal/WorkerPool.js';
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
 import { isEnvelope, readMetadata } from '../record/metadata.js';
-import { decryptEnvelope, looksLikeWav } from '../seal/openEnvelope.js';
+import { decryptEnvelope, looksLikeWav, readDigits } from '../seal/openEnvelope.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
 import { trustedCertificate, withTrustOptions, type TrustArgs } from './trust.js';
 import { openUnwrapper } from './unwrap.js';
@@ -94,8 +94,8 @@ class DecryptChecker {
     const meta = await readMetadata(v.dir, v.recordingId!);
     for (const f of envelopes) {
       try {
-        const r = await decryptEnvelope(this.pool, unwrapper, path.join(v.dir, f.name), meta);
-        if (!looksLikeWav(r.head)) problems.push(`${f.name}: decrypts, but not to a WAV file`);
+        if (f.name === meta.dtmfDigitsFile) await readDigits(unwrapper, path.join(v.dir, f.name), meta);
+        else if (!looksLikeWav((await decryptEnvelope(this.pool, unwrapper, path.join(v.dir, f.name), meta)).head)) problems.push(`${f.name}: decrypts, but not to a WAV file`);
       } catch (err) {
         problems.push(`${f.name}: ${(err as Error).message}`);
       }

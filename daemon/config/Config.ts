@@ -76,7 +76,11 @@ export interface ProfileConfig {
   readonly storage: readonly string[];
   readonly encryption: boolean;
   readonly retention: string | null;
+  readonly dtmfDigits: DtmfDigits;
 }
+
+/** discard: only that keys were pressed is kept. encrypted: the keys too, in an envelope, never in the clear. */
+export type DtmfDigits = 'discard' | 'encrypted';
 
 export interface ProfileMatch {
   readonly direction?: readonly Direction[];

@@ -31,13 +31,16 @@ export async function discardLeftovers(dir: string): Promise<void> {
 }
 
 interface FilePlan {
-  readonly entry: ChecksumEntry;
+  /** What the checksum file lists for it afterwards; null: it goes. */
+  readonly entry: ChecksumEntry | null;
   readonly rename?: readonly [string, string];
   readonly remove?: string;
 }
 
 async function planFile(ctx: ConversionContext, dir: string, meta: RecordingMetadata, e: ChecksumEntry): Promise<FilePlan> {
-  if (!isAudioFile(e.name)) return { entry: e };
+  if (!isAudioFile(e.name) && !isEnvelope(e.name)) return { entry: e };
+  // The keys pressed are kept only encrypted: turning encryption off removes them.
+  if (e.name === meta.dtmfDigitsFile && ctx.kind === 'decrypt') return { entry: null, remove: e.name };
   const src = path.join(dir, e.name);
   if (ctx.kind === 'encrypt') {
     if (isEnvelope(e.name)) return { entry: e };
@@ -105,13 +108,14 @@ export async function stageConversion(ctx: ConversionContext, dir: string, recor
   const listed = parseChecksums((await readChecksumFile(path.join(dir, sumsName))).toString('utf8'));
   const meta = await readMetadata(dir, recordingId);
   const plans = await Promise.all(listed.map((e) => planFile(ctx, dir, meta, e)));
-  if (!plans.some((p) => p.rename)) return null;
-  const checksums = formatChecksums(plans.map((p) => p.entry));
+  if (!plans.some((p) => p.rename || p.remove)) return null;
+  const entries = plans.flatMap((p) => (p.entry ? [p.entry] : []));
+  const checksums = formatChecksums(entries);
   const sigName = signatureFileName(recordingId);
   await writeFileDurably(path.join(dir, stagingName(sumsName)), checksums, 0o640);
   const signature = await ctx.pool.sign(Buffer.from(checksums), ctx.signingKey);
   await writeFileDurably(path.join(dir, stagingName(sigName)), formatSignature(signature), 0o640);
-  const files = plans.map((p) => p.entry.name).sort();
+  const files = entries.map((e) => e.name).sort();
   const encrypted = ctx.kind !== 'decrypt' && files.some(isEnvelope);
   return {
     renames: [...plans.flatMap((p) => (p.rename ? [p.rename] : [])), [stagingName(sumsName), sumsName], [stagingName(sigName), sigName]],

@@ -33,7 +33,9 @@ export interface LegStats {
  * That a key was pressed, when and for how long — never which key: digits
  * keyed during a call are card numbers and security codes often enough
  * (PCI DSS 3.3.1 forbids keeping the latter at all), so the value is read
- * only to tell events apart and is not kept anywhere.
+ * only to tell events apart. Only a profile that keeps digits encrypted
+ * (`dtmfDigits: encrypted`) has them collected, apart (`keyed`), for its
+ * envelope and nothing else.
  */
 export interface DtmfEvent {
   /** Offset from the start of the recording. */
@@ -48,6 +50,17 @@ export interface LegTimelineOptions {
   readonly delaySamples: number;
   /** Ring capacity in samples; a power of two. */
   readonly ringSamples?: number;
+  /** Collect the keys pressed, for a profile that keeps them encrypted. */
+  readonly keepDigits?: boolean;
+}
+
+/** RFC 4733 events 0–15 as keys. */
+const KEYS = '0123456789*#ABCD';
+
+/** A key pressed: for the digits envelope only, never the metadata. */
+export interface KeyedDigit {
+  readonly atMs: number;
+  readonly key: string;
 }
 
 const SEQ_WINDOW = 1024;
@@ -76,6 +89,8 @@ const NO_SEQ = -0x80000000;
 export class LegTimeline {
   readonly stats: LegStats = { received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, outOfSequence: 0, jitter: 0 };
   readonly dtmf: DtmfEvent[] = [];
+  /** The keys behind `dtmf`, in the same order; empty unless the options keep digits. */
+  readonly keyed: KeyedDigit[] = [];
 
   /** Samples before this position have been handed to the writer. */
   written = 0;
@@ -249,6 +264,8 @@ export class LegTimeline {
     }
     if (this.dtmf.length >= MAX_DTMF_EVENTS) return;
     this.lastDtmfTs = p.timestamp;
-    this.dtmf.push({ atMs: Math.round(this.position(p.timestamp) / 8), durationMs: ev.duration / 8 });
+    const atMs = Math.round(this.position(p.timestamp) / 8);
+    this.dtmf.push({ atMs, durationMs: ev.duration / 8 });
+    if (this.opts.keepDigits) this.keyed.push({ atMs, key: KEYS[ev.event] ?? `event ${ev.event}` });
   }
 }

@@ -6,14 +6,15 @@ import type { G711Law } from '../media/g711.js';
 import { LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
 import { parseRtp } from '../media/rtp.js';
 import { retryTransient, type RetryOptions } from '../retry.js';
-import { envelopeName, METADATA_FORMAT, writeMetadata, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
+import { dtmfDigitsFileName, envelopeName, METADATA_FORMAT, writeMetadata, type DtmfDigitsFile, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
 import { outputsFor, type OutputSpec } from './outputs.js';
 import type { RecordingPolicy } from './profiles.js';
 import { recordingDir } from './recordingId.js';
 import type { AudioWriter, WriteGap } from './AudioWriterTypes.js';
 import { EnvelopeWriter } from './EnvelopeWriter.js';
 import { WavWriter } from './WavWriter.js';
-import type { WrappingKey } from '../seal/envelope.js';
+import { sealBuffer, type WrappingKey } from '../seal/envelope.js';
+import { writeFileDurably } from '../fsutil.js';
 import { pcmMs } from './wavFormat.js';
 
 export interface CallInfo {
@@ -60,6 +61,8 @@ function openWriter(dir: string, spec: OutputSpec, encryptTo: WrappingKey | null
 export class Recording {
   readonly legs: Record<LegRole, LegTimeline>;
   private readonly delaySamples: number;
+  /** The KEK the keys pressed are sealed under at the end, when the profile keeps them. */
+  private readonly digitsKek: WrappingKey | null;
 
   private constructor(
     readonly dir: string,
@@ -69,7 +72,9 @@ export class Recording {
     opts: RecordingOptions,
   ) {
     this.delaySamples = opts.jitterBufferMs * 8;
-    const make = () => new LegTimeline({ law: opts.info.codec, payloadKinds: opts.payloadKinds, delaySamples: this.delaySamples });
+    this.digitsKek = opts.policy.profile.dtmfDigits === 'encrypted' ? opts.encryptTo : null;
+    const keepDigits = this.digitsKek !== null;
+    const make = () => new LegTimeline({ law: opts.info.codec, payloadKinds: opts.payloadKinds, delaySamples: this.delaySamples, keepDigits });
     this.legs = { caller: make(), callee: make() };
   }
 
@@ -200,6 +205,18 @@ export class Recording {
       });
     }
     this.meta.dtmf = ROLES.flatMap((leg) => this.legs[leg].dtmf.map((d) => ({ leg, ...d }))).sort((a, b) => a.atMs - b.atMs);
+    if (this.digitsKek) {
+      const kek = this.digitsKek;
+      const name = dtmfDigitsFileName(this.id);
+      const file: DtmfDigitsFile = { format: 'callvault-dtmf/1', recordingId: this.id, digits: ROLES.flatMap((leg) => this.legs[leg].keyed.map((d) => ({ leg, ...d }))).sort((a, b) => a.atMs - b.atMs) };
+      const plain = Buffer.from(JSON.stringify(file));
+      try {
+        await retryTransient(() => writeFileDurably(path.join(this.dir, name), sealBuffer(kek, plain), 0o640), retry);
+      } finally {
+        plain.fill(0);
+      }
+      this.meta.dtmfDigitsFile = name;
+    }
     this.meta.endedAt = new Date().toISOString();
     this.meta.durationMs = Math.round(durationSamples / 8);
     this.meta.endReason = reason;

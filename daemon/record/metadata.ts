@@ -55,6 +55,19 @@ export interface RecordingMetadata {
   /** Where audio could not be written (a full disk, an I/O error): silence in the file, and why. Absent in older recordings. */
   gaps?: GapMetadata[];
   files: FileMetadata[];
+  /** Profile with `dtmfDigits: encrypted`: `<recordingId>.dtmf.json.enc`, the keys pressed, sealed under the recording's KEK. */
+  dtmfDigitsFile?: string;
+}
+
+/** What `<recordingId>.dtmf.json.enc` decrypts to. */
+export interface DtmfDigitsFile {
+  readonly format: 'callvault-dtmf/1';
+  readonly recordingId: string;
+  readonly digits: readonly { readonly leg: LegRole; readonly atMs: number; readonly key: string }[];
+}
+
+export function dtmfDigitsFileName(recordingId: string): string {
+  return envelopeName(`${recordingId}.dtmf.json`);
 }
 
 /** A stretch of one file, on the call clock, whose audio never reached the disk. */
@@ -77,9 +90,9 @@ export function metadataPath(dir: string, recordingId: string): string {
   return path.join(dir, metadataFileName(recordingId));
 }
 
-/** Every file a recording consists of, audio then metadata: what is listed, sealed and verified. */
+/** Every file a recording consists of, audio then metadata (and the digits envelope, when kept): what is listed, sealed and verified. */
 export function recordingFileNames(meta: RecordingMetadata): string[] {
-  return [...meta.files.map((f) => f.name), metadataFileName(meta.recordingId)];
+  return [...meta.files.map((f) => f.name), metadataFileName(meta.recordingId), ...(meta.dtmfDigitsFile ? [meta.dtmfDigitsFile] : [])];
 }
 
 /** An encrypted audio file is stored as `<name>.enc` (docs/envelope.md); the metadata stays in the clear. */

@@ -1,4 +1,4 @@
-import type { ChannelMode, Config, Direction, ProfileConfig } from '../config/Config.js';
+import type { ChannelMode, Config, Direction, DtmfDigits, ProfileConfig } from '../config/Config.js';
 import type { ConfigProblem } from '../errors.js';
 
 /** What the call-start request says about a call, as far as profiles care. */
@@ -29,6 +29,8 @@ export interface ProfileTerms {
   readonly encryption: boolean;
   /** As configured (`5y`), or null = kept until deleted by hand. */
   readonly retention: string | null;
+  /** Absent in recordings made before it was kept: discard. */
+  readonly dtmfDigits?: DtmfDigits;
 }
 
 export interface RecordingPolicy {
@@ -134,6 +136,7 @@ export class ProfileSet {
       const first = seen.get(p.name);
       if (first !== undefined) problems.push({ path: `${at}.name`, message: `duplicate profile name ${JSON.stringify(p.name)} (also profiles.${first})` });
       seen.set(p.name, i);
+      if (p.dtmfDigits === 'encrypted' && !p.encryption) problems.push({ path: `${at}.dtmfDigits`, message: 'encrypted needs encryption: true: the keys pressed are kept only in an envelope' });
       p.storage.forEach((target, j) => {
         if (!Object.hasOwn(config.storage, target)) {
           const known = Object.keys(config.storage);
@@ -142,7 +145,7 @@ export class ProfileSet {
       });
       const policy: RecordingPolicy = {
         channelMode: p.channelMode ?? config.recording.channelMode,
-        profile: { name: p.name, storage: p.storage, encryption: p.encryption, retention: p.retention },
+        profile: { name: p.name, storage: p.storage, encryption: p.encryption, retention: p.retention, dtmfDigits: p.dtmfDigits },
       };
       return { config: p, matches: compileMatch(p, at, problems), policy };
     });

@@ -150,7 +150,8 @@ export class Sealer extends EventEmitter<SealerEvents> {
     const dir = recordingDir(this.dataDir, id);
     try {
       const audio = meta.files.map((f) => (meta.profile.encryption ? this.encrypt(dir, f.name, id) : this.hash(dir, f.name)));
-      const files = await Promise.all([...audio, this.hash(dir, metadataFileName(id))]);
+      const digits = meta.dtmfDigitsFile ? [this.hash(dir, meta.dtmfDigitsFile)] : [];
+      const files = await Promise.all([...audio, this.hash(dir, metadataFileName(id)), ...digits]);
       const checksums = formatChecksums(files);
       await writeFileDurably(path.join(dir, checksumFileName(id)), checksums, 0o640);
       const signature = await this.pool.sign(Buffer.from(checksums), this.identity.privateKey);

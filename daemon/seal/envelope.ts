@@ -249,3 +249,23 @@ export function rewrapHeader(header: EnvelopeHeader, dek: Uint8Array, kek: Wrapp
   if (!timingSafeEqual(keyCommitment(dek, header.fileNonce), header.commitment)) throw new EnvelopeError('the data key does not belong to this envelope');
   return encodeHeader({ leadBytes: header.leadBytes, chunkSize: header.chunkSize, fileNonce: header.fileNonce, commitment: header.commitment, kekId: kek.id, wrappedDek: wrapDek(kek, dek) });
 }
+
+/**
+ * A small plaintext (the keys pressed in a call) sealed whole as a version 1
+ * envelope in memory, under a fresh data key wrapped under `kek`; the data
+ * key is wiped before this returns.
+ */
+export function sealBuffer(kek: WrappingKey, plain: Uint8Array): Buffer {
+  const { dek, header } = newEnvelope(kek);
+  try {
+    const cipher = new ChunkCipher(dek, header);
+    const out: Buffer[] = [header.bytes];
+    for (const { index, start, end, final } of plainChunks(plain.length, header.chunkSize)) {
+      const c = cipher.encryptor(index, final);
+      out.push(c.update(plain.subarray(start, end)), c.final(), c.getAuthTag());
+    }
+    return Buffer.concat(out);
+  } finally {
+    dek.fill(0);
+  }
+}
