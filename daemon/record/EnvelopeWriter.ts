@@ -1,7 +1,8 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { RecordingError } from '../errors.js';
 import { ChunkCipher, newEnvelope, STREAM_CHUNK_SIZE, TAG_BYTES, type EnvelopeHeader, type WrappingKey } from '../seal/envelope.js';
-import type { AudioWriter, WriteGap } from './AudioWriterTypes.js';
+import type { WriteGap } from './AudioWriterTypes.js';
+import { StreamingWriter } from './StreamingWriter.js';
 import { WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
 
 /**
@@ -18,25 +19,21 @@ import { WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
  * not be written are a gap (listed in the metadata, read back as silence),
  * and writing resumes at the next chunk's place.
  */
-export class EnvelopeWriter implements AudioWriter {
+export class EnvelopeWriter extends StreamingWriter {
   readonly #chunk = Buffer.allocUnsafe(STREAM_CHUNK_SIZE);
   #chunkBytes = 0;
   /** Index of the chunk being filled (audio starts at 1). */
   #next = 1;
-  #acceptedBytes = 0;
-  #chain: Promise<void> = Promise.resolve();
-  #closed = false;
-  #suspended: WriteGap | undefined;
-  readonly #gaps: WriteGap[] = [];
   readonly #audioStart: number;
 
   private constructor(
-    readonly file: string,
-    readonly channels: number,
+    file: string,
+    channels: number,
     private readonly fh: FileHandle,
     private readonly header: EnvelopeHeader,
     private readonly cipher: ChunkCipher,
   ) {
+    super(file, channels);
     this.#audioStart = header.bytes.length + header.leadBytes + TAG_BYTES;
   }
 
@@ -60,46 +57,28 @@ export class EnvelopeWriter implements AudioWriter {
     return new EnvelopeWriter(file, channels, fh, header, cipher);
   }
 
-  get dataBytes(): number {
-    return this.#acceptedBytes;
-  }
-
-  get suspended(): WriteGap | undefined {
-    return this.#suspended;
-  }
-
-  get gaps(): readonly WriteGap[] {
-    return this.#gaps;
-  }
-
   write(samples: Int16Array, frames: number): void {
-    if (this.#closed) throw new RecordingError('WAV_CLOSED', `write after close: ${this.file}`, { file: this.file });
+    this.assertOpen();
     const src = Buffer.from(samples.buffer, samples.byteOffset, frames * this.channels * 2);
     for (let o = 0; o < src.length; ) {
       const n = src.copy(this.#chunk, this.#chunkBytes, o, Math.min(src.length, o + STREAM_CHUNK_SIZE - this.#chunkBytes));
       this.#chunkBytes += n;
-      this.#acceptedBytes += n;
+      this.acceptedBytes += n;
       o += n;
       if (this.#chunkBytes === STREAM_CHUNK_SIZE) this.#seal(this.#next++, false, this.#chunk);
     }
   }
 
-  resume(): void {
-    this.#chain = this.#chain.then(() => {
-      this.#suspended = undefined;
-    });
-  }
-
   /** Seal the last (partial, maybe empty) chunk as final, then the WAV header as chunk 0; fsync; check both read back. */
   async close(): Promise<{ dataBytes: number; gaps: readonly WriteGap[] }> {
-    if (this.#closed) return { dataBytes: this.#acceptedBytes, gaps: this.#gaps };
-    this.#closed = true;
+    if (this.closed) return this.result();
+    this.closed = true;
     const finalIndex = this.#next++;
     // The final chunk before the lead: a crash between them leaves a lead that was never written, which recovery expects.
     const final = this.#seal(finalIndex, true, this.#chunk, true);
-    const lead = this.#seal(0, false, wavHeader(this.channels, this.#acceptedBytes).subarray(0, this.header.leadBytes), true);
+    const lead = this.#seal(0, false, wavHeader(this.channels, this.acceptedBytes).subarray(0, this.header.leadBytes), true);
     try {
-      await this.#chain;
+      await this.drain();
       await this.fh.sync();
       await this.#readBack(0, false, this.header.bytes.length, lead.length);
       await this.#readBack(finalIndex, true, this.#offset(finalIndex), final.length);
@@ -108,7 +87,7 @@ export class EnvelopeWriter implements AudioWriter {
     } finally {
       await this.fh.close();
     }
-    return { dataBytes: this.#acceptedBytes, gaps: this.#gaps };
+    return this.result();
   }
 
   #offset(index: number): number {
@@ -122,12 +101,12 @@ export class EnvelopeWriter implements AudioWriter {
     const sealed = Buffer.concat([c.update(text), c.final(), c.getAuthTag()]);
     if (index !== 0) this.#chunkBytes = 0;
     const at = this.#offset(index);
-    this.#chain = this.#chain.then(() => this.#writeAt(sealed, at, index, mustWrite));
+    this.enqueue(() => this.#writeAt(sealed, at, index, mustWrite));
     return sealed;
   }
 
   async #writeAt(sealed: Buffer, at: number, index: number, mustWrite: boolean): Promise<void> {
-    const gap = this.#suspended;
+    const gap = this.suspended;
     if (gap && !mustWrite) {
       gap.chunks![1] = index + 1;
       gap.toByte = index * STREAM_CHUNK_SIZE;
@@ -145,8 +124,7 @@ export class EnvelopeWriter implements AudioWriter {
       if (mustWrite) throw err;
       const e = err as NodeJS.ErrnoException;
       const open: WriteGap = { fromByte: (index - 1) * STREAM_CHUNK_SIZE, toByte: index * STREAM_CHUNK_SIZE, code: e.code ?? 'EIO', message: e.message, chunks: [index, index + 1] };
-      this.#suspended = open;
-      this.#gaps.push(open);
+      this.suspend(open);
     }
   }
 

@@ -1,10 +1,10 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { RecordingError } from '../errors.js';
+import type { WriteGap } from './AudioWriterTypes.js';
+import { StreamingWriter } from './StreamingWriter.js';
 import { WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
 
 const FLUSH_BYTES = 16 * 1024;
-
-import type { AudioWriter, WriteGap } from './AudioWriterTypes.js';
 
 /**
  * Streams 16-bit PCM to a WAV file as the call runs. Memory is one pending
@@ -17,21 +17,16 @@ import type { AudioWriter, WriteGap } from './AudioWriterTypes.js';
  * on at the right offset — the gap stays a hole that reads as silence, so the
  * file's length still matches the call.
  */
-export class WavWriter implements AudioWriter {
+export class WavWriter extends StreamingWriter {
   #pending: Buffer;
   #pendingBytes = 0;
-  /** Audio bytes accepted: the logical length of the data chunk. */
-  #acceptedBytes = 0;
-  #chain: Promise<void> = Promise.resolve();
-  #closed = false;
-  #suspended: WriteGap | undefined;
-  readonly #gaps: WriteGap[] = [];
 
   private constructor(
-    readonly file: string,
-    readonly channels: number,
+    file: string,
+    channels: number,
     private readonly fh: FileHandle,
   ) {
+    super(file, channels);
     this.#pending = Buffer.allocUnsafe(FLUSH_BYTES + 4096);
   }
 
@@ -47,31 +42,16 @@ export class WavWriter implements AudioWriter {
     return new WavWriter(file, channels, fh);
   }
 
-  /** Bytes of audio accepted so far (written, pending, or lost in a gap). */
-  get dataBytes(): number {
-    return this.#acceptedBytes;
-  }
-
-  /** The open gap while writes fail, else undefined. */
-  get suspended(): WriteGap | undefined {
-    return this.#suspended;
-  }
-
-  /** Every gap so far, the open one last. */
-  get gaps(): readonly WriteGap[] {
-    return this.#gaps;
-  }
-
   /** Append `frames` interleaved frames from `samples`. */
   write(samples: Int16Array, frames: number): void {
-    if (this.#closed) throw new RecordingError('WAV_CLOSED', `write after close: ${this.file}`, { file: this.file });
+    this.assertOpen();
     const bytes = frames * this.channels * 2;
     if (this.#pendingBytes + bytes > this.#pending.length) this.flush();
     if (bytes > this.#pending.length) this.#pending = Buffer.allocUnsafe(bytes);
     const src = Buffer.from(samples.buffer, samples.byteOffset, bytes);
     src.copy(this.#pending, this.#pendingBytes);
     this.#pendingBytes += bytes;
-    this.#acceptedBytes += bytes;
+    this.acceptedBytes += bytes;
     if (this.#pendingBytes >= FLUSH_BYTES) this.flush();
   }
 
@@ -79,41 +59,34 @@ export class WavWriter implements AudioWriter {
   flush(): void {
     if (this.#pendingBytes === 0) return;
     const buf = this.#pending.subarray(0, this.#pendingBytes);
-    const end = this.#acceptedBytes;
+    const end = this.acceptedBytes;
     const start = end - this.#pendingBytes;
     this.#pending = Buffer.allocUnsafe(this.#pending.length);
     this.#pendingBytes = 0;
-    this.#chain = this.#chain.then(() => this.#writeAt(buf, start, end));
-  }
-
-  /** Try writing again from the next flush on (after the disk has room, or the error has passed). */
-  resume(): void {
-    this.#chain = this.#chain.then(() => {
-      this.#suspended = undefined;
-    });
+    this.enqueue(() => this.#writeAt(buf, start, end));
   }
 
   /** Flush, patch the header with the final sizes, fsync and close. The file is as long as all accepted audio. */
   async close(): Promise<{ dataBytes: number; gaps: readonly WriteGap[] }> {
-    if (this.#closed) return { dataBytes: this.#acceptedBytes, gaps: this.#gaps };
+    if (this.closed) return this.result();
     this.flush();
-    this.#closed = true;
-    await this.#chain;
+    this.closed = true;
+    await this.drain();
     try {
       // Extending over a trailing gap allocates nothing (a hole), so this works on a full disk too.
-      await this.fh.truncate(WAV_HEADER_BYTES + this.#acceptedBytes);
-      await this.fh.write(wavHeader(this.channels, this.#acceptedBytes), 0, WAV_HEADER_BYTES, 0);
+      await this.fh.truncate(WAV_HEADER_BYTES + this.acceptedBytes);
+      await this.fh.write(wavHeader(this.channels, this.acceptedBytes), 0, WAV_HEADER_BYTES, 0);
       await this.fh.sync();
     } catch (err) {
       throw new RecordingError('WAV_CLOSE', `cannot finish ${this.file}: ${(err as Error).message}`, { file: this.file }, { cause: err });
     } finally {
       await this.fh.close();
     }
-    return { dataBytes: this.#acceptedBytes, gaps: this.#gaps };
+    return this.result();
   }
 
   async #writeAt(buf: Buffer, start: number, end: number): Promise<void> {
-    const gap = this.#suspended;
+    const gap = this.suspended;
     if (gap) {
       gap.toByte = end;
       return;
@@ -129,8 +102,7 @@ export class WavWriter implements AudioWriter {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const open: WriteGap = { fromByte: start + done, toByte: end, code: e.code ?? 'EIO', message: e.message };
-      this.#suspended = open;
-      this.#gaps.push(open);
+      this.suspend(open);
     }
   }
 }
