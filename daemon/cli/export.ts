@@ -3,6 +3,7 @@ import { chmod, copyFile, lstat, mkdir, mkdtemp, rename, rm } from 'node:fs/prom
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { CallvaultError } from '../errors.js';
+import { readInstanceId } from '../keys/SigningIdentity.js';
 import { dataDirCertificate, unpinnedWarning } from '../keys/trustAnchor.js';
 import { checkAgainstIndex } from '../seal/verifyAgainstIndex.js';
 import { isRecordingId } from '../record/recordingId.js';
@@ -42,7 +43,7 @@ async function exportRecording(args: ExportArgs): Promise<number> {
     const dir = path.join(config.dataDir, entry.dir);
     const anchor = await dataDirCertificate(config.dataDir, config.signing.fingerprint);
     if (anchor.source === 'data-dir') process.stderr.write(`${unpinnedWarning(anchor, config.dataDir)!}\n`);
-    const v = checkAgainstIndex(await verifyRecording(dir, anchor.pem), { dataDir: config.dataDir, instanceId: null, index });
+    const v = checkAgainstIndex(await verifyRecording(dir, anchor.pem), { dataDir: config.dataDir, instanceId: await readInstanceId(config.dataDir), index });
     if (!v.ok) throw new CallvaultError('VERIFY_FAILED', `recording ${args.recordingId} does not verify, refusing to export it: ${v.problems.join('; ')}`);
     const audio = v.files.map((f) => f.name).filter(isAudioFile);
     const meta = await readMetadata(dir, args.recordingId);

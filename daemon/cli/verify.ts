@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { CallvaultError } from '../errors.js';
-import { identityPaths } from '../keys/SigningIdentity.js';
+import { readInstanceId } from '../keys/SigningIdentity.js';
 import type { TrustAnchor } from '../keys/trustAnchor.js';
 import { findRecordingDirs, verifyRecording, type RecordingVerification } from '../seal/verify.js';
 import { checkAgainstIndex, missingFromDisk, type InstanceRecord, type MissingRecording } from '../seal/verifyAgainstIndex.js';
@@ -39,8 +39,7 @@ async function openInstanceRecord(args: VerifyArgs): Promise<InstanceRecord | nu
     return null;
   }
   if (!existsSync(path.join(dataDir, 'index', 'index.mdb'))) return null;
-  const instanceId = (await readFile(identityPaths(dataDir).instanceId, 'utf8').catch(() => '')).trim() || null;
-  return { dataDir, instanceId, index: RecordingIndex.open(dataDir) };
+  return { dataDir, instanceId: await readInstanceId(dataDir), index: RecordingIndex.open(dataDir) };
 }
 
 function printOne(v: RecordingVerification): void {

@@ -115,6 +115,11 @@ function assertPair(privateKey: KeyObject, certPem: string, paths: IdentityPaths
   if (!ok) throw new KeyError('KEY_CERT_MISMATCH', `${paths.key} does not belong to ${paths.certificate}`, { file: paths.key });
 }
 
+/** The instance's id (`identity/instance-id`), or null before its first start. */
+export async function readInstanceId(dataDir: string): Promise<string | null> {
+  return (await readIfExists(identityPaths(dataDir).instanceId))?.trim() || null;
+}
+
 /** The instance's certificate, for commands that only need to check signatures. */
 export async function readInstanceCertificate(dataDir: string): Promise<string> {
   const file = identityPaths(dataDir).certificate;
