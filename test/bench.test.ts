@@ -41,6 +41,7 @@ test('mixer micro-benchmark: every sample pushed through the media path reaches 
   const { json } = bench('mixer', ['--calls', '3', '--seconds', '5']);
   assert.equal(json.figures.samples, 3 * 5 * 8000 * 2);
   assert.equal(json.figures.written, json.figures.samples);
+  assert.equal(json.figures.encryptedWritten, json.figures.samples, 'and all of it encrypted as written');
   assert.deepEqual(json.missed, []);
 });
 
