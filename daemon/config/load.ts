@@ -4,7 +4,7 @@ import { LineCounter, parseDocument, isScalar, type Document } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { checkSourceEntry } from '../ingest/sourceFilter.js';
 import { applySchema, configSchema } from './schema.js';
-import type { Config } from './Config.js';
+import { parseListen, type Config } from './Config.js';
 import { ProfileSet } from '../record/profiles.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/callvault/callvault.yaml';
@@ -68,6 +68,17 @@ function crossCheck(config: Config): ConfigProblem[] {
   for (const [i, entry] of (config.media.allowedSources ?? []).entries()) {
     const why = checkSourceEntry(entry);
     if (why) problems.push({ path: `media.allowedSources.${i}`, message: why });
+  }
+  for (const [i, entry] of config.sip.allowedSources.entries()) {
+    const why = checkSourceEntry(entry);
+    if (why) problems.push({ path: `sip.allowedSources.${i}`, message: why });
+  }
+  if (config.sip.listen !== null) {
+    try {
+      parseListen(config.sip.listen);
+    } catch (err) {
+      problems.push({ path: 'sip.listen', message: (err as Error).message });
+    }
   }
   return problems;
 }

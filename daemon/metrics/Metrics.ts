@@ -7,6 +7,8 @@ import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { AuditHeadWatch } from '../store/AuditHeadWatch.js';
 import type { Recorder } from '../record/Recorder.js';
 import type { Sealer } from '../seal/Sealer.js';
+import type { SipTransport } from '../sip/SipTransport.js';
+import type { SrsServer } from '../sip/SrsServer.js';
 import type { Uploader } from '../upload/Uploader.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 
@@ -140,6 +142,27 @@ export class Metrics {
         this.set(watch.head?.seq ?? 0);
       },
     });
+  }
+
+  /** The SIPREC recording server: requests by method and our answer, refusals by reason, unreadable messages, live sessions by SRC. */
+  observeSip(srs: SrsServer, transport: SipTransport): void {
+    const registers = [this.registry];
+    const requests = new Counter({ name: 'callvault_sip_requests_total', help: 'SIP requests answered, by method and final response code.', labelNames: ['method', 'response'], registers });
+    const rejected = new Counter({ name: 'callvault_sip_rejected_total', help: 'SIP requests refused before a recording started, by reason (source, malformed, no-codec, call_limit, low_disk, …).', labelNames: ['reason'], registers });
+    const malformed = new Counter({ name: 'callvault_sip_malformed_total', help: 'SIP datagrams or stream data dropped as unreadable, by transport.', labelNames: ['transport'], registers });
+    new Gauge({
+      name: 'callvault_sip_sessions',
+      help: 'SIPREC recording sessions open now, by SRC address.',
+      labelNames: ['src'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [src, n] of srs.sessionsBySource()) this.set({ src }, n);
+      },
+    });
+    srs.on('request', (method, status) => requests.inc({ method, response: String(status) }));
+    srs.on('rejected', (reason) => rejected.inc({ reason }));
+    transport.on('malformed', (t) => malformed.inc({ transport: t }));
   }
 
   observeIngest(ingest: MediaIngest): void {

@@ -6,7 +6,7 @@ import type { G711Law } from '../media/g711.js';
 import { LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
 import { parseRtp } from '../media/rtp.js';
 import { retryTransient, type RetryOptions } from '../retry.js';
-import { dtmfDigitsFileName, envelopeName, METADATA_FORMAT, writeMetadata, type DtmfDigitsFile, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
+import { dtmfDigitsFileName, envelopeName, METADATA_FORMAT, writeMetadata, type DtmfDigitsFile, type SiprecMetadata, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
 import { outputsFor, type OutputSpec } from './outputs.js';
 import type { RecordingPolicy } from './profiles.js';
 import { recordingDir } from './recordingId.js';
@@ -23,6 +23,8 @@ export interface CallInfo {
   readonly caller: { readonly number: string };
   readonly callee: { readonly number: string };
   readonly codec: G711Law;
+  /** Set when the call came as a SIPREC recording session. */
+  readonly siprec?: SiprecMetadata | undefined;
 }
 
 export interface RecordingOptions {
@@ -111,6 +113,7 @@ export class Recording {
       dtmf: [],
       gaps: [],
       files: specs.map((s) => ({ name: s.name, legs: [...s.legs], channels: s.legs.length, dataBytes: 0, durationMs: 0 })),
+      ...(opts.info.siprec ? { siprec: opts.info.siprec } : {}),
     };
     // Metadata first: crash recovery starts from it and repairs whatever audio exists.
     await writeMetadata(dir, meta);

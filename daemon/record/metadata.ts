@@ -10,7 +10,7 @@ import type { ProfileTerms } from './profiles.js';
 export const METADATA_FORMAT = 'callvault-recording/1';
 
 export type RecordingState = 'recording' | 'finalizing' | 'closed' | 'failed';
-export type EndReason = 'api' | 'rtp-timeout' | 'max-duration' | 'shutdown' | 'ingest-failure' | 'recovered';
+export type EndReason = 'api' | 'bye' | 'cancel' | 'rtp-timeout' | 'max-duration' | 'shutdown' | 'ingest-failure' | 'recovered';
 
 export interface LegMetadata extends LegStats {
   readonly number: string;
@@ -55,8 +55,29 @@ export interface RecordingMetadata {
   /** Where audio could not be written (a full disk, an I/O error): silence in the file, and why. Absent in older recordings. */
   gaps?: GapMetadata[];
   files: FileMetadata[];
+  /** A call that came as a SIPREC recording session: who sent it and what its metadata said. */
+  readonly siprec?: SiprecMetadata;
   /** Profile with `dtmfDigits: encrypted`: `<recordingId>.dtmf.json.enc`, the keys pressed, sealed under the recording's KEK. */
   dtmfDigitsFile?: string;
+}
+
+/** A SIPREC recording session as the SRS received it (RFC 7866, RFC 7865). */
+export interface SiprecMetadata {
+  /** The recording session's SIP Call-ID (the dialog with the SRC). */
+  readonly sipCallId: string;
+  /** The SRC: transport, address and port it sent from, and its From URI. */
+  readonly src: { readonly transport: string; readonly address: string; readonly port: number; readonly uri: string };
+  /** The recording session id of the metadata, if it has one. */
+  readonly sessionId: string | null;
+  /** The original call as the metadata gives it (Sonus' callData), else null. */
+  readonly originalCall: { readonly from: string | null; readonly to: string | null; readonly callId: string | null } | null;
+  readonly participants: readonly { readonly id: string; readonly aor: string | null; readonly name: string | null; readonly sends: readonly string[] }[];
+  /** Vendor call ids from the INVITE's headers (Cisco Session-ID, Avaya/Oracle UCID). */
+  readonly vendorCallIds: Readonly<Record<string, string>>;
+  /** How caller (left) and callee (right) were told apart. */
+  readonly decided: string;
+  /** Which offered stream (a=label) each leg is. */
+  readonly labels: { readonly caller: string | null; readonly callee: string | null };
 }
 
 /** What `<recordingId>.dtmf.json.enc` decrypts to. */

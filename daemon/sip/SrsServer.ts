@@ -1,0 +1,348 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { ApiError, SipError } from '../errors.js';
+import type { LegRole } from '../ingest/LegSource.js';
+import { sourceFilter } from '../ingest/sourceFilter.js';
+import type { Logger } from '../log.js';
+import type { SiprecMetadata } from '../record/metadata.js';
+import type { Recorder, StartCallRequest } from '../record/Recorder.js';
+import { bodyParts } from './multipart.js';
+import { parseRsMetadata, type RsMetadata } from './rsMetadata.js';
+import { buildAnswer, parseSdp, type AnswerStream } from './sdp.js';
+import { planSession, type SessionPlan } from './sessionPlan.js';
+import { buildResponse, parseParams, uriOf, type SipRequest } from './SipMessage.js';
+import type { SipPeer, SipTransport } from './SipTransport.js';
+
+/** RFC 3261 timers: T1 (RTT estimate), T2 (cap of retransmission intervals); a transaction lives 64·T1. */
+const T1 = 500;
+const T2 = 4000;
+const TRANSACTION_MS = 64 * T1;
+
+const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE';
+/** Option tags we accept in Require (100rel: answered without reliable provisionals, which RFC 3262 allows). */
+const UNDERSTOOD = new Set(['siprec', '100rel', 'timer', 'replaces']);
+
+export interface SrsEvents {
+  /** A request answered: its method and our final status. */
+  request: [method: string, status: number];
+  /** A request refused before it reached a recording: why (source, malformed, no-codec, limit…). */
+  rejected: [reason: string];
+}
+
+/** A recording session: the SIP dialog with the SRC and the call it records. */
+interface Session {
+  readonly sipCallId: string;
+  readonly localTag: string;
+  readonly recordingId: string | null;
+  readonly peer: SipPeer;
+  /** Our Contact in this dialog. */
+  readonly contact: string;
+  readonly answer: Buffer;
+  version: number;
+}
+
+interface InviteTransaction {
+  readonly request: SipRequest;
+  response: Buffer;
+  final: boolean;
+  cancelled: boolean;
+  retransmit: NodeJS.Timeout | undefined;
+}
+
+/**
+ * The SIPREC recording server (RFC 7866) on a SIP transport: admits SRCs
+ * from the allow-list, turns each recording INVITE into a two-leg call of
+ * the Recorder and answers with where to send each stream; BYE and CANCEL
+ * end it. Only server transactions: callvault never sends requests.
+ */
+export class SrsServer extends EventEmitter<SrsEvents> {
+  readonly #sessions = new Map<string, Session>();
+  readonly #invites = new Map<string, InviteTransaction>();
+  /** Final responses to non-INVITE requests, for their retransmissions. */
+  readonly #answered = new Map<string, Buffer>();
+  #allowed: (ip: string) => boolean;
+  readonly #port: number;
+
+  constructor(
+    transport: SipTransport,
+    private readonly recorder: Recorder,
+    allowedSources: readonly string[],
+    private readonly log: Logger,
+  ) {
+    super();
+    this.#allowed = sourceFilter(allowedSources, undefined);
+    this.#port = transport.port;
+    transport.on('message', (msg, peer) => {
+      if (msg.kind !== 'request') return; // we send no requests, so expect no responses
+      void this.#handle(msg, peer).catch((err: unknown) => this.log.error({ err, method: msg.method, from: `${peer.address}:${peer.port}` }, 'SIP request failed'));
+    });
+  }
+
+  /** A reload: new SRC allow-list, sessions kept. */
+  setAllowedSources(allowedSources: readonly string[]): void {
+    this.#allowed = sourceFilter(allowedSources, undefined);
+  }
+
+  /** Open recording sessions, by SRC address. */
+  sessionsBySource(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const s of this.#sessions.values()) out.set(s.peer.address, (out.get(s.peer.address) ?? 0) + 1);
+    return out;
+  }
+
+  async #handle(req: SipRequest, peer: SipPeer): Promise<void> {
+    const branch = parseParams(req.headers.get('via') ?? '').params.get('branch') ?? `${req.headers.get('call-id')}/${req.headers.get('cseq')}`;
+    if (req.method === 'ACK') return this.#ack(req, branch);
+    const key = `${branch}|${req.method}`;
+    const invite = this.#invites.get(key);
+    if (invite) return peer.send(invite.response); // a retransmission: the last response again
+    const answered = this.#answered.get(key);
+    if (answered) return peer.send(answered);
+    const reply = (status: number, reason: string, extra: Parameters<typeof buildResponse>[3] = {}) => {
+      const res = buildResponse(req, status, reason, extra);
+      peer.send(res);
+      this.emit('request', req.method, status);
+      if (req.method !== 'INVITE') this.#remember(this.#answered, key, res);
+      return res;
+    };
+    for (const h of ['via', 'from', 'to', 'call-id', 'cseq']) {
+      if (!req.headers.get(h)) {
+        this.emit('rejected', 'malformed');
+        return void reply(400, `Missing ${h}`);
+      }
+    }
+    if (!this.#allowed(peer.address)) {
+      this.emit('rejected', 'source');
+      this.log.warn({ method: req.method, from: `${peer.address}:${peer.port}` }, 'SIP request from a source not in sip.allowedSources refused');
+      return void reply(403, 'Forbidden');
+    }
+    const callId = req.headers.get('call-id')!;
+    switch (req.method) {
+      case 'OPTIONS':
+        return void reply(200, 'OK', { headers: [['Allow', ALLOW], ['Accept', 'application/sdp, multipart/mixed, application/rs-metadata+xml, application/rs-metadata'], ['Supported', 'siprec, timer']] });
+      case 'INVITE':
+        return hasTag(req.headers.get('to')!) ? this.#reinvite(req, peer, key) : this.#invite(req, peer, key, branch);
+      case 'UPDATE': {
+        const s = this.#sessions.get(callId);
+        if (!s) return void reply(481, 'Call/Transaction Does Not Exist');
+        return void reply(200, 'OK', { toTag: s.localTag, ...(req.body.length ? { body: this.#nextAnswer(s), contentType: 'application/sdp' } : {}) });
+      }
+      case 'BYE': {
+        const s = this.#sessions.get(callId);
+        if (!s) return void reply(481, 'Call/Transaction Does Not Exist');
+        reply(200, 'OK', { toTag: s.localTag });
+        return this.#end(s, 'bye');
+      }
+      case 'CANCEL':
+        return this.#cancel(peer, branch, reply);
+      default:
+        return void reply(405, 'Method Not Allowed', { headers: [['Allow', ALLOW]] });
+    }
+  }
+
+  /** A new recording session. */
+  async #invite(req: SipRequest, peer: SipPeer, key: string, branch: string): Promise<void> {
+    const txn: InviteTransaction = { request: req, response: buildResponse(req, 100, 'Trying'), final: false, cancelled: false, retransmit: undefined };
+    this.#invites.set(key, txn);
+    peer.send(txn.response);
+    const localTag = randomBytes(6).toString('hex');
+    const final = (status: number, reason: string, extra: Parameters<typeof buildResponse>[3] = {}) => {
+      txn.response = buildResponse(req, status, reason, { toTag: localTag, ...extra });
+      txn.final = true;
+      peer.send(txn.response);
+      this.emit('request', 'INVITE', status);
+      if (peer.transport === 'udp') this.#retransmit(txn, peer);
+      setTimeout(() => this.#invites.delete(key), TRANSACTION_MS).unref();
+    };
+    const unsupported = req.headers.list('require').filter((t) => !UNDERSTOOD.has(t.toLowerCase()));
+    if (unsupported.length) {
+      this.emit('rejected', 'extension');
+      return final(420, 'Bad Extension', { headers: [['Unsupported', unsupported.join(', ')]] });
+    }
+    let plan: SessionPlan;
+    let meta: RsMetadata | null;
+    let offerText: string;
+    try {
+      const parts = bodyParts(req.headers.get('content-type') ?? 'application/sdp', req.body);
+      const sdp = parts.find((p) => p.contentType === 'application/sdp');
+      if (!sdp) {
+        this.emit('rejected', 'no-sdp');
+        return final(488, 'Not Acceptable Here', { headers: [['Warning', '399 callvault "no SDP offer in the INVITE"']] });
+      }
+      const metaPart = parts.find((p) => p.contentType === 'application/rs-metadata+xml' || p.contentType === 'application/rs-metadata' || p.disposition === 'recording-session');
+      meta = metaPart ? parseRsMetadata(metaPart.body) : null;
+      offerText = sdp.body.toString('utf8');
+      const result = planSession(parseSdp(offerText), meta);
+      if (!result.ok) {
+        this.emit('rejected', 'no-codec');
+        return final(488, 'Not Acceptable Here', { headers: [['Warning', `399 callvault "${result.warning.replaceAll('"', "'")}"`]] });
+      }
+      plan = result.plan;
+    } catch (err) {
+      if (!(err instanceof SipError)) throw err;
+      this.emit('rejected', 'malformed');
+      return final(err.status === 413 ? 413 : 400, err.status === 413 ? 'Request Entity Too Large' : 'Bad Request', { headers: [['Warning', `399 callvault "${err.message.replaceAll('"', "'")}"`]] });
+    }
+    const sipCallId = req.headers.get('call-id')!;
+    const startReq = this.#startRequest(req, peer, plan, meta, sipCallId);
+    let answer: Awaited<ReturnType<Recorder['startCall']>>;
+    try {
+      answer = await this.recorder.startCall(startReq, { address: peer.address });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 503) {
+        this.emit('rejected', err.code.toLowerCase());
+        return final(503, 'Service Unavailable', { headers: [['Retry-After', String(err.retryAfterSeconds ?? 5)], ['Warning', `399 callvault "${err.message.replaceAll('"', "'")}"`]] });
+      }
+      if (err instanceof ApiError) {
+        this.emit('rejected', err.code.toLowerCase());
+        return final(err.status === 409 ? 482 : 400, err.status === 409 ? 'Loop Detected' : 'Bad Request', { headers: [['Warning', `399 callvault "${err.message.replaceAll('"', "'")}"`]] });
+      }
+      throw err;
+    }
+    const offer = parseSdp(offerText);
+    const streams: AnswerStream[] = offer.media.map((m, index) => {
+      const role = (Object.keys(plan.legs) as LegRole[]).find((r) => plan.legs[r]!.index === index);
+      return { offer: m, receive: role && answer.recorded ? { port: answer.legs[role].port, codec: plan.legs[role]!.codec } : null };
+    });
+    const ip = answer.recorded ? answer.legs.caller.ip : '0.0.0.0';
+    const body = Buffer.from(buildAnswer(ip, String(Date.now()), 1, streams));
+    if (txn.cancelled) {
+      if (answer.recorded) await this.recorder.endCall(startReq.callId, 'cancel').catch(() => undefined);
+      return; // the CANCEL answered the INVITE with 487
+    }
+    const contact = `<sip:callvault@${hostOf(ip)}:${this.#port};transport=${peer.transport}>`;
+    const session: Session = { sipCallId, localTag, recordingId: answer.recorded ? answer.recordingId : null, peer, contact, answer: body, version: 1 };
+    this.#sessions.set(sipCallId, session);
+    const timer = req.headers.get('session-expires');
+    final(200, 'OK', {
+      headers: [
+        ['Contact', contact],
+        ['Allow', ALLOW],
+        ['Supported', 'timer'],
+        ...(timer ? ([['Session-Expires', `${parseParams(timer).value};refresher=uac`], ['Require', 'timer']] as const) : []),
+      ],
+      body,
+      contentType: 'application/sdp',
+    });
+    const answered = streams.map((s) => ({ label: s.offer.label, port: s.receive?.port ?? 0 }));
+    this.log.info({ sipCallId, recordingId: session.recordingId, src: `${peer.transport}:${peer.address}:${peer.port}`, streams: answered, decided: plan.decided, branch }, answer.recorded ? 'SIPREC session answered' : 'SIPREC session answered without recording (no profile records it)');
+  }
+
+  #startRequest(req: SipRequest, peer: SipPeer, plan: SessionPlan, meta: RsMetadata | null, sipCallId: string): StartCallRequest {
+    const siprec: SiprecMetadata = {
+      sipCallId,
+      src: { transport: peer.transport, address: peer.address, port: peer.port, uri: uriOf(req.headers.get('from')!) },
+      sessionId: meta?.sessionId ?? null,
+      originalCall: meta?.callData ?? null,
+      participants: (meta?.participants ?? []).map((p) => ({ id: p.id, aor: p.aor, name: p.name, sends: p.sends })),
+      vendorCallIds: vendorCallIds(req),
+      decided: plan.decided,
+      labels: { caller: plan.legs.caller?.media.label ?? null, callee: plan.legs.callee?.media.label ?? null },
+    };
+    const law = plan.legs.caller!.codec;
+    return {
+      callId: sipCallId,
+      direction: 'inbound',
+      codec: law.law,
+      payloadType: law.payloadType,
+      dtmfPayloadType: law.dtmfPayloadType ?? undefined,
+      caller: { number: plan.legs.caller!.number },
+      callee: { number: plan.legs.callee?.number ?? 'unknown' },
+      siprec,
+    };
+  }
+
+  /** The final response is sent again at T1, 2·T1, … (at most T2 apart) until its ACK (RFC 3261 §17.2.1, §13.3.1.4). */
+  #retransmit(txn: InviteTransaction, peer: SipPeer): void {
+    let interval = T1;
+    const started = Date.now();
+    const again = () => {
+      if (Date.now() - started >= TRANSACTION_MS) return void (txn.retransmit = undefined);
+      peer.send(txn.response);
+      interval = Math.min(interval * 2, T2);
+      txn.retransmit = setTimeout(again, interval);
+      txn.retransmit.unref();
+    };
+    txn.retransmit = setTimeout(again, interval);
+    txn.retransmit.unref();
+  }
+
+  #ack(req: SipRequest, branch: string): void {
+    // A non-2xx final is ACKed in its own transaction; a 2xx is ACKed in the dialog (a new branch).
+    const txn = this.#invites.get(`${branch}|INVITE`) ?? [...this.#invites.values()].find((t) => t.final && t.response.includes(Buffer.from(`Call-ID: ${req.headers.get('call-id') ?? ''}\r\n`)));
+    if (txn?.retransmit) {
+      clearTimeout(txn.retransmit);
+      txn.retransmit = undefined;
+    }
+  }
+
+  async #reinvite(req: SipRequest, peer: SipPeer, key: string): Promise<void> {
+    const s = this.#sessions.get(req.headers.get('call-id')!);
+    const response = s
+      ? buildResponse(req, 200, 'OK', { toTag: s.localTag, headers: [['Contact', s.contact], ['Allow', ALLOW]], body: this.#nextAnswer(s), contentType: 'application/sdp' })
+      : buildResponse(req, 481, 'Call/Transaction Does Not Exist');
+    const txn: InviteTransaction = { request: req, response, final: true, cancelled: false, retransmit: undefined };
+    this.#invites.set(key, txn);
+    setTimeout(() => this.#invites.delete(key), TRANSACTION_MS).unref();
+    peer.send(txn.response);
+    this.emit('request', 'INVITE', s ? 200 : 481);
+    if (s && peer.transport === 'udp') this.#retransmit(txn, peer);
+  }
+
+  /** The session's answer again, its o= version one higher (RFC 3264 §8). */
+  #nextAnswer(s: Session): Buffer {
+    s.version++;
+    return Buffer.from(s.answer.toString('utf8').replace(/^(o=\S+ \S+ )\d+/m, `$1${s.version}`));
+  }
+
+  #cancel(peer: SipPeer, branch: string, reply: (status: number, reason: string) => Buffer): void {
+    const txn = this.#invites.get(`${branch}|INVITE`);
+    if (!txn) return void reply(481, 'Call/Transaction Does Not Exist');
+    reply(200, 'OK');
+    if (txn.final) return;
+    // The INVITE is answered 487 (RFC 3261 §9.2); its recording, if one is being set up, ends when set-up returns.
+    txn.cancelled = true;
+    txn.final = true;
+    txn.response = buildResponse(txn.request, 487, 'Request Terminated', { toTag: randomBytes(6).toString('hex') });
+    peer.send(txn.response);
+    this.emit('request', 'INVITE', 487);
+    if (peer.transport === 'udp') this.#retransmit(txn, peer);
+  }
+
+  async #end(s: Session, reason: 'bye' | 'cancel'): Promise<void> {
+    this.#sessions.delete(s.sipCallId);
+    if (s.recordingId) await this.recorder.endCall(s.sipCallId, reason).catch((err: unknown) => this.log.warn({ err, sipCallId: s.sipCallId }, 'SIPREC session ended, but its call was already over'));
+  }
+
+  #remember(map: Map<string, Buffer>, key: string, res: Buffer): void {
+    map.set(key, res);
+    setTimeout(() => map.delete(key), TRANSACTION_MS).unref();
+  }
+
+  /** End every recording session (shutdown): their calls end with the Recorder's shutdown. */
+  close(): void {
+    for (const t of this.#invites.values()) clearTimeout(t.retransmit);
+    this.#invites.clear();
+    this.#sessions.clear();
+  }
+}
+
+function hasTag(nameAddr: string): boolean {
+  return parseParams(nameAddr.replace(/^.*>/, '')).params.has('tag');
+}
+
+function hostOf(ip: string): string {
+  return ip.includes(':') ? `[${ip}]` : ip;
+}
+
+/** Vendor call ids carried in headers: Cisco's Session-ID (RFC 7989), Avaya/Oracle UCID. */
+function vendorCallIds(req: SipRequest): Record<string, string> {
+  const out: Record<string, string> = {};
+  const sessionId = req.headers.get('session-id');
+  if (sessionId) out['Session-ID'] = parseParams(sessionId).value;
+  for (const h of ['x-ucid', 'ucid', 'x-cisco-guid', 'user-to-user']) {
+    const v = req.headers.get(h);
+    if (v) out[h] = v;
+  }
+  return out;
+}

@@ -1,0 +1,161 @@
+/**
+ * The SIPREC recording server against a SIP client we did not write: Debian's
+ * SIPp (sip-tester) plays the SRC from scenarios of ours (test/sipp/), and
+ * the streams' RTP comes from our sender in another process, to the ports
+ * callvault's 200 OK gave each a=label.
+ */
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { readWav, tonePower } from './support/audio.js';
+import { cli } from './support/cli.js';
+import { DaemonProcess, sendRtp, testConfigYaml, type LogLine } from './support/daemon.js';
+import { parsePrometheusText, sampleValue } from './support/promtext.js';
+import { offerSdp, runSipp, siprecBody, type SippRun } from './support/sipp.js';
+
+const sipYaml = (allowed = '[127.0.0.1]') => testConfigYaml(`sip:\n  listen: 127.0.0.1:0\n  allowedSources: ${allowed}\n`);
+
+async function srs(yaml = sipYaml()): Promise<{ d: DaemonProcess; target: string }> {
+  const d = await DaemonProcess.start({ yaml });
+  const listening = await d.waitFor((l) => l.msg === 'SIP listening');
+  return { d, target: listening.sip as string };
+}
+
+/** RFC 7865 metadata: participants with their AORs, the streams they send by label. */
+function rfcMetadata(parties: readonly { aor: string; sends: string }[], ns = 'urn:ietf:params:xml:ns:recording:1'): string {
+  const p = parties.map((x, i) => `  <participant participant_id="P${i}"><nameID aor="${x.aor}"><name>party ${i}</name></nameID></participant>`);
+  const s = parties.map((x, i) => `  <stream stream_id="S${i}" session_id="sess1"><label>${x.sends}</label></stream>`);
+  const a = parties.map((_, i) => `  <participantstreamassoc participant_id="P${i}"><send>S${i}</send></participantstreamassoc>`);
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<recording xmlns='${ns}'>\n  <datamode>complete</datamode>\n  <session session_id="sess1"></session>\n${[...p, ...s, ...a].join('\n')}\n</recording>\n`;
+}
+
+/**
+ * One recorded SIPREC call: SIPp sends the INVITE and holds the call; once
+ * callvault has answered, each label's tone goes to the port it answered
+ * for that label; then SIPp hangs up. Returns the sealed recording.
+ */
+async function recordSiprecCall(d: DaemonProcess, target: string, invite: { body: string; contentType: string; headers?: string[] }, tones: Record<string, number>, run: Partial<SippRun> = {}) {
+  const seen = d.logs.length;
+  const sipp = runSipp({ scenario: 'siprec-call', ...invite }, { target, transport: run.transport ?? 'udp', holdMs: run.holdMs ?? 2500 });
+  const answered = await d.waitFor((l: LogLine) => l.msg === 'SIPREC session answered' && d.logs.indexOf(l) >= seen, 15_000);
+  const streams = answered.streams as { label: string; port: number }[];
+  await sendRtp({
+    streams: Object.entries(tones).map(([label, freq]) => ({ port: streams.find((s) => s.label === label)!.port, law: 'PCMU' as const, payloadType: 0, ssrc: randomInt(1, 2 ** 31), seqStart: randomInt(0, 65536), tsStart: randomInt(0, 2 ** 32), freq, durationMs: 1500 })),
+  });
+  const done = await sipp;
+  assert.equal(done.status, 0, `SIPp: ${done.output.slice(-2000)}\n${done.messages.slice(-3000)}`);
+  const st = await d.waitForState(answered.recordingId as string, 'sealed');
+  const wav = await readWav(path.join(st.dir, `${st.recordingId}.wav`));
+  return { st, wav, answer: done.messages };
+}
+
+function assertChannels(wav: Awaited<ReturnType<typeof readWav>>, left: number, right: number): void {
+  const [L, R] = wav.channels_ as [Float64Array, Float64Array];
+  assert.ok(tonePower(L, left) > 100 * tonePower(L, right), `left channel holds ${left} Hz`);
+  assert.ok(tonePower(R, right) > 100 * tonePower(R, left), `right channel holds ${right} Hz`);
+}
+
+test('SIPREC over UDP: SIPp as the SRC, two streams recorded into one stereo WAV, caller left by the metadata; the participants reach the metadata and the index', async () => {
+  const { d, target } = await srs();
+  try {
+    const invite = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930111222@example.com', sends: '1' }, { aor: 'sip:+4989000111@example.com', sends: '2' }]));
+    const { st, wav, answer } = await recordSiprecCall(d, target, invite, { 1: 440, 2: 1000 });
+    assert.equal(wav.channels, 2);
+    assertChannels(wav, 440, 1000);
+    // A plain SDP answer, each stream's label echoed, recvonly.
+    assert.match(answer, /SIP\/2\.0 200 OK[\s\S]*Content-Type: application\/sdp[\s\S]*a=label:1\r\na=recvonly[\s\S]*a=label:2\r\na=recvonly/);
+    const meta = st.metadata;
+    assert.equal(meta.endReason, 'bye');
+    assert.deepEqual([meta.legs.caller.number, meta.legs.callee.number], ['+4930111222', '+4989000111']);
+    assert.deepEqual(meta.siprec.labels, { caller: '1', callee: '2' });
+    assert.deepEqual(meta.siprec.participants.map((p: any) => p.aor), ['sip:+4930111222@example.com', 'sip:+4989000111@example.com']);
+    assert.match(meta.siprec.decided, /first in the metadata/);
+    assert.equal(meta.siprec.src.transport, 'udp');
+    const found = JSON.parse(cli(d, ['recordings', 'list', '--number', '+4930111222', '--json']).stdout);
+    assert.deepEqual(found.recordings.map((r: any) => r.recordingId), [st.recordingId], 'recordings list --number finds the SIPREC call');
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('SIPREC shaped as Sonus sends it (namespace without :1, tns: prefixes, label 1 sent by the callee, callData naming the caller), over TCP: the caller is the one the metadata names', async () => {
+  const { d, target } = await srs();
+  try {
+    const metadata = `<?xml version="1.0" encoding="UTF-8"?>
+<tns:recording xmlns:tns="urn:ietf:params:xml:ns:recording">
+  <tns:datamode>complete</tns:datamode>
+  <tns:session session_id="s-42"><tns:callData><tns:fromhdr>&lt;sip:+4930555000@pbx.example&gt;;tag=1</tns:fromhdr><tns:tohdr>&lt;sip:+4940777000@pbx.example&gt;</tns:tohdr><tns:callid>orig-call-1</tns:callid></tns:callData></tns:session>
+  <tns:participant participant_id="callee-p"><tns:nameID aor="sip:+4940777000@pbx.example"/></tns:participant>
+  <tns:participant participant_id="caller-p"><tns:nameID aor="sip:+4930555000@pbx.example"/></tns:participant>
+  <tns:stream stream_id="st-a" session_id="s-42"><tns:label>1</tns:label></tns:stream>
+  <tns:stream stream_id="st-b" session_id="s-42"><tns:label>2</tns:label></tns:stream>
+  <tns:participantstreamassoc participant_id="callee-p"><tns:send>st-a</tns:send></tns:participantstreamassoc>
+  <tns:participantstreamassoc participant_id="caller-p"><tns:send>st-b</tns:send></tns:participantstreamassoc>
+</tns:recording>`;
+    const invite = siprecBody(offerSdp(['1', '2']), metadata, { boundary: 'unique-boundary-1', metadataType: 'application/rs-metadata' });
+    // Label 2 is the caller's (440 Hz), label 1 the callee's (1000 Hz): SDP order would swap them.
+    const { st, wav } = await recordSiprecCall(d, target, invite, { 1: 1000, 2: 440 }, { transport: 'tcp' });
+    assertChannels(wav, 440, 1000);
+    const meta = st.metadata;
+    assert.deepEqual(meta.siprec.labels, { caller: '2', callee: '1' });
+    assert.match(meta.siprec.decided, /original call's From/);
+    assert.equal(meta.siprec.originalCall.callId, 'orig-call-1');
+    assert.deepEqual([meta.legs.caller.number, meta.legs.callee.number], ['+4930555000', '+4940777000']);
+    assert.equal(meta.siprec.src.transport, 'tcp');
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('SIPREC refusals: OPTIONS is answered 200; a source outside sip.allowedSources gets 403 (counted) until SIGHUP allows it; an offer of only G.729 gets 488 with a Warning', async () => {
+  const { d, target } = await srs(sipYaml('[192.0.2.10]'));
+  try {
+    const options = { scenario: 'request' as const, method: 'OPTIONS', body: '', contentType: 'application/sdp' };
+    const refused = await runSipp({ ...options, expect: 403 }, { target, transport: 'udp' });
+    assert.equal(refused.status, 0, refused.messages);
+    const invite = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:a@x', sends: '1' }, { aor: 'sip:b@x', sends: '2' }]));
+    assert.equal((await runSipp({ scenario: 'request', ...invite, expect: 403 }, { target, transport: 'udp' })).status, 0);
+    await writeFile(d.configFile, sipYaml('[127.0.0.1]'));
+    process.kill(d.child.pid!, 'SIGHUP');
+    await d.waitFor((l) => l.msg === 'config reloaded');
+    const allowed = await runSipp({ ...options, expect: 200 }, { target, transport: 'udp' });
+    assert.equal(allowed.status, 0, allowed.messages);
+    assert.match(allowed.messages, /SIP\/2\.0 200 OK[\s\S]*Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE/);
+    const g729 = siprecBody(offerSdp(['1', '2'], '18', 'a=rtpmap:18 G729/8000'), rfcMetadata([{ aor: 'sip:a@x', sends: '1' }, { aor: 'sip:b@x', sends: '2' }]));
+    const notAcceptable = await runSipp({ scenario: 'request', ...g729, expect: 488 }, { target, transport: 'udp' });
+    assert.equal(notAcceptable.status, 0, notAcceptable.messages);
+    assert.match(notAcceptable.messages, /Warning: 399 callvault "no stream offers a codec callvault records \(PCMU, PCMA\); offered: G729"/);
+    const at = (await d.waitFor((l) => l.msg === 'metrics listening')).metrics as string;
+    const m = parsePrometheusText(await (await fetch(`http://${at}/metrics`)).text());
+    assert.equal(sampleValue(m, 'callvault_sip_rejected_total', { reason: 'source' }), 2);
+    assert.equal(sampleValue(m, 'callvault_sip_rejected_total', { reason: 'no-codec' }), 1);
+    assert.equal(sampleValue(m, 'callvault_sip_requests_total', { method: 'OPTIONS', response: '200' }), 1);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('malformed SIP (garbage, truncated, a Content-Length longer than the body, 64 KB of headers) is dropped and counted; the SRS keeps answering', async () => {
+  const { d, target } = await srs();
+  try {
+    const [host, port] = [target.split(':')[0]!, Number(target.split(':')[1])];
+    const sock = createSocket('udp4');
+    const send = (b: Buffer) => new Promise<void>((r) => sock.send(b, port, host, () => r()));
+    await send(Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01]));
+    await send(Buffer.from('INVITE sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK1\r\nCall-ID: x'));
+    await send(Buffer.from('OPTIONS sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK2\r\nContent-Length: 500\r\n\r\nshort'));
+    await send(Buffer.from(`OPTIONS sip:srs@127.0.0.1 SIP/2.0\r\n${'X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(1800)}\r\n`.slice(0, 65_000)));
+    sock.close();
+    const ok = await runSipp({ scenario: 'request', method: 'OPTIONS', body: '', contentType: 'application/sdp', expect: 200 }, { target, transport: 'udp' });
+    assert.equal(ok.status, 0, ok.messages);
+    assert.equal(d.child.exitCode, null, 'the daemon lives');
+    const at = (await d.waitFor((l) => l.msg === 'metrics listening')).metrics as string;
+    const m = parsePrometheusText(await (await fetch(`http://${at}/metrics`)).text());
+    assert.ok(sampleValue(m, 'callvault_sip_malformed_total', { transport: 'udp' }) >= 3, 'the unreadable datagrams are counted');
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
