@@ -159,3 +159,47 @@ test('malformed SIP (garbage, truncated, a Content-Length longer than the body, 
     assert.equal(await d.stop(), 0);
   }
 });
+
+test('SIPREC mid-call, as Avaya SBCE does it: a dummy participant first, a hold by re-INVITE (a=inactive) longer than the RTP timeout, resume, the real participants in an UPDATE — the recording keeps the call length, marks the pause, and indexes the real numbers', async () => {
+  const { d, target } = await srs(sipYaml().replace('calls:\n', 'calls:\n  rtpTimeoutSeconds: 2\n'));
+  try {
+    const dummy = `<?xml version="1.0" encoding="UTF-8"?>\n<recording xmlns="urn:ietf:params:xml:ns:recording:1"><datamode>partial</datamode><session session_id="av1"/><participant participant_id="d1"><nameID aor="sip:ASBCE@asbce.com"/></participant><stream stream_id="s1" session_id="av1"><label>1</label></stream><stream stream_id="s2" session_id="av1"><label>2</label></stream></recording>\n`;
+    const invite = siprecBody(offerSdp(['1', '2']), dummy);
+    const update = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930999888@pbx.example', sends: '1' }, { aor: 'tel:+4969555444', sends: '2' }]));
+    const seen = d.logs.length;
+    const after = (l: LogLine) => d.logs.indexOf(l) >= seen;
+    const sipp = runSipp(
+      { scenario: 'siprec-hold', ...invite, hold: { holdBody: offerSdp(['1', '2'], undefined, undefined, 'inactive'), resumeBody: offerSdp(['1', '2']), updateBody: update.body, updateContentType: update.contentType, holdMs: 3000 } },
+      { target, transport: 'udp', holdMs: 1500 },
+    );
+    const answered = await d.waitFor((l) => l.msg === 'SIPREC session answered' && after(l), 15_000);
+    const port = (label: string) => (answered.streams as { label: string; port: number }[]).find((s) => s.label === label)!.port;
+    const burst = () => sendRtp({ streams: [['1', 440], ['2', 1000]].map(([label, freq]) => ({ port: port(label as string), law: 'PCMU' as const, payloadType: 0, ssrc: 7 + Number(label), seqStart: randomInt(0, 60000), tsStart: randomInt(0, 2 ** 31), freq: freq as number, durationMs: 1000 })) });
+    await burst();
+    await d.waitFor((l) => l.msg === 'SIPREC session changed' && after(l) && (l.paused as any).caller === true, 10_000);
+    const resumed = await d.waitFor((l) => l.msg === 'SIPREC session changed' && after(l) && (l.paused as any).caller === false, 10_000);
+    assert.ok(resumed);
+    await burst();
+    const done = await sipp;
+    assert.equal(done.status, 0, `${done.output.slice(-1500)}\n${done.messages.slice(-3000)}`);
+    assert.match(done.messages, /a=label:1\r\na=inactive/, 'the hold is answered inactive');
+    const st = await d.waitForState(answered.recordingId as string, 'sealed');
+    const meta = st.metadata;
+    assert.equal(meta.endReason, 'bye', 'a 3 s hold with a 2 s RTP timeout did not end the call');
+    const pauses = meta.pauses.filter((p: any) => p.leg === 'caller');
+    assert.equal(pauses.length, 1, JSON.stringify(meta.pauses));
+    assert.ok(pauses[0].toMs - pauses[0].fromMs >= 2500, `pause of ${pauses[0].toMs - pauses[0].fromMs} ms`);
+    const wav = await readWav(path.join(st.dir, `${st.recordingId}.wav`));
+    assert.ok(Math.abs(wav.dataBytes / 32 - meta.durationMs) <= 40, 'the file is as long as the call');
+    assert.ok(meta.durationMs >= 5000, `the call lasted ${meta.durationMs} ms`);
+    assertChannels(wav, 440, 1000);
+    assert.equal(meta.siprec.updates.length, 1);
+    assert.equal(meta.siprec.updates[0].method, 'UPDATE');
+    assert.deepEqual([meta.legs.caller.number, meta.legs.callee.number], ['+4930999888', '+4969555444']);
+    assert.equal(meta.siprec.participants[0].aor, 'sip:ASBCE@asbce.com', 'the first metadata is kept as it came');
+    const found = JSON.parse(cli(d, ['recordings', 'list', '--number', '+4969555444', '--json']).stdout);
+    assert.deepEqual(found.recordings.map((r: any) => r.recordingId), [st.recordingId], 'the index has the numbers the UPDATE named');
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});

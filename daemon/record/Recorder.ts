@@ -9,7 +9,8 @@ import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { WrappingKey } from '../seal/envelope.js';
 import type { Logger } from '../log.js';
 import { entryFromMetadata, type IndexEntry, type IndexState, type RecordingIndex } from '../store/RecordingIndex.js';
-import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata } from './metadata.js';
+import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata, type SiprecUpdate } from './metadata.js';
+import { normalizeNumber } from '../store/numbers.js';
 import { activeDir, activeMarker } from './recovery.js';
 import { DiskGuard } from './DiskGuard.js';
 import { retryTransient } from '../retry.js';
@@ -34,6 +35,12 @@ export interface StartCallRequest extends CallInfo, CallParties {
 export interface CallSource {
   /** The control client's (or SIP peer's) IP address: by default the only source RTP is taken from. */
   readonly address?: string | undefined;
+}
+
+/** What a SIPREC SRC changed mid-call. */
+export interface CallUpdate {
+  readonly paused?: Partial<Record<LegRole, boolean>>;
+  readonly siprec?: { readonly method: string; readonly participants: SiprecUpdate['participants']; readonly numbers: Partial<Record<LegRole, string>> };
 }
 
 export interface LegAnswer {
@@ -254,6 +261,28 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     }
   }
 
+  /**
+   * A call's sender changed it mid-call (a SIPREC re-INVITE or UPDATE):
+   * streams paused or resumed, metadata naming the parties. False when no
+   * such call is being recorded.
+   */
+  async updateCall(callId: string, change: CallUpdate): Promise<boolean> {
+    const call = this.active.get(callId);
+    if (!call) return false;
+    const { recording } = call;
+    for (const [role, paused] of Object.entries(change.paused ?? {}) as [LegRole, boolean][]) recording.setPaused(role, paused);
+    if (change.siprec) {
+      recording.noteSiprecUpdate(change.siprec.method, change.siprec.participants, change.siprec.numbers);
+      const { caller, callee } = change.siprec.numbers;
+      if (caller || callee) {
+        const n = (x: string) => ({ number: x, normalized: normalizeNumber(x) });
+        await this.index.update(recording.id, { ...(caller ? { caller: n(caller) } : {}), ...(callee ? { callee: n(callee) } : {}) });
+      }
+      this.log.info({ callId, recordingId: recording.id, method: change.siprec.method, participants: change.siprec.participants.length, numbers: change.siprec.numbers }, 'SIPREC metadata updated');
+    }
+    return true;
+  }
+
   /** End a call; resolves with its recording id once the end is under way. */
   endCall(callId: string, reason: EndReason): Promise<string> {
     const call = this.active.get(callId);
@@ -397,7 +426,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     for (const [callId, { recording }] of this.active) {
       const nowMs = recording.clock(now) / 8;
       if (nowMs >= maxDurationSeconds * 1000) void this.endCall(callId, 'max-duration');
-      else if (nowMs - (recording.lastPacketMs ?? 0) >= rtpTimeoutSeconds * 1000) void this.endCall(callId, 'rtp-timeout');
+      // Paused streams send nothing by design: only silence while something should be sending ends a call.
+      else if (!recording.allPaused && nowMs - recording.lastActivityMs >= rtpTimeoutSeconds * 1000) void this.endCall(callId, 'rtp-timeout');
     }
   }
 }

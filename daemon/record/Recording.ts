@@ -6,7 +6,7 @@ import type { G711Law } from '../media/g711.js';
 import { LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
 import { parseRtp } from '../media/rtp.js';
 import { retryTransient, type RetryOptions } from '../retry.js';
-import { dtmfDigitsFileName, envelopeName, METADATA_FORMAT, writeMetadata, type DtmfDigitsFile, type SiprecMetadata, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
+import { dtmfDigitsFileName, envelopeName, METADATA_FORMAT, writeMetadata, type DtmfDigitsFile, type SiprecMetadata, type SiprecUpdate, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
 import { outputsFor, type OutputSpec } from './outputs.js';
 import type { RecordingPolicy } from './profiles.js';
 import { recordingDir } from './recordingId.js';
@@ -126,6 +126,48 @@ export class Recording {
     return this.meta.recordingId;
   }
 
+  /** Paused legs, since when (call-clock ms). */
+  readonly #pausedSince = new Map<LegRole, number>();
+  /** Call-clock ms of the last pause or resume: RTP silence is not a vanished SRC before it. */
+  #lastPauseChangeMs = 0;
+
+  /**
+   * The SRC paused or resumed a stream (SIPREC a=inactive / port 0): the
+   * audio keeps its place on the call clock (silence), the pause goes to
+   * the metadata with its start and end.
+   */
+  setPaused(role: LegRole, paused: boolean, mono: number = performance.now()): void {
+    const nowMs = Math.round(this.clock(mono) / 8);
+    const since = this.#pausedSince.get(role);
+    if (paused && since === undefined) this.#pausedSince.set(role, nowMs);
+    else if (!paused && since !== undefined) {
+      this.#pausedSince.delete(role);
+      (this.meta.pauses ??= []).push({ leg: role, fromMs: since, toMs: nowMs });
+    } else return;
+    this.#lastPauseChangeMs = nowMs;
+  }
+
+  /** Every leg paused: no RTP is expected, so none is no sign of a vanished SRC. */
+  get allPaused(): boolean {
+    return this.#pausedSince.size === ROLES.length;
+  }
+
+  /** Call-clock ms since which RTP was last expected: the latest packet, pause or resume. */
+  get lastActivityMs(): number {
+    return Math.max(this.lastPacketMs ?? 0, this.#lastPauseChangeMs);
+  }
+
+  /** A SIPREC metadata update: kept with its time; a leg's party named in it replaces a placeholder. */
+  noteSiprecUpdate(method: string, participants: SiprecUpdate['participants'], numbers: Partial<Record<LegRole, string>>, mono: number = performance.now()): void {
+    const siprec = this.meta.siprec;
+    if (!siprec) return;
+    (siprec.updates ??= []).push({ atMs: Math.round(this.clock(mono) / 8), at: new Date().toISOString(), method, participants });
+    for (const role of ROLES) {
+      const n = numbers[role];
+      if (n) this.meta.legs[role].number = n;
+    }
+  }
+
   /** Audio bytes handed to the writers so far, all files together. */
   get bytesWritten(): number {
     return this.outputs.reduce((sum, o) => sum + o.writer.dataBytes, 0);
@@ -194,6 +236,7 @@ export class Recording {
       for (const g of closed.gaps) gaps.push({ file: o.name, fromMs: frameMs(g.fromByte), toMs: frameMs(g.toByte), code: g.code, message: g.message, ...(g.chunks ? { chunks: g.chunks } : {}) });
     }
     this.meta.gaps = gaps;
+    for (const role of [...this.#pausedSince.keys()]) this.setPaused(role, false, mono);
     for (const role of ROLES) {
       const t = this.legs[role];
       const rep = reports[role];

@@ -13,7 +13,8 @@ export type RecordingState = 'recording' | 'finalizing' | 'closed' | 'failed';
 export type EndReason = 'api' | 'bye' | 'cancel' | 'rtp-timeout' | 'max-duration' | 'shutdown' | 'ingest-failure' | 'recovered';
 
 export interface LegMetadata extends LegStats {
-  readonly number: string;
+  /** As the call started; a SIPREC metadata update may name the party later (Avaya SBCE). */
+  number: string;
   readonly ssrcs: number[];
   /** Offset of the leg's first packet from the start of the recording, or null if it never sent. */
   readonly firstPacketMs: number | null;
@@ -54,6 +55,8 @@ export interface RecordingMetadata {
   dtmf: (DtmfEvent & { leg: LegRole })[];
   /** Where audio could not be written (a full disk, an I/O error): silence in the file, and why. Absent in older recordings. */
   gaps?: GapMetadata[];
+  /** Where the SRC paused a stream (SIPREC a=inactive or port 0: hold, a card number spoken): silence, on the call clock. */
+  pauses?: PauseMetadata[];
   files: FileMetadata[];
   /** A call that came as a SIPREC recording session: who sent it and what its metadata said. */
   readonly siprec?: SiprecMetadata;
@@ -78,6 +81,23 @@ export interface SiprecMetadata {
   readonly decided: string;
   /** Which offered stream (a=label) each leg is. */
   readonly labels: { readonly caller: string | null; readonly callee: string | null };
+  /** Metadata the SRC sent later in the dialog (re-INVITE, UPDATE), in order, each with when it came. */
+  updates?: SiprecUpdate[];
+}
+
+/** A metadata update in the recording session: participants as it names them. */
+export interface SiprecUpdate {
+  readonly atMs: number;
+  readonly at: string;
+  readonly method: string;
+  readonly participants: SiprecMetadata['participants'];
+}
+
+export interface PauseMetadata {
+  readonly leg: LegRole;
+  readonly fromMs: number;
+  /** null while the pause is still open (a recording recovered after a crash). */
+  toMs: number | null;
 }
 
 /** What `<recordingId>.dtmf.json.enc` decrypts to. */

@@ -8,9 +8,9 @@ import type { SiprecMetadata } from '../record/metadata.js';
 import type { Recorder, StartCallRequest } from '../record/Recorder.js';
 import { bodyParts } from './multipart.js';
 import { parseRsMetadata, type RsMetadata } from './rsMetadata.js';
-import { buildAnswer, parseSdp, type AnswerStream } from './sdp.js';
+import { buildAnswer, parseSdp, type AnswerStream, type SdpMedia, type SdpOffer, type StreamCodec } from './sdp.js';
 import { planSession, type SessionPlan } from './sessionPlan.js';
-import { buildResponse, parseParams, uriOf, type SipRequest } from './SipMessage.js';
+import { buildResponse, parseParams, uriOf, userOf, type SipRequest } from './SipMessage.js';
 import type { SipPeer, SipTransport } from './SipTransport.js';
 
 /** RFC 3261 timers: T1 (RTT estimate), T2 (cap of retransmission intervals); a transaction lives 64·T1. */
@@ -37,7 +37,11 @@ interface Session {
   readonly peer: SipPeer;
   /** Our Contact in this dialog. */
   readonly contact: string;
-  readonly answer: Buffer;
+  /** Where we receive each recorded leg, and which offered stream (by label, else position) it is. */
+  readonly legs: Partial<Record<LegRole, { readonly index: number; readonly label: string | null; readonly port: number; readonly codec: StreamCodec }>>;
+  readonly ip: string;
+  readonly sdpSessionId: string;
+  answer: Buffer;
   version: number;
 }
 
@@ -125,7 +129,9 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       case 'UPDATE': {
         const s = this.#sessions.get(callId);
         if (!s) return void reply(481, 'Call/Transaction Does Not Exist');
-        return void reply(200, 'OK', { toTag: s.localTag, ...(req.body.length ? { body: this.#nextAnswer(s), contentType: 'application/sdp' } : {}) });
+        const body = req.body.length ? await this.#dialogChange(req, s) : null;
+        if (body instanceof SipError) return void reply(400, 'Bad Request', { toTag: s.localTag, headers: [['Warning', warning(body.message)]] });
+        return void reply(200, 'OK', { toTag: s.localTag, ...(body ? { body, contentType: 'application/sdp' } : {}) });
       }
       case 'BYE': {
         const s = this.#sessions.get(callId);
@@ -167,7 +173,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       const sdp = parts.find((p) => p.contentType === 'application/sdp');
       if (!sdp) {
         this.emit('rejected', 'no-sdp');
-        return final(488, 'Not Acceptable Here', { headers: [['Warning', '399 callvault "no SDP offer in the INVITE"']] });
+        return final(488, 'Not Acceptable Here', { headers: [['Warning', warning('no SDP offer in the INVITE')]] });
       }
       const metaPart = parts.find((p) => p.contentType === 'application/rs-metadata+xml' || p.contentType === 'application/rs-metadata' || p.disposition === 'recording-session');
       meta = metaPart ? parseRsMetadata(metaPart.body) : null;
@@ -175,13 +181,13 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       const result = planSession(parseSdp(offerText), meta);
       if (!result.ok) {
         this.emit('rejected', 'no-codec');
-        return final(488, 'Not Acceptable Here', { headers: [['Warning', `399 callvault "${result.warning.replaceAll('"', "'")}"`]] });
+        return final(488, 'Not Acceptable Here', { headers: [['Warning', warning(result.warning)]] });
       }
       plan = result.plan;
     } catch (err) {
       if (!(err instanceof SipError)) throw err;
       this.emit('rejected', 'malformed');
-      return final(err.status === 413 ? 413 : 400, err.status === 413 ? 'Request Entity Too Large' : 'Bad Request', { headers: [['Warning', `399 callvault "${err.message.replaceAll('"', "'")}"`]] });
+      return final(err.status === 413 ? 413 : 400, err.status === 413 ? 'Request Entity Too Large' : 'Bad Request', { headers: [['Warning', warning(err.message)]] });
     }
     const sipCallId = req.headers.get('call-id')!;
     const startReq = this.#startRequest(req, peer, plan, meta, sipCallId);
@@ -191,27 +197,30 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     } catch (err) {
       if (err instanceof ApiError && err.status === 503) {
         this.emit('rejected', err.code.toLowerCase());
-        return final(503, 'Service Unavailable', { headers: [['Retry-After', String(err.retryAfterSeconds ?? 5)], ['Warning', `399 callvault "${err.message.replaceAll('"', "'")}"`]] });
+        return final(503, 'Service Unavailable', { headers: [['Retry-After', String(err.retryAfterSeconds ?? 5)], ['Warning', warning(err.message)]] });
       }
       if (err instanceof ApiError) {
         this.emit('rejected', err.code.toLowerCase());
-        return final(err.status === 409 ? 482 : 400, err.status === 409 ? 'Loop Detected' : 'Bad Request', { headers: [['Warning', `399 callvault "${err.message.replaceAll('"', "'")}"`]] });
+        return final(err.status === 409 ? 482 : 400, err.status === 409 ? 'Loop Detected' : 'Bad Request', { headers: [['Warning', warning(err.message)]] });
       }
       throw err;
     }
-    const offer = parseSdp(offerText);
-    const streams: AnswerStream[] = offer.media.map((m, index) => {
-      const role = (Object.keys(plan.legs) as LegRole[]).find((r) => plan.legs[r]!.index === index);
-      return { offer: m, receive: role && answer.recorded ? { port: answer.legs[role].port, codec: plan.legs[role]!.codec } : null };
-    });
     const ip = answer.recorded ? answer.legs.caller.ip : '0.0.0.0';
-    const body = Buffer.from(buildAnswer(ip, String(Date.now()), 1, streams));
+    const legs: Session['legs'] = {};
+    if (answer.recorded) {
+      for (const role of Object.keys(plan.legs) as LegRole[]) {
+        const l = plan.legs[role]!;
+        legs[role] = { index: l.index, label: l.media.label, port: answer.legs[role].port, codec: l.codec };
+      }
+    }
+    const sdpSessionId = String(Date.now());
+    const body = answerFor(parseSdp(offerText), legs, ip, sdpSessionId, 1);
     if (txn.cancelled) {
       if (answer.recorded) await this.recorder.endCall(startReq.callId, 'cancel').catch(() => undefined);
       return; // the CANCEL answered the INVITE with 487
     }
     const contact = `<sip:callvault@${hostOf(ip)}:${this.#port};transport=${peer.transport}>`;
-    const session: Session = { sipCallId, localTag, recordingId: answer.recorded ? answer.recordingId : null, peer, contact, answer: body, version: 1 };
+    const session: Session = { sipCallId, localTag, recordingId: answer.recorded ? answer.recordingId : null, peer, contact, legs, ip, sdpSessionId, answer: body, version: 1 };
     this.#sessions.set(sipCallId, session);
     const timer = req.headers.get('session-expires');
     final(200, 'OK', {
@@ -224,7 +233,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       body,
       contentType: 'application/sdp',
     });
-    const answered = streams.map((s) => ({ label: s.offer.label, port: s.receive?.port ?? 0 }));
+    const answered = parseSdp(body.toString('utf8')).media.map((m) => ({ label: m.label, port: m.port }));
     this.log.info({ sipCallId, recordingId: session.recordingId, src: `${peer.transport}:${peer.address}:${peer.port}`, streams: answered, decided: plan.decided, branch }, answer.recorded ? 'SIPREC session answered' : 'SIPREC session answered without recording (no profile records it)');
   }
 
@@ -278,21 +287,63 @@ export class SrsServer extends EventEmitter<SrsEvents> {
 
   async #reinvite(req: SipRequest, peer: SipPeer, key: string): Promise<void> {
     const s = this.#sessions.get(req.headers.get('call-id')!);
-    const response = s
-      ? buildResponse(req, 200, 'OK', { toTag: s.localTag, headers: [['Contact', s.contact], ['Allow', ALLOW]], body: this.#nextAnswer(s), contentType: 'application/sdp' })
-      : buildResponse(req, 481, 'Call/Transaction Does Not Exist');
+    const body = s ? await this.#dialogChange(req, s) : null;
+    const response = !s
+      ? buildResponse(req, 481, 'Call/Transaction Does Not Exist')
+      : body instanceof SipError
+        ? buildResponse(req, 400, 'Bad Request', { toTag: s.localTag, headers: [['Warning', warning(body.message)]] })
+        : buildResponse(req, 200, 'OK', { toTag: s.localTag, headers: [['Contact', s.contact], ['Allow', ALLOW]], body: body ?? this.#answerAgain(s), contentType: 'application/sdp' });
     const txn: InviteTransaction = { request: req, response, final: true, cancelled: false, retransmit: undefined };
     this.#invites.set(key, txn);
     setTimeout(() => this.#invites.delete(key), TRANSACTION_MS).unref();
     peer.send(txn.response);
-    this.emit('request', 'INVITE', s ? 200 : 481);
+    this.emit('request', 'INVITE', !s ? 481 : body instanceof SipError ? 400 : 200);
     if (s && peer.transport === 'udp') this.#retransmit(txn, peer);
   }
 
   /** The session's answer again, its o= version one higher (RFC 3264 §8). */
-  #nextAnswer(s: Session): Buffer {
+  #answerAgain(s: Session): Buffer {
     s.version++;
-    return Buffer.from(s.answer.toString('utf8').replace(/^(o=\S+ \S+ )\d+/m, `$1${s.version}`));
+    s.answer = Buffer.from(s.answer.toString('utf8').replace(/^(o=\S+ \S+ )\d+/m, `$1${s.version}`));
+    return s.answer;
+  }
+
+  /**
+   * A re-INVITE or UPDATE in the dialog: a new offer (streams paused by
+   * a=inactive or port 0, or resumed) and/or new metadata (participants
+   * named later, a transfer). The recording goes on, the change is noted
+   * with its time. Returns our answer, or null when the request carried no
+   * SDP offer.
+   */
+  async #dialogChange(req: SipRequest, s: Session): Promise<Buffer | null | SipError> {
+    let offerText: string | null = null;
+    let meta: RsMetadata | null = null;
+    try {
+      const parts = bodyParts(req.headers.get('content-type') ?? 'application/sdp', req.body);
+      offerText = parts.find((p) => p.contentType === 'application/sdp')?.body.toString('utf8') ?? null;
+      const metaPart = parts.find((p) => p.contentType === 'application/rs-metadata+xml' || p.contentType === 'application/rs-metadata' || p.disposition === 'recording-session');
+      meta = metaPart ? parseRsMetadata(metaPart.body) : null;
+    } catch (err) {
+      if (!(err instanceof SipError)) throw err;
+      this.emit('rejected', 'malformed');
+      return err;
+    }
+    const offer = offerText === null ? null : parseSdp(offerText);
+    const roles = Object.keys(s.legs) as LegRole[];
+    const paused: Partial<Record<LegRole, boolean>> = {};
+    if (offer) {
+      for (const role of roles) {
+        const m = findStream(offer.media, s.legs[role]!);
+        paused[role] = !m || m.port === 0 || m.direction === 'inactive';
+      }
+    }
+    const siprec = meta ? { method: req.method, participants: meta.participants.map((p) => ({ id: p.id, aor: p.aor, name: p.name, sends: p.sends })), numbers: numbersByLabel(meta, s.legs) } : undefined;
+    if (s.recordingId) await this.recorder.updateCall(s.sipCallId, { paused, ...(siprec ? { siprec } : {}) });
+    if (!offer) return null;
+    s.version++;
+    s.answer = answerFor(offer, s.legs, s.ip, s.sdpSessionId, s.version);
+    this.log.info({ sipCallId: s.sipCallId, method: req.method, paused, metadata: meta !== null }, 'SIPREC session changed');
+    return s.answer;
   }
 
   #cancel(peer: SipPeer, branch: string, reply: (status: number, reason: string) => Buffer): void {
@@ -325,6 +376,35 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     this.#invites.clear();
     this.#sessions.clear();
   }
+}
+
+function warning(text: string): string {
+  return `399 callvault "${text.replaceAll('"', "'")}"`;
+}
+
+/** A recorded leg's stream in a new offer: by its label, else at its old position. */
+function findStream(media: readonly SdpMedia[], leg: { readonly index: number; readonly label: string | null }): SdpMedia | undefined {
+  return leg.label !== null ? media.find((m) => m.label === leg.label) : media[leg.index];
+}
+
+/** Our answer to `offer`: each recorded leg's stream at our port, anything else declined. */
+function answerFor(offer: SdpOffer, legs: Session['legs'], ip: string, sessionId: string, version: number): Buffer {
+  const streams: AnswerStream[] = offer.media.map((m) => {
+    const leg = Object.values(legs).find((l) => l && findStream(offer.media, l) === m);
+    return { offer: m, receive: leg ? { port: leg.port, codec: leg.codec } : null };
+  });
+  return Buffer.from(buildAnswer(ip, sessionId, version, streams));
+}
+
+/** The parties a metadata update names for each recorded leg: whoever sends the stream with that leg's label. */
+function numbersByLabel(meta: RsMetadata, legs: Session['legs']): Partial<Record<LegRole, string>> {
+  const out: Partial<Record<LegRole, string>> = {};
+  for (const [role, leg] of Object.entries(legs) as [LegRole, NonNullable<Session['legs'][LegRole]>][]) {
+    const stream = meta.streams.find((st) => st.label !== null && st.label === leg.label);
+    const party = stream && meta.participants.find((p) => p.sends.includes(stream.id));
+    if (party?.aor) out[role] = userOf(party.aor);
+  }
+  return out;
 }
 
 function hasTag(nameAddr: string): boolean {

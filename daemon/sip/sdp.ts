@@ -113,7 +113,8 @@ export function buildAnswer(ip: string, sessionId: string, version: number, stre
     }
     const { codec, port } = s.receive;
     const formats = [codec.payloadType, ...(codec.dtmfPayloadType === null ? [] : [codec.dtmfPayloadType])];
-    lines.push(`m=audio ${port} ${proto} ${formats.join(' ')}`);
+    // A stream offered with port 0 is answered with port 0 (RFC 3264 §6).
+    lines.push(`m=audio ${s.offer.port === 0 ? 0 : port} ${proto} ${formats.join(' ')}`);
     lines.push(`a=rtpmap:${codec.payloadType} ${codec.law}/8000`);
     if (codec.dtmfPayloadType !== null) lines.push(`a=rtpmap:${codec.dtmfPayloadType} telephone-event/8000`);
     if (s.offer.label !== null) lines.push(`a=label:${s.offer.label}`);

@@ -6,13 +6,15 @@ import { ROOT } from './daemon.js';
 
 /** What a scenario template is filled with: the INVITE (or other request) body, its type, extra headers. */
 export interface SippRequest {
-  readonly scenario: 'siprec-call' | 'request';
+  readonly scenario: 'siprec-call' | 'siprec-hold' | 'request';
   readonly body: string;
   readonly contentType: string;
   readonly headers?: readonly string[];
   /** request.xml: the method and the final response it must get. */
   readonly method?: string;
   readonly expect?: number;
+  /** siprec-hold: the offers that pause and resume, the UPDATE's body, and how long the pause lasts. */
+  readonly hold?: { readonly holdBody: string; readonly resumeBody: string; readonly updateBody: string; readonly updateContentType: string; readonly holdMs: number };
 }
 
 export interface SippRun {
@@ -44,7 +46,12 @@ export async function runSipp(req: SippRequest, run: SippRun): Promise<SippResul
     .replaceAll('@@CONTENT_TYPE@@', req.contentType)
     .replaceAll('@@HEADERS@@', (req.headers ?? []).map((h) => `${h}\n`).join(''))
     .replaceAll('@@METHOD@@', req.method ?? 'INVITE')
-    .replaceAll('@@EXPECT@@', String(req.expect ?? 200));
+    .replaceAll('@@EXPECT@@', String(req.expect ?? 200))
+    .replaceAll('@@HOLD_BODY@@', req.hold?.holdBody.replace(/\n$/, '') ?? '')
+    .replaceAll('@@RESUME_BODY@@', req.hold?.resumeBody.replace(/\n$/, '') ?? '')
+    .replaceAll('@@UPDATE_BODY@@', req.hold?.updateBody.replace(/\n$/, '') ?? '')
+    .replaceAll('@@UPDATE_CONTENT_TYPE@@', req.hold?.updateContentType ?? 'application/sdp')
+    .replaceAll('@@HOLD_MS@@', String(req.hold?.holdMs ?? 1000));
   const file = path.join(dir, 'scenario.xml');
   await writeFile(file, scenario);
   const messages = path.join(dir, 'messages.log');
@@ -68,7 +75,7 @@ export function siprecBody(sdp: string, metadata: string, opts: { boundary?: str
 }
 
 /** An SDP offer of sendonly G.711 streams, one per label (`formats` per stream: default PCMU + telephone-event). */
-export function offerSdp(labels: readonly string[], formats = '0 101', rtpmap = 'a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000'): string {
-  const media = labels.map((label, i) => `m=audio ${41000 + 2 * i} RTP/AVP ${formats}\n${rtpmap}\na=label:${label}\na=sendonly`);
+export function offerSdp(labels: readonly string[], formats = '0 101', rtpmap = 'a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000', direction = 'sendonly'): string {
+  const media = labels.map((label, i) => `m=audio ${41000 + 2 * i} RTP/AVP ${formats}\n${rtpmap}\na=label:${label}\na=${direction}`);
   return ['v=0', 'o=- 2890844526 2890844526 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', ...media].join('\n') + '\n';
 }
