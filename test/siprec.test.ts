@@ -203,3 +203,89 @@ test('SIPREC mid-call, as Avaya SBCE does it: a dummy participant first, a hold 
     assert.equal(await d.stop(), 0);
   }
 });
+
+test('SIPREC as other SRCs shape it: Cisco CUBE (a third application/gtd part, Session-ID), Oracle (draft schema, no :1, callingParty extension), BroadWorks (metadata part first, one mixed stream), AudioCodes (bare-LF body, raw over UDP)', async () => {
+  const { d, target } = await srs();
+  try {
+    // CUBE: an extra part, the vendor's Session-ID header, participants in RFC form.
+    const cube = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930123001@cube.example', sends: '1' }, { aor: 'sip:+4930123002@cube.example', sends: '2' }]), { boundary: 'uniqueBoundary' });
+    const gtd = `\n--uniqueBoundary\nContent-Type: application/gtd\nContent-Disposition: signal;handling=optional\n\nIAM,\nPRN,isdn*,,NET5*,\n`;
+    const cubeInvite = { body: cube.body.replace('\n--uniqueBoundary--', `${gtd}--uniqueBoundary--`), contentType: cube.contentType, headers: ['Session-ID: ab30317f1a784dc48ff824d0d3715d86;remote=00000000000000000000000000000000'] };
+    const c = await recordSiprecCall(d, target, cubeInvite, { 1: 440, 2: 1000 });
+    assertChannels(c.wav, 440, 1000);
+    assert.equal(c.st.metadata.siprec.vendorCallIds['Session-ID'], 'ab30317f1a784dc48ff824d0d3715d86');
+
+    // Oracle: the older draft form, the namespace without :1, the calling party marked by an extension.
+    const oracle = `<?xml version='1.0' encoding='UTF-8'?>
+<recording xmlns='urn:ietf:params:xml:ns:recording' xmlns:apkt='http://acmepacket.com/siprec/extensiondata'>
+  <datamode>complete</datamode>
+  <session id="OracleSession1"><start-time>2026-12-01T10:00:00</start-time></session>
+  <participant id="pA" session="OracleSession1"><nameID aor="sip:+4940100200@oracle.example"><name>Callee</name></nameID><send>strB</send><extensiondata><apkt:callingParty>false</apkt:callingParty></extensiondata></participant>
+  <participant id="pB" session="OracleSession1"><nameID aor="sip:+4940100100@oracle.example"><name>Caller</name></nameID><send>strA</send><extensiondata><apkt:callingParty>true</apkt:callingParty></extensiondata></participant>
+  <stream id="strA" session="OracleSession1"><label>10</label></stream>
+  <stream id="strB" session="OracleSession1"><label>11</label></stream>
+</recording>`;
+    const o = await recordSiprecCall(d, target, siprecBody(offerSdp(['11', '10']), oracle), { 10: 440, 11: 1000 }, { transport: 'tcp' });
+    assertChannels(o.wav, 440, 1000);
+    assert.deepEqual(o.st.metadata.siprec.labels, { caller: '10', callee: '11' });
+    assert.match(o.st.metadata.siprec.decided, /calling party by a vendor extension/);
+    assert.equal(o.st.metadata.legs.caller.number, '+4940100100');
+
+    // BroadWorks: the metadata part first, its own namespace, one mixed stream: recorded on the caller's channel.
+    const bw = `<?xml version="1.0" encoding="UTF-8"?><recording xmlns="urn:ietf:params:xml:ns:siprec"><datamode>complete</datamode><session session_id="bw1"/><participant participant_id="u1"><nameID aor="sip:2025551000@bw.example"/></participant><stream stream_id="m1" session_id="bw1"><label>mixed</label></stream><participantstreamassoc participant_id="u1"><send>m1</send></participantstreamassoc></recording>`;
+    const b = await recordSiprecCall(d, target, siprecBody(offerSdp(['mixed']), bw, { metadataFirst: true }), { mixed: 700 });
+    const [BL, BR] = b.wav.channels_ as [Float64Array, Float64Array];
+    assert.ok(tonePower(BL, 700) > 100 * tonePower(BR, 700), 'the mixed stream on the left, silence on the right');
+
+    // AudioCodes: a body with bare LF line ends, its Content-Length exact: parsed without rewriting.
+    const [host, port] = [target.split(':')[0]!, Number(target.split(':')[1])];
+    const body = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930777001@ac.example', sends: '1' }, { aor: 'sip:+4930777002@ac.example', sends: '2' }]), { boundary: 'boundary_ac1' });
+    const raw = Buffer.from(
+      `INVITE sip:srs@${target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:39999;branch=z9hG4bKac1\r\nFrom: <sip:ac@127.0.0.1>;tag=ac1\r\nTo: <sip:srs@${target}>\r\nCall-ID: audiocodes-1@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:ac@127.0.0.1:39999>;src\r\nContent-Type: ${body.contentType}\r\nContent-Length: ${Buffer.byteLength(body.body)}\r\n\r\n${body.body}`,
+    );
+    const sock = createSocket('udp4');
+    const replies: string[] = [];
+    sock.on('message', (m) => replies.push(m.toString()));
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    sock.send(raw, port, host);
+    for (let i = 0; i < 50 && !replies.some((r) => r.startsWith('SIP/2.0 200')); i++) await new Promise((r) => setTimeout(r, 100));
+    sock.close();
+    const ok200 = replies.find((r) => r.startsWith('SIP/2.0 200'));
+    assert.ok(ok200, replies.join('\n---\n'));
+    assert.match(ok200, /a=label:1\r\na=recvonly\r\nm=audio \d+ RTP\/AVP 0 101\r\na=rtpmap:0 PCMU\/8000\r\na=rtpmap:101 telephone-event\/8000\r\na=label:2\r\na=recvonly/);
+    const ac = await d.waitFor((l) => l.msg === 'SIPREC session answered' && l.sipCallId === 'audiocodes-1@127.0.0.1');
+    assert.ok(ac.recordingId);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('SIPREC under load and at the limit: 20 concurrent sessions each recorded with its own tones; past calls.maxConcurrent the SRS answers 503 with Retry-After so the SRC fails over', async () => {
+  const { d, target } = await srs(sipYaml().replace('calls:\n', 'calls:\n  maxConcurrent: 20\n'));
+  try {
+    const n = 20;
+    const seen = d.logs.length;
+    const runs = Array.from({ length: n }, (_, i) => runSipp({ scenario: 'siprec-call', ...siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: `sip:+49301000${String(i).padStart(2, '0')}@x`, sends: '1' }, { aor: `sip:+49892000${String(i).padStart(2, '0')}@x`, sends: '2' }])) }, { target, transport: i % 2 ? 'tcp' : 'udp', holdMs: 4000 }));
+    const answered: LogLine[] = [];
+    for (let i = 0; i < 100 && answered.length < n; i++) {
+      answered.splice(0, answered.length, ...d.logs.filter((l, k) => k >= seen && l.msg === 'SIPREC session answered'));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(answered.length, n);
+    const full = await runSipp({ scenario: 'request', ...siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:x@x', sends: '1' }, { aor: 'sip:y@y', sends: '2' }])), expect: 503 }, { target, transport: 'udp' });
+    assert.equal(full.status, 0, full.messages);
+    assert.match(full.messages, /SIP\/2\.0 503 Service Unavailable[\s\S]*Retry-After: \d+/);
+    // Each session's own pair of tones, sent from one process as one SBC would.
+    const freq = (k: number, leg: 0 | 1) => 300 + 50 * k + leg * 1200;
+    await sendRtp({
+      streams: answered.flatMap((a, k) => (a.streams as { label: string; port: number }[]).map((s) => ({ port: s.port, law: 'PCMU' as const, payloadType: 0, ssrc: 1000 + 2 * k + Number(s.label), seqStart: 1, tsStart: 1, freq: freq(k, s.label === '1' ? 0 : 1), durationMs: 1500 }))),
+    });
+    for (const r of await Promise.all(runs)) assert.equal(r.status, 0, r.messages.slice(-1500));
+    for (const [k, a] of answered.entries()) {
+      const st = await d.waitForState(a.recordingId as string, 'sealed', 30_000);
+      assertChannels(await readWav(path.join(st.dir, `${st.recordingId}.wav`)), freq(k, 0), freq(k, 1));
+    }
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
