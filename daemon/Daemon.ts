@@ -5,6 +5,7 @@ import { ConfigError } from './errors.js';
 import { ControlServer } from './control/ControlServer.js';
 import { SipTransport } from './sip/SipTransport.js';
 import { SrsServer } from './sip/SrsServer.js';
+import { readTlsIdentity } from './sip/tlsIdentity.js';
 import { resolveControlToken } from './control/token.js';
 import { MediaIngest } from './ingest/MediaIngest.js';
 import { PUBLISHED_PASSPHRASES, resolvePassphrase } from './keys/passphrase.js';
@@ -176,10 +177,12 @@ export class Daemon {
   private async openSip(sip: Config['sip']): Promise<void> {
     if (!sip.listen) return;
     const listen = parseListen(sip.listen);
-    this.sipTransport = await SipTransport.open({ listen, transports: sip.transports, maxConnections: sip.maxConnections, idleTimeoutMs: sip.idleTimeoutSeconds * 1000 }, this.opts.log);
+    const tls = sip.tls.listen ? { listen: parseListen(sip.tls.listen), ...(await readTlsIdentity(sip.tls.certFile!, sip.tls.keyFile!)) } : undefined;
+    this.sipTransport = await SipTransport.open({ listen, transports: sip.transports, tls, maxConnections: sip.maxConnections, idleTimeoutMs: sip.idleTimeoutSeconds * 1000 }, this.opts.log);
     this.srs = new SrsServer(this.sipTransport, this.recorder!, sip.allowedSources, this.opts.log);
     this.metrics?.observeSip(this.srs, this.sipTransport);
-    this.opts.log.info({ sip: `${listen.host}:${this.sipTransport.port}`, transports: sip.transports, allowedSources: sip.allowedSources }, 'SIP listening');
+    const tlsPort = this.sipTransport.tlsPort;
+    this.opts.log.info({ sip: `${listen.host}:${this.sipTransport.port}`, transports: sip.transports, tls: tls && tlsPort !== null ? `${tls.listen.host}:${tlsPort}` : null, allowedSources: sip.allowedSources }, 'SIP listening');
   }
 
   /** A signed audit checkpoint: at start, daily, at stop. */

@@ -25,7 +25,8 @@ const PROMTOOL = path.join(ROOT, 'node_modules/.bin/promtool');
 describe('metrics: a real HTTP scrape of /metrics after a real call', () => {
   let d: DaemonProcess;
   before(async () => {
-    d = await DaemonProcess.start();
+    // SIP on, so its metrics are exported (and must have panels) too.
+    d = await DaemonProcess.start({ yaml: testConfigYaml('sip:\n  listen: 127.0.0.1:0\n  allowedSources: [127.0.0.1]\n') });
   });
   after(async () => {
     assert.equal(await d.stop(), 0);

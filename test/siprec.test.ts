@@ -5,9 +5,11 @@
  * callvault's 200 OK gave each a=label.
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { readWav, tonePower } from './support/audio.js';
@@ -285,6 +287,30 @@ test('SIPREC under load and at the limit: 20 concurrent sessions each recorded w
       const st = await d.waitForState(a.recordingId as string, 'sealed', 30_000);
       assertChannels(await readWav(path.join(st.dir, `${st.recordingId}.wav`)), freq(k, 0), freq(k, 1));
     }
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('SIP over TLS: openssl s_client as the SRC gets a 200 OK with an SDP answer from the TLS listener', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-siptls-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  const yaml = sipYaml().replace('  allowedSources: [127.0.0.1]\n', `  allowedSources: [127.0.0.1]\n  tls:\n    listen: 127.0.0.1:0\n    certFile: ${path.join(dir, 'cert.pem')}\n    keyFile: ${path.join(dir, 'key.pem')}\n`);
+  const { d } = await srs(yaml);
+  try {
+    const tlsAt = (await d.waitFor((l) => l.msg === 'SIP listening')).tls as string;
+    const body = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930444001@tls.example', sends: '1' }, { aor: 'sip:+4930444002@tls.example', sends: '2' }]));
+    const invite = `INVITE sip:srs@${tlsAt};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKtls1\r\nFrom: <sip:src@127.0.0.1>;tag=tls1\r\nTo: <sip:srs@${tlsAt}>\r\nCall-ID: tls-call-1@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:src@127.0.0.1:5999;transport=tls>;+sip.src\r\nContent-Type: ${body.contentType}\r\nContent-Length: ${Buffer.byteLength(body.body)}\r\n\r\n${body.body}`;
+    const client = spawn('openssl', ['s_client', '-connect', tlsAt, '-CAfile', path.join(dir, 'cert.pem'), '-verify_return_error', '-quiet', '-ign_eof'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    client.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    client.stdin.write(invite);
+    for (let i = 0; i < 100 && !/SIP\/2\.0 200 OK[\s\S]*a=label:2\r\na=recvonly/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+    client.kill();
+    assert.match(out, new RegExp(`SIP/2\\.0 200 OK[\\s\\S]*Contact: <sip:callvault@${tlsAt.replaceAll('.', '\\.')};transport=tls>`), out);
+    assert.match(out, /SIP\/2\.0 200 OK[\s\S]*a=label:1\r\na=recvonly[\s\S]*a=label:2\r\na=recvonly/, out);
+    const answered = await d.waitFor((l) => l.msg === 'SIPREC session answered' && l.sipCallId === 'tls-call-1@127.0.0.1');
+    assert.match(answered.src as string, /^tls:/);
   } finally {
     assert.equal(await d.stop(), 0);
   }

@@ -14,6 +14,7 @@ export interface Config {
     readonly listen: string | null;
     readonly transports: readonly ('udp' | 'tcp')[];
     readonly allowedSources: readonly string[];
+    readonly tls: { readonly listen: string | null; readonly certFile: string | null; readonly keyFile: string | null };
     readonly maxConnections: number;
     readonly idleTimeoutSeconds: number;
   };

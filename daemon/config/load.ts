@@ -50,7 +50,8 @@ export function parseConfigText(text: string, file: string): Config {
   const relative = (f: string | null) => (f === null ? null : path.resolve(base, f));
   const { lkm } = config.encryption;
   const encryption = { ...config.encryption, lkm: { ...lkm, caFile: relative(lkm.caFile), tokenFile: relative(lkm.tokenFile), clientCertFile: relative(lkm.clientCertFile), clientKeyFile: relative(lkm.clientKeyFile) } };
-  return { ...config, dataDir: path.resolve(base, config.dataDir), storage, encryption };
+  const sip = { ...config.sip, tls: { ...config.sip.tls, certFile: relative(config.sip.tls.certFile), keyFile: relative(config.sip.tls.keyFile) } };
+  return { ...config, dataDir: path.resolve(base, config.dataDir), storage, encryption, sip };
 }
 
 /** Rules that span keys, which the schema cannot express. */
@@ -72,6 +73,15 @@ function crossCheck(config: Config): ConfigProblem[] {
   for (const [i, entry] of config.sip.allowedSources.entries()) {
     const why = checkSourceEntry(entry);
     if (why) problems.push({ path: `sip.allowedSources.${i}`, message: why });
+  }
+  const { tls } = config.sip;
+  if (tls.listen !== null && (!tls.certFile || !tls.keyFile)) problems.push({ path: tls.certFile ? 'sip.tls.keyFile' : 'sip.tls.certFile', message: 'is required when sip.tls.listen is set' });
+  if (tls.listen !== null) {
+    try {
+      parseListen(tls.listen);
+    } catch (err) {
+      problems.push({ path: 'sip.tls.listen', message: (err as Error).message });
+    }
   }
   if (config.sip.listen !== null) {
     try {

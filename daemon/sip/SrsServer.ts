@@ -65,7 +65,8 @@ export class SrsServer extends EventEmitter<SrsEvents> {
   /** Final responses to non-INVITE requests, for their retransmissions. */
   readonly #answered = new Map<string, Buffer>();
   #allowed: (ip: string) => boolean;
-  readonly #port: number;
+  /** Our port per transport, for Contact. */
+  readonly #ports: Readonly<Record<string, number | null>>;
 
   constructor(
     transport: SipTransport,
@@ -75,7 +76,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
   ) {
     super();
     this.#allowed = sourceFilter(allowedSources, undefined);
-    this.#port = transport.port;
+    this.#ports = { udp: transport.port, tcp: transport.port, tls: transport.tlsPort };
     transport.on('message', (msg, peer) => {
       if (msg.kind !== 'request') return; // we send no requests, so expect no responses
       void this.#handle(msg, peer).catch((err: unknown) => this.log.error({ err, method: msg.method, from: `${peer.address}:${peer.port}` }, 'SIP request failed'));
@@ -219,7 +220,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       if (answer.recorded) await this.recorder.endCall(startReq.callId, 'cancel').catch(() => undefined);
       return; // the CANCEL answered the INVITE with 487
     }
-    const contact = `<sip:callvault@${hostOf(ip)}:${this.#port};transport=${peer.transport}>`;
+    const contact = `<sip:callvault@${hostOf(ip)}:${this.#ports[peer.transport] ?? ''};transport=${peer.transport}>`;
     const session: Session = { sipCallId, localTag, recordingId: answer.recorded ? answer.recordingId : null, peer, contact, legs, ip, sdpSessionId, answer: body, version: 1 };
     this.#sessions.set(sipCallId, session);
     const timer = req.headers.get('session-expires');
