@@ -6,13 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { readWav, tonePower } from './support/audio.js';
+import { firstSound, readWav, soundFraction, tonePower } from './support/audio.js';
 import { cli } from './support/cli.js';
 import { DaemonProcess, sendRtp, testConfigYaml, type LogLine } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
@@ -312,6 +312,49 @@ test('SIP over TLS: openssl s_client as the SRC gets a 200 OK with an SDP answer
     const answered = await d.waitFor((l) => l.msg === 'SIPREC session answered' && l.sipCallId === 'tls-call-1@127.0.0.1');
     assert.match(answered.src as string, /^tls:/);
   } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('SDES-SRTP (RTP/SAVP, a=crypto, as Oracle records SRTP calls): answered with our own key per stream, and ffmpeg SRTP senders are decrypted and recorded', async () => {
+  const { d, target } = await srs();
+  const rtcpSink = createSocket('udp4');
+  await new Promise<void>((r) => rtcpSink.bind(0, '127.0.0.1', () => r()));
+  try {
+    const keys = { 1: randomBytes(30).toString('base64'), 2: randomBytes(30).toString('base64') };
+    const sdp = offerSdp(['1', '2'])
+      .replaceAll('RTP/AVP', 'RTP/SAVP')
+      .replace('a=label:1', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${keys[1]}\na=label:1`)
+      .replace('a=label:2', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${keys[2]}\na=label:2`);
+    const invite = siprecBody(sdp, rfcMetadata([{ aor: 'sip:+4930666001@oracle.example', sends: '1' }, { aor: 'sip:+4930666002@oracle.example', sends: '2' }]));
+    const seen = d.logs.length;
+    const sipp = runSipp({ scenario: 'siprec-call', ...invite }, { target, transport: 'udp', holdMs: 4000 });
+    const answered = await d.waitFor((l) => l.msg === 'SIPREC session answered' && d.logs.indexOf(l) >= seen, 15_000);
+    const port = (label: string) => (answered.streams as { label: string; port: number }[]).find((s) => s.label === label)!.port;
+    const ff = (label: '1' | '2', freq: number) =>
+      new Promise<void>((resolve, reject) => {
+        const p = spawn('ffmpeg', ['-nostdin', '-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', `sine=frequency=${freq}:sample_rate=8000:duration=2`, '-ac', '1', '-c:a', 'pcm_mulaw', '-f', 'rtp', '-srtp_out_suite', 'AES_CM_128_HMAC_SHA1_80', '-srtp_out_params', keys[label], `srtp://127.0.0.1:${port(label)}?rtcpport=${rtcpSink.address().port}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+        p.once('error', reject);
+        p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}`))));
+      });
+    await Promise.all([ff('1', 440), ff('2', 1000)]);
+    const done = await sipp;
+    assert.equal(done.status, 0, done.messages.slice(-3000));
+    const ours = [...done.messages.matchAll(/a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:([A-Za-z0-9+/=]+)/g)].map((m) => m[1]);
+    const answer = done.messages.slice(done.messages.indexOf('SIP/2.0 200 OK'));
+    assert.match(answer, /m=audio \d+ RTP\/SAVP 0 101[\s\S]*a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[\s\S]*a=label:1/);
+    assert.ok(ours.length >= 4 && !ours.slice(2).includes(keys[1]) && !ours.slice(2).includes(keys[2]), 'the answer carries keys of our own');
+    const st = await d.waitForState(answered.recordingId as string, 'sealed');
+    const wav = await readWav(path.join(st.dir, `${st.recordingId}.wav`));
+    assertChannels(wav, 440, 1000);
+    // ffmpeg packs about 175 ms of G.711 into each packet: 2 s are a dozen packets or so, none lost.
+    for (const leg of ['caller', 'callee']) {
+      assert.ok(st.metadata.legs[leg].received >= 10 && st.metadata.legs[leg].lost === 0, `${leg}: ${JSON.stringify(st.metadata.legs[leg])}`);
+    }
+    const [L] = wav.channels_ as [Float64Array];
+    assert.ok(soundFraction(L, firstSound(L), firstSound(L) + 8 * 1800) > 0.95, 'the decrypted audio is continuous');
+  } finally {
+    rtcpSink.close();
     assert.equal(await d.stop(), 0);
   }
 });

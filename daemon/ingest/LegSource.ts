@@ -17,6 +17,14 @@ export interface LegSourceOptions {
   readonly remote?: MediaAddress | undefined;
   /** Without `remote`: whether a first sender at this IP may become the leg's source. */
   readonly allowSource: (ip: string) => boolean;
+  /** SDES-SRTP (RFC 4568): the suite and the sender's key its RTP is encrypted with. */
+  readonly srtp?: SrtpKey | undefined;
+}
+
+/** One side's SRTP master key and salt (base64) and its crypto suite. */
+export interface SrtpKey {
+  readonly cryptoSuite: ms.SrtpCryptoSuite;
+  readonly keyBase64: string;
 }
 
 export interface MediaAddress {
@@ -118,7 +126,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
   static async open(options: LegSourceOptions, makeTransport: TransportFactory, direct: ms.DirectTransport, routerCaps: ms.RtpCapabilities): Promise<LegSource> {
     const transport = await makeTransport();
     try {
-      if (options.remote) await transport.connect({ ip: options.remote.ip, port: options.remote.port });
+      await connect(transport, options);
     } catch (err) {
       transport.close();
       throw err;
@@ -132,6 +140,11 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
 
   get port(): number {
     return this.#transport.tuple.localPort;
+  }
+
+  /** Our own SRTP key for this leg (what an SDES answer carries), when the leg is SRTP. */
+  get localSrtp(): SrtpKey | undefined {
+    return this.options.srtp ? this.#transport.srtpParameters : undefined;
   }
 
   /** Where the leg takes RTP from: the connected remote, the comedia sender it locked onto, or undefined before one. */
@@ -246,6 +259,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     if (this.#closed) return;
     try {
       this.#transport = await this.makeTransport();
+      await connect(this.#transport, this.options);
     } catch (err) {
       this.emit('rearm-failed', err as Error);
       return;
@@ -264,4 +278,10 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
 async function mediaBytes(p: ms.Producer): Promise<number> {
   const stats = await p.getStats().catch(() => []);
   return stats.reduce((sum, st) => sum + st.byteCount, 0);
+}
+
+/** Connect a new transport to what the options fix: the remote address, the sender's SRTP key (comedia keeps the address open). */
+async function connect(transport: ms.PlainTransport, options: LegSourceOptions): Promise<void> {
+  if (!options.remote && !options.srtp) return;
+  await transport.connect({ ...(options.remote ? { ip: options.remote.ip, port: options.remote.port } : {}), ...(options.srtp ? { srtpParameters: options.srtp } : {}) });
 }

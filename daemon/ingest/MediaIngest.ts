@@ -126,7 +126,7 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
       const port = this.ports.take();
       if (port === undefined) break;
       try {
-        const leg = await LegSource.open(options, () => this.createTransport(slot, port, !options.remote), slot.direct, slot.router.rtpCapabilities);
+        const leg = await LegSource.open(options, () => this.createTransport(slot, port, !options.remote, options.srtp?.cryptoSuite), slot.direct, slot.router.rtpCapabilities);
         return { port, leg };
       } catch (err) {
         lastError = err;
@@ -141,7 +141,7 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
     throw new IngestError('NO_PORT', `no RTP port free in ${this.opts.portMin}-${this.opts.portMax}: ${this.ports.free} neither in use nor quarantined${detail}`, { callId: options.callId });
   }
 
-  private createTransport(slot: WorkerSlot, port: number, comedia: boolean): Promise<ms.PlainTransport> {
+  private createTransport(slot: WorkerSlot, port: number, comedia: boolean, srtpSuite: ms.SrtpCryptoSuite | undefined): Promise<ms.PlainTransport> {
     return slot.router.createPlainTransport({
       listenInfo: {
         protocol: 'udp',
@@ -152,6 +152,7 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
       },
       rtcpMux: true,
       comedia,
+      ...(srtpSuite ? { enableSrtp: true, srtpCryptoSuite: srtpSuite } : {}),
     });
   }
 

@@ -3,7 +3,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/Config.js';
 import { ApiError, IngestError } from '../errors.js';
-import type { LegRole, LegSource, LegTransportReport, MediaAddress } from '../ingest/LegSource.js';
+import type { LegRole, LegSource, LegTransportReport, MediaAddress, SrtpKey } from '../ingest/LegSource.js';
 import { sourceFilter } from '../ingest/sourceFilter.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { WrappingKey } from '../seal/envelope.js';
@@ -22,6 +22,8 @@ export interface LegRequest extends PartyInfo {
   readonly ssrc?: number | undefined;
   /** Where the PBX sends this leg's RTP from; when given, RTP from anywhere else is dropped. */
   readonly media?: MediaAddress | undefined;
+  /** SDES-SRTP: the sender's suite and key (SIPREC offers with a=crypto). */
+  readonly srtp?: SrtpKey | undefined;
 }
 
 export interface StartCallRequest extends CallInfo, CallParties {
@@ -47,6 +49,8 @@ export interface LegAnswer {
   readonly ip: string;
   readonly port: number;
   readonly payloadType: number;
+  /** Our SRTP key for the leg, when the request asked for SRTP. */
+  readonly srtp?: SrtpKey | undefined;
 }
 
 /** `recorded: false` when no profile matches or the matching one excludes the call. */
@@ -223,8 +227,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       const legs = {} as Record<LegRole, LegSource>;
       const allowSource = sourceFilter(media.allowedSources, from.address);
       for (const role of ROLES) {
-        const { ssrc, media: remote } = req[role];
-        legs[role] = await this.ingest.openLeg({ callId: req.callId, role, codec: req.codec, payloadType, dtmfPayloadType, ssrc, remote, allowSource });
+        const { ssrc, media: remote, srtp } = req[role];
+        legs[role] = await this.ingest.openLeg({ callId: req.callId, role, codec: req.codec, payloadType, dtmfPayloadType, ssrc, remote, allowSource, srtp });
         opened.push(legs[role]);
       }
       const recordingId = newRecordingId();
@@ -252,7 +256,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         recorded: true,
         profile: policy.profile.name,
         recordingId,
-        legs: { caller: { ip, port: legs.caller.port, payloadType }, callee: { ip, port: legs.callee.port, payloadType } },
+        legs: { caller: { ip, port: legs.caller.port, payloadType, srtp: legs.caller.localSrtp }, callee: { ip, port: legs.callee.port, payloadType, srtp: legs.callee.localSrtp } },
       };
     } catch (err) {
       for (const l of opened) l.close();

@@ -8,7 +8,8 @@ import type { SiprecMetadata } from '../record/metadata.js';
 import type { Recorder, StartCallRequest } from '../record/Recorder.js';
 import { bodyParts } from './multipart.js';
 import { parseRsMetadata, type RsMetadata } from './rsMetadata.js';
-import { buildAnswer, parseSdp, type AnswerStream, type SdpMedia, type SdpOffer, type StreamCodec } from './sdp.js';
+import { buildAnswer, parseSdp, type AnswerStream, type SdesCrypto, type SdpMedia, type SdpOffer, type StreamCodec } from './sdp.js';
+import type { SrtpKey } from '../ingest/LegSource.js';
 import { planSession, type SessionPlan } from './sessionPlan.js';
 import { buildResponse, parseParams, uriOf, userOf, type SipRequest } from './SipMessage.js';
 import type { SipPeer, SipTransport } from './SipTransport.js';
@@ -38,7 +39,7 @@ interface Session {
   /** Our Contact in this dialog. */
   readonly contact: string;
   /** Where we receive each recorded leg, and which offered stream (by label, else position) it is. */
-  readonly legs: Partial<Record<LegRole, { readonly index: number; readonly label: string | null; readonly port: number; readonly codec: StreamCodec }>>;
+  readonly legs: Partial<Record<LegRole, { readonly index: number; readonly label: string | null; readonly port: number; readonly codec: StreamCodec; readonly srtp: AnswerSrtp | undefined }>>;
   readonly ip: string;
   readonly sdpSessionId: string;
   answer: Buffer;
@@ -211,7 +212,8 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     if (answer.recorded) {
       for (const role of Object.keys(plan.legs) as LegRole[]) {
         const l = plan.legs[role]!;
-        legs[role] = { index: l.index, label: l.media.label, port: answer.legs[role].port, codec: l.codec };
+        const ours = answer.legs[role].srtp;
+        legs[role] = { index: l.index, label: l.media.label, port: answer.legs[role].port, codec: l.codec, srtp: l.srtp && ours ? { tag: l.srtp.tag, suite: l.srtp.suite, keyBase64: ours.keyBase64 } : undefined };
       }
     }
     const sdpSessionId = String(Date.now());
@@ -256,8 +258,8 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       codec: law.law,
       payloadType: law.payloadType,
       dtmfPayloadType: law.dtmfPayloadType ?? undefined,
-      caller: { number: plan.legs.caller!.number },
-      callee: { number: plan.legs.callee?.number ?? 'unknown' },
+      caller: { number: plan.legs.caller!.number, srtp: srtpKey(plan.legs.caller!.srtp) },
+      callee: { number: plan.legs.callee?.number ?? 'unknown', srtp: srtpKey(plan.legs.callee?.srtp ?? null) },
       siprec,
     };
   }
@@ -379,6 +381,13 @@ export class SrsServer extends EventEmitter<SrsEvents> {
   }
 }
 
+type AnswerSrtp = NonNullable<NonNullable<AnswerStream['receive']>['srtp']>;
+
+/** The sender's key as mediasoup takes it (the suite is one chooseCrypto accepted). */
+function srtpKey(c: SdesCrypto | null): SrtpKey | undefined {
+  return c ? { cryptoSuite: c.suite as SrtpKey['cryptoSuite'], keyBase64: c.keyBase64 } : undefined;
+}
+
 function warning(text: string): string {
   return `399 callvault "${text.replaceAll('"', "'")}"`;
 }
@@ -392,7 +401,7 @@ function findStream(media: readonly SdpMedia[], leg: { readonly index: number; r
 function answerFor(offer: SdpOffer, legs: Session['legs'], ip: string, sessionId: string, version: number): Buffer {
   const streams: AnswerStream[] = offer.media.map((m) => {
     const leg = Object.values(legs).find((l) => l && findStream(offer.media, l) === m);
-    return { offer: m, receive: leg ? { port: leg.port, codec: leg.codec } : null };
+    return { offer: m, receive: leg ? { port: leg.port, codec: leg.codec, srtp: leg.srtp } : null };
   });
   return Buffer.from(buildAnswer(ip, sessionId, version, streams));
 }

@@ -20,6 +20,28 @@ export interface SdpMedia {
   readonly direction: Direction;
   /** The media-level c= address, else the session's, else null. */
   readonly address: string | null;
+  /** SDES keys offered (RFC 4568 a=crypto), in preference order. */
+  readonly crypto: readonly SdesCrypto[];
+}
+
+/** One a=crypto line: its tag, suite and the sender's inline key (base64 master key ‖ salt). */
+export interface SdesCrypto {
+  readonly tag: string;
+  readonly suite: string;
+  readonly keyBase64: string;
+}
+
+/** The SDES suites mediasoup's PlainTransport can decrypt. */
+const SRTP_SUITES = new Set(['AEAD_AES_256_GCM', 'AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32']);
+
+/** Whether the stream is offered as SRTP (RTP/SAVP, RTP/SAVPF). */
+export function isSecure(m: SdpMedia): boolean {
+  return /\/SAVPF?$/.test(m.proto);
+}
+
+/** The first offered key of a suite we can decrypt, or null. */
+export function chooseCrypto(m: SdpMedia): SdesCrypto | null {
+  return m.crypto.find((c) => SRTP_SUITES.has(c.suite)) ?? null;
 }
 
 export interface SdpOffer {
@@ -34,7 +56,7 @@ const STATIC: Readonly<Record<number, string>> = { 0: 'PCMU', 8: 'PCMA' };
 export function parseSdp(text: string): SdpOffer {
   let sessionAddress: string | null = null;
   let sessionDirection: Direction = 'sendrecv';
-  const media: { type: string; port: number; proto: string; formats: number[]; rtpmap: Map<number, { encoding: string; clock: number }>; label: string | null; direction: Direction | null; address: string | null }[] = [];
+  const media: { type: string; port: number; proto: string; formats: number[]; rtpmap: Map<number, { encoding: string; clock: number }>; label: string | null; direction: Direction | null; address: string | null; crypto: SdesCrypto[] }[] = [];
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
     const m = /^([a-z])=(.*)$/.exec(line);
@@ -45,7 +67,7 @@ export function parseSdp(text: string): SdpOffer {
       const f = /^(\S+) (\d+)(?:\/\d+)? (\S+)(.*)$/.exec(value);
       if (!f) continue;
       const formats = f[4]!.trim().split(/\s+/).filter((x) => /^\d+$/.test(x)).map(Number);
-      media.push({ type: f[1]!, port: Number(f[2]), proto: f[3]!, formats, rtpmap: new Map(), label: null, direction: null, address: null });
+      media.push({ type: f[1]!, port: Number(f[2]), proto: f[3]!, formats, rtpmap: new Map(), label: null, direction: null, address: null, crypto: [] });
     } else if (key === 'c') {
       const addr = /^IN IP[46] (\S+?)(?:\/\d+)*$/.exec(value)?.[1] ?? null;
       if (current) current.address = addr;
@@ -57,7 +79,10 @@ export function parseSdp(text: string): SdpOffer {
         if (current) current.direction = name as Direction;
         else sessionDirection = name as Direction;
       } else if (current && name === 'label') current.label = arg.trim();
-      else if (current && name === 'rtpmap') {
+      else if (current && name === 'crypto') {
+        const c = /^(\d+) (\S+) inline:([A-Za-z0-9+/=]+)/.exec(arg);
+        if (c) current.crypto.push({ tag: c[1]!, suite: c[2]!, keyBase64: c[3]! });
+      } else if (current && name === 'rtpmap') {
         const r = /^(\d+) ([^/\s]+)\/(\d+)/.exec(arg);
         if (r) current.rtpmap.set(Number(r[1]), { encoding: r[2]!.toUpperCase(), clock: Number(r[3]) });
       }
@@ -93,7 +118,7 @@ export function chooseCodec(m: SdpMedia): StreamCodec | null {
 export interface AnswerStream {
   readonly offer: SdpMedia;
   /** null: declined (port 0). */
-  readonly receive: { readonly port: number; readonly codec: StreamCodec } | null;
+  readonly receive: { readonly port: number; readonly codec: StreamCodec; readonly srtp?: { readonly tag: string; readonly suite: string; readonly keyBase64: string } | undefined } | null;
 }
 
 /**
@@ -117,6 +142,8 @@ export function buildAnswer(ip: string, sessionId: string, version: number, stre
     lines.push(`m=audio ${s.offer.port === 0 ? 0 : port} ${proto} ${formats.join(' ')}`);
     lines.push(`a=rtpmap:${codec.payloadType} ${codec.law}/8000`);
     if (codec.dtmfPayloadType !== null) lines.push(`a=rtpmap:${codec.dtmfPayloadType} telephone-event/8000`);
+    // SDES (RFC 4568 §5.1.2): the offer's tag and suite, our own key.
+    if (s.receive.srtp) lines.push(`a=crypto:${s.receive.srtp.tag} ${s.receive.srtp.suite} inline:${s.receive.srtp.keyBase64}`);
     if (s.offer.label !== null) lines.push(`a=label:${s.offer.label}`);
     lines.push(s.offer.direction === 'inactive' || s.offer.port === 0 ? 'a=inactive' : 'a=recvonly');
   }

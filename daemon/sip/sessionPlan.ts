@@ -1,6 +1,6 @@
 import type { LegRole } from '../ingest/LegSource.js';
 import type { RsMetadata, RsParticipant } from './rsMetadata.js';
-import { chooseCodec, type SdpMedia, type SdpOffer, type StreamCodec } from './sdp.js';
+import { chooseCodec, chooseCrypto, isSecure, type SdesCrypto, type SdpMedia, type SdpOffer, type StreamCodec } from './sdp.js';
 import { userOf } from './SipMessage.js';
 
 /** One recorded stream: which m-line, received how, sent by whom. */
@@ -8,6 +8,8 @@ export interface PlannedLeg {
   readonly index: number;
   readonly media: SdpMedia;
   readonly codec: StreamCodec;
+  /** The key offered for an SRTP stream (null: plain RTP). */
+  readonly srtp: SdesCrypto | null;
   readonly participant: RsParticipant | null;
   /** The number the index keeps for this party: the user part of the participant's AOR. */
   readonly number: string;
@@ -31,12 +33,15 @@ export type PlanResult = { readonly ok: true; readonly plan: SessionPlan } | { r
  */
 export function planSession(offer: SdpOffer, meta: RsMetadata | null): PlanResult {
   const audio = offer.media.map((media, index) => ({ media, index })).filter((m) => m.media.type === 'audio');
+  // An SRTP stream is recordable only with a key of a suite we can decrypt.
   const codecs = new Map(audio.flatMap((m) => {
     const c = chooseCodec(m.media);
-    return c ? [[m.index, c] as const] : [];
+    return c && (!isSecure(m.media) || chooseCrypto(m.media)) ? [[m.index, c] as const] : [];
   }));
   if (!codecs.size) {
     const offered = [...new Set(audio.flatMap((m) => m.media.formats.map((f) => m.media.rtpmap.get(f)?.encoding ?? `PT ${f}`)))];
+    const srtp = audio.some((m) => isSecure(m.media) && chooseCodec(m.media) && !chooseCrypto(m.media));
+    if (srtp) return { ok: false, status: 488, warning: `SRTP offered without a crypto suite callvault decrypts (AES_CM_128_HMAC_SHA1_80/32, AEAD_AES_128/256_GCM)` };
     return { ok: false, status: 488, warning: `no stream offers a codec callvault records (PCMU, PCMA); offered: ${offered.join(', ') || 'nothing'}` };
   }
   // Both legs of one recording share a codec: the first recordable stream's.
@@ -51,6 +56,7 @@ export function planSession(offer: SdpOffer, meta: RsMetadata | null): PlanResul
     index,
     media: offer.media[index]!,
     codec: codecs.get(index)!,
+    srtp: isSecure(offer.media[index]!) ? chooseCrypto(offer.media[index]!) : null,
     participant,
     number: participant?.aor ? userOf(participant.aor) : 'unknown',
   });
