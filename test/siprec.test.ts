@@ -358,3 +358,22 @@ test('SDES-SRTP (RTP/SAVP, a=crypto, as Oracle records SRTP calls): answered wit
     assert.equal(await d.stop(), 0);
   }
 });
+
+test('CANCEL before the answer: the CANCEL gets 200, the INVITE 487, and a recording being set up for it is ended (reason cancel), never left running', async () => {
+  const { d, target } = await srs();
+  try {
+    const invite = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930888001@x', sends: '1' }, { aor: 'sip:+4930888002@x', sends: '2' }]));
+    const r = await runSipp({ scenario: 'siprec-cancel', ...invite }, { target, transport: 'udp' });
+    assert.equal(r.status, 0, r.messages.slice(-3000));
+    assert.match(r.messages, /SIP\/2\.0 487 Request Terminated[\s\S]*CSeq: 1 INVITE/);
+    // The CANCEL arrives while the recording is being set up (ports, files): set-up finishes, then it is ended.
+    const started = await d.waitFor((l) => l.msg === 'call recording started');
+    const st = await d.waitForState(started.recordingId as string, 'sealed');
+    assert.equal(st.metadata.endReason, 'cancel');
+    const at = (await d.waitFor((l) => l.msg === 'metrics listening')).metrics as string;
+    assert.equal(sampleValue(parsePrometheusText(await (await fetch(`http://${at}/metrics`)).text()), 'callvault_active_calls'), 0, 'no call is left being recorded');
+    assert.ok(!d.logs.some((l) => l.msg === 'SIPREC session answered'), 'the cancelled INVITE was never answered 200');
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});

@@ -6,7 +6,7 @@ import { ROOT } from './daemon.js';
 
 /** What a scenario template is filled with: the INVITE (or other request) body, its type, extra headers. */
 export interface SippRequest {
-  readonly scenario: 'siprec-call' | 'siprec-hold' | 'request';
+  readonly scenario: 'siprec-call' | 'siprec-hold' | 'siprec-cancel' | 'request';
   readonly body: string;
   readonly contentType: string;
   readonly headers?: readonly string[];
