@@ -12,6 +12,12 @@
  *
  *   scripts/node dist/native-free-bench/load.js [--calls 500] [--seconds 60] [--law PCMU|PCMA]
  *        [--loss 0] [--reorder 0] [--jitter-ms 0] [--discover] [--ramp 250,500,750,1000] [--check]
+ *        [--siprec [--cps 20]]
+ *
+ * --siprec runs each step twice, the same calls started over the HTTP API
+ * and then as SIPREC sessions (load/sipClient.ts, INVITEs paced at --cps),
+ * and reports INVITE → 200 OK p50/p99 and the CPU per call against the HTTP
+ * run as baseline.
  *
  * --ramp runs one fresh daemon per N and reports the highest N that holds
  * the bar (≤ 0.01 % lost inside callvault, every recording sealed and verified).
@@ -26,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import type { G711Law } from '../daemon/media/g711.js';
 import { flag, lawOption, numberOption, stringOption } from './args.js';
 import { sample, type ProcSample } from './load/procstat.js';
+import { SipClient, type SiprecCall } from './load/sipClient.js';
 import type { SenderLeg, SenderPlan, SenderResult } from './load/sender.js';
 import { report, type Row } from './report.js';
 
@@ -39,6 +46,8 @@ const law: G711Law = lawOption();
 const impair = { loss: numberOption('loss', 0), reorder: numberOption('reorder', 0), jitterMs: numberOption('jitter-ms', 0) };
 const discover = flag('discover');
 const steps = (stringOption('ramp') ?? String(numberOption('calls', 500))).split(',').map(Number);
+const siprec = flag('siprec');
+const cps = numberOption('cps', 20);
 const MAX_LOSS = 0.0001;
 /** RSS a call may gain between early in the run and its end and still count as not growing with length (RSS noise is a few KB a call). */
 const MAX_GROWTH_KB = 10;
@@ -56,12 +65,15 @@ async function pooled<T, R>(items: readonly T[], n: number, fn: (t: T) => Promis
   return out;
 }
 
+type Mode = 'http' | 'siprec';
+
 class Daemon {
   control = '';
   metrics = '';
+  sip = '';
   private constructor(readonly child: ChildProcess, readonly dataDir: string, readonly configFile: string) {}
 
-  static async start(dir: string, calls: number): Promise<Daemon> {
+  static async start(dir: string, calls: number, mode: Mode): Promise<Daemon> {
     const dataDir = path.join(dir, 'data');
     const configFile = path.join(dir, 'callvault.yaml');
     await writeFile(configFile, [
@@ -70,6 +82,7 @@ class Daemon {
       `media:\n  portMin: 20000\n  portMax: ${20000 + 2 * calls + 200}`,
       `calls:\n  maxConcurrent: ${calls + 10}\n  minFreeDiskMB: 1`,
       'logging:\n  level: info',
+      ...(mode === 'siprec' ? ['sip:\n  listen: 127.0.0.1:0\n  transports: [udp]\n  allowedSources: [127.0.0.1]'] : []),
     ].join('\n') + '\n');
     const child = spawn(process.execPath, [MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], { env: ENV, stdio: ['ignore', 'pipe', 'inherit'] });
     const d = new Daemon(child, dataDir, configFile);
@@ -77,7 +90,7 @@ class Daemon {
       const t = setTimeout(() => reject(new Error('the daemon did not start in 30 s')), 30_000);
       child.once('exit', (code) => reject(new Error(`the daemon exited with ${code}`)));
       createInterface({ input: child.stdout! }).on('line', (text) => {
-        let line: { msg?: string; level?: string; control?: string; metrics?: string };
+        let line: { msg?: string; level?: string; control?: string; metrics?: string; sip?: string };
         try {
           line = JSON.parse(text) as typeof line;
         } catch {
@@ -85,8 +98,9 @@ class Daemon {
         }
         if (line.metrics) d.metrics = `http://${line.metrics}`;
         if (line.control) d.control = `http://${line.control}`;
+        if (line.sip) d.sip = line.sip;
         if (line.level === 'error' || line.level === 'fatal') process.stderr.write(`daemon: ${text}\n`);
-        if (d.control && d.metrics) (clearTimeout(t), resolve());
+        if (d.control && d.metrics && (mode === 'http' || d.sip)) (clearTimeout(t), resolve());
       });
     });
     return d;
@@ -122,7 +136,11 @@ function runSender(plan: SenderPlan): Promise<SenderResult> {
 }
 
 interface StepResult {
+  readonly mode: Mode;
   readonly calls: number;
+  /** SIPREC: INVITE → 200 OK, ms. */
+  readonly setupP50Ms: number;
+  readonly setupP99Ms: number;
   readonly started: number;
   readonly sender: SenderResult;
   readonly written: number;
@@ -162,14 +180,37 @@ function slope(points: readonly (readonly [number, number])[]): number {
   return sxx ? sxy / sxx : 0;
 }
 
-async function step(calls: number): Promise<StepResult> {
+interface StartedCall {
+  readonly callId: string;
+  readonly recordingId: string;
+  readonly ports: { readonly caller: number; readonly callee: number };
+  readonly ssrc: { readonly caller: number; readonly callee: number };
+  readonly sip?: SiprecCall;
+}
+
+/** SIPREC sessions from our SRC, one INVITE every 1/cps s; the recording id comes from the index by the session's Call-ID. */
+async function startSiprec(d: Daemon, client: SipClient, calls: number): Promise<StartedCall[]> {
+  const t0 = performance.now();
+  return Promise.all(Array.from({ length: calls }, async (_, i) => {
+    await sleep(Math.max(0, t0 + (i * 1000) / cps - performance.now()));
+    const ssrc = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
+    const sip = await client.invite(i, ssrc);
+    const found = await d.api('GET', `/v1/recordings?callId=${encodeURIComponent(sip.callId)}`);
+    const recordingId = found.body?.recordings?.[0]?.recordingId as string | undefined;
+    if (!recordingId) throw new Error(`SIPREC call ${i}: no recording for ${sip.callId}`);
+    return { callId: sip.callId, recordingId, ports: sip.ports, ssrc, sip };
+  }));
+}
+
+async function step(calls: number, mode: Mode): Promise<StepResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'callvault-bench-load-'));
-  const d = await Daemon.start(dir, calls);
+  const d = await Daemon.start(dir, calls, mode);
+  const client = mode === 'siprec' ? await SipClient.open(d.sip) : undefined;
   try {
     const pid = d.child.pid as number;
     await sleep(2000);
     const idle = sample(pid);
-    const started = await pooled(Array.from({ length: calls }, (_, i) => i), 16, async (i) => {
+    const started: StartedCall[] = client ? await startSiprec(d, client, calls) : await pooled(Array.from({ length: calls }, (_, i) => i), 16, async (i) => {
       const ssrc = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
       // SSRCs as an SBC knows them from SDP (a=ssrc); --discover leaves callvault to find them, which costs the first packets.
       const announce = (role: 'caller' | 'callee') => (discover ? {} : { ssrc: ssrc[role] });
@@ -177,6 +218,7 @@ async function step(calls: number): Promise<StepResult> {
       if (r.status !== 201) throw new Error(`start call ${i}: ${r.status} ${JSON.stringify(r.body)}`);
       return { callId: `load-${i}`, recordingId: r.body.recordingId as string, ports: { caller: r.body.legs.caller.port as number, callee: r.body.legs.callee.port as number }, ssrc };
     });
+    const setups = started.flatMap((c) => (c.sip ? [c.sip.setupMs] : []));
     await sleep(2000);
     const setUp = sample(pid);
     const legs: SenderLeg[] = started.flatMap((c, i) => [
@@ -201,6 +243,7 @@ async function step(calls: number): Promise<StepResult> {
     const early = samples.find((x) => x.atS >= Math.min(30, seconds / 6)) ?? samples[0] ?? { atS: 0, s: cpu0 };
     const end = samples.at(-2) ?? samples.at(-1) ?? { s: cpu1 };
     await pooled(started, 16, async (c) => {
+      if (client && c.sip) return client.bye(c.sip);
       const r = await d.api('DELETE', `/v1/calls/${c.callId}`);
       if (r.status !== 202) throw new Error(`end call ${c.callId}: ${r.status}`);
     });
@@ -229,7 +272,10 @@ async function step(calls: number): Promise<StepResult> {
     const lossInside = sent.sent ? Math.max(0, sent.sent - written) / sent.sent : 1;
     const mb = (b: number) => b / 2 ** 20;
     const result: StepResult = {
+      mode,
       calls,
+      setupP50Ms: quantile(setups, 0.5),
+      setupP99Ms: quantile(setups, 0.99),
       started: started.length,
       sender: sent,
       written,
@@ -255,6 +301,7 @@ async function step(calls: number): Promise<StepResult> {
     };
     return { ...result, ok: lossInside <= MAX_LOSS && result.sealed === calls && result.verified === calls && badShape === 0 && sent.sendErrors === 0 };
   } finally {
+    client?.close();
     await d.stop();
     await rm(dir, { recursive: true, force: true });
   }
@@ -263,22 +310,32 @@ async function step(calls: number): Promise<StepResult> {
 async function main(): Promise<void> {
   const results: StepResult[] = [];
   for (const n of steps) {
-    process.stdout.write(`load: ${n} calls × ${seconds} s …\n`);
-    results.push(await step(n));
+    for (const mode of siprec ? (['http', 'siprec'] as const) : (['http'] as const)) {
+      process.stdout.write(`load: ${n} calls × ${seconds} s (${mode}) …\n`);
+      results.push(await step(n, mode));
+    }
   }
   const rows: Row[] = results.flatMap((r) => [
-    { measure: `**${r.calls} calls** × ${seconds} s, ${law}, ${(r.calls * 100).toLocaleString('en')} packets/s in`, figure: `${(r.lossInside * 100).toFixed(4)} % lost inside callvault`, baseline: `${r.sender.sent.toLocaleString('en')} sent, ${r.written.toLocaleString('en')} written (${r.late} late); target ≤ 0.01 %`, met: r.lossInside <= MAX_LOSS },
+    { measure: `**${r.calls} calls** × ${seconds} s${r.mode === 'siprec' ? ' as SIPREC sessions' : ''}, ${law}, ${(r.calls * 100).toLocaleString('en')} packets/s in`, figure: `${(r.lossInside * 100).toFixed(4)} % lost inside callvault`, baseline: `${r.sender.sent.toLocaleString('en')} sent, ${r.written.toLocaleString('en')} written (${r.late} late); target ≤ 0.01 %`, met: r.lossInside <= MAX_LOSS },
     { measure: '  recordings sealed / verified / right shape', figure: `${r.sealed} / ${r.verified} / ${r.sealed - r.badShape}`, baseline: `of ${r.calls} (checksums + signature; one stereo WAV ≥ ${seconds} s, as long as the call)`, met: r.sealed === r.calls && r.verified === r.calls && r.badShape === 0 },
     { measure: '  seal latency after hang-up, p50 / p99', figure: `${r.sealP50Ms.toFixed(0)} / ${r.sealP99Ms.toFixed(0)} ms`, baseline: `${r.calls} hang-ups at once` },
     { measure: '  daemon CPU (main + pool + mediasoup workers)', figure: `${r.cpuPct.toFixed(0)} % of one core`, baseline: `${(r.cpuPct / 100 / (r.calls * 100) * 1e6).toFixed(1)} µs per packet; generator worst lag ${r.sender.maxLagMs} ms, send errors ${r.sender.sendErrors}` },
     { measure: '  memory per active call', figure: `${r.perCallKB.toFixed(0)} KB`, baseline: `RSS ${r.rssIdleMB.toFixed(0)} MB idle → ${r.rssEndMB.toFixed(0)} MB (Node ${r.perCallNodeKB.toFixed(0)} KB a call, mediasoup workers ${(r.perCallKB - r.perCallNodeKB).toFixed(0)} KB; ${r.perCallSetUpKB.toFixed(0)} KB a call set up, before media); target ≤ 150 KB`, met: r.perCallKB <= 150 },
     { measure: '  memory growth per call while the calls run', figure: `${r.growthPerCallKB.toFixed(1)} KB`, baseline: `RSS ${r.rssEarlyMB.toFixed(0)} MB at ${r.rssEarlyAtS.toFixed(0)} s → ${r.rssEndMB.toFixed(0)} MB at ${seconds} s${r.slopePerCallKBPerHour === null ? '' : `; trend from 60 s on ${r.slopePerCallKBPerHour.toFixed(1)} KB a call per hour`}; target: independent of call length (≤ ${MAX_GROWTH_KB} KB)`, met: r.growthPerCallKB <= MAX_GROWTH_KB },
   ]);
-  if (results.length > 1) {
+  for (const r of results.filter((x) => x.mode === 'siprec')) {
+    const base = results.find((x) => x.mode === 'http' && x.calls === r.calls)!;
+    const extra = (r.cpuPct - base.cpuPct) / base.cpuPct;
+    rows.push(
+      { measure: `  SIPREC set-up (INVITE → 200 OK) at ${cps} new calls/s, p50 / p99`, figure: `${r.setupP50Ms.toFixed(1)} / ${r.setupP99Ms.toFixed(1)} ms`, baseline: `${r.calls} sessions over UDP` },
+      { measure: '  CPU per call-second, SIPREC against the HTTP API in this run', figure: `${(extra * 100).toFixed(1)} %`, baseline: `${r.cpuPct.toFixed(1)} % vs ${base.cpuPct.toFixed(1)} % of a core while the RTP flowed; target ≤ +5 %`, met: extra <= 0.05 },
+    );
+  }
+  if (results.length > 1 && !siprec) {
     const best = results.filter((r) => r.ok).map((r) => r.calls);
     rows.push({ measure: 'highest N holding the bar', figure: best.length ? String(Math.max(...best)) : 'none', baseline: `of ${steps.join(', ')}` });
   }
-  report('load', `callvault under load — ${steps.join(', ')} two-leg calls, ${seconds} s, SSRCs ${discover ? 'discovered' : 'announced'}, loss ${impair.loss}, reorder ${impair.reorder}, jitter ${impair.jitterMs} ms`, rows, { seconds, law, discover, impair, results });
+  report('load', `callvault under load — ${steps.join(', ')} two-leg calls, ${seconds} s${siprec ? ', HTTP API then SIPREC' : ''}, SSRCs ${discover ? 'discovered' : 'announced'}, loss ${impair.loss}, reorder ${impair.reorder}, jitter ${impair.jitterMs} ms`, rows, { seconds, law, discover, impair, results });
 }
 
 await main();

@@ -258,8 +258,8 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       codec: law.law,
       payloadType: law.payloadType,
       dtmfPayloadType: law.dtmfPayloadType ?? undefined,
-      caller: { number: plan.legs.caller!.number, srtp: srtpKey(plan.legs.caller!.srtp) },
-      callee: { number: plan.legs.callee?.number ?? 'unknown', srtp: srtpKey(plan.legs.callee?.srtp ?? null) },
+      caller: { number: plan.legs.caller!.number, srtp: srtpKey(plan.legs.caller!.srtp), ssrc: plan.legs.caller!.media.ssrc ?? undefined },
+      callee: { number: plan.legs.callee?.number ?? 'unknown', srtp: srtpKey(plan.legs.callee?.srtp ?? null), ssrc: plan.legs.callee?.media.ssrc ?? undefined },
       siprec,
     };
   }

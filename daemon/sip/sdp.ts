@@ -22,6 +22,8 @@ export interface SdpMedia {
   readonly address: string | null;
   /** SDES keys offered (RFC 4568 a=crypto), in preference order. */
   readonly crypto: readonly SdesCrypto[];
+  /** The first SSRC the stream announces (RFC 5576 a=ssrc), so its packets need not be discovered. */
+  readonly ssrc: number | null;
 }
 
 /** One a=crypto line: its tag, suite and the sender's inline key (base64 master key ‖ salt). */
@@ -56,7 +58,7 @@ const STATIC: Readonly<Record<number, string>> = { 0: 'PCMU', 8: 'PCMA' };
 export function parseSdp(text: string): SdpOffer {
   let sessionAddress: string | null = null;
   let sessionDirection: Direction = 'sendrecv';
-  const media: { type: string; port: number; proto: string; formats: number[]; rtpmap: Map<number, { encoding: string; clock: number }>; label: string | null; direction: Direction | null; address: string | null; crypto: SdesCrypto[] }[] = [];
+  const media: { type: string; port: number; proto: string; formats: number[]; rtpmap: Map<number, { encoding: string; clock: number }>; label: string | null; direction: Direction | null; address: string | null; crypto: SdesCrypto[]; ssrc: number | null }[] = [];
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
     const m = /^([a-z])=(.*)$/.exec(line);
@@ -67,7 +69,7 @@ export function parseSdp(text: string): SdpOffer {
       const f = /^(\S+) (\d+)(?:\/\d+)? (\S+)(.*)$/.exec(value);
       if (!f) continue;
       const formats = f[4]!.trim().split(/\s+/).filter((x) => /^\d+$/.test(x)).map(Number);
-      media.push({ type: f[1]!, port: Number(f[2]), proto: f[3]!, formats, rtpmap: new Map(), label: null, direction: null, address: null, crypto: [] });
+      media.push({ type: f[1]!, port: Number(f[2]), proto: f[3]!, formats, rtpmap: new Map(), label: null, direction: null, address: null, crypto: [], ssrc: null });
     } else if (key === 'c') {
       const addr = /^IN IP[46] (\S+?)(?:\/\d+)*$/.exec(value)?.[1] ?? null;
       if (current) current.address = addr;
@@ -79,7 +81,10 @@ export function parseSdp(text: string): SdpOffer {
         if (current) current.direction = name as Direction;
         else sessionDirection = name as Direction;
       } else if (current && name === 'label') current.label = arg.trim();
-      else if (current && name === 'crypto') {
+      else if (current && name === 'ssrc') {
+        const id = /^(\d{1,10})\b/.exec(arg)?.[1];
+        if (id && Number(id) <= 0xffffffff) current.ssrc ??= Number(id);
+      } else if (current && name === 'crypto') {
         const c = /^(\d+) (\S+) inline:([A-Za-z0-9+/=]+)/.exec(arg);
         if (c) current.crypto.push({ tag: c[1]!, suite: c[2]!, keyBase64: c[3]! });
       } else if (current && name === 'rtpmap') {
