@@ -262,27 +262,29 @@ test('SIPREC as other SRCs shape it: Cisco CUBE (a third application/gtd part, S
   }
 });
 
-test('SIPREC under load and at the limit: 20 concurrent sessions each recorded with its own tones; past calls.maxConcurrent the SRS answers 503 with Retry-After so the SRC fails over', async () => {
-  const { d, target } = await srs(sipYaml().replace('calls:\n', 'calls:\n  maxConcurrent: 20\n'));
+test('SIPREC under load and at the limit: 50 concurrent sessions (one SIPp, UDP) each recorded with its own tones; past calls.maxConcurrent the SRS answers 503 with Retry-After so the SRC fails over', async () => {
+  const { d, target } = await srs(sipYaml().replace('calls:\n', 'calls:\n  maxConcurrent: 50\n'));
   try {
-    const n = 20;
+    const n = 50;
     const seen = d.logs.length;
-    const runs = Array.from({ length: n }, (_, i) => runSipp({ scenario: 'siprec-call', ...siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: `sip:+49301000${String(i).padStart(2, '0')}@x`, sends: '1' }, { aor: `sip:+49892000${String(i).padStart(2, '0')}@x`, sends: '2' }])) }, { target, transport: i % 2 ? 'tcp' : 'udp', holdMs: 4000 }));
-    const answered: LogLine[] = [];
-    for (let i = 0; i < 100 && answered.length < n; i++) {
-      answered.splice(0, answered.length, ...d.logs.filter((l, k) => k >= seen && l.msg === 'SIPREC session answered'));
+    const invite = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930100000@x', sends: '1' }, { aor: 'sip:+4989200000@x', sends: '2' }]));
+    const load = runSipp({ scenario: 'siprec-call', ...invite }, { target, transport: 'udp', holdMs: 6000, calls: n, rate: 25 });
+    let answered: LogLine[] = [];
+    for (let i = 0; i < 150 && answered.length < n; i++) {
+      answered = d.logs.filter((l, k) => k >= seen && l.msg === 'SIPREC session answered');
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(answered.length, n);
-    const full = await runSipp({ scenario: 'request', ...siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:x@x', sends: '1' }, { aor: 'sip:y@y', sends: '2' }])), expect: 503 }, { target, transport: 'udp' });
+    const full = await runSipp({ scenario: 'request', ...invite, expect: 503 }, { target, transport: 'tcp' });
     assert.equal(full.status, 0, full.messages);
     assert.match(full.messages, /SIP\/2\.0 503 Service Unavailable[\s\S]*Retry-After: \d+/);
     // Each session's own pair of tones, sent from one process as one SBC would.
-    const freq = (k: number, leg: 0 | 1) => 300 + 50 * k + leg * 1200;
+    const freq = (k: number, leg: 0 | 1) => 250 + 25 * k + leg * 1500;
     await sendRtp({
       streams: answered.flatMap((a, k) => (a.streams as { label: string; port: number }[]).map((s) => ({ port: s.port, law: 'PCMU' as const, payloadType: 0, ssrc: 1000 + 2 * k + Number(s.label), seqStart: 1, tsStart: 1, freq: freq(k, s.label === '1' ? 0 : 1), durationMs: 1500 }))),
     });
-    for (const r of await Promise.all(runs)) assert.equal(r.status, 0, r.messages.slice(-1500));
+    const done = await load;
+    assert.equal(done.status, 0, done.output.slice(-2000));
     for (const [k, a] of answered.entries()) {
       const st = await d.waitForState(a.recordingId as string, 'sealed', 30_000);
       assertChannels(await readWav(path.join(st.dir, `${st.recordingId}.wav`)), freq(k, 0), freq(k, 1));

@@ -22,6 +22,9 @@ export interface SippRun {
   readonly transport: 'udp' | 'tcp';
   /** How long the call is held between ACK and BYE (siprec-call). */
   readonly holdMs?: number;
+  /** Calls to make (each its own Call-ID), and how many a second; at most all of them at once. */
+  readonly calls?: number;
+  readonly rate?: number;
 }
 
 export interface SippResult {
@@ -56,7 +59,8 @@ export async function runSipp(req: SippRequest, run: SippRun): Promise<SippResul
   await writeFile(file, scenario);
   const messages = path.join(dir, 'messages.log');
   const port = nextPort++;
-  const args = ['-sf', file, '-m', '1', '-d', String(run.holdMs ?? 1000), '-i', '127.0.0.1', '-p', String(port), '-t', run.transport === 'tcp' ? 't1' : 'u1', '-nostdin', '-timeout', '30s', '-timeout_error', '-trace_msg', '-message_file', messages, run.target];
+  const calls = run.calls ?? 1;
+  const args = ['-sf', file, '-m', String(calls), '-l', String(calls), '-r', String(run.rate ?? 10), '-d', String(run.holdMs ?? 1000), '-i', '127.0.0.1', '-p', String(port), '-t', run.transport === 'tcp' ? 't1' : 'u1', '-nostdin', '-timeout', '30s', '-timeout_error', '-trace_msg', '-message_file', messages, run.target];
   const child = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
