@@ -195,6 +195,11 @@ test('SIPREC mid-call, as Avaya SBCE does it: a dummy participant first, a hold 
     assert.ok(Math.abs(wav.dataBytes / 32 - meta.durationMs) <= 40, 'the file is as long as the call');
     assert.ok(meta.durationMs >= 5000, `the call lasted ${meta.durationMs} ms`);
     assertChannels(wav, 440, 1000);
+    // After the resume the RTP comes from a new source port (a new sender socket): the legs learned it again.
+    const [L, R] = wav.channels_ as [Float64Array, Float64Array];
+    const resumedAt = Math.round(pauses[0].toMs * 8) + 8 * 200;
+    assert.ok(tonePower(L, 440, resumedAt, resumedAt + 8 * 600) > 100 * tonePower(L, 1000, resumedAt, resumedAt + 8 * 600), 'the caller is heard again after the resume');
+    assert.ok(tonePower(R, 1000, resumedAt, resumedAt + 8 * 600) > 100 * tonePower(R, 440, resumedAt, resumedAt + 8 * 600), 'and the callee');
     assert.equal(meta.siprec.updates.length, 1);
     assert.equal(meta.siprec.updates[0].method, 'UPDATE');
     assert.deepEqual([meta.legs.caller.number, meta.legs.callee.number], ['+4930999888', '+4969555444']);

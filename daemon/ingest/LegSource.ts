@@ -249,6 +249,17 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     });
   }
 
+  /**
+   * Take RTP from a new first sender (allowed, as ever): the SRC resumed a
+   * paused stream or moved it to another address. A connected leg keeps
+   * its remote.
+   */
+  async relearnSource(): Promise<void> {
+    if (this.options.remote) return;
+    this.#accepting = false;
+    await this.#rearm(this.#transport);
+  }
+
   /** A fresh comedia transport on the same port, with the announced SSRC bound again; discovered ones are found again. */
   async #rearm(old: ms.PlainTransport): Promise<void> {
     if (this.#closed || old !== this.#transport) return;

@@ -42,6 +42,8 @@ export interface CallSource {
 /** What a SIPREC SRC changed mid-call. */
 export interface CallUpdate {
   readonly paused?: Partial<Record<LegRole, boolean>>;
+  /** Legs whose sender may come from a new address now (resumed, or moved). */
+  readonly relearn?: readonly LegRole[];
   readonly siprec?: { readonly method: string; readonly participants: SiprecUpdate['participants']; readonly numbers: Partial<Record<LegRole, string>> };
 }
 
@@ -275,6 +277,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     if (!call) return false;
     const { recording } = call;
     for (const [role, paused] of Object.entries(change.paused ?? {}) as [LegRole, boolean][]) recording.setPaused(role, paused);
+    for (const role of change.relearn ?? []) await call.legs[role].relearnSource();
     if (change.siprec) {
       recording.noteSiprecUpdate(change.siprec.method, change.siprec.participants, change.siprec.numbers);
       const { caller, callee } = change.siprec.numbers;

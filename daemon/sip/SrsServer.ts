@@ -39,11 +39,22 @@ interface Session {
   /** Our Contact in this dialog. */
   readonly contact: string;
   /** Where we receive each recorded leg, and which offered stream (by label, else position) it is. */
-  readonly legs: Partial<Record<LegRole, { readonly index: number; readonly label: string | null; readonly port: number; readonly codec: StreamCodec; readonly srtp: AnswerSrtp | undefined }>>;
+  readonly legs: Partial<Record<LegRole, SessionLeg>>;
   readonly ip: string;
   readonly sdpSessionId: string;
   answer: Buffer;
   version: number;
+}
+
+/** One recorded leg of a session: which offered stream it is, where we receive it, and what the SRC last offered for it. */
+interface SessionLeg {
+  readonly index: number;
+  readonly label: string | null;
+  readonly port: number;
+  readonly codec: StreamCodec;
+  readonly srtp: AnswerSrtp | undefined;
+  /** The SRC's address and port for the stream in its last offer, and whether it paused it. */
+  offered: { address: string | null; port: number; paused: boolean };
 }
 
 interface InviteTransaction {
@@ -213,7 +224,14 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       for (const role of Object.keys(plan.legs) as LegRole[]) {
         const l = plan.legs[role]!;
         const ours = answer.legs[role].srtp;
-        legs[role] = { index: l.index, label: l.media.label, port: answer.legs[role].port, codec: l.codec, srtp: l.srtp && ours ? { tag: l.srtp.tag, suite: l.srtp.suite, keyBase64: ours.keyBase64 } : undefined };
+        legs[role] = {
+          index: l.index,
+          label: l.media.label,
+          port: answer.legs[role].port,
+          codec: l.codec,
+          srtp: l.srtp && ours ? { tag: l.srtp.tag, suite: l.srtp.suite, keyBase64: ours.keyBase64 } : undefined,
+          offered: { address: l.media.address, port: l.media.port, paused: l.media.port === 0 || l.media.direction === 'inactive' },
+        };
       }
     }
     const sdpSessionId = String(Date.now());
@@ -334,18 +352,24 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     const offer = offerText === null ? null : parseSdp(offerText);
     const roles = Object.keys(s.legs) as LegRole[];
     const paused: Partial<Record<LegRole, boolean>> = {};
+    // A stream resumed, or moved to another address or port, may come from a new source: the leg learns it again.
+    const relearn: LegRole[] = [];
     if (offer) {
       for (const role of roles) {
-        const m = findStream(offer.media, s.legs[role]!);
-        paused[role] = !m || m.port === 0 || m.direction === 'inactive';
+        const leg = s.legs[role]!;
+        const m = findStream(offer.media, leg);
+        const now = { address: m?.address ?? null, port: m?.port ?? 0, paused: !m || m.port === 0 || m.direction === 'inactive' };
+        paused[role] = now.paused;
+        if (!now.paused && (leg.offered.paused || now.address !== leg.offered.address || now.port !== leg.offered.port)) relearn.push(role);
+        leg.offered = now;
       }
     }
     const siprec = meta ? { method: req.method, participants: meta.participants.map((p) => ({ id: p.id, aor: p.aor, name: p.name, sends: p.sends })), numbers: numbersByLabel(meta, s.legs) } : undefined;
-    if (s.recordingId) await this.recorder.updateCall(s.sipCallId, { paused, ...(siprec ? { siprec } : {}) });
+    if (s.recordingId) await this.recorder.updateCall(s.sipCallId, { paused, relearn, ...(siprec ? { siprec } : {}) });
     if (!offer) return null;
     s.version++;
     s.answer = answerFor(offer, s.legs, s.ip, s.sdpSessionId, s.version);
-    this.log.info({ sipCallId: s.sipCallId, method: req.method, paused, metadata: meta !== null }, 'SIPREC session changed');
+    this.log.info({ sipCallId: s.sipCallId, method: req.method, paused, relearn, metadata: meta !== null }, 'SIPREC session changed');
     return s.answer;
   }
 
