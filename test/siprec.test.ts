@@ -384,3 +384,19 @@ test('CANCEL before the answer: the CANCEL gets 200, the INVITE 487, and a recor
     assert.equal(await d.stop(), 0);
   }
 });
+
+test('profiles match SIPREC calls by the participants\' numbers: an excluded call is answered 200 with every stream declined (port 0), and nothing is recorded', async () => {
+  const yaml = sipYaml() + 'profiles:\n  - name: private-lines\n    match: { numbers: ["+4930999*"] }\n    record: false\n  - name: default\n';
+  const { d, target } = await srs(yaml);
+  try {
+    const invite = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930999123@x', sends: '1' }, { aor: 'sip:+4989000000@x', sends: '2' }]));
+    const r = await runSipp({ scenario: 'siprec-call', ...invite }, { target, transport: 'udp', holdMs: 500 });
+    assert.equal(r.status, 0, r.messages.slice(-2000));
+    const answer = r.messages.slice(r.messages.indexOf('SIP/2.0 200 OK'));
+    assert.match(answer, /m=audio 0 RTP\/AVP 0\r\na=label:1\r\nm=audio 0 RTP\/AVP 0\r\na=label:2/);
+    assert.ok(d.logs.some((l) => l.msg === 'call not recorded: excluded by its profile' && l.profile === 'private-lines'));
+    assert.ok(!d.logs.some((l) => l.msg === 'call recording started'));
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
