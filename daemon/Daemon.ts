@@ -6,6 +6,7 @@ import { ControlServer } from './control/ControlServer.js';
 import { SipTransport } from './sip/SipTransport.js';
 import { SrsServer } from './sip/SrsServer.js';
 import { readTlsIdentity } from './sip/tlsIdentity.js';
+import { DigestAuth } from './sip/DigestAuth.js';
 import { resolveControlToken } from './control/token.js';
 import { MediaIngest } from './ingest/MediaIngest.js';
 import { PUBLISHED_PASSPHRASES, resolvePassphrase } from './keys/passphrase.js';
@@ -179,7 +180,7 @@ export class Daemon {
     const listen = parseListen(sip.listen);
     const tls = sip.tls.listen ? { listen: parseListen(sip.tls.listen), ...(await readTlsIdentity(sip.tls.certFile!, sip.tls.keyFile!)) } : undefined;
     this.sipTransport = await SipTransport.open({ listen, transports: sip.transports, tls, maxConnections: sip.maxConnections, idleTimeoutMs: sip.idleTimeoutSeconds * 1000 }, this.opts.log);
-    this.srs = new SrsServer(this.sipTransport, this.recorder!, sip.allowedSources, this.opts.log);
+    this.srs = new SrsServer(this.sipTransport, this.recorder!, sip.allowedSources, this.opts.log, await DigestAuth.load(sip.digest));
     this.metrics?.observeSip(this.srs, this.sipTransport);
     const tlsPort = this.sipTransport.tlsPort;
     this.opts.log.info({ sip: `${listen.host}:${this.sipTransport.port}`, transports: sip.transports, tls: tls && tlsPort !== null ? `${tls.listen.host}:${tlsPort}` : null, allowedSources: sip.allowedSources }, 'SIP listening');

@@ -6,12 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { DigestAuth } from '../daemon/sip/DigestAuth.js';
+import { parseSipMessage, type SipRequest } from '../daemon/sip/SipMessage.js';
 import { firstSound, readWav, soundFraction, tonePower } from './support/audio.js';
 import { cli } from './support/cli.js';
 import { DaemonProcess, sendRtp, testConfigYaml, type LogLine } from './support/daemon.js';
@@ -39,9 +41,9 @@ function rfcMetadata(parties: readonly { aor: string; sends: string }[], ns = 'u
  * callvault has answered, each label's tone goes to the port it answered
  * for that label; then SIPp hangs up. Returns the sealed recording.
  */
-async function recordSiprecCall(d: DaemonProcess, target: string, invite: { body: string; contentType: string; headers?: string[] }, tones: Record<string, number>, run: Partial<SippRun> = {}) {
+async function recordSiprecCall(d: DaemonProcess, target: string, invite: { body: string; contentType: string; headers?: string[] }, tones: Record<string, number>, run: Partial<SippRun> = {}, how: { scenario?: 'siprec-call' | 'siprec-auth'; auth?: SippRun['auth'] } = {}) {
   const seen = d.logs.length;
-  const sipp = runSipp({ scenario: 'siprec-call', ...invite }, { target, transport: run.transport ?? 'udp', holdMs: run.holdMs ?? 2500 });
+  const sipp = runSipp({ scenario: how.scenario ?? 'siprec-call', ...invite }, { target, transport: run.transport ?? 'udp', holdMs: run.holdMs ?? 2500, ...(how.auth ? { auth: how.auth } : {}) });
   const answered = await d.waitFor((l: LogLine) => l.msg === 'SIPREC session answered' && d.logs.indexOf(l) >= seen, 15_000);
   const streams = answered.streams as { label: string; port: number }[];
   await sendRtp({
@@ -399,4 +401,45 @@ test('profiles match SIPREC calls by the participants\' numbers: an excluded cal
   } finally {
     assert.equal(await d.stop(), 0);
   }
+});
+
+test('digest authentication (sip.digest): an INVITE without credentials is challenged (401, SHA-256 and MD5), SIPp answers the challenge and records; wrong credentials get 403', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-sipauth-'));
+  await writeFile(path.join(dir, 'sbc1.pass'), 'sbc1-digest-secret-42\n', { mode: 0o600 });
+  const yaml = sipYaml().replace('  allowedSources: [127.0.0.1]\n', `  allowedSources: [127.0.0.1]\n  digest:\n    realm: callvault\n    algorithms: [MD5, SHA-256]\n    users:\n      - { username: sbc1, passwordFile: ${path.join(dir, 'sbc1.pass')} }\n`);
+  const { d, target } = await srs(yaml);
+  try {
+    const invite = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930333001@x', sends: '1' }, { aor: 'sip:+4930333002@x', sends: '2' }]));
+    const bare = await runSipp({ scenario: 'request', ...invite, expect: 401 }, { target, transport: 'udp' });
+    assert.equal(bare.status, 0, bare.messages);
+    // Both challenges, in the configured order: SIPp, like many SBCs, answers only the first, and only MD5.
+    assert.match(bare.messages, /WWW-Authenticate: Digest realm="callvault", nonce="[^"]+", qop="auth", algorithm=MD5[\s\S]*WWW-Authenticate: Digest realm="callvault", nonce="[^"]+", qop="auth", algorithm=SHA-256/);
+    const { st, wav } = await recordSiprecCall(d, target, invite, { 1: 440, 2: 1000 }, {}, { scenario: 'siprec-auth', auth: { username: 'sbc1', password: 'sbc1-digest-secret-42' } });
+    assertChannels(wav, 440, 1000);
+    assert.equal(st.metadata.legs.caller.number, '+4930333001');
+    const wrong = await runSipp({ scenario: 'siprec-auth', ...invite }, { target, transport: 'udp', auth: { username: 'sbc1', password: 'not-the-secret' } });
+    assert.notEqual(wrong.status, 0);
+    assert.match(wrong.messages, /SIP\/2\.0 403 Forbidden/);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('digest with SHA-256 (RFC 8760), which SIPp cannot answer: a response computed as the RFC says is accepted, a wrong password or a forged nonce is not, an old nonce is stale', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-digest-'));
+  await writeFile(path.join(dir, 'p'), 'a-long-sbc-password\n', { mode: 0o600 });
+  const auth = (await DigestAuth.load({ realm: 'callvault', algorithms: ['SHA-256', 'MD5'], users: [{ username: 'sbc2', passwordFile: path.join(dir, 'p') }] }))!;
+  const nonce = /nonce="([^"]+)"/.exec(auth.challenge()[0]!)![1]!;
+  const h = (s: string) => createHash('sha256').update(s).digest('hex');
+  const request = (password: string, n = nonce) => {
+    const ha1 = h(`sbc2:callvault:${password}`);
+    const ha2 = h('INVITE:sip:srs@127.0.0.1');
+    const response = h(`${ha1}:${n}:00000001:c0ffee:auth:${ha2}`);
+    const msg = `INVITE sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bKd\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:srs@127.0.0.1>\r\nCall-ID: d1\r\nCSeq: 2 INVITE\r\nAuthorization: Digest username="sbc2", realm="callvault", nonce="${n}", uri="sip:srs@127.0.0.1", response="${response}", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="c0ffee"\r\nContent-Length: 0\r\n\r\n`;
+    return parseSipMessage(Buffer.from(msg), true) as SipRequest;
+  };
+  assert.equal(auth.verify(request('a-long-sbc-password')), 'ok');
+  assert.equal(auth.verify(request('a-wrong-password')), 'wrong');
+  assert.equal(auth.verify(request('a-long-sbc-password', `${nonce.split('.')[0]}.forgedforgedforgedforgedforged00`)), 'wrong');
+  assert.equal(auth.verify(request('a-long-sbc-password'), Date.now() + 301_000), 'stale');
 });

@@ -15,6 +15,7 @@ export interface Config {
     readonly transports: readonly ('udp' | 'tcp')[];
     readonly allowedSources: readonly string[];
     readonly tls: { readonly listen: string | null; readonly certFile: string | null; readonly keyFile: string | null };
+    readonly digest: { readonly realm: string | null; readonly algorithms: readonly ('SHA-256' | 'MD5')[]; readonly users: readonly { readonly username: string; readonly passwordFile: string }[] };
     readonly maxConnections: number;
     readonly idleTimeoutSeconds: number;
   };

@@ -50,7 +50,8 @@ export function parseConfigText(text: string, file: string): Config {
   const relative = (f: string | null) => (f === null ? null : path.resolve(base, f));
   const { lkm } = config.encryption;
   const encryption = { ...config.encryption, lkm: { ...lkm, caFile: relative(lkm.caFile), tokenFile: relative(lkm.tokenFile), clientCertFile: relative(lkm.clientCertFile), clientKeyFile: relative(lkm.clientKeyFile) } };
-  const sip = { ...config.sip, tls: { ...config.sip.tls, certFile: relative(config.sip.tls.certFile), keyFile: relative(config.sip.tls.keyFile) } };
+  const digest = { ...config.sip.digest, users: config.sip.digest.users.map((u) => ({ ...u, passwordFile: path.resolve(base, u.passwordFile) })) };
+  const sip = { ...config.sip, digest, tls: { ...config.sip.tls, certFile: relative(config.sip.tls.certFile), keyFile: relative(config.sip.tls.keyFile) } };
   return { ...config, dataDir: path.resolve(base, config.dataDir), storage, encryption, sip };
 }
 
@@ -74,7 +75,8 @@ function crossCheck(config: Config): ConfigProblem[] {
     const why = checkSourceEntry(entry);
     if (why) problems.push({ path: `sip.allowedSources.${i}`, message: why });
   }
-  const { tls } = config.sip;
+  const { tls, digest } = config.sip;
+  if (digest.realm !== null && digest.users.length === 0) problems.push({ path: 'sip.digest.users', message: 'needs at least one user when sip.digest.realm is set' });
   if (tls.listen !== null && (!tls.certFile || !tls.keyFile)) problems.push({ path: tls.certFile ? 'sip.tls.keyFile' : 'sip.tls.certFile', message: 'is required when sip.tls.listen is set' });
   if (tls.listen !== null) {
     try {

@@ -6,6 +6,7 @@ import { sourceFilter } from '../ingest/sourceFilter.js';
 import type { Logger } from '../log.js';
 import type { SiprecMetadata } from '../record/metadata.js';
 import type { Recorder, StartCallRequest } from '../record/Recorder.js';
+import type { DigestAuth } from './DigestAuth.js';
 import { bodyParts } from './multipart.js';
 import { parseRsMetadata, type RsMetadata } from './rsMetadata.js';
 import { buildAnswer, parseSdp, type AnswerStream, type SdesCrypto, type SdpMedia, type SdpOffer, type StreamCodec } from './sdp.js';
@@ -85,6 +86,8 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     private readonly recorder: Recorder,
     allowedSources: readonly string[],
     private readonly log: Logger,
+    /** Digest authentication of recording INVITEs, when configured. */
+    private readonly auth: DigestAuth | null = null,
   ) {
     super();
     this.#allowed = sourceFilter(allowedSources, undefined);
@@ -173,6 +176,14 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       if (peer.transport === 'udp') this.#retransmit(txn, peer);
       setTimeout(() => this.#invites.delete(key), TRANSACTION_MS).unref();
     };
+    if (this.auth) {
+      const verdict = this.auth.verify(req);
+      if (verdict !== 'ok') {
+        this.emit('rejected', 'auth');
+        if (verdict === 'wrong') this.log.warn({ from: `${peer.address}:${peer.port}` }, 'SIPREC INVITE with wrong digest credentials refused');
+        return verdict === 'wrong' ? final(403, 'Forbidden') : final(401, 'Unauthorized', { headers: this.auth.challenge(verdict === 'stale').map((c) => ['WWW-Authenticate', c] as const) });
+      }
+    }
     const unsupported = req.headers.list('require').filter((t) => !UNDERSTOOD.has(t.toLowerCase()));
     if (unsupported.length) {
       this.emit('rejected', 'extension');

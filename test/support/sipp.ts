@@ -6,7 +6,7 @@ import { ROOT } from './daemon.js';
 
 /** What a scenario template is filled with: the INVITE (or other request) body, its type, extra headers. */
 export interface SippRequest {
-  readonly scenario: 'siprec-call' | 'siprec-hold' | 'siprec-cancel' | 'request';
+  readonly scenario: 'siprec-call' | 'siprec-hold' | 'siprec-cancel' | 'siprec-auth' | 'request';
   readonly body: string;
   readonly contentType: string;
   readonly headers?: readonly string[];
@@ -25,6 +25,8 @@ export interface SippRun {
   /** Calls to make (each its own Call-ID), and how many a second; at most all of them at once. */
   readonly calls?: number;
   readonly rate?: number;
+  /** Digest credentials SIPp answers a 401 with. */
+  readonly auth?: { readonly username: string; readonly password: string };
 }
 
 export interface SippResult {
@@ -60,7 +62,7 @@ export async function runSipp(req: SippRequest, run: SippRun): Promise<SippResul
   const messages = path.join(dir, 'messages.log');
   const port = nextPort++;
   const calls = run.calls ?? 1;
-  const args = ['-sf', file, '-m', String(calls), '-l', String(calls), '-r', String(run.rate ?? 10), '-d', String(run.holdMs ?? 1000), '-i', '127.0.0.1', '-p', String(port), '-t', run.transport === 'tcp' ? 't1' : 'u1', '-nostdin', '-timeout', '30s', '-timeout_error', '-trace_msg', '-message_file', messages, run.target];
+  const args = ['-sf', file, '-m', String(calls), '-l', String(calls), '-r', String(run.rate ?? 10), '-d', String(run.holdMs ?? 1000), '-i', '127.0.0.1', '-p', String(port), '-t', run.transport === 'tcp' ? 't1' : 'u1', '-nostdin', '-timeout', '30s', '-timeout_error', '-trace_msg', '-message_file', messages, ...(run.auth ? ['-au', run.auth.username, '-ap', run.auth.password] : []), run.target];
   const child = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
