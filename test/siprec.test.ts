@@ -56,6 +56,11 @@ async function recordSiprecCall(d: DaemonProcess, target: string, invite: { body
   return { st, wav, answer: done.messages };
 }
 
+/** What `callvault recordings list --number N` finds. */
+function idsByNumber(d: DaemonProcess, number: string): string[] {
+  return JSON.parse(cli(d, ['recordings', 'list', '--number', number, '--json']).stdout).recordings.map((r: { recordingId: string }) => r.recordingId);
+}
+
 function assertChannels(wav: Awaited<ReturnType<typeof readWav>>, left: number, right: number): void {
   const [L, R] = wav.channels_ as [Float64Array, Float64Array];
   assert.ok(tonePower(L, left) > 100 * tonePower(L, right), `left channel holds ${left} Hz`);
@@ -78,8 +83,7 @@ test('SIPREC over UDP: SIPp as the SRC, two streams recorded into one stereo WAV
     assert.deepEqual(meta.siprec.participants.map((p: any) => p.aor), ['sip:+4930111222@example.com', 'sip:+4989000111@example.com']);
     assert.match(meta.siprec.decided, /first in the metadata/);
     assert.equal(meta.siprec.src.transport, 'udp');
-    const found = JSON.parse(cli(d, ['recordings', 'list', '--number', '+4930111222', '--json']).stdout);
-    assert.deepEqual(found.recordings.map((r: any) => r.recordingId), [st.recordingId], 'recordings list --number finds the SIPREC call');
+    assert.deepEqual(idsByNumber(d, '+4930111222'), [st.recordingId], 'recordings list --number finds the SIPREC call');
   } finally {
     assert.equal(await d.stop(), 0);
   }
@@ -206,8 +210,7 @@ test('SIPREC mid-call, as Avaya SBCE does it: a dummy participant first, a hold 
     assert.equal(meta.siprec.updates[0].method, 'UPDATE');
     assert.deepEqual([meta.legs.caller.number, meta.legs.callee.number], ['+4930999888', '+4969555444']);
     assert.equal(meta.siprec.participants[0].aor, 'sip:ASBCE@asbce.com', 'the first metadata is kept as it came');
-    const found = JSON.parse(cli(d, ['recordings', 'list', '--number', '+4969555444', '--json']).stdout);
-    assert.deepEqual(found.recordings.map((r: any) => r.recordingId), [st.recordingId], 'the index has the numbers the UPDATE named');
+    assert.deepEqual(idsByNumber(d, '+4969555444'), [st.recordingId], 'the index has the numbers the UPDATE named');
   } finally {
     assert.equal(await d.stop(), 0);
   }

@@ -75,6 +75,8 @@ interface InviteTransaction {
 export class SrsServer extends EventEmitter<SrsEvents> {
   readonly #sessions = new Map<string, Session>();
   readonly #invites = new Map<string, InviteTransaction>();
+  /** Final responses being retransmitted, by Call-ID and CSeq number: a 2xx's ACK has a branch of its own. */
+  readonly #awaitingAck = new Map<string, InviteTransaction>();
   /** Final responses to non-INVITE requests, for their retransmissions. */
   readonly #answered = new Map<string, Buffer>();
   #allowed: (ip: string) => boolean;
@@ -297,8 +299,14 @@ export class SrsServer extends EventEmitter<SrsEvents> {
   #retransmit(txn: InviteTransaction, peer: SipPeer): void {
     let interval = T1;
     const started = Date.now();
+    const ackKey = ackKeyOf(txn.request);
+    this.#awaitingAck.set(ackKey, txn);
     const again = () => {
-      if (Date.now() - started >= TRANSACTION_MS) return void (txn.retransmit = undefined);
+      if (Date.now() - started >= TRANSACTION_MS) {
+        txn.retransmit = undefined;
+        if (this.#awaitingAck.get(ackKey) === txn) this.#awaitingAck.delete(ackKey);
+        return;
+      }
       peer.send(txn.response);
       interval = Math.min(interval * 2, T2);
       txn.retransmit = setTimeout(again, interval);
@@ -309,12 +317,13 @@ export class SrsServer extends EventEmitter<SrsEvents> {
   }
 
   #ack(req: SipRequest, branch: string): void {
-    // A non-2xx final is ACKed in its own transaction; a 2xx is ACKed in the dialog (a new branch).
-    const txn = this.#invites.get(`${branch}|INVITE`) ?? [...this.#invites.values()].find((t) => t.final && t.response.includes(Buffer.from(`Call-ID: ${req.headers.get('call-id') ?? ''}\r\n`)));
-    if (txn?.retransmit) {
-      clearTimeout(txn.retransmit);
-      txn.retransmit = undefined;
-    }
+    // A non-2xx final is ACKed in its own transaction (its branch); a 2xx in the dialog, with a new branch.
+    const key = ackKeyOf(req);
+    const txn = this.#invites.get(`${branch}|INVITE`) ?? this.#awaitingAck.get(key);
+    if (!txn) return;
+    if (this.#awaitingAck.get(key) === txn) this.#awaitingAck.delete(key);
+    clearTimeout(txn.retransmit);
+    txn.retransmit = undefined;
   }
 
   async #reinvite(req: SipRequest, peer: SipPeer, key: string): Promise<void> {
@@ -412,6 +421,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
   close(): void {
     for (const t of this.#invites.values()) clearTimeout(t.retransmit);
     this.#invites.clear();
+    this.#awaitingAck.clear();
     this.#sessions.clear();
   }
 }
@@ -450,6 +460,11 @@ function numbersByLabel(meta: RsMetadata, legs: Session['legs']): Partial<Record
     if (party?.aor) out[role] = userOf(party.aor);
   }
   return out;
+}
+
+/** An INVITE and its ACK share the Call-ID and the CSeq number. */
+function ackKeyOf(req: SipRequest): string {
+  return `${req.headers.get('call-id') ?? ''} ${parseInt(req.headers.get('cseq') ?? '', 10)}`;
 }
 
 function hasTag(nameAddr: string): boolean {
