@@ -79,6 +79,8 @@ export class SrsServer extends EventEmitter<SrsEvents> {
   readonly #awaitingAck = new Map<string, InviteTransaction>();
   /** Final responses to non-INVITE requests, for their retransmissions. */
   readonly #answered = new Map<string, Buffer>();
+  /** Non-INVITE requests being worked on: a retransmission meanwhile is dropped, the answer comes once. */
+  readonly #working = new Set<string>();
   #allowed: (ip: string) => boolean;
   /** Our port per transport, for Contact. */
   readonly #ports: Readonly<Record<string, number | null>>;
@@ -120,6 +122,16 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     if (invite) return peer.send(invite.response); // a retransmission: the last response again
     const answered = this.#answered.get(key);
     if (answered) return peer.send(answered);
+    if (this.#working.has(key)) return;
+    this.#working.add(key);
+    try {
+      await this.#request(req, peer, key, branch);
+    } finally {
+      this.#working.delete(key);
+    }
+  }
+
+  async #request(req: SipRequest, peer: SipPeer, key: string, branch: string): Promise<void> {
     const reply = (status: number, reason: string, extra: Parameters<typeof buildResponse>[3] = {}) => {
       const res = buildResponse(req, status, reason, extra);
       peer.send(res);
