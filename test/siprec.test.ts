@@ -446,3 +446,28 @@ test('digest with SHA-256 (RFC 8760), which SIPp cannot answer: a response compu
   assert.equal(auth.verify(request('a-long-sbc-password', `${nonce.split('.')[0]}.forgedforgedforgedforgedforged00`)), 'wrong');
   assert.equal(auth.verify(request('a-long-sbc-password'), Date.now() + 301_000), 'stale');
 });
+
+test('a re-INVITE that drops the codec a stream is recorded in (PCMU → PCMA only) is refused with 488 and a Warning; the session and its recording go on as they were', async () => {
+  const { d, target } = await srs();
+  try {
+    const invite = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930555111@x', sends: '1' }, { aor: 'sip:+4930555222@x', sends: '2' }]));
+    const pcma = offerSdp(['1', '2'], '8', 'a=rtpmap:8 PCMA/8000');
+    const seen = d.logs.length;
+    const sipp = runSipp(
+      { scenario: 'siprec-hold', ...invite, hold: { holdBody: pcma, holdExpect: 488, resumeBody: offerSdp(['1', '2']), updateBody: offerSdp(['1', '2']), updateContentType: 'application/sdp', holdMs: 200 } },
+      { target, transport: 'udp', holdMs: 1500 },
+    );
+    const answered = await d.waitFor((l) => l.msg === 'SIPREC session answered' && d.logs.indexOf(l) >= seen, 15_000);
+    const port = (label: string) => (answered.streams as { label: string; port: number }[]).find((s) => s.label === label)!.port;
+    await sendRtp({ streams: [['1', 440], ['2', 1000]].map(([label, freq]) => ({ port: port(label as string), law: 'PCMU' as const, payloadType: 0, ssrc: 20 + Number(label), seqStart: 1, tsStart: 1, freq: freq as number, durationMs: 1200 })) });
+    const done = await sipp;
+    assert.equal(done.status, 0, done.messages.slice(-3000));
+    assert.match(done.messages, /SIP\/2\.0 488 Not Acceptable Here[\s\S]*Warning: 399 callvault "stream 1 no longer offers PCMU/);
+    const st = await d.waitForState(answered.recordingId as string, 'sealed');
+    assert.equal(st.metadata.endReason, 'bye');
+    assert.equal(st.metadata.codec, 'PCMU');
+    assertChannels(await readWav(path.join(st.dir, `${st.recordingId}.wav`)), 440, 1000);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});

@@ -9,7 +9,7 @@ import type { Recorder, StartCallRequest } from '../record/Recorder.js';
 import type { DigestAuth } from './DigestAuth.js';
 import { bodyParts } from './multipart.js';
 import { parseRsMetadata, type RsMetadata } from './rsMetadata.js';
-import { buildAnswer, parseSdp, type AnswerStream, type SdesCrypto, type SdpMedia, type SdpOffer, type StreamCodec } from './sdp.js';
+import { buildAnswer, offersLaw, parseSdp, type AnswerStream, type SdesCrypto, type SdpMedia, type SdpOffer, type StreamCodec } from './sdp.js';
 import type { SrtpKey } from '../ingest/LegSource.js';
 import { planSession, type SessionPlan } from './sessionPlan.js';
 import { buildResponse, parseParams, uriOf, userOf, type SipRequest } from './SipMessage.js';
@@ -160,7 +160,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
         const s = this.#sessions.get(callId);
         if (!s) return void reply(481, 'Call/Transaction Does Not Exist');
         const body = req.body.length ? await this.#dialogChange(req, s) : null;
-        if (body instanceof SipError) return void reply(400, 'Bad Request', { toTag: s.localTag, headers: [['Warning', warning(body.message)]] });
+        if (body instanceof SipError) return void reply(...refusal(body), { toTag: s.localTag, headers: [['Warning', warning(body.message)]] });
         return void reply(200, 'OK', { toTag: s.localTag, ...(body ? { body, contentType: 'application/sdp' } : {}) });
       }
       case 'BYE': {
@@ -344,13 +344,13 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     const response = !s
       ? buildResponse(req, 481, 'Call/Transaction Does Not Exist')
       : body instanceof SipError
-        ? buildResponse(req, 400, 'Bad Request', { toTag: s.localTag, headers: [['Warning', warning(body.message)]] })
+        ? buildResponse(req, ...refusal(body), { toTag: s.localTag, headers: [['Warning', warning(body.message)]] })
         : buildResponse(req, 200, 'OK', { toTag: s.localTag, headers: [['Contact', s.contact], ['Allow', ALLOW]], body: body ?? this.#answerAgain(s), contentType: 'application/sdp' });
     const txn: InviteTransaction = { request: req, response, final: true, cancelled: false, retransmit: undefined };
     this.#invites.set(key, txn);
     setTimeout(() => this.#invites.delete(key), TRANSACTION_MS).unref();
     peer.send(txn.response);
-    this.emit('request', 'INVITE', !s ? 481 : body instanceof SipError ? 400 : 200);
+    this.emit('request', 'INVITE', !s ? 481 : body instanceof SipError ? refusal(body)[0] : 200);
     if (s && peer.transport === 'udp') this.#retransmit(txn, peer);
   }
 
@@ -383,6 +383,15 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     }
     const offer = offerText === null ? null : parseSdp(offerText);
     const roles = Object.keys(s.legs) as LegRole[];
+    // A recording keeps the codec it started with: an offer that drops it for a stream is refused, the session stays as it was.
+    for (const role of offer ? roles : []) {
+      const leg = s.legs[role]!;
+      const m = findStream(offer!.media, leg);
+      if (m && m.port !== 0 && m.direction !== 'inactive' && !offersLaw(m, leg.codec.law)) {
+        this.emit('rejected', 'codec-change');
+        return new SipError(488, 'SIP_CODEC_CHANGE', `stream ${leg.label ?? leg.index} no longer offers ${leg.codec.law}, which its recording is in (a recording keeps the codec it started with)`);
+      }
+    }
     const paused: Partial<Record<LegRole, boolean>> = {};
     // A stream resumed, or moved to another address or port, may come from a new source: the leg learns it again.
     const relearn: LegRole[] = [];
@@ -443,6 +452,11 @@ type AnswerSrtp = NonNullable<NonNullable<AnswerStream['receive']>['srtp']>;
 /** The sender's key as mediasoup takes it (the suite is one chooseCrypto accepted). */
 function srtpKey(c: SdesCrypto | null): SrtpKey | undefined {
   return c ? { cryptoSuite: c.suite as SrtpKey['cryptoSuite'], keyBase64: c.keyBase64 } : undefined;
+}
+
+/** The response to a refused change in the dialog: 488 for an offer we cannot take, 400 for one we cannot read. */
+function refusal(err: SipError): [number, string] {
+  return err.status === 488 ? [488, 'Not Acceptable Here'] : [400, 'Bad Request'];
 }
 
 function warning(text: string): string {

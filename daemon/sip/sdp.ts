@@ -108,8 +108,18 @@ export interface StreamCodec {
  * the first G.711 format (the only codecs recorded today; a new one is added
  * here). Null when the stream offers nothing we can record.
  */
+/** A payload type's encoding in a stream: its a=rtpmap, else RFC 3551's static assignment. */
+function encodingOf(m: SdpMedia, pt: number): string | undefined {
+  return m.rtpmap.get(pt)?.encoding ?? STATIC[pt];
+}
+
+/** Whether a stream offers G.711 in `law`. */
+export function offersLaw(m: SdpMedia, law: G711Law): boolean {
+  return m.formats.some((f) => encodingOf(m, f) === law);
+}
+
 export function chooseCodec(m: SdpMedia): StreamCodec | null {
-  const encoding = (pt: number) => m.rtpmap.get(pt)?.encoding ?? STATIC[pt];
+  const encoding = (pt: number) => encodingOf(m, pt);
   const pt = m.formats.find((f) => {
     const e = encoding(f);
     return (e === 'PCMU' || e === 'PCMA') && (m.rtpmap.get(f)?.clock ?? 8000) === 8000;

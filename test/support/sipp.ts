@@ -14,7 +14,7 @@ export interface SippRequest {
   readonly method?: string;
   readonly expect?: number;
   /** siprec-hold: the offers that pause and resume, the UPDATE's body, and how long the pause lasts. */
-  readonly hold?: { readonly holdBody: string; readonly resumeBody: string; readonly updateBody: string; readonly updateContentType: string; readonly holdMs: number };
+  readonly hold?: { readonly holdBody: string; readonly resumeBody: string; readonly updateBody: string; readonly updateContentType: string; readonly holdMs: number; readonly holdExpect?: number };
 }
 
 export interface SippRun {
@@ -56,7 +56,8 @@ export async function runSipp(req: SippRequest, run: SippRun): Promise<SippResul
     .replaceAll('@@RESUME_BODY@@', req.hold?.resumeBody.replace(/\n$/, '') ?? '')
     .replaceAll('@@UPDATE_BODY@@', req.hold?.updateBody.replace(/\n$/, '') ?? '')
     .replaceAll('@@UPDATE_CONTENT_TYPE@@', req.hold?.updateContentType ?? 'application/sdp')
-    .replaceAll('@@HOLD_MS@@', String(req.hold?.holdMs ?? 1000));
+    .replaceAll('@@HOLD_MS@@', String(req.hold?.holdMs ?? 1000))
+    .replaceAll('@@HOLD_EXPECT@@', String(req.hold?.holdExpect ?? 200));
   const file = path.join(dir, 'scenario.xml');
   await writeFile(file, scenario);
   const messages = path.join(dir, 'messages.log');
