@@ -118,7 +118,7 @@ test('SIPREC shaped as Sonus sends it (namespace without :1, tns: prefixes, labe
   }
 });
 
-test('SIPREC refusals: OPTIONS is answered 200; a source outside sip.allowedSources gets 403 (counted) until SIGHUP allows it; an offer of only G.729 gets 488 with a Warning', async () => {
+test('SIPREC refusals: OPTIONS is answered 200; a source outside sip.allowedSources gets 403 (counted) until SIGHUP allows it; a session interval under 90 s gets 422; an offer of only G.729 gets 488 with a Warning', async () => {
   const { d, target } = await srs(sipYaml('[192.0.2.10]'));
   try {
     const options = { scenario: 'request' as const, method: 'OPTIONS', body: '', contentType: 'application/sdp' };
@@ -132,6 +132,10 @@ test('SIPREC refusals: OPTIONS is answered 200; a source outside sip.allowedSour
     const allowed = await runSipp({ ...options, expect: 200 }, { target, transport: 'udp' });
     assert.equal(allowed.status, 0, allowed.messages);
     assert.match(allowed.messages, /SIP\/2\.0 200 OK[\s\S]*Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE/);
+    // Session timers (RFC 4028): an interval below 90 s is refused with 422 and our Min-SE.
+    const short = await runSipp({ scenario: 'request', ...siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:a@x', sends: '1' }, { aor: 'sip:b@x', sends: '2' }])), headers: ['Session-Expires: 30', 'Supported: timer'], expect: 422 }, { target, transport: 'udp' });
+    assert.equal(short.status, 0, short.messages);
+    assert.match(short.messages, /SIP\/2\.0 422 Session Interval Too Small[\s\S]*Min-SE: 90/);
     const g729 = siprecBody(offerSdp(['1', '2'], '18', 'a=rtpmap:18 G729/8000'), rfcMetadata([{ aor: 'sip:a@x', sends: '1' }, { aor: 'sip:b@x', sends: '2' }]));
     const notAcceptable = await runSipp({ scenario: 'request', ...g729, expect: 488 }, { target, transport: 'udp' });
     assert.equal(notAcceptable.status, 0, notAcceptable.messages);

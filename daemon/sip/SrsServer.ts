@@ -21,6 +21,8 @@ const T2 = 4000;
 const TRANSACTION_MS = 64 * T1;
 
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE';
+/** RFC 4028 §4: the smallest session interval accepted; shorter ones get 422 with this as Min-SE. */
+const MIN_SE = 90;
 /** Option tags we accept in Require (100rel: answered without reliable provisionals, which RFC 3262 allows). */
 const UNDERSTOOD = new Set(['siprec', '100rel', 'timer', 'replaces']);
 
@@ -197,6 +199,11 @@ export class SrsServer extends EventEmitter<SrsEvents> {
         if (verdict === 'wrong') this.log.warn({ from: `${peer.address}:${peer.port}` }, 'SIPREC INVITE with wrong digest credentials refused');
         return verdict === 'wrong' ? final(403, 'Forbidden') : final(401, 'Unauthorized', { headers: this.auth.challenge(verdict === 'stale').map((c) => ['WWW-Authenticate', c] as const) });
       }
+    }
+    const sessionExpires = req.headers.get('session-expires');
+    if (sessionExpires && Number(parseParams(sessionExpires).value) < MIN_SE) {
+      this.emit('rejected', 'session-interval');
+      return final(422, 'Session Interval Too Small', { headers: [['Min-SE', String(MIN_SE)]] });
     }
     const unsupported = req.headers.list('require').filter((t) => !UNDERSTOOD.has(t.toLowerCase()));
     if (unsupported.length) {
