@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { CallvaultError } from '../errors.js';
 import { readInstanceId } from '../keys/SigningIdentity.js';
-import { dataDirCertificate, unpinnedWarning } from '../keys/trustAnchor.js';
+import { dataDirCertificate } from '../keys/trustAnchor.js';
 import { checkAgainstIndex } from '../seal/verifyAgainstIndex.js';
 import { isRecordingId } from '../record/recordingId.js';
 import { verifyRecording } from '../seal/verify.js';
@@ -16,6 +16,7 @@ import { instanceConfig, withInstanceOptions, type InstanceArgs } from './option
 import { EXIT, printJson, runCommand } from './run.js';
 import { withShareOptions, type ShareArgs } from './shares.js';
 import { checkpointNow, withStores } from './stores.js';
+import { warnIfUnpinned } from './trust.js';
 import { openUnwrapper } from './unwrap.js';
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
 
@@ -41,8 +42,7 @@ async function exportRecording(args: ExportArgs): Promise<number> {
     if (!entry) throw new CallvaultError('NO_SUCH_RECORDING', `no recording ${args.recordingId} in the index`);
     if (!['sealed', 'encrypted', 'uploaded'].includes(entry.state)) throw new CallvaultError('NOT_SEALED', `recording ${args.recordingId} is ${entry.state}: only sealed recordings are exported`);
     const dir = path.join(config.dataDir, entry.dir);
-    const anchor = await dataDirCertificate(config.dataDir, config.signing.fingerprint);
-    if (anchor.source === 'data-dir') process.stderr.write(`${unpinnedWarning(anchor, config.dataDir)!}\n`);
+    const anchor = warnIfUnpinned(await dataDirCertificate(config.dataDir, config.signing.fingerprint), config.dataDir);
     const v = checkAgainstIndex(await verifyRecording(dir, anchor.pem), { dataDir: config.dataDir, instanceId: await readInstanceId(config.dataDir), index });
     if (!v.ok) throw new CallvaultError('VERIFY_FAILED', `recording ${args.recordingId} does not verify, refusing to export it: ${v.problems.join('; ')}`);
     const audio = v.files.map((f) => f.name).filter(isAudioFile);

@@ -30,7 +30,11 @@ export async function trustedCertificate(args: TrustArgs): Promise<TrustAnchor> 
   const pinned = pinnedFingerprint(args);
   if (args.cert) return givenCertificate(args.cert, pinned);
   const dataDir = instanceDataDir(args);
-  const anchor = await dataDirCertificate(dataDir, pinned);
+  return warnIfUnpinned(await dataDirCertificate(dataDir, pinned), dataDir);
+}
+
+/** Say on stderr when the only anchor is the data dir's own certificate. */
+export function warnIfUnpinned(anchor: TrustAnchor, dataDir: string): TrustAnchor {
   const warning = unpinnedWarning(anchor, dataDir);
   if (warning) process.stderr.write(`${warning}\n`);
   return anchor;

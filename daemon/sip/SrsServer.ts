@@ -8,7 +8,7 @@ import type { SiprecMetadata } from '../record/metadata.js';
 import type { Recorder, StartCallRequest } from '../record/Recorder.js';
 import type { DigestAuth } from './DigestAuth.js';
 import { bodyParts } from './multipart.js';
-import { parseRsMetadata, type RsMetadata } from './rsMetadata.js';
+import { metadataOf, storedParticipants, type RsMetadata } from './rsMetadata.js';
 import { buildAnswer, offersLaw, parseSdp, type AnswerStream, type SdesCrypto, type SdpMedia, type SdpOffer, type StreamCodec } from './sdp.js';
 import type { SrtpKey } from '../ingest/LegSource.js';
 import { planSession, type SessionPlan } from './sessionPlan.js';
@@ -220,8 +220,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
         this.emit('rejected', 'no-sdp');
         return final(488, 'Not Acceptable Here', { headers: [['Warning', warning('no SDP offer in the INVITE')]] });
       }
-      const metaPart = parts.find((p) => p.contentType === 'application/rs-metadata+xml' || p.contentType === 'application/rs-metadata' || p.disposition === 'recording-session');
-      meta = metaPart ? parseRsMetadata(metaPart.body) : null;
+      meta = metadataOf(parts);
       offerText = sdp.body.toString('utf8');
       const result = planSession(parseSdp(offerText), meta);
       if (!result.ok) {
@@ -296,7 +295,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       src: { transport: peer.transport, address: peer.address, port: peer.port, uri: uriOf(req.headers.get('from')!) },
       sessionId: meta?.sessionId ?? null,
       originalCall: meta?.callData ?? null,
-      participants: (meta?.participants ?? []).map((p) => ({ id: p.id, aor: p.aor, name: p.name, sends: p.sends })),
+      participants: storedParticipants(meta),
       vendorCallIds: vendorCallIds(req),
       decided: plan.decided,
       labels: { caller: plan.legs.caller?.media.label ?? null, callee: plan.legs.callee?.media.label ?? null },
@@ -381,8 +380,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     try {
       const parts = bodyParts(req.headers.get('content-type') ?? 'application/sdp', req.body);
       offerText = parts.find((p) => p.contentType === 'application/sdp')?.body.toString('utf8') ?? null;
-      const metaPart = parts.find((p) => p.contentType === 'application/rs-metadata+xml' || p.contentType === 'application/rs-metadata' || p.disposition === 'recording-session');
-      meta = metaPart ? parseRsMetadata(metaPart.body) : null;
+      meta = metadataOf(parts);
     } catch (err) {
       if (!(err instanceof SipError)) throw err;
       this.emit('rejected', 'malformed');
@@ -412,7 +410,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
         leg.offered = now;
       }
     }
-    const siprec = meta ? { method: req.method, participants: meta.participants.map((p) => ({ id: p.id, aor: p.aor, name: p.name, sends: p.sends })), numbers: numbersByLabel(meta, s.legs) } : undefined;
+    const siprec = meta ? { method: req.method, participants: storedParticipants(meta), numbers: numbersByLabel(meta, s.legs) } : undefined;
     if (s.recordingId) await this.recorder.updateCall(s.sipCallId, { paused, relearn, ...(siprec ? { siprec } : {}) });
     if (!offer) return null;
     s.version++;

@@ -1,5 +1,7 @@
 import { XMLParser } from 'fast-xml-parser';
 import { SipError } from '../errors.js';
+import type { SiprecMetadata } from '../record/metadata.js';
+import type { BodyPart } from './multipart.js';
 
 /*
  * Recording metadata (RFC 7865), parsed leniently because real SRCs differ:
@@ -132,4 +134,15 @@ export function parseRsMetadata(body: Buffer): RsMetadata {
     callData: from || to || callId ? { from, to, callId } : null,
     raw,
   };
+}
+
+/** The recording metadata among a request's body parts, by media type (RFC 9806's or RFC 7866's) or disposition; null without one. */
+export function metadataOf(parts: readonly BodyPart[]): RsMetadata | null {
+  const part = parts.find((p) => p.contentType === 'application/rs-metadata+xml' || p.contentType === 'application/rs-metadata' || p.disposition === 'recording-session');
+  return part ? parseRsMetadata(part.body) : null;
+}
+
+/** The participants as a recording's metadata keeps them. */
+export function storedParticipants(meta: RsMetadata | null): SiprecMetadata['participants'] {
+  return (meta?.participants ?? []).map((p) => ({ id: p.id, aor: p.aor, name: p.name, sends: p.sends }));
 }
