@@ -180,7 +180,8 @@ export class Daemon {
     const listen = parseListen(sip.listen);
     const tls = sip.tls.listen ? { listen: parseListen(sip.tls.listen), ...(await readTlsIdentity(sip.tls.certFile!, sip.tls.keyFile!)) } : undefined;
     this.sipTransport = await SipTransport.open({ listen, transports: sip.transports, tls, maxConnections: sip.maxConnections, idleTimeoutMs: sip.idleTimeoutSeconds * 1000 }, this.opts.log);
-    this.srs = new SrsServer(this.sipTransport, this.recorder!, sip.allowedSources, this.opts.log, await DigestAuth.load(sip.digest));
+    const wildcard = listen.host === '0.0.0.0' || listen.host === '::';
+    this.srs = new SrsServer(this.sipTransport, this.recorder!, sip.allowedSources, this.opts.log, wildcard ? this.ingest!.announcedIp : listen.host, await DigestAuth.load(sip.digest));
     this.metrics?.observeSip(this.srs, this.sipTransport);
     const tlsPort = this.sipTransport.tlsPort;
     this.opts.log.info({ sip: `${listen.host}:${this.sipTransport.port}`, transports: sip.transports, tls: tls && tlsPort !== null ? `${tls.listen.host}:${tlsPort}` : null, allowedSources: sip.allowedSources }, 'SIP listening');
@@ -321,7 +322,7 @@ export class Daemon {
   /** Stop taking calls, close and seal every recording, stop the pool and mediasoup. */
   async stop(): Promise<void> {
     this.control?.setReady(false);
-    this.srs?.close();
+    await this.srs?.close();
     await this.sipTransport?.close();
     await this.recorder?.shutdown();
     await this.sealer?.drain();

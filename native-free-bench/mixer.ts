@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setImmediate as yieldToIo } from 'node:timers/promises';
 import { encode, type G711Law } from '../daemon/media/g711.js';
+import type { PayloadKind } from '../daemon/media/LegTimeline.js';
 import { buildRtp } from '../daemon/media/rtp.js';
 import { Recording, ROLES } from '../daemon/record/Recording.js';
 import { newRecordingId } from '../daemon/record/recordingId.js';
@@ -43,7 +44,7 @@ interface MixRun {
 async function mix(kek: WrappingKey | null): Promise<MixRun> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'callvault-bench-mixer-'));
   try {
-    const payloadKinds = new Map([[law === 'PCMU' ? 0 : 8, 'audio' as const], [101, 'dtmf' as const]]);
+    const payloadKinds = new Map<number, PayloadKind>([[0, 'PCMU'], [8, 'PCMA'], [101, 'dtmf']]);
     const recs = await Promise.all(
       Array.from({ length: calls }, (_, i) =>
         Recording.start(

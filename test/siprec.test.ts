@@ -14,7 +14,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { DigestAuth } from '../daemon/sip/DigestAuth.js';
 import { parseSipMessage, type SipRequest } from '../daemon/sip/SipMessage.js';
-import { firstSound, readWav, soundFraction, tonePower } from './support/audio.js';
+import { firstSound, readWav, rms, soundFraction, tonePower } from './support/audio.js';
 import { cli } from './support/cli.js';
 import { DaemonProcess, sendRtp, testConfigYaml, type LogLine } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
@@ -451,27 +451,173 @@ test('digest with SHA-256 (RFC 8760), which SIPp cannot answer: a response compu
   assert.equal(auth.verify(request('a-long-sbc-password'), Date.now() + 301_000), 'stale');
 });
 
-test('a re-INVITE that drops the codec a stream is recorded in (PCMU → PCMA only) is refused with 488 and a Warning; the session and its recording go on as they were', async () => {
+test('SIPREC streams changed mid-call: a G.729-only re-offer is refused (488); both streams switch to PCMA and are recorded so; a transfer replaces the callee\'s stream with a new one (label 3) that takes its channel, a fourth stream is declined, and the new party is indexed', async () => {
   const { d, target } = await srs();
   try {
     const invite = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930555111@x', sends: '1' }, { aor: 'sip:+4930555222@x', sends: '2' }]));
-    const pcma = offerSdp(['1', '2'], '8', 'a=rtpmap:8 PCMA/8000');
+    const pcma = offerSdp(['1', '2'], '8 101', 'a=rtpmap:8 PCMA/8000\na=rtpmap:101 telephone-event/8000');
+    const g729 = offerSdp(['1', '2'], '18', 'a=rtpmap:18 G729/8000');
+    // The transfer: label 1 goes on in PCMA, label 2 is removed (port 0), label 3 (the new party, PCMU) and label 4 are added.
+    const sdp = ['v=0', 'o=- 2890844526 2890844530 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0'];
+    const stream = (port: number, fmt: string, map: string, label: string) => [`m=audio ${port} RTP/AVP ${fmt}`, map, `a=label:${label}`, 'a=sendonly'];
+    const transfer = [...sdp, ...stream(41000, '8', 'a=rtpmap:8 PCMA/8000', '1'), ...stream(0, '8', 'a=rtpmap:8 PCMA/8000', '2'), ...stream(41004, '0', 'a=rtpmap:0 PCMU/8000', '3'), ...stream(41006, '0', 'a=rtpmap:0 PCMU/8000', '4')].join('\n') + '\n';
+    const update = siprecBody(transfer, rfcMetadata([{ aor: 'sip:+4930555111@x', sends: '1' }, { aor: 'sip:+4930555333@x', sends: '3' }]));
     const seen = d.logs.length;
+    const after = (l: LogLine) => d.logs.indexOf(l) >= seen;
     const sipp = runSipp(
-      { scenario: 'siprec-hold', ...invite, hold: { holdBody: pcma, holdExpect: 488, resumeBody: offerSdp(['1', '2']), updateBody: offerSdp(['1', '2']), updateContentType: 'application/sdp', holdMs: 200 } },
-      { target, transport: 'udp', holdMs: 1500 },
+      { scenario: 'siprec-hold', ...invite, hold: { holdBody: g729, holdExpect: 488, resumeBody: pcma, updateBody: update.body, updateContentType: update.contentType, holdMs: 200 }, afterUpdateMs: 2500 },
+      { target, transport: 'udp', holdMs: 2500 },
     );
-    const answered = await d.waitFor((l) => l.msg === 'SIPREC session answered' && d.logs.indexOf(l) >= seen, 15_000);
+    const answered = await d.waitFor((l) => l.msg === 'SIPREC session answered' && after(l), 15_000);
     const port = (label: string) => (answered.streams as { label: string; port: number }[]).find((s) => s.label === label)!.port;
-    await sendRtp({ streams: [['1', 440], ['2', 1000]].map(([label, freq]) => ({ port: port(label as string), law: 'PCMU' as const, payloadType: 0, ssrc: 20 + Number(label), seqStart: 1, tsStart: 1, freq: freq as number, durationMs: 1200 })) });
+    // The same sender socket before and after the switch to PCMA: the stream did not move, so the leg keeps its source.
+    const fromPort = { 1: 42000 + randomInt(0, 500) * 2, 2: 43000 + randomInt(0, 500) * 2 };
+    const tones = (law: 'PCMU' | 'PCMA') => [['1', 440], ['2', 1000]].map(([label, freq]) => ({ port: port(label as string), fromPort: fromPort[label as '1' | '2'], law, payloadType: law === 'PCMU' ? 0 : 8, ssrc: 30 + Number(label), seqStart: law === 'PCMU' ? 1 : 200, tsStart: law === 'PCMU' ? 1 : 40_000, freq: freq as number, durationMs: 1000 }));
+    await sendRtp({ streams: tones('PCMU') });
+    await d.waitFor((l) => l.msg === 'SIPREC session changed' && after(l) && l.method === 'INVITE', 15_000);
+    await sendRtp({ streams: tones('PCMA') });
+    await d.waitFor((l) => l.msg === 'SIPREC session changed' && after(l) && l.method === 'UPDATE', 15_000);
+    await sendRtp({ streams: [{ ...tones('PCMA')[0]!, seqStart: 400, tsStart: 80_000 }, { port: port('2'), law: 'PCMU', payloadType: 0, ssrc: 77, seqStart: 9, tsStart: 9, freq: 1500, durationMs: 1000 }] });
     const done = await sipp;
-    assert.equal(done.status, 0, done.messages.slice(-3000));
-    assert.match(done.messages, /SIP\/2\.0 488 Not Acceptable Here[\s\S]*Warning: 399 callvault "stream 1 no longer offers PCMU/);
+    assert.equal(done.status, 0, done.messages.slice(-4000));
+    assert.match(done.messages, /SIP\/2\.0 488 Not Acceptable Here[\s\S]*Warning: 399 callvault "stream 1 offers no codec callvault records/);
+    assert.match(done.messages, /m=audio \d+ RTP\/AVP 8 101\r\na=rtpmap:8 PCMA\/8000/, 'the switch to PCMA is answered in PCMA');
+    const updateOk = done.messages.split(/-{10,}/).find((m) => /SIP\/2\.0 200 OK/.test(m) && /CSeq: 4 UPDATE/.test(m))!;
+    assert.ok(updateOk, 'the UPDATE was answered 200');
+    assert.match(updateOk, /m=audio 0 RTP\/AVP 8\r\na=label:2\r\n/, 'the removed stream is answered removed');
+    assert.match(updateOk, new RegExp(`m=audio ${port('2')} RTP/AVP 0\\r\\na=rtpmap:0 PCMU/8000\\r\\na=label:3\\r\\na=recvonly`), 'label 3 is received at the callee leg\'s port');
+    assert.match(updateOk, /m=audio 0 RTP\/AVP 0\r\na=label:4/, 'label 4 is declined');
     const st = await d.waitForState(answered.recordingId as string, 'sealed');
-    assert.equal(st.metadata.endReason, 'bye');
-    assert.equal(st.metadata.codec, 'PCMU');
-    assertChannels(await readWav(path.join(st.dir, `${st.recordingId}.wav`)), 440, 1000);
+    const meta = st.metadata;
+    assert.equal(meta.endReason, 'bye');
+    const changes = meta.siprec.streamChanges.map((c: any) => `${c.method} ${c.change} ${c.leg} ${c.label}${c.codec ? ` ${c.codec}` : ''}`);
+    assert.deepEqual(changes, ['INVITE codec caller 1 PCMA', 'INVITE codec callee 2 PCMA', 'UPDATE stream callee 3', 'UPDATE codec callee 3 PCMU', 'UPDATE declined null 4']);
+    assert.deepEqual(meta.siprec.labels, { caller: '1', callee: '2' }, 'the labels as the session began');
+    assert.equal(meta.legs.callee.number, '+4930555333', 'the new party, from the UPDATE\'s metadata by label 3');
+    assert.deepEqual(idsByNumber(d, '+4930555333'), [st.recordingId]);
+    const wav = await readWav(path.join(st.dir, `${st.recordingId}.wav`));
+    const [L, R] = wav.channels_ as [Float64Array, Float64Array];
+    const at = (c: any) => Math.round(c.atMs * 8);
+    const [switched, transferred] = [at(meta.siprec.streamChanges[0]), at(meta.siprec.streamChanges[2])];
+    const before = [0, switched] as const;
+    const inPcma = [switched, transferred] as const;
+    assert.ok(tonePower(L, 440, ...inPcma) > 100 * tonePower(L, 1000, ...inPcma) && tonePower(R, 1000, ...inPcma) > 100 * tonePower(R, 440, ...inPcma), 'PCMA: the caller left, the callee right');
+    // Decoded in the right law, the PCMA tone is as loud as the PCMU one (A-law read as μ-law would not be).
+    const level = (x: Float64Array, r: readonly [number, number]) => rms(x, ...r) / Math.sqrt(soundFraction(x, ...r));
+    assert.ok(Math.abs(level(L, inPcma) / level(L, before) - 1) < 0.2, `PCMA level ${level(L, inPcma)} vs PCMU ${level(L, before)}`);
+    assert.ok(tonePower(R, 1500, transferred, R.length) > 100 * tonePower(R, 1000, transferred, R.length), 'after the transfer the new party is on the right');
+    assert.ok(tonePower(L, 440, transferred, L.length) > 100 * tonePower(L, 1500, transferred, L.length), 'and the caller still on the left');
   } finally {
     assert.equal(await d.stop(), 0);
   }
 });
+
+test('the SRS ends sessions itself, with BYE: a session the SRC does not refresh ends a third before its Session-Expires (RFC 4028); one whose SRC lacks timer support we refresh by UPDATE and end at shutdown; one whose RTP stops ends at the RTP timeout — each SRC is told why', async () => {
+  const a = await srs();
+  const b = await srs(sipYaml().replace('calls:\n', 'calls:\n  rtpTimeoutSeconds: 2\n'));
+  let refreshed: ReturnType<typeof runSipp> | undefined;
+  try {
+    const body = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930666001@x', sends: '1' }, { aor: 'sip:+4930666002@x', sends: '2' }]));
+    const answeredOn = (d: DaemonProcess, seen: number) => d.waitFor((l) => l.msg === 'SIPREC session answered' && d.logs.indexOf(l) >= seen, 15_000);
+    const seenA = a.d.logs.length;
+    // The SRC refreshes (it supports timers) but never does: our BYE comes at 90 − 30 = 60 s.
+    const unrefreshed = runSipp({ scenario: 'siprec-srs-ends', ...body, headers: ['Session-Expires: 90', 'Supported: timer'], await: ['BYE'] }, { target: a.target, transport: 'udp', timeoutS: 80 });
+    const first = await answeredOn(a.d, seenA);
+    // No timer support: we refresh at 45 s; the session lasts until the daemon stops.
+    refreshed = runSipp({ scenario: 'siprec-srs-ends', ...body, headers: ['Session-Expires: 90'], await: ['UPDATE', 'BYE'] }, { target: a.target, transport: 'tcp', timeoutS: 100 });
+    const silent = runSipp({ scenario: 'siprec-srs-ends', ...body, await: ['BYE'] }, { target: b.target, transport: 'udp', timeoutS: 30 });
+    const timedOut = await silent;
+    assert.equal(timedOut.status, 0, timedOut.messages.slice(-3000));
+    assert.match(timedOut.messages, /BYE sip:src@127\.0\.0\.1:\d+ SIP\/2\.0[\s\S]*?Reason: SIP;text="rtp-timeout"/);
+    const bye = await b.d.waitFor((l) => l.msg === 'SIPREC session ended by the SRS; sending BYE');
+    assert.equal((await b.d.waitForState(bye.recordingId as string, 'sealed')).metadata.endReason, 'rtp-timeout');
+
+    const expired = await unrefreshed;
+    assert.equal(expired.status, 0, expired.messages.slice(-3000));
+    assert.match(expired.messages, /SIP\/2\.0 200 OK[\s\S]*?Session-Expires: 90;refresher=uac\r\nRequire: timer/);
+    assert.match(expired.messages, /Reason: SIP;text="session-expired"/);
+    const st = await a.d.waitForState(first.recordingId as string, 'sealed');
+    assert.equal(st.metadata.endReason, 'session-expired');
+    assert.ok(st.metadata.durationMs >= 55_000 && st.metadata.durationMs <= 65_000, `ended after ${st.metadata.durationMs} ms`);
+    const at = (await a.d.waitFor((l) => l.msg === 'metrics listening')).metrics as string;
+    const scrape = parsePrometheusText(await (await fetch(`http://${at}/metrics`)).text());
+    assert.equal(sampleValue(scrape, 'callvault_sip_sent_total', { method: 'UPDATE', response: '200' }), 1, 'one refresh so far');
+    assert.equal(sampleValue(scrape, 'callvault_sip_sent_total', { method: 'BYE', response: '200' }), 1);
+  } finally {
+    assert.equal(await a.d.stop(), 0);
+    assert.equal(await b.d.stop(), 0);
+  }
+  const shutdown = await refreshed!;
+  assert.equal(shutdown.status, 0, shutdown.messages.slice(-3000));
+  assert.match(shutdown.messages, /SIP\/2\.0 200 OK[\s\S]*?Session-Expires: 90;refresher=uas/);
+  assert.doesNotMatch(shutdown.messages, /Require: timer/, 'no Require: timer to an SRC without timer support');
+  assert.match(shutdown.messages, /UPDATE sip:src@127\.0\.0\.1:\d+ SIP\/2\.0[\s\S]*?Session-Expires: 90;refresher=uas/);
+  assert.match(shutdown.messages, /Reason: SIP;text="shutdown"/);
+});
+
+test('dialog rules, as an attacker or a confused SRC would test them: a request below the dialog\'s CSeq gets 500; two offers at once (the same resume twice) get one 200 and one 500 with Retry-After; a PRACK with no reliable provisional gets 481; Require: 100rel is answered without one, never 420; after BYE the dialog is gone (481)', async () => {
+  const { d, target } = await srs();
+  const [host, port] = [target.split(':')[0]!, Number(target.split(':')[1])];
+  const sock = createSocket('udp4');
+  const replies: string[] = [];
+  sock.on('message', (m) => replies.push(m.toString()));
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  const local = `127.0.0.1:${sock.address().port}`;
+  const callId = `rules-${randomBytes(4).toString('hex')}@127.0.0.1`;
+  let toTag = '';
+  const send = (method: string, cseq: number, branch: string, body = '', contentType = 'application/sdp', extra: string[] = []) =>
+    sock.send(
+      Buffer.from(
+        [`${method} sip:srs@${target} SIP/2.0`, `Via: SIP/2.0/UDP ${local};branch=z9hG4bK${branch}`, `From: <sip:src@${local}>;tag=src1`, `To: <sip:srs@${target}>${toTag ? `;tag=${toTag}` : ''}`, `Call-ID: ${callId}`, `CSeq: ${cseq} ${method}`, `Contact: <sip:src@${local}>;+sip.src`, 'Max-Forwards: 70', ...extra, ...(body ? [`Content-Type: ${contentType}`] : []), `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n'),
+      ),
+      port,
+      host,
+    );
+  /** The final response to `cseq METHOD` (waits up to 5 s). */
+  const final = async (cseq: number, method: string, count = 1): Promise<string[]> => {
+    const match = (r: string) => /^SIP\/2\.0 [2-6]\d\d/.test(r) && new RegExp(`CSeq: ${cseq} ${method}\\r\\n`).test(r);
+    for (let i = 0; i < 50 && replies.filter(match).length < count; i++) await new Promise((r) => setTimeout(r, 100));
+    return [...new Set(replies.filter(match))];
+  };
+  try {
+    const invite = siprecBody(offerSdp(['1', '2']), rfcMetadata([{ aor: 'sip:+4930777101@x', sends: '1' }, { aor: 'sip:+4930777102@x', sends: '2' }]));
+    send('INVITE', 10, 'inv1', invite.body, invite.contentType, ['Require: siprec, 100rel', 'Supported: 100rel']);
+    const [ok] = await final(10, 'INVITE');
+    assert.match(ok ?? '', /^SIP\/2\.0 200 OK/, `Require: 100rel: ${ok}`);
+    assert.ok(!replies.some((r) => /^SIP\/2\.0 1[0-9][0-9]/.test(r) && !r.startsWith('SIP/2.0 100') ), 'no provisional response but 100 Trying');
+    toTag = /To: [^\r\n]*;tag=([^;\r\n]+)/.exec(ok!)![1]!;
+    send('ACK', 10, 'ack1');
+
+    send('INVITE', 5, 'old5', offerSdp(['1', '2']));
+    assert.match((await final(5, 'INVITE'))[0] ?? '', /^SIP\/2\.0 500 [\s\S]*Warning: 399 callvault "CSeq 5 is not above 10/);
+    send('ACK', 5, 'old5');
+
+    send('INVITE', 11, 'hold11', offerSdp(['1', '2'], undefined, undefined, 'inactive'));
+    assert.match((await final(11, 'INVITE'))[0] ?? '', /^SIP\/2\.0 200/);
+    send('ACK', 11, 'ack11');
+
+    // The same resume twice at once, as two UPDATEs: the first is still being applied (the legs re-armed) when the second comes.
+    send('UPDATE', 12, 'up12', offerSdp(['1', '2']));
+    send('UPDATE', 13, 'up13', offerSdp(['1', '2']));
+    const [r12, r13] = [(await final(12, 'UPDATE'))[0] ?? '', (await final(13, 'UPDATE'))[0] ?? ''];
+    assert.match(r12, /^SIP\/2\.0 200/, r12);
+    assert.match(r13, /^SIP\/2\.0 500 [\s\S]*Retry-After: ([0-9]|10)\r\n/, r13);
+    assert.match(r13, /another offer in this dialog is being answered/);
+
+    send('PRACK', 14, 'pr14', '', '', ['RAck: 1 10 INVITE']);
+    assert.match((await final(14, 'PRACK'))[0] ?? '', /^SIP\/2\.0 481/);
+
+    send('BYE', 15, 'bye15');
+    assert.match((await final(15, 'BYE'))[0] ?? '', /^SIP\/2\.0 200/);
+    send('UPDATE', 16, 'up16', offerSdp(['1', '2']));
+    assert.match((await final(16, 'UPDATE'))[0] ?? '', /^SIP\/2\.0 481/);
+    const started = await d.waitFor((l) => l.msg === 'SIPREC session answered' && l.sipCallId === callId);
+    const st = await d.waitForState(started.recordingId as string, 'sealed');
+    assert.equal(st.metadata.endReason, 'bye');
+    assert.equal(st.metadata.pauses.length, 2, 'one hold, one resume per leg — applied once');
+  } finally {
+    sock.close();
+    assert.equal(await d.stop(), 0);
+  }
+});
+

@@ -5,7 +5,8 @@ import { LegTimeline, type PayloadKind } from '../daemon/media/LegTimeline.js';
 import type { RtpPacket } from '../daemon/media/rtp.js';
 
 const KINDS = new Map<number, PayloadKind>([
-  [0, 'audio'],
+  [0, 'PCMU'],
+  [8, 'PCMA'],
   [13, 'cn'],
   [101, 'dtmf'],
 ]);
@@ -54,7 +55,7 @@ function slots(pcm: Int16Array): number[] {
 
 describe('LegTimeline', () => {
   test('in-order packets land back to back from their arrival position', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     for (let n = 0; n < 5; n++) t.push(pkt(100 + n, 5000 + n * 160, frame(n)), 1600 + n * 160);
     const s = slots(drainAll(t, 1600 + 6 * 160));
     assert.deepEqual(s, [...Array(10).fill(-1), 0, 1, 2, 3, 4, -1]);
@@ -63,7 +64,7 @@ describe('LegTimeline', () => {
   });
 
   test('reordering within the window is undone; duplicates are dropped and counted', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     const order = [0, 2, 1, 3, 3, 5, 4];
     for (const n of order) t.push(pkt(10 + n, n * 160, frame(n)), n * 160 + 40);
     assert.deepEqual(slots(drainAll(t, 6 * 160)), [0, 1, 2, 3, 4, 5]);
@@ -73,14 +74,14 @@ describe('LegTimeline', () => {
   });
 
   test('a lost packet becomes silence of its length and is counted; the timeline does not shrink', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     for (const n of [0, 1, 3, 4]) t.push(pkt(n, n * 160, frame(n)), n * 160);
     assert.deepEqual(slots(drainAll(t, 5 * 160)), [0, 1, -1, 3, 4]);
     assert.equal(t.stats.lost, 1);
   });
 
   test('a packet later than the window is counted late and kept out of the audio', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     for (const n of [0, 1, 3]) t.push(pkt(n, n * 160, frame(n)), n * 160);
     drainAll(t, 4 * 160); // frame 2's slot is written as silence
     t.push(pkt(2, 2 * 160, frame(2)), 4 * 160 + 700);
@@ -89,7 +90,7 @@ describe('LegTimeline', () => {
   });
 
   test('16-bit sequence and 32-bit timestamp wrap-around are seamless', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     for (let n = 0; n < 10; n++) t.push(pkt(65530 + n, 0xfffffd00 + n * 160, frame(n)), n * 160);
     assert.deepEqual(slots(drainAll(t, 10 * 160)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.equal(t.stats.resyncs, 0);
@@ -97,7 +98,7 @@ describe('LegTimeline', () => {
   });
 
   test('a new SSRC mid-stream is re-placed at its arrival time, loss accounting continues', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     for (let n = 0; n < 3; n++) t.push(pkt(n, n * 160, frame(n)), n * 160);
     for (let n = 3; n < 6; n++) t.push(pkt(9000 + n, 777777 + n * 160, frame(n), { ssrc: 7 }), n * 160);
     assert.deepEqual(slots(drainAll(t, 6 * 160)), [0, 1, 2, 3, 4, 5]);
@@ -107,7 +108,7 @@ describe('LegTimeline', () => {
   });
 
   test('silence suppression / hold: a timestamp jump that matches the clock leaves silence of that length', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     const parts: Int16Array[] = [];
     t.push(pkt(1, 0, frame(1)), 0);
     // 20 s later: the RTP clock ran on, as it does for most PBXs on hold
@@ -121,7 +122,7 @@ describe('LegTimeline', () => {
   });
 
   test('a hold where the RTP clock stopped is re-anchored to arrival time instead of being squeezed', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     for (let n = 0; n < 3; n++) t.push(pkt(n, n * 160, frame(n)), n * 160);
     const parts = [drainAll(t, 4 * 160)];
     // 20 s of hold, timestamp resumes where it stopped
@@ -134,7 +135,7 @@ describe('LegTimeline', () => {
   });
 
   test('DTMF and comfort noise stay out of the audio; DTMF goes to the event list once per event', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     t.push(pkt(1, 0, frame(1)), 0);
     const ev = (dur: number, end: boolean) => Buffer.from([5, (end ? 0x80 : 0) | 10, dur >> 8, dur & 0xff]);
     t.push(pkt(2, 160, ev(160, false), { payloadType: 101, marker: true }), 160);
@@ -151,7 +152,7 @@ describe('LegTimeline', () => {
   });
 
   test('memory is one fixed ring: a long call allocates nothing per packet that is kept', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     const out = new Int16Array(160);
     const p = frame(1);
     for (let n = 0; n < 90_000; n++) {
@@ -165,7 +166,7 @@ describe('LegTimeline', () => {
   });
 
   test('packets with the right SSRC and random sequence numbers are dropped as out of sequence; loss stays truthful', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     const sink: Int16Array[] = [];
     let spoofed = 0;
     for (let n = 0; n < 400; n++) {
@@ -184,12 +185,26 @@ describe('LegTimeline', () => {
   });
 
   test('a genuine jump of the sequence is taken on its second packet and counted as loss', () => {
-    const t = new LegTimeline({ law: 'PCMU', payloadKinds: KINDS, delaySamples: DELAY });
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     for (let n = 0; n < 10; n++) t.push(pkt(n, n * 160, frame(n)), n * 160);
     // 300 packets lost on the network (6 s): the first one after the gap is held on probation.
     for (let n = 310; n < 320; n++) t.push(pkt(n, n * 160, frame(n % 10)), n * 160);
     assert.equal(t.stats.outOfSequence, 1);
     assert.equal(t.stats.received, 19);
     assert.equal(t.stats.lost, 301, 'the gap and the probation packet');
+  });
+  test('a sender that switches from PCMU to PCMA mid-stream (a SIPREC re-offer) is decoded in the law of each packet', () => {
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
+    const level = (n: number) => 1000 + n * 100;
+    for (let n = 0; n < 10; n++) {
+      const law = n < 5 ? 'PCMU' : 'PCMA';
+      t.push(pkt(n, n * 160, encode(law, new Int16Array(160).fill(level(n))), { payloadType: law === 'PCMU' ? 0 : 8 }), n * 160);
+    }
+    const pcm = drainAll(t, 10 * 160);
+    for (let n = 0; n < 10; n++) {
+      const v = pcm[n * 160 + 80] as number;
+      assert.ok(Math.abs(v - level(n)) <= level(n) / 16, `frame ${n} (${n < 5 ? 'PCMU' : 'PCMA'}) decoded to ${v}, sent ${level(n)}`);
+    }
+    assert.equal(t.stats.unknownPayload, 0);
   });
 });

@@ -7,9 +7,8 @@ export type LegRole = 'caller' | 'callee';
 export interface LegSourceOptions {
   readonly callId: string;
   readonly role: LegRole;
-  readonly codec: G711Law;
-  /** Payload type the PBX sends audio with (0 for PCMU, 8 for PCMA by default). */
-  readonly payloadType: number;
+  /** The payload type the PBX sends each G.711 law with (see legPayloadTypes). */
+  readonly payloadTypes: LawPayloadTypes;
   readonly dtmfPayloadType: number;
   /** SSRC announced by the PBX (from SDP a=ssrc), if any. */
   readonly ssrc?: number | undefined;
@@ -18,6 +17,14 @@ export interface LegSourceOptions {
   /** Without `remote`: whether a first sender at this IP may become the leg's source. */
   readonly allowSource: (ip: string) => boolean;
   /** SDES-SRTP (RFC 4568): the suite and the sender's key its RTP is encrypted with. */
+  readonly srtp?: SrtpKey | undefined;
+}
+
+export type LawPayloadTypes = Readonly<Partial<Record<G711Law, number>>>;
+
+/** What a leg's sender may change about its stream mid-call (a SIPREC re-offer): another stream takes the leg, or a new key. */
+export interface LegStreamChange {
+  readonly ssrc?: number | undefined;
   readonly srtp?: SrtpKey | undefined;
 }
 
@@ -72,13 +79,27 @@ const REARM_DELAY_MS = 50;
  * mediasoup consumers forward only "media" codecs: telephone-event and CN are
  * "complementary" (RtpCodecMimeType::IsMediaCodec) and are dropped, with the
  * gap hidden by the consumer's sequence renumbering. So a leg's Producer
- * declares the PBX's DTMF payload type as the other G.711 law, which the leg
- * does not use for audio, and the timeline reads that payload type back as
- * RFC 4733 events. CN stays declared as CN: dropping it is what we want, and
+ * declares the PBX's DTMF payload type as iLBC, a media codec callvault never
+ * records, and the timeline reads that payload type back as RFC 4733 events.
+ * (Both G.711 laws are taken as audio: an SRC may switch between them
+ * mid-call.) CN stays declared as CN: dropping it is what we want, and
  * declared it never looks like loss.
  */
-export function dtmfCarrier(codec: G711Law): G711Law {
-  return codec === 'PCMU' ? 'PCMA' : 'PCMU';
+export const DTMF_CARRIER = 'audio/iLBC';
+
+/** RFC 3551's static payload types of the laws. */
+const STATIC_PT: Readonly<Record<G711Law, number>> = { PCMU: 0, PCMA: 8 };
+
+/**
+ * The payload types a leg takes audio in: the law it was set up with at the
+ * PBX's payload type, and the other law at its static one unless that number
+ * is taken — so a sender that switches laws mid-call needs no new Producer.
+ * The SRS checks a re-offer against the same map.
+ */
+export function legPayloadTypes(law: G711Law, payloadType: number, dtmfPayloadType: number): LawPayloadTypes {
+  const other: G711Law = law === 'PCMU' ? 'PCMA' : 'PCMU';
+  const free = STATIC_PT[other] !== payloadType && STATIC_PT[other] !== dtmfPayloadType;
+  return { [law]: payloadType, ...(free ? { [other]: STATIC_PT[other] } : {}) };
 }
 
 interface Binding {
@@ -101,6 +122,8 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
   /** Worker-clock ms of the last packet, for SSRC attribution. */
   lastPacketAt = 0;
   #closed = false;
+  /** As opened, then as the sender last changed its stream (relearnSource). */
+  #options: LegSourceOptions;
   #transport: ms.PlainTransport;
   /** False from a refused source's first packet until the port is re-armed. */
   #accepting = true;
@@ -112,13 +135,14 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
   #retiredBytesReceived = 0;
 
   private constructor(
-    readonly options: LegSourceOptions,
+    options: LegSourceOptions,
     transport: ms.PlainTransport,
     private readonly makeTransport: TransportFactory,
     private readonly direct: ms.DirectTransport,
     private readonly routerCaps: ms.RtpCapabilities,
   ) {
     super();
+    this.#options = options;
     this.#transport = transport;
     this.#watch(transport);
   }
@@ -134,6 +158,10 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     return new LegSource(options, transport, makeTransport, direct, routerCaps);
   }
 
+  get options(): LegSourceOptions {
+    return this.#options;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
@@ -144,12 +172,12 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
 
   /** Our own SRTP key for this leg (what an SDES answer carries), when the leg is SRTP. */
   get localSrtp(): SrtpKey | undefined {
-    return this.options.srtp ? this.#transport.srtpParameters : undefined;
+    return this.#options.srtp ? this.#transport.srtpParameters : undefined;
   }
 
   /** Where the leg takes RTP from: the connected remote, the comedia sender it locked onto, or undefined before one. */
   get source(): MediaAddress | undefined {
-    return this.options.remote ?? this.#source;
+    return this.#options.remote ?? this.#source;
   }
 
   /** SSRCs whose packets this leg has received. */
@@ -165,19 +193,20 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
   /** Start receiving packets carrying `ssrc` on this leg. */
   async bind(ssrc: number): Promise<void> {
     if (this.#closed || this.#bindings.has(ssrc)) return;
-    const { codec, payloadType, dtmfPayloadType } = this.options;
+    const { payloadTypes, dtmfPayloadType } = this.#options;
     const transport = this.#transport;
+    const laws = Object.entries(payloadTypes) as [G711Law, number][];
     const producer = await transport.produce({
       kind: 'audio',
       rtpParameters: {
         codecs: [
-          { mimeType: `audio/${codec}`, payloadType, clockRate: 8000 },
-          { mimeType: `audio/${dtmfCarrier(codec)}`, payloadType: dtmfPayloadType, clockRate: 8000 },
+          ...laws.map(([law, payloadType]) => ({ mimeType: `audio/${law}`, payloadType, clockRate: 8000 })),
+          { mimeType: DTMF_CARRIER, payloadType: dtmfPayloadType, clockRate: 8000 },
           { mimeType: 'audio/CN', payloadType: 13, clockRate: 8000 },
         ],
         encodings: [{ ssrc }],
       },
-      appData: { callId: this.options.callId, role: this.options.role },
+      appData: { callId: this.#options.callId, role: this.#options.role },
     });
     if (transport !== this.#transport || this.#closed) {
       producer.close(); // re-armed or closed meanwhile
@@ -232,12 +261,12 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
   }
 
   #watch(transport: ms.PlainTransport): void {
-    if (this.options.remote) return;
+    if (this.#options.remote) return;
     // mediasoup announces the comedia tuple before it routes that sender's first packet.
     transport.on('tuple', (tuple) => {
       if (transport !== this.#transport || this.#closed) return;
       const from: MediaAddress = { ip: tuple.remoteIp ?? '', port: tuple.remotePort ?? 0 };
-      if (this.options.allowSource(from.ip)) {
+      if (this.#options.allowSource(from.ip)) {
         this.#source = from;
         this.emit('source', from);
         return;
@@ -251,11 +280,12 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
 
   /**
    * Take RTP from a new first sender (allowed, as ever): the SRC resumed a
-   * paused stream or moved it to another address. A connected leg keeps
-   * its remote.
+   * paused stream, moved it to another address, gave the leg another stream
+   * (its SSRC) or a new SRTP key. A connected leg keeps its remote.
    */
-  async relearnSource(): Promise<void> {
-    if (this.options.remote) return;
+  async relearnSource(change: LegStreamChange = {}): Promise<void> {
+    if (this.#options.remote && change.ssrc === undefined && !change.srtp) return;
+    this.#options = { ...this.#options, ...(change.ssrc !== undefined ? { ssrc: change.ssrc } : {}), ...(change.srtp ? { srtp: change.srtp } : {}) };
     this.#accepting = false;
     await this.#rearm(this.#transport);
   }
@@ -270,7 +300,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     if (this.#closed) return;
     try {
       this.#transport = await this.makeTransport();
-      await connect(this.#transport, this.options);
+      await connect(this.#transport, this.#options);
     } catch (err) {
       this.emit('rearm-failed', err as Error);
       return;
@@ -282,7 +312,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     this.#watch(this.#transport);
     this.#accepting = true;
     this.emit('rearmed');
-    if (this.options.ssrc !== undefined) await this.bind(this.options.ssrc);
+    if (this.#options.ssrc !== undefined) await this.bind(this.#options.ssrc);
   }
 }
 

@@ -7,7 +7,7 @@ import { IngestError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PayloadKind } from '../media/LegTimeline.js';
 import type { G711Law } from '../media/g711.js';
-import { dtmfCarrier, LegSource, type LegSourceOptions, type MediaAddress } from './LegSource.js';
+import { DTMF_CARRIER, LegSource, type LegSourceOptions, type MediaAddress } from './LegSource.js';
 import { PortAllocator } from './PortAllocator.js';
 import { SsrcDiscovery } from './SsrcDiscovery.js';
 import { WorkerLog } from './WorkerLog.js';
@@ -34,7 +34,13 @@ const ROUTER_CODECS: ms.RtpCodecCapability[] = [
   { kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000, preferredPayloadType: 0 },
   { kind: 'audio', mimeType: 'audio/PCMA', clockRate: 8000, preferredPayloadType: 8 },
   { kind: 'audio', mimeType: 'audio/CN', clockRate: 8000, preferredPayloadType: 13 },
+  { kind: 'audio', mimeType: DTMF_CARRIER, clockRate: 8000, preferredPayloadType: 101 },
 ];
+
+/** Payload type → meaning, as every leg's packets leave its consumer (the router's payload types). */
+const PAYLOAD_KINDS: ReadonlyMap<number, PayloadKind> = new Map(
+  ROUTER_CODECS.map((c) => [c.preferredPayloadType as number, c.mimeType === DTMF_CARRIER ? 'dtmf' : c.mimeType === 'audio/CN' ? 'cn' : (c.mimeType.slice('audio/'.length) as G711Law)]),
+);
 
 /** One mediasoup worker process with its router and the DirectTransport that brings packets to Node. */
 export interface WorkerSlot {
@@ -81,14 +87,9 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
     return ingest;
   }
 
-  /** Payload type → meaning, as a leg of `codec` sees packets from its consumer (router payload types). */
-  payloadKinds(codec: G711Law): ReadonlyMap<number, PayloadKind> {
-    const pt = (mime: string) => ROUTER_CODECS.find((c) => c.mimeType === mime)?.preferredPayloadType as number;
-    return new Map<number, PayloadKind>([
-      [pt(`audio/${codec}`), 'audio'],
-      [pt(`audio/${dtmfCarrier(codec)}`), 'dtmf'],
-      [pt('audio/CN'), 'cn'],
-    ]);
+  /** Payload type → meaning of the packets legs emit. */
+  get payloadKinds(): ReadonlyMap<number, PayloadKind> {
+    return PAYLOAD_KINDS;
   }
 
   get announcedIp(): string {

@@ -2,8 +2,8 @@ import { decodeInto, type G711Law } from './g711.js';
 import { parseTelephoneEvent } from './dtmf.js';
 import { seqDelta, tsDelta, type RtpPacket } from './rtp.js';
 
-/** What a payload type carries on this leg. */
-export type PayloadKind = 'audio' | 'dtmf' | 'cn';
+/** What a payload type carries on this leg: audio in one G.711 law (an SRC may switch laws mid-call), RFC 4733 events, comfort noise. */
+export type PayloadKind = G711Law | 'dtmf' | 'cn';
 
 export interface LegStats {
   /** Unique packets received (including late ones). */
@@ -44,7 +44,6 @@ export interface DtmfEvent {
 }
 
 export interface LegTimelineOptions {
-  readonly law: G711Law;
   readonly payloadKinds: ReadonlyMap<number, PayloadKind>;
   /** How far behind the call clock the file is written (the jitter window). */
   readonly delaySamples: number;
@@ -167,7 +166,7 @@ export class LegTimeline {
       return;
     }
     const skip = Math.max(0, this.written - pos);
-    decodeInto(this.opts.law, skip ? p.payload.subarray(skip) : p.payload, this.ring, pos + skip);
+    decodeInto(kind, skip ? p.payload.subarray(skip) : p.payload, this.ring, pos + skip);
   }
 
   /**

@@ -149,6 +149,7 @@ export class Metrics {
     const registers = [this.registry];
     const requests = new Counter({ name: 'callvault_sip_requests_total', help: 'SIP requests answered, by method and final response code.', labelNames: ['method', 'response'], registers });
     const rejected = new Counter({ name: 'callvault_sip_rejected_total', help: 'SIP requests refused before a recording started, by reason (source, malformed, no-codec, call_limit, low_disk, …).', labelNames: ['reason'], registers });
+    const sent = new Counter({ name: 'callvault_sip_sent_total', help: 'SIP requests callvault sent in a dialog (BYE when a recording ends on its side, UPDATE refreshing a session), by method and the final response they got (none: no answer).', labelNames: ['method', 'response'], registers });
     const malformed = new Counter({ name: 'callvault_sip_malformed_total', help: 'SIP datagrams or stream data dropped as unreadable, by transport.', labelNames: ['transport'], registers });
     new Gauge({
       name: 'callvault_sip_sessions',
@@ -162,6 +163,7 @@ export class Metrics {
     });
     srs.on('request', (method, status) => requests.inc({ method, response: String(status) }));
     srs.on('rejected', (reason) => rejected.inc({ reason }));
+    srs.on('sent', (method, status) => sent.inc({ method, response: status === null ? 'none' : String(status) }));
     transport.on('malformed', (t) => malformed.inc({ transport: t }));
   }
 

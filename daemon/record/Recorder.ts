@@ -3,13 +3,13 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/Config.js';
 import { ApiError, IngestError } from '../errors.js';
-import type { LegRole, LegSource, LegTransportReport, MediaAddress, SrtpKey } from '../ingest/LegSource.js';
+import { legPayloadTypes, type LawPayloadTypes, type LegRole, type LegSource, type LegStreamChange, type LegTransportReport, type MediaAddress, type SrtpKey } from '../ingest/LegSource.js';
 import { sourceFilter } from '../ingest/sourceFilter.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { WrappingKey } from '../seal/envelope.js';
 import type { Logger } from '../log.js';
 import { entryFromMetadata, type IndexEntry, type IndexState, type RecordingIndex } from '../store/RecordingIndex.js';
-import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata, type SiprecUpdate } from './metadata.js';
+import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata, type SiprecUpdate, type StreamChangeNote } from './metadata.js';
 import { normalizeNumber } from '../store/numbers.js';
 import { activeDir, activeMarker } from './recovery.js';
 import { DiskGuard } from './DiskGuard.js';
@@ -42,15 +42,21 @@ export interface CallSource {
 /** What a SIPREC SRC changed mid-call. */
 export interface CallUpdate {
   readonly paused?: Partial<Record<LegRole, boolean>>;
-  /** Legs whose sender may come from a new address now (resumed, or moved). */
-  readonly relearn?: readonly LegRole[];
+  /** Legs whose sender may come from a new address now (resumed, or moved), with what else changed about its stream. */
+  readonly relearn?: Partial<Record<LegRole, LegStreamChange>>;
   readonly siprec?: { readonly method: string; readonly participants: SiprecUpdate['participants']; readonly numbers: Partial<Record<LegRole, string>> };
+  /** Streams the SRC changed (codec, another stream for a leg, a new key, one declined), for the metadata. */
+  readonly streamChanges?: readonly StreamChangeNote[];
 }
 
 export interface LegAnswer {
   readonly ip: string;
   readonly port: number;
   readonly payloadType: number;
+  /** The payload type the leg takes each G.711 law in (the other law's static one too, for a sender that switches). */
+  readonly payloadTypes: LawPayloadTypes;
+  /** The payload type the leg reads RFC 4733 events in. */
+  readonly dtmfPayloadType: number;
   /** Our SRTP key for the leg, when the request asked for SRTP. */
   readonly srtp?: SrtpKey | undefined;
 }
@@ -81,6 +87,8 @@ export interface RecorderEvents {
   rejected: [string];
   /** A call the profiles say not to record: the excluding profile, or null when none matched. */
   unrecorded: [string | null];
+  /** A call stopped being recorded (it takes no more packets; closing follows): its call id and why. */
+  ending: [callId: string, reason: EndReason];
   /** Files are closed, metadata final, index says `finalizing`: ready to seal. */
   closed: [RecordingMetadata];
   /** A recording's audio stopped reaching the disk (errno code); the call goes on. */
@@ -149,6 +157,11 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     await this.disk.keepReserve();
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+  }
+
+  /** The longest a call is recorded (calls.maxDurationSeconds). */
+  get maxCallMs(): number {
+    return this.config.calls.maxDurationSeconds * 1000;
   }
 
   get activeCalls(): number {
@@ -230,7 +243,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       const allowSource = sourceFilter(media.allowedSources, from.address);
       for (const role of ROLES) {
         const { ssrc, media: remote, srtp } = req[role];
-        legs[role] = await this.ingest.openLeg({ callId: req.callId, role, codec: req.codec, payloadType, dtmfPayloadType, ssrc, remote, allowSource, srtp });
+        legs[role] = await this.ingest.openLeg({ callId: req.callId, role, payloadTypes: legPayloadTypes(req.codec, payloadType, dtmfPayloadType), dtmfPayloadType, ssrc, remote, allowSource, srtp });
         opened.push(legs[role]);
       }
       const recordingId = newRecordingId();
@@ -241,7 +254,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         instanceId: this.instanceId,
         info: req,
         policy,
-        payloadKinds: this.ingest.payloadKinds(req.codec),
+        payloadKinds: this.ingest.payloadKinds,
         jitterBufferMs: media.jitterBufferMs,
         encryptTo,
       });
@@ -258,7 +271,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         recorded: true,
         profile: policy.profile.name,
         recordingId,
-        legs: { caller: { ip, port: legs.caller.port, payloadType, srtp: legs.caller.localSrtp }, callee: { ip, port: legs.callee.port, payloadType, srtp: legs.callee.localSrtp } },
+        legs: { caller: legAnswer(ip, legs.caller, payloadType), callee: legAnswer(ip, legs.callee, payloadType) },
       };
     } catch (err) {
       for (const l of opened) l.close();
@@ -277,7 +290,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     if (!call) return false;
     const { recording } = call;
     for (const [role, paused] of Object.entries(change.paused ?? {}) as [LegRole, boolean][]) recording.setPaused(role, paused);
-    for (const role of change.relearn ?? []) await call.legs[role].relearnSource();
+    for (const [role, next] of Object.entries(change.relearn ?? {}) as [LegRole, LegStreamChange][]) await call.legs[role].relearnSource(next);
+    if (change.streamChanges?.length) recording.noteStreamChanges(change.streamChanges);
     if (change.siprec) {
       recording.noteSiprecUpdate(change.siprec.method, change.siprec.participants, change.siprec.numbers);
       const { caller, callee } = change.siprec.numbers;
@@ -295,6 +309,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     const call = this.active.get(callId);
     if (!call) return Promise.reject(new ApiError(404, 'NO_SUCH_CALL', `no call ${callId} is being recorded`, { callId }));
     this.active.delete(callId);
+    this.emit('ending', callId, reason);
     const id = call.recording.id;
     const done = this.finish(call, reason);
     this.finishing.set(id, done);
@@ -452,4 +467,8 @@ function writeProblem(recording: Recording): string | null {
 function pickStats(meta: RecordingMetadata, role: LegRole) {
   const l = meta.legs[role];
   return { received: l.received, lost: l.lost, late: l.late, duplicate: l.duplicate };
+}
+
+function legAnswer(ip: string, leg: LegSource, payloadType: number): LegAnswer {
+  return { ip, port: leg.port, payloadType, payloadTypes: leg.options.payloadTypes, dtmfPayloadType: leg.options.dtmfPayloadType, srtp: leg.localSrtp };
 }

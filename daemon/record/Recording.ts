@@ -6,7 +6,7 @@ import type { G711Law } from '../media/g711.js';
 import { LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
 import { parseRtp } from '../media/rtp.js';
 import { retryTransient, type RetryOptions } from '../retry.js';
-import { dtmfDigitsFileName, envelopeName, METADATA_FORMAT, writeMetadata, type DtmfDigitsFile, type SiprecMetadata, type SiprecUpdate, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
+import { dtmfDigitsFileName, envelopeName, METADATA_FORMAT, writeMetadata, type DtmfDigitsFile, type SiprecMetadata, type SiprecUpdate, type StreamChangeNote, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
 import { outputsFor, type OutputSpec } from './outputs.js';
 import type { RecordingPolicy } from './profiles.js';
 import { recordingDir } from './recordingId.js';
@@ -76,7 +76,7 @@ export class Recording {
     this.delaySamples = opts.jitterBufferMs * 8;
     this.digitsKek = opts.policy.profile.dtmfDigits === 'encrypted' ? opts.encryptTo : null;
     const keepDigits = this.digitsKek !== null;
-    const make = () => new LegTimeline({ law: opts.info.codec, payloadKinds: opts.payloadKinds, delaySamples: this.delaySamples, keepDigits });
+    const make = () => new LegTimeline({ payloadKinds: opts.payloadKinds, delaySamples: this.delaySamples, keepDigits });
     this.legs = { caller: make(), callee: make() };
   }
 
@@ -166,6 +166,14 @@ export class Recording {
       const n = numbers[role];
       if (n) this.meta.legs[role].number = n;
     }
+  }
+
+  /** Stream changes in a SIPREC dialog, kept with their time. */
+  noteStreamChanges(changes: readonly StreamChangeNote[], mono: number = performance.now()): void {
+    const siprec = this.meta.siprec;
+    if (!siprec) return;
+    const stamp = { atMs: Math.round(this.clock(mono) / 8), at: new Date().toISOString() };
+    (siprec.streamChanges ??= []).push(...changes.map((c) => ({ ...c, ...stamp })));
   }
 
   /** Audio bytes handed to the writers so far, all files together. */

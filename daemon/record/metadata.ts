@@ -10,7 +10,7 @@ import type { ProfileTerms } from './profiles.js';
 export const METADATA_FORMAT = 'callvault-recording/1';
 
 export type RecordingState = 'recording' | 'finalizing' | 'closed' | 'failed';
-export type EndReason = 'api' | 'bye' | 'cancel' | 'rtp-timeout' | 'max-duration' | 'shutdown' | 'ingest-failure' | 'recovered';
+export type EndReason = 'api' | 'bye' | 'cancel' | 'session-expired' | 'rtp-timeout' | 'max-duration' | 'shutdown' | 'ingest-failure' | 'recovered';
 
 export interface LegMetadata extends LegStats {
   /** As the call started; a SIPREC metadata update may name the party later (Avaya SBCE). */
@@ -83,6 +83,28 @@ export interface SiprecMetadata {
   readonly labels: { readonly caller: string | null; readonly callee: string | null };
   /** Metadata the SRC sent later in the dialog (re-INVITE, UPDATE), in order, each with when it came. */
   updates?: SiprecUpdate[];
+  /** What the SRC changed about the streams mid-call (a codec, another stream for a leg, a new SRTP key, a stream declined), in order. */
+  streamChanges?: StreamChange[];
+}
+
+/**
+ * A change to a recorded stream in the dialog. `codec`: the leg's audio is
+ * in `codec` from here on (the file stays 16-bit PCM). `stream`: the stream
+ * labelled `label` took the leg's channel from one the SRC removed. `key`:
+ * a new SDES key. `declined`: a stream added with no channel free, answered
+ * with port 0 (not recorded).
+ */
+export interface StreamChangeNote {
+  readonly method: string;
+  readonly change: 'codec' | 'stream' | 'key' | 'declined';
+  readonly leg: LegRole | null;
+  readonly label: string | null;
+  readonly codec?: G711Law;
+}
+
+export interface StreamChange extends StreamChangeNote {
+  readonly atMs: number;
+  readonly at: string;
 }
 
 /** A metadata update in the recording session: participants as it names them. */

@@ -1,28 +1,29 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { ApiError, SipError } from '../errors.js';
 import type { LegRole } from '../ingest/LegSource.js';
 import { sourceFilter } from '../ingest/sourceFilter.js';
 import type { Logger } from '../log.js';
 import type { SiprecMetadata } from '../record/metadata.js';
+import type { EndReason } from '../record/metadata.js';
 import type { Recorder, StartCallRequest } from '../record/Recorder.js';
 import type { DigestAuth } from './DigestAuth.js';
+import { dialogOf, dialogRequest } from './dialog.js';
 import { bodyParts } from './multipart.js';
 import { metadataOf, storedParticipants, type RsMetadata } from './rsMetadata.js';
-import { buildAnswer, offersLaw, parseSdp, type AnswerStream, type SdesCrypto, type SdpMedia, type SdpOffer, type StreamCodec } from './sdp.js';
+import { buildAnswer, parseSdp, type AnswerStream, type SdesCrypto, type SdpOffer } from './sdp.js';
 import type { SrtpKey } from '../ingest/LegSource.js';
+import { SessionTimer, MIN_SE, negotiateTimer, timerHeaders, type TimerTerms } from './SessionTimer.js';
 import { planSession, type SessionPlan } from './sessionPlan.js';
+import { SipClient, T1, T2, TRANSACTION_MS } from './SipClient.js';
 import { buildResponse, parseParams, uriOf, userOf, type SipRequest } from './SipMessage.js';
 import type { SipPeer, SipTransport } from './SipTransport.js';
-
-/** RFC 3261 timers: T1 (RTT estimate), T2 (cap of retransmission intervals); a transaction lives 64·T1. */
-const T1 = 500;
-const T2 = 4000;
-const TRANSACTION_MS = 64 * T1;
+import { findStream, streamName, type Session } from './SrsSessionTypes.js';
+import { updateStreams } from './streamUpdate.js';
 
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE';
-/** RFC 4028 §4: the smallest session interval accepted; shorter ones get 422 with this as Min-SE. */
-const MIN_SE = 90;
+/** How long shutdown waits for the SRCs to answer its BYEs. */
+const SHUTDOWN_BYE_MS = 2000;
 /** Option tags we accept in Require (100rel: answered without reliable provisionals, which RFC 3262 allows). */
 const UNDERSTOOD = new Set(['siprec', '100rel', 'timer', 'replaces']);
 
@@ -31,33 +32,8 @@ export interface SrsEvents {
   request: [method: string, status: number];
   /** A request refused before it reached a recording: why (source, malformed, no-codec, limit…). */
   rejected: [reason: string];
-}
-
-/** A recording session: the SIP dialog with the SRC and the call it records. */
-interface Session {
-  readonly sipCallId: string;
-  readonly localTag: string;
-  readonly recordingId: string | null;
-  readonly peer: SipPeer;
-  /** Our Contact in this dialog. */
-  readonly contact: string;
-  /** Where we receive each recorded leg, and which offered stream (by label, else position) it is. */
-  readonly legs: Partial<Record<LegRole, SessionLeg>>;
-  readonly ip: string;
-  readonly sdpSessionId: string;
-  answer: Buffer;
-  version: number;
-}
-
-/** One recorded leg of a session: which offered stream it is, where we receive it, and what the SRC last offered for it. */
-interface SessionLeg {
-  readonly index: number;
-  readonly label: string | null;
-  readonly port: number;
-  readonly codec: StreamCodec;
-  readonly srtp: AnswerSrtp | undefined;
-  /** The SRC's address and port for the stream in its last offer, and whether it paused it. */
-  offered: { address: string | null; port: number; paused: boolean };
+  /** A request we sent in a dialog (BYE, UPDATE) and its final status (null: no answer in 64·T1). */
+  sent: [method: string, status: number | null];
 }
 
 interface InviteTransaction {
@@ -84,14 +60,17 @@ export class SrsServer extends EventEmitter<SrsEvents> {
   /** Non-INVITE requests being worked on: a retransmission meanwhile is dropped, the answer comes once. */
   readonly #working = new Set<string>();
   #allowed: (ip: string) => boolean;
-  /** Our port per transport, for Contact. */
+  /** Our port per transport, for Contact and Via. */
   readonly #ports: Readonly<Record<string, number | null>>;
+  readonly #client = new SipClient();
 
   constructor(
     transport: SipTransport,
     private readonly recorder: Recorder,
     allowedSources: readonly string[],
     private readonly log: Logger,
+    /** Our host in Contact and Via: the SIP listen address, or the media address when SIP listens on every interface. */
+    private readonly host: string,
     /** Digest authentication of recording INVITEs, when configured. */
     private readonly auth: DigestAuth | null = null,
   ) {
@@ -99,8 +78,13 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     this.#allowed = sourceFilter(allowedSources, undefined);
     this.#ports = { udp: transport.port, tcp: transport.port, tls: transport.tlsPort };
     transport.on('message', (msg, peer) => {
-      if (msg.kind !== 'request') return; // we send no requests, so expect no responses
+      if (msg.kind === 'response') return void this.#client.response(msg); // only to our BYEs and UPDATEs; others are dropped
       void this.#handle(msg, peer).catch((err: unknown) => this.log.error({ err, method: msg.method, from: `${peer.address}:${peer.port}` }, 'SIP request failed'));
+    });
+    // A recording that ends on our side (RTP timeout, maximum duration, a lost worker) ends its session: the SRC is told by BYE.
+    recorder.on('ending', (callId, reason) => {
+      const s = this.#sessions.get(callId);
+      if (s) void this.#hangUp(s, reason);
     });
   }
 
@@ -153,6 +137,16 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       return void reply(403, 'Forbidden');
     }
     const callId = req.headers.get('call-id')!;
+    const dialog = hasTag(req.headers.get('to')!) ? this.#sessions.get(callId) : undefined;
+    if (dialog && req.method !== 'CANCEL') {
+      // RFC 3261 §12.2.2: retransmissions were answered above, so a lower CSeq is out of order.
+      const cseq = parseInt(req.headers.get('cseq')!, 10);
+      if (!(cseq > dialog.remoteCseq)) {
+        this.emit('rejected', 'cseq-order');
+        return void reply(500, 'Server Internal Error', { toTag: dialog.localTag, headers: [['Warning', warning(`CSeq ${cseq} is not above ${dialog.remoteCseq}, the last in this dialog`)]] });
+      }
+      dialog.remoteCseq = cseq;
+    }
     switch (req.method) {
       case 'OPTIONS':
         return void reply(200, 'OK', { headers: [['Allow', ALLOW], ['Accept', 'application/sdp, multipart/mixed, application/rs-metadata+xml, application/rs-metadata'], ['Supported', 'siprec, timer']] });
@@ -161,10 +155,13 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       case 'UPDATE': {
         const s = this.#sessions.get(callId);
         if (!s) return void reply(481, 'Call/Transaction Does Not Exist');
-        const body = req.body.length ? await this.#dialogChange(req, s) : null;
-        if (body instanceof SipError) return void reply(...refusal(body), { toTag: s.localTag, headers: [['Warning', warning(body.message)]] });
-        return void reply(200, 'OK', { toTag: s.localTag, ...(body ? { body, contentType: 'application/sdp' } : {}) });
+        const result = await this.#dialogChange(req, s);
+        if (result instanceof SipError) return void reply(...refusal(result), { toTag: s.localTag, headers: refusalHeaders(result) });
+        return void reply(200, 'OK', { toTag: s.localTag, headers: [['Contact', s.contact], ...timerHeaders(result.timer)], ...(result.answer ? { body: result.answer, contentType: 'application/sdp' } : {}) });
       }
+      case 'PRACK':
+        // We send no reliable provisional responses (RFC 3262 allows it even under Require: 100rel), so none is awaiting a PRACK.
+        return void reply(481, 'Call/Transaction Does Not Exist');
       case 'BYE': {
         const s = this.#sessions.get(callId);
         if (!s) return void reply(481, 'Call/Transaction Does Not Exist');
@@ -200,10 +197,10 @@ export class SrsServer extends EventEmitter<SrsEvents> {
         return verdict === 'wrong' ? final(403, 'Forbidden') : final(401, 'Unauthorized', { headers: this.auth.challenge(verdict === 'stale').map((c) => ['WWW-Authenticate', c] as const) });
       }
     }
-    const sessionExpires = req.headers.get('session-expires');
-    if (sessionExpires && Number(parseParams(sessionExpires).value) < MIN_SE) {
-      this.emit('rejected', 'session-interval');
-      return final(422, 'Session Interval Too Small', { headers: [['Min-SE', String(MIN_SE)]] });
+    const terms = negotiateTimer(req);
+    if (terms instanceof SipError) {
+      this.emit('rejected', terms.status === 422 ? 'session-interval' : 'malformed');
+      return final(...refusal(terms), { headers: refusalHeaders(terms) });
     }
     const unsupported = req.headers.list('require').filter((t) => !UNDERSTOOD.has(t.toLowerCase()));
     if (unsupported.length) {
@@ -260,31 +257,45 @@ export class SrsServer extends EventEmitter<SrsEvents> {
           label: l.media.label,
           port: answer.legs[role].port,
           codec: l.codec,
+          payloadTypes: answer.legs[role].payloadTypes,
+          dtmfPayloadType: answer.legs[role].dtmfPayloadType,
           srtp: l.srtp && ours ? { tag: l.srtp.tag, suite: l.srtp.suite, keyBase64: ours.keyBase64 } : undefined,
+          remoteKey: l.srtp,
           offered: { address: l.media.address, port: l.media.port, paused: l.media.port === 0 || l.media.direction === 'inactive' },
         };
       }
     }
+    const offer = parseSdp(offerText);
     const sdpSessionId = String(Date.now());
-    const body = answerFor(parseSdp(offerText), legs, ip, sdpSessionId, 1);
+    const body = answerFor(offer, legs, ip, sdpSessionId, 1);
     if (txn.cancelled) {
       if (answer.recorded) await this.recorder.endCall(startReq.callId, 'cancel').catch(() => undefined);
       return; // the CANCEL answered the INVITE with 487
     }
-    const contact = `<sip:callvault@${hostOf(ip)}:${this.#ports[peer.transport] ?? ''};transport=${peer.transport}>`;
-    const session: Session = { sipCallId, localTag, recordingId: answer.recorded ? answer.recordingId : null, peer, contact, legs, ip, sdpSessionId, answer: body, version: 1 };
+    const contact = `<sip:callvault@${hostOf(this.host)}:${this.#ports[peer.transport] ?? ''};transport=${peer.transport}>`;
+    const recorded = new Set(Object.values(legs).map((l) => l.index));
+    const session: Session = {
+      sipCallId,
+      localTag,
+      recordingId: answer.recorded ? answer.recordingId : null,
+      peer,
+      contact,
+      dialog: dialogOf(req, localTag),
+      legs,
+      declined: new Set(offer.media.flatMap((m, i) => (recorded.has(i) ? [] : [streamName(m, i)]))),
+      ip,
+      sdpSessionId,
+      answer: body,
+      version: 1,
+      remoteCseq: parseInt(req.headers.get('cseq')!, 10),
+      offerPending: false,
+      timer: new SessionTimer({ refresh: (t) => this.#refresh(session, t), expire: () => void this.#hangUp(session, 'session-expired') }),
+    };
     this.#sessions.set(sipCallId, session);
-    const timer = req.headers.get('session-expires');
-    final(200, 'OK', {
-      headers: [
-        ['Contact', contact],
-        ['Allow', ALLOW],
-        ['Supported', 'timer'],
-        ...(timer ? ([['Session-Expires', `${parseParams(timer).value};refresher=uac`], ['Require', 'timer']] as const) : []),
-      ],
-      body,
-      contentType: 'application/sdp',
-    });
+    final(200, 'OK', { headers: [['Contact', contact], ['Allow', ALLOW], ['Supported', 'timer'], ...timerHeaders(terms)], body, contentType: 'application/sdp' });
+    session.timer.set(terms);
+    // A session nothing records has no RTP to time out: it is forgotten after the longest a call may be recorded.
+    if (!session.recordingId) setTimeout(() => this.#sessions.get(sipCallId) === session && void this.#hangUp(session, 'max-duration'), this.recorder.maxCallMs).unref();
     const answered = parseSdp(body.toString('utf8')).media.map((m) => ({ label: m.label, port: m.port }));
     this.log.info({ sipCallId, recordingId: session.recordingId, src: `${peer.transport}:${peer.address}:${peer.port}`, streams: answered, decided: plan.decided, branch }, answer.recorded ? 'SIPREC session answered' : 'SIPREC session answered without recording (no profile records it)');
   }
@@ -346,17 +357,17 @@ export class SrsServer extends EventEmitter<SrsEvents> {
 
   async #reinvite(req: SipRequest, peer: SipPeer, key: string): Promise<void> {
     const s = this.#sessions.get(req.headers.get('call-id')!);
-    const body = s ? await this.#dialogChange(req, s) : null;
+    const result = s ? await this.#dialogChange(req, s) : null;
     const response = !s
       ? buildResponse(req, 481, 'Call/Transaction Does Not Exist')
-      : body instanceof SipError
-        ? buildResponse(req, ...refusal(body), { toTag: s.localTag, headers: [['Warning', warning(body.message)]] })
-        : buildResponse(req, 200, 'OK', { toTag: s.localTag, headers: [['Contact', s.contact], ['Allow', ALLOW]], body: body ?? this.#answerAgain(s), contentType: 'application/sdp' });
+      : result instanceof SipError
+        ? buildResponse(req, ...refusal(result), { toTag: s.localTag, headers: refusalHeaders(result) })
+        : buildResponse(req, 200, 'OK', { toTag: s.localTag, headers: [['Contact', s.contact], ['Allow', ALLOW], ...timerHeaders(result!.timer)], body: result!.answer ?? this.#answerAgain(s), contentType: 'application/sdp' });
     const txn: InviteTransaction = { request: req, response, final: true, cancelled: false, retransmit: undefined };
     this.#invites.set(key, txn);
     setTimeout(() => this.#invites.delete(key), TRANSACTION_MS).unref();
     peer.send(txn.response);
-    this.emit('request', 'INVITE', !s ? 481 : body instanceof SipError ? refusal(body)[0] : 200);
+    this.emit('request', 'INVITE', !s ? 481 : result instanceof SipError ? refusal(result)[0] : 200);
     if (s && peer.transport === 'udp') this.#retransmit(txn, peer);
   }
 
@@ -368,13 +379,24 @@ export class SrsServer extends EventEmitter<SrsEvents> {
   }
 
   /**
-   * A re-INVITE or UPDATE in the dialog: a new offer (streams paused by
-   * a=inactive or port 0, or resumed) and/or new metadata (participants
-   * named later, a transfer). The recording goes on, the change is noted
-   * with its time. Returns our answer, or null when the request carried no
-   * SDP offer.
+   * A re-INVITE or UPDATE in the dialog: a new offer (streams paused,
+   * resumed, moved, switched to the other G.711 law, replaced or added, new
+   * SRTP keys: see updateStreams) and/or new metadata (participants named
+   * later, a transfer), and a session refresh (RFC 4028). The recording goes
+   * on, the change noted with its time. Returns our answer (null when the
+   * request carried no SDP offer) and the session timer's new terms; or why
+   * the request is refused, nothing changed.
    */
-  async #dialogChange(req: SipRequest, s: Session): Promise<Buffer | null | SipError> {
+  async #dialogChange(req: SipRequest, s: Session): Promise<{ answer: Buffer | null; timer: TimerTerms | null } | SipError> {
+    if (s.offerPending) {
+      this.emit('rejected', 'offer-pending');
+      return new SipError(500, 'SIP_OFFER_PENDING', 'another offer in this dialog is being answered');
+    }
+    const terms = negotiateTimer(req);
+    if (terms instanceof SipError) {
+      this.emit('rejected', terms.status === 422 ? 'session-interval' : 'malformed');
+      return terms;
+    }
     let offerText: string | null = null;
     let meta: RsMetadata | null = null;
     try {
@@ -387,36 +409,60 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       return err;
     }
     const offer = offerText === null ? null : parseSdp(offerText);
-    const roles = Object.keys(s.legs) as LegRole[];
-    // A recording keeps the codec it started with: an offer that drops it for a stream is refused, the session stays as it was.
-    for (const role of offer ? roles : []) {
-      const leg = s.legs[role]!;
-      const m = findStream(offer!.media, leg);
-      if (m && m.port !== 0 && m.direction !== 'inactive' && !offersLaw(m, leg.codec.law)) {
-        this.emit('rejected', 'codec-change');
-        return new SipError(488, 'SIP_CODEC_CHANGE', `stream ${leg.label ?? leg.index} no longer offers ${leg.codec.law}, which its recording is in (a recording keeps the codec it started with)`);
-      }
+    const streams = offer ? updateStreams(offer, s.legs, s.declined, req.method) : null;
+    if (streams instanceof SipError) {
+      this.emit('rejected', 'stream-change');
+      return streams;
     }
-    const paused: Partial<Record<LegRole, boolean>> = {};
-    // A stream resumed, or moved to another address or port, may come from a new source: the leg learns it again.
-    const relearn: LegRole[] = [];
-    if (offer) {
-      for (const role of roles) {
-        const leg = s.legs[role]!;
-        const m = findStream(offer.media, leg);
-        const now = { address: m?.address ?? null, port: m?.port ?? 0, paused: !m || m.port === 0 || m.direction === 'inactive' };
-        paused[role] = now.paused;
-        if (!now.paused && (leg.offered.paused || now.address !== leg.offered.address || now.port !== leg.offered.port)) relearn.push(role);
-        leg.offered = now;
-      }
+    const legs = streams?.legs ?? s.legs;
+    const siprec = meta ? { method: req.method, participants: storedParticipants(meta), numbers: numbersByLabel(meta, legs) } : undefined;
+    s.offerPending = true;
+    try {
+      if (s.recordingId) await this.recorder.updateCall(s.sipCallId, { ...(streams ? { paused: streams.paused, relearn: streams.relearn, streamChanges: streams.changes } : {}), ...(siprec ? { siprec } : {}) });
+    } finally {
+      s.offerPending = false;
     }
-    const siprec = meta ? { method: req.method, participants: storedParticipants(meta), numbers: numbersByLabel(meta, s.legs) } : undefined;
-    if (s.recordingId) await this.recorder.updateCall(s.sipCallId, { paused, relearn, ...(siprec ? { siprec } : {}) });
-    if (!offer) return null;
+    s.legs = legs;
+    for (const name of streams?.declined ?? []) s.declined.add(name);
+    // A re-INVITE is a target refresh (RFC 3261 §12.2.2): our requests go to its Contact from now on.
+    const contact = req.method === 'INVITE' ? req.headers.get('contact') : undefined;
+    if (contact) s.dialog.remoteTarget = uriOf(contact);
+    s.timer.set(terms);
+    if (!offer || !streams) return { answer: null, timer: terms };
     s.version++;
     s.answer = answerFor(offer, s.legs, s.ip, s.sdpSessionId, s.version);
-    this.log.info({ sipCallId: s.sipCallId, method: req.method, paused, relearn, metadata: meta !== null }, 'SIPREC session changed');
-    return s.answer;
+    this.log.info({ sipCallId: s.sipCallId, method: req.method, paused: streams.paused, relearn: Object.keys(streams.relearn), changes: streams.changes, metadata: meta !== null }, 'SIPREC session changed');
+    return { answer: s.answer, timer: terms };
+  }
+
+  /** We are the session-timer refresher: an UPDATE without an offer (RFC 4028 §7.4); true when the SRC took it. */
+  async #refresh(s: Session, terms: TimerTerms): Promise<boolean> {
+    const status = await this.#send(s, 'UPDATE', [['Session-Expires', `${terms.seconds};refresher=uas`], ['Supported', 'timer']]);
+    return status !== null && status >= 200 && status < 300;
+  }
+
+  /**
+   * End a session from our side: the recording ended here (RTP timeout,
+   * maximum duration, a lost worker), the session timer expired, or the
+   * daemon stops. The session is forgotten, its recording ended, and the
+   * SRC told by BYE with the reason (RFC 3326).
+   */
+  async #hangUp(s: Session, reason: EndReason): Promise<void> {
+    if (this.#sessions.get(s.sipCallId) !== s) return;
+    this.#sessions.delete(s.sipCallId);
+    s.timer.clear();
+    if (s.recordingId && reason === 'session-expired') await this.recorder.endCall(s.sipCallId, reason).catch(() => undefined);
+    this.log.info({ sipCallId: s.sipCallId, recordingId: s.recordingId, reason }, 'SIPREC session ended by the SRS; sending BYE');
+    await this.#send(s, 'BYE', [['Reason', `SIP;text="${reason}"`]]);
+  }
+
+  /** A request of ours in the session's dialog, sent the way its INVITE came; resolves with the final status (null: none). */
+  async #send(s: Session, method: string, headers: readonly (readonly [string, string])[]): Promise<number | null> {
+    const { message, branch } = dialogRequest(s.dialog, method, { transport: s.peer.transport, host: hostOf(this.host), port: this.#ports[s.peer.transport] ?? 0 }, headers);
+    const status = await this.#client.request(s.peer, message, branch);
+    this.emit('sent', method, status);
+    if (status === null || status >= 300) this.log.warn({ sipCallId: s.sipCallId, method, status }, status === null ? 'the SRC did not answer our request' : 'the SRC refused our request');
+    return status;
   }
 
   #cancel(peer: SipPeer, branch: string, reply: (status: number, reason: string) => Buffer): void {
@@ -435,6 +481,7 @@ export class SrsServer extends EventEmitter<SrsEvents> {
 
   async #end(s: Session, reason: 'bye' | 'cancel'): Promise<void> {
     this.#sessions.delete(s.sipCallId);
+    s.timer.clear();
     if (s.recordingId) await this.recorder.endCall(s.sipCallId, reason).catch((err: unknown) => this.log.warn({ err, sipCallId: s.sipCallId }, 'SIPREC session ended, but its call was already over'));
   }
 
@@ -443,34 +490,43 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     setTimeout(() => map.delete(key), TRANSACTION_MS).unref();
   }
 
-  /** End every recording session (shutdown): their calls end with the Recorder's shutdown. */
-  close(): void {
+  /**
+   * Shutdown: every SRC is sent BYE (so it can fail over to another
+   * recorder at once) and given a moment to answer; the calls themselves
+   * end with the Recorder's shutdown.
+   */
+  async close(): Promise<void> {
     for (const t of this.#invites.values()) clearTimeout(t.retransmit);
     this.#invites.clear();
     this.#awaitingAck.clear();
-    this.#sessions.clear();
+    const byes = [...this.#sessions.values()].map((s) => this.#hangUp(s, 'shutdown'));
+    const wait = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_BYE_MS).unref());
+    await Promise.race([Promise.allSettled(byes), wait]);
+    this.#client.close();
   }
 }
-
-type AnswerSrtp = NonNullable<NonNullable<AnswerStream['receive']>['srtp']>;
 
 /** The sender's key as mediasoup takes it (the suite is one chooseCrypto accepted). */
 function srtpKey(c: SdesCrypto | null): SrtpKey | undefined {
   return c ? { cryptoSuite: c.suite as SrtpKey['cryptoSuite'], keyBase64: c.keyBase64 } : undefined;
 }
 
-/** The response to a refused change in the dialog: 488 for an offer we cannot take, 400 for one we cannot read. */
+const REFUSALS: Readonly<Record<number, string>> = { 422: 'Session Interval Too Small', 488: 'Not Acceptable Here', 500: 'Server Internal Error' };
+
+/** The response to a refused request: 488 for an offer we cannot take, 422 for too short a session interval, 500 for an overlapping offer, 400 for one we cannot read. */
 function refusal(err: SipError): [number, string] {
-  return err.status === 488 ? [488, 'Not Acceptable Here'] : [400, 'Bad Request'];
+  const reason = REFUSALS[err.status];
+  return reason ? [err.status, reason] : [400, 'Bad Request'];
+}
+
+/** A refusal's Warning, and what its status requires with it: Min-SE for 422 (RFC 4028), Retry-After of 0–10 s for 500 (RFC 3261 §14.2). */
+function refusalHeaders(err: SipError): [string, string][] {
+  const extra: [string, string][] = err.status === 422 ? [['Min-SE', String(MIN_SE)]] : err.status === 500 ? [['Retry-After', String(randomInt(0, 11))]] : [];
+  return [...extra, ['Warning', warning(err.message)]];
 }
 
 function warning(text: string): string {
   return `399 callvault "${text.replaceAll('"', "'")}"`;
-}
-
-/** A recorded leg's stream in a new offer: by its label, else at its old position. */
-function findStream(media: readonly SdpMedia[], leg: { readonly index: number; readonly label: string | null }): SdpMedia | undefined {
-  return leg.label !== null ? media.find((m) => m.label === leg.label) : media[leg.index];
 }
 
 /** Our answer to `offer`: each recorded leg's stream at our port, anything else declined. */

@@ -103,30 +103,44 @@ export interface StreamCodec {
   readonly dtmfPayloadType: number | null;
 }
 
-/**
- * The codec to record a stream with, chosen from the offer in its order:
- * the first G.711 format (the only codecs recorded today; a new one is added
- * here). Null when the stream offers nothing we can record.
- */
 /** A payload type's encoding in a stream: its a=rtpmap, else RFC 3551's static assignment. */
 function encodingOf(m: SdpMedia, pt: number): string | undefined {
   return m.rtpmap.get(pt)?.encoding ?? STATIC[pt];
 }
 
-/** Whether a stream offers G.711 in `law`. */
-export function offersLaw(m: SdpMedia, law: G711Law): boolean {
-  return m.formats.some((f) => encodingOf(m, f) === law);
+/** The stream's G.711 formats at 8 kHz, in its order of preference. */
+export function g711Formats(m: SdpMedia): { law: G711Law; payloadType: number }[] {
+  return m.formats.flatMap((f) => {
+    const e = encodingOf(m, f);
+    return (e === 'PCMU' || e === 'PCMA') && (m.rtpmap.get(f)?.clock ?? 8000) === 8000 ? [{ law: e as G711Law, payloadType: f }] : [];
+  });
 }
 
+function telephoneEvent(m: SdpMedia): number | null {
+  return m.formats.find((f) => encodingOf(m, f) === 'TELEPHONE-EVENT') ?? null;
+}
+
+/**
+ * The codec to record a stream with, chosen from the offer in its order:
+ * the first G.711 format (the only codecs recorded today; a new one is added
+ * here). Null when the stream offers nothing we can record.
+ */
 export function chooseCodec(m: SdpMedia): StreamCodec | null {
-  const encoding = (pt: number) => encodingOf(m, pt);
-  const pt = m.formats.find((f) => {
-    const e = encoding(f);
-    return (e === 'PCMU' || e === 'PCMA') && (m.rtpmap.get(f)?.clock ?? 8000) === 8000;
-  });
-  if (pt === undefined) return null;
-  const dtmf = m.formats.find((f) => encoding(f) === 'TELEPHONE-EVENT');
-  return { law: encoding(pt) as G711Law, payloadType: pt, dtmfPayloadType: dtmf ?? null };
+  const first = g711Formats(m)[0];
+  return first ? { ...first, dtmfPayloadType: telephoneEvent(m) } : null;
+}
+
+/**
+ * The codec a re-offered stream keeps being received as: a G.711 law at the
+ * payload type its leg takes that law in, `prefer` (the law it is in now)
+ * if still offered so, else the offer's first; telephone-event only at the
+ * leg's payload type. Null when none fits.
+ */
+export function chooseCodecWithin(m: SdpMedia, payloadTypes: Readonly<Partial<Record<G711Law, number>>>, prefer: G711Law, dtmfPayloadType: number | null): StreamCodec | null {
+  const fits = g711Formats(m).filter((f) => payloadTypes[f.law] === f.payloadType);
+  const pick = fits.find((f) => f.law === prefer) ?? fits[0];
+  if (!pick) return null;
+  return { ...pick, dtmfPayloadType: dtmfPayloadType !== null && telephoneEvent(m) === dtmfPayloadType ? dtmfPayloadType : null };
 }
 
 /** One m-line of our answer: where we receive the stream, or port 0 for one we decline. */

@@ -6,7 +6,7 @@ import { ROOT } from './daemon.js';
 
 /** What a scenario template is filled with: the INVITE (or other request) body, its type, extra headers. */
 export interface SippRequest {
-  readonly scenario: 'siprec-call' | 'siprec-hold' | 'siprec-cancel' | 'siprec-auth' | 'request';
+  readonly scenario: 'siprec-call' | 'siprec-hold' | 'siprec-cancel' | 'siprec-auth' | 'siprec-srs-ends' | 'request';
   readonly body: string;
   readonly contentType: string;
   readonly headers?: readonly string[];
@@ -14,6 +14,10 @@ export interface SippRequest {
   readonly method?: string;
   readonly expect?: number;
   /** siprec-hold: the offers that pause and resume, the UPDATE's body, and how long the pause lasts. */
+  /** siprec-srs-ends: the requests the SRS must send in the dialog, in order, each answered 200 OK. */
+  readonly await?: readonly string[];
+  /** siprec-hold: how long after the UPDATE the SRC hangs up (default 300 ms). */
+  readonly afterUpdateMs?: number;
   readonly hold?: { readonly holdBody: string; readonly resumeBody: string; readonly updateBody: string; readonly updateContentType: string; readonly holdMs: number; readonly holdExpect?: number };
 }
 
@@ -25,6 +29,8 @@ export interface SippRun {
   /** Calls to make (each its own Call-ID), and how many a second; at most all of them at once. */
   readonly calls?: number;
   readonly rate?: number;
+  /** How long SIPp waits for any one message (default 30 s). */
+  readonly timeoutS?: number;
   /** Digest credentials SIPp answers a 401 with. */
   readonly auth?: { readonly username: string; readonly password: string };
 }
@@ -57,19 +63,39 @@ export async function runSipp(req: SippRequest, run: SippRun): Promise<SippResul
     .replaceAll('@@UPDATE_BODY@@', req.hold?.updateBody.replace(/\n$/, '') ?? '')
     .replaceAll('@@UPDATE_CONTENT_TYPE@@', req.hold?.updateContentType ?? 'application/sdp')
     .replaceAll('@@HOLD_MS@@', String(req.hold?.holdMs ?? 1000))
-    .replaceAll('@@HOLD_EXPECT@@', String(req.hold?.holdExpect ?? 200));
+    .replaceAll('@@HOLD_EXPECT@@', String(req.hold?.holdExpect ?? 200))
+    .replaceAll('@@AFTER_UPDATE_MS@@', String(req.afterUpdateMs ?? 300))
+    .replaceAll('@@AWAIT@@', (req.await ?? []).map(awaitRequest).join(''));
   const file = path.join(dir, 'scenario.xml');
   await writeFile(file, scenario);
   const messages = path.join(dir, 'messages.log');
   const port = nextPort++;
   const calls = run.calls ?? 1;
-  const args = ['-sf', file, '-m', String(calls), '-l', String(calls), '-r', String(run.rate ?? 10), '-d', String(run.holdMs ?? 1000), '-i', '127.0.0.1', '-p', String(port), '-t', run.transport === 'tcp' ? 't1' : 'u1', '-nostdin', '-timeout', '30s', '-timeout_error', '-trace_msg', '-message_file', messages, ...(run.auth ? ['-au', run.auth.username, '-ap', run.auth.password] : []), run.target];
+  const args = ['-sf', file, '-m', String(calls), '-l', String(calls), '-r', String(run.rate ?? 10), '-d', String(run.holdMs ?? 1000), '-i', '127.0.0.1', '-p', String(port), '-t', run.transport === 'tcp' ? 't1' : 'u1', '-nostdin', '-timeout', `${run.timeoutS ?? 30}s`, '-timeout_error', '-trace_msg', '-message_file', messages, ...(run.auth ? ['-au', run.auth.username, '-ap', run.auth.password] : []), run.target];
   const child = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
   const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { status, output, messages: await readFile(messages, 'utf8').catch(() => '') };
+}
+
+/** A request the SRS sends, awaited and answered 200 OK (an UPDATE's with the Session-Expires it carried). */
+function awaitRequest(method: string): string {
+  return `  <recv request="${method}"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+${method === 'UPDATE' ? '[last_Session-Expires:]\n' : ''}Content-Length: 0
+
+]]>
+  </send>
+`;
 }
 
 /** A SIPREC INVITE body: multipart/mixed with an SDP offer and the metadata, in that order unless `metadataFirst`. */
