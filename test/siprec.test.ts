@@ -56,6 +56,22 @@ async function recordSiprecCall(d: DaemonProcess, target: string, invite: { body
   return { st, wav, answer: done.messages };
 }
 
+/** Debian's ffmpeg as an SRTP sender (AES_CM_128_HMAC_SHA1_80, PCMU): a 2 s tone to 127.0.0.1:`port`, its RTCP to `rtcpPort`. */
+function ffmpegSrtp(port: number, keyBase64: string, freq: number, rtcpPort: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const p = spawn('ffmpeg', ['-nostdin', '-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', `sine=frequency=${freq}:sample_rate=8000:duration=2`, '-ac', '1', '-c:a', 'pcm_mulaw', '-f', 'rtp', '-srtp_out_suite', 'AES_CM_128_HMAC_SHA1_80', '-srtp_out_params', keyBase64, `srtp://127.0.0.1:${port}?rtcpport=${rtcpPort}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+    p.once('error', reject);
+    p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}`))));
+  });
+}
+
+/** An offer of SRTP streams, one per label with its own SDES key. */
+function srtpOffer(keys: Readonly<Record<string, string>>): string {
+  let sdp = offerSdp(Object.keys(keys)).replaceAll('RTP/AVP', 'RTP/SAVP');
+  for (const [label, key] of Object.entries(keys)) sdp = sdp.replace(`a=label:${label}`, `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${key}\na=label:${label}`);
+  return sdp;
+}
+
 /** What `callvault recordings list --number N` finds. */
 function idsByNumber(d: DaemonProcess, number: string): string[] {
   return JSON.parse(cli(d, ['recordings', 'list', '--number', number, '--json']).stdout).recordings.map((r: { recordingId: string }) => r.recordingId);
@@ -338,21 +354,12 @@ test('SDES-SRTP (RTP/SAVP, a=crypto, as Oracle records SRTP calls): answered wit
   await new Promise<void>((r) => rtcpSink.bind(0, '127.0.0.1', () => r()));
   try {
     const keys = { 1: randomBytes(30).toString('base64'), 2: randomBytes(30).toString('base64') };
-    const sdp = offerSdp(['1', '2'])
-      .replaceAll('RTP/AVP', 'RTP/SAVP')
-      .replace('a=label:1', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${keys[1]}\na=label:1`)
-      .replace('a=label:2', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${keys[2]}\na=label:2`);
-    const invite = siprecBody(sdp, rfcMetadata([{ aor: 'sip:+4930666001@oracle.example', sends: '1' }, { aor: 'sip:+4930666002@oracle.example', sends: '2' }]));
+    const invite = siprecBody(srtpOffer(keys), rfcMetadata([{ aor: 'sip:+4930666001@oracle.example', sends: '1' }, { aor: 'sip:+4930666002@oracle.example', sends: '2' }]));
     const seen = d.logs.length;
     const sipp = runSipp({ scenario: 'siprec-call', ...invite }, { target, transport: 'udp', holdMs: 4000 });
     const answered = await d.waitFor((l) => l.msg === 'SIPREC session answered' && d.logs.indexOf(l) >= seen, 15_000);
     const port = (label: string) => (answered.streams as { label: string; port: number }[]).find((s) => s.label === label)!.port;
-    const ff = (label: '1' | '2', freq: number) =>
-      new Promise<void>((resolve, reject) => {
-        const p = spawn('ffmpeg', ['-nostdin', '-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', `sine=frequency=${freq}:sample_rate=8000:duration=2`, '-ac', '1', '-c:a', 'pcm_mulaw', '-f', 'rtp', '-srtp_out_suite', 'AES_CM_128_HMAC_SHA1_80', '-srtp_out_params', keys[label], `srtp://127.0.0.1:${port(label)}?rtcpport=${rtcpSink.address().port}`], { stdio: ['ignore', 'ignore', 'inherit'] });
-        p.once('error', reject);
-        p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}`))));
-      });
+    const ff = (label: '1' | '2', freq: number) => ffmpegSrtp(port(label), keys[label], freq, rtcpSink.address().port);
     await Promise.all([ff('1', 440), ff('2', 1000)]);
     const done = await sipp;
     assert.equal(done.status, 0, done.messages.slice(-3000));
@@ -369,6 +376,38 @@ test('SDES-SRTP (RTP/SAVP, a=crypto, as Oracle records SRTP calls): answered wit
     }
     const [L] = wav.channels_ as [Float64Array];
     assert.ok(soundFraction(L, firstSound(L), firstSound(L) + 8 * 1800) > 0.95, 'the decrypted audio is continuous');
+  } finally {
+    rtcpSink.close();
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('SDES re-key mid-call: a re-INVITE with new a=crypto keys is answered 200, the legs take the new keys, and ffmpeg senders under them are decrypted and recorded; the re-key is in siprec.streamChanges', async () => {
+  const { d, target } = await srs();
+  const rtcpSink = createSocket('udp4');
+  await new Promise<void>((r) => rtcpSink.bind(0, '127.0.0.1', () => r()));
+  try {
+    const before = { 1: randomBytes(30).toString('base64'), 2: randomBytes(30).toString('base64') };
+    const after = { 1: randomBytes(30).toString('base64'), 2: randomBytes(30).toString('base64') };
+    const invite = siprecBody(srtpOffer(before), rfcMetadata([{ aor: 'sip:+4930666011@x', sends: '1' }, { aor: 'sip:+4930666012@x', sends: '2' }]));
+    const seen = d.logs.length;
+    const sipp = runSipp({ scenario: 'siprec-hold', ...invite, hold: { holdBody: srtpOffer(after), resumeBody: srtpOffer(after), updateBody: srtpOffer(after), updateContentType: 'application/sdp', holdMs: 3000 } }, { target, transport: 'udp', holdMs: 2800 });
+    const answered = await d.waitFor((l) => l.msg === 'SIPREC session answered' && d.logs.indexOf(l) >= seen, 15_000);
+    const port = (label: string) => (answered.streams as { label: string; port: number }[]).find((s) => s.label === label)!.port;
+    const rtcp = rtcpSink.address().port;
+    await Promise.all([ffmpegSrtp(port('1'), before[1], 440, rtcp), ffmpegSrtp(port('2'), before[2], 1000, rtcp)]);
+    await d.waitFor((l) => l.msg === 'SIPREC session changed' && d.logs.indexOf(l) >= seen, 15_000);
+    await Promise.all([ffmpegSrtp(port('1'), after[1], 440, rtcp), ffmpegSrtp(port('2'), after[2], 1000, rtcp)]);
+    const done = await sipp;
+    assert.equal(done.status, 0, done.messages.slice(-3000));
+    const st = await d.waitForState(answered.recordingId as string, 'sealed');
+    const changes = st.metadata.siprec.streamChanges.map((c: any) => `${c.method} ${c.change} ${c.leg} ${c.label}`);
+    assert.deepEqual(changes, ['INVITE key caller 1', 'INVITE key callee 2'], 'the re-key once; the same keys again are no change');
+    const wav = await readWav(path.join(st.dir, `${st.recordingId}.wav`));
+    const [L, R] = wav.channels_ as [Float64Array, Float64Array];
+    const rekeyed = Math.round(st.metadata.siprec.streamChanges[0].atMs * 8);
+    assert.ok(soundFraction(L, rekeyed, L.length) > 0.2 && soundFraction(R, rekeyed, R.length) > 0.2, 'audio under the new keys was recorded');
+    assert.ok(tonePower(L, 440, rekeyed, L.length) > 100 * tonePower(L, 1000, rekeyed, L.length) && tonePower(R, 1000, rekeyed, R.length) > 100 * tonePower(R, 440, rekeyed, R.length), 'each on its channel');
   } finally {
     rtcpSink.close();
     assert.equal(await d.stop(), 0);
