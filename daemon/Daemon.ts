@@ -20,13 +20,11 @@ import { Metrics } from './metrics/Metrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
 import { Recorder } from './record/Recorder.js';
 import { recoverInterrupted } from './record/recovery.js';
-import { Sealer } from './seal/Sealer.js';
-import { Uploader } from './upload/Uploader.js';
+import { Archive } from './archive/Archive.js';
 import { WorkerPool } from './seal/WorkerPool.js';
-import { RetentionSweeper } from './retention/RetentionSweeper.js';
 import { AuditHeadWatch } from './store/AuditHeadWatch.js';
 import { AuditLog } from './store/AuditLog.js';
-import { entryFromMetadata, RecordingIndex } from './store/RecordingIndex.js';
+import { RecordingIndex } from './store/RecordingIndex.js';
 import { VERSION } from './version.js';
 
 function connectionLimits(c: { maxConnections: number; idleTimeoutSeconds: number }): ConnectionLimits {
@@ -52,21 +50,20 @@ export interface DaemonOptions {
 
 /**
  * The long-running process, assembled: signing identity, index, crash
- * recovery, then mediasoup ingest, the recorder, the sealing pool and the
- * control API. Data flows ingest → recorder → files → sealer → index.
+ * recovery, then mediasoup ingest, the recorder, the archive pipeline and
+ * the control API. Data flows ingest → recorder → files → archive (seal,
+ * upload, retention) → index.
  */
 export class Daemon {
   private config!: Config;
   private index: RecordingIndex | undefined;
   private pool: WorkerPool | undefined;
-  private sealer: Sealer | undefined;
-  private uploader: Uploader | undefined;
+  private archive: Archive | undefined;
   private audit: AuditLog | undefined;
   private auditWatch: AuditHeadWatch | undefined;
   private identity: SigningIdentity | undefined;
   private keks: KekStore | undefined;
   private kekMonitor: KekMonitor | undefined;
-  private sweeper: RetentionSweeper | undefined;
   private sweeping: Promise<unknown> | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private ingest: MediaIngest | undefined;
@@ -109,7 +106,7 @@ export class Daemon {
     await this.checkpoint();
     await this.auditWatch.check();
     this.pool = new WorkerPool(this.config.pool.threads);
-    this.sealer = new Sealer(dataDir, this.pool, identity, this.keks, this.index, log);
+    this.archive = new Archive({ dataDir, index: this.index, audit: this.audit, pool: this.pool, identity, keks: this.keks, log });
     const audit = this.audit;
     this.kekMonitor = new KekMonitor(this.keks, this.config.encryption, log);
     this.kekMonitor.onChange((change) => {
@@ -123,31 +120,23 @@ export class Daemon {
     this.metrics.observeKeks(this.kekMonitor, this.keks);
     const current = this.kekMonitor.check();
     if (current) log.info({ kekId: current.kek.id, provider: current.kek.provider, fingerprintSha256: current.kek.fingerprintSha256, expiresAt: current.expiresAt.toISOString() }, 'key-encryption key');
-    this.uploader = new Uploader(dataDir, this.index, this.pool, log);
-    this.uploader.configure(this.config.storage);
+    const archive = this.archive;
+    archive.configure(this.config.storage);
     this.metrics.observePool(this.pool);
-    this.metrics.observeSealer(this.sealer);
-    this.metrics.observeUploader(this.uploader);
-    const uploader = this.uploader;
-    this.sealer.on('sealed', (r) => uploader.enqueue(r.recordingId, r.storage));
-    const queuedUploads = uploader.resume();
-    if (queuedUploads) log.info({ count: queuedUploads }, 'resuming uploads left by the previous run');
-    this.sweeper = new RetentionSweeper(dataDir, this.index, this.audit, () => uploader.targets);
+    this.metrics.observeArchive(archive);
 
     const recovered = await recoverInterrupted(dataDir, log);
-    for (const meta of recovered) {
-      await this.index.put(entryFromMetadata(meta, dataDir, 'finalizing'));
-    }
+    await archive.adoptRecovered(recovered);
     if (recovered.length) log.warn({ count: recovered.length }, 'recordings recovered after a crash');
-    const pending = this.sealer.sealPending();
+    await archive.start();
 
     const { token, source, file } = await resolveControlToken(this.config);
     this.ingest = await MediaIngest.create(this.config.media, log);
     this.recorder = new Recorder(this.config, this.ingest, this.index, identity.instanceId, this.keks, log);
     this.metrics.observeRecorder(this.recorder);
     this.metrics.observeIngest(this.ingest);
-    const sealer = this.sealer;
-    this.recorder.on('closed', (meta) => void sealer.seal(meta).catch(() => undefined));
+    // A closed recording's seal job is in the journal by now: the runner takes it up.
+    this.recorder.on('closed', () => archive.runner.poke());
     await this.recorder.open();
     this.control = new ControlServer(
       { listen: parseListen(this.config.control.listen), token, maxBodyBytes: this.config.control.maxBodyBytes, limits: connectionLimits(this.config.control) },
@@ -162,8 +151,6 @@ export class Daemon {
     this.control.setReady(true);
     log.info({ control: `${addr.address}:${addr.port}`, tokenSource: source, tokenFile: file }, 'control API listening');
     await this.openSip(this.config.sip);
-    const resealed = await pending;
-    if (resealed) log.info({ count: resealed }, 'sealed recordings left unsealed by the previous run');
     this.timers.push(setTimeout(() => this.sweep(), FIRST_SWEEP_MS).unref());
     this.timers.push(setInterval(() => this.sweep(), DAY_MS).unref());
     this.timers.push(setInterval(() => this.dailyKeyCheck(), DAY_MS).unref());
@@ -195,13 +182,13 @@ export class Daemon {
   /** The daily retention sweep; never two at once. */
   private sweep(): void {
     const { log } = this.opts;
-    if (!this.sweeper || this.sweeping) return;
-    this.sweeping = this.sweeper
-      .run({ now: new Date(), dryRun: false, actor: ACTOR })
+    if (!this.archive || this.sweeping) return;
+    this.sweeping = this.archive
+      .sweep(new Date(), ACTOR)
       .then((r) => {
-        if (r.deleted.length || r.failed.length || r.resumed) log.info({ deleted: r.deleted.length, failed: r.failed, resumed: r.resumed }, 'retention sweep');
+        if (r.queued.length || r.unfinished.length) log.info({ queued: r.queued.length, unfinished: r.unfinished.length }, 'retention sweep: deletions journaled');
       })
-      .catch((err: Error) => log.error({ err: err.message }, 'retention sweep failed'))
+      .catch((err: unknown) => log.error({ err }, 'retention sweep failed'))
       .finally(() => (this.sweeping = undefined));
   }
 
@@ -312,7 +299,7 @@ export class Daemon {
     this.kekMonitor?.check();
     log.level = this.config.logging.level;
     this.recorder?.reconfigure(this.config);
-    this.uploader?.configure(this.config.storage);
+    this.archive?.configure(this.config.storage);
     this.metrics?.configLoaded(true);
     void this.audit?.append(ACTOR, 'config.reload', null, { ok: true, needRestart }).catch(() => undefined);
     if (needRestart.length) log.warn({ needRestart, signals }, 'config reloaded; these sections changed but keep their old values until a restart');
@@ -325,8 +312,7 @@ export class Daemon {
     await this.srs?.close();
     await this.sipTransport?.close();
     await this.recorder?.shutdown();
-    await this.sealer?.drain();
-    await this.uploader?.close();
+    await this.archive?.drain();
     for (const t of this.timers) clearTimeout(t);
     await this.sweeping;
     await this.pool?.close();

@@ -63,6 +63,9 @@ export class KeyError extends CallvaultError {}
 /** A recording that could not be sealed (hashed and signed). */
 export class SealError extends CallvaultError {}
 
+/** An event a recording's stage cannot take (lifecycle.apply): nothing changed. */
+export class LifecycleError extends CallvaultError {}
+
 /** A background key job could not convert a recording. */
 export class JobError extends CallvaultError {}
 

@@ -16,7 +16,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { RecordingIndex, type NewIndexEntry } from '../daemon/store/RecordingIndex.js';
+import type { NewIndexEntry } from '../daemon/archive/RecordingTypes.js';
+import { RecordingIndex } from '../daemon/store/RecordingIndex.js';
 import { runQuery } from '../daemon/store/RecordingQuery.js';
 import { numberOption } from './args.js';
 import { report } from './report.js';
@@ -49,7 +50,7 @@ function synthetic(i: number, startMs: number, stepMs: number): NewIndexEntry {
   return {
     recordingId: id, callId: `bench-${i}@pbx`, profile: 'default', direction: 'inbound',
     caller: { number: caller, normalized: caller }, callee: { number: callee, normalized: callee },
-    codec: 'PCMU', channelMode: 'stereo', state: 'sealed', dir: `recordings/x/${id}`, files: [`${id}.wav`, `${id}.json`],
+    codec: 'PCMU', channelMode: 'stereo', stage: 'sealed', dir: `recordings/x/${id}`, files: [`${id}.wav`, `${id}.json`],
     startedAt, endedAt: startedAt, durationMs: 120_000, sealedAt: startedAt, kekId: null, uploads: {},
     retainUntil: new Date(t + 5 * 365 * 86_400_000).toISOString(), hold: null, deletedAt: null, error: null,
   };

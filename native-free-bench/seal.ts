@@ -3,7 +3,7 @@
  * "Tamper-evident recordings"):
  *
  *   - seal a 1-hour stereo call (8 kHz, 2 ch, 16 bit ≈ 115 MB + metadata) through
- *     the real Sealer (Piscina pool, checksum file, signature, LMDB index);
+ *     the real seal stage (Piscina pool, checksum file, signature, LMDB index);
  *   - hashing in the pool vs node:crypto's raw SHA-256 over one in-memory buffer;
  *   - the same call sealed by a profile that encrypts (envelope under an RSA-3072 KEK);
  *   - hashing in the pool vs `openssl speed -evp sha256`, and from 1 thread to the core count;
@@ -27,9 +27,11 @@ import { metadataPath, METADATA_FORMAT, type RecordingMetadata } from '../daemon
 import { newRecordingId, recordingDir } from '../daemon/record/recordingId.js';
 import { WAV_HEADER_BYTES, wavHeader } from '../daemon/record/wavFormat.js';
 import { KekStore } from '../daemon/keys/kek/KekStore.js';
-import { Sealer } from '../daemon/seal/Sealer.js';
+import { apply, startedEntry } from '../daemon/archive/lifecycle.js';
+import { newJob } from '../daemon/archive/JobTypes.js';
+import { SealStage } from '../daemon/archive/stages/SealStage.js';
 import { WorkerPool } from '../daemon/seal/WorkerPool.js';
-import { entryFromMetadata, RecordingIndex } from '../daemon/store/RecordingIndex.js';
+import { RecordingIndex } from '../daemon/store/RecordingIndex.js';
 import { numberOption } from './args.js';
 import { report } from './report.js';
 
@@ -119,14 +121,20 @@ async function main(): Promise<void> {
     const index = RecordingIndex.open(dataDir);
     const pool = new WorkerPool('auto');
     const kekStore = new KekStore(dataDir);
-    const sealer = new Sealer(dataDir, pool, identity, kekStore, index, log);
+    const sealer = new SealStage(dataDir, pool, identity, kekStore, index, log);
+    /** One seal as the daemon's runner runs it: the recording closed with its seal job, then the job. */
+    const seal = async (m: RecordingMetadata): Promise<number> => {
+      await index.create(apply(startedEntry(m, dataDir), { type: 'closed', endedAt: m.endedAt, durationMs: m.durationMs }));
+      const t0 = performance.now();
+      await sealer.run(newJob('seal', m.recordingId, '', null));
+      return performance.now() - t0;
+    };
 
     const id = newRecordingId();
     const dir = recordingDir(dataDir, id);
     await mkdir(dir, { recursive: true });
     const meta = await writeCall(dir, id);
     const wavBytes = meta.files[0]!.dataBytes + WAV_HEADER_BYTES;
-    await index.put(entryFromMetadata(meta, dataDir, 'finalizing'));
 
     const raw = rawSha256MBps();
     const opensslSha = opensslSha256MBps();
@@ -152,7 +160,7 @@ async function main(): Promise<void> {
     const [hash1, hashN] = [await hashRate(1), await hashRate(cores)];
 
     const sealMs: number[] = [];
-    for (let i = 0; i < runs; i++) sealMs.push((await sealer.seal(meta)).ms);
+    for (let i = 0; i < runs; i++) sealMs.push(await seal(meta));
     // The same with the profile encrypting: each run needs a fresh WAV, since sealing replaces it by its envelope.
     const kek = generateKeyPairSync('rsa', { modulusLength: 3072 });
     kekStore.vouch((await kekStore.importPublic({ id: 'bench-kek', bits: 3072, createdAt: new Date().toISOString(), publicKey: kek.publicKey })).fingerprintSha256);
@@ -162,8 +170,7 @@ async function main(): Promise<void> {
       const encDir = recordingDir(dataDir, encId);
       await mkdir(encDir, { recursive: true });
       const encMeta = await writeCall(encDir, encId, true);
-      await index.put(entryFromMetadata(encMeta, dataDir, 'finalizing'));
-      sealEncMs.push((await sealer.seal(encMeta)).ms);
+      sealEncMs.push(await seal(encMeta));
     }
 
     await pool.close();

@@ -12,8 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { newRecordingId, recordingDir } from '../daemon/record/recordingId.js';
-import { RecordingIndex } from '../daemon/store/RecordingIndex.js';
 import { readWav, rms, tonePower } from './support/audio.js';
+import { asVersion1Index } from './support/v1index.js';
 import { DaemonProcess, MAIN, PASSPHRASE, sendRtp, startCall, testConfigYaml, TOKEN } from './support/daemon.js';
 import { parsePrometheusText } from './support/promtext.js';
 import { recordCall } from './support/record.js';
@@ -210,9 +210,7 @@ describe('sealing when descriptors or the index fail', () => {
     const rec = await recordCall(d, { callId: 'refail-1', caller: { freq: 440, durationMs: 600 }, callee: { freq: 1000, durationMs: 600 } });
     assert.equal(await d.stop(), 0);
     for (const name of await readdir(rec.dir)) if (name.endsWith('.sha256') || name.endsWith('.sig')) await unlink(path.join(rec.dir, name));
-    const index = RecordingIndex.open(d.dataDir);
-    await index.update(rec.recordingId, { state: 'failed', error: 'seal failed: EMFILE: too many open files', sealedAt: null });
-    await index.close();
+    await asVersion1Index(d.dataDir, rec.recordingId, { state: 'failed', error: 'seal failed: EMFILE: too many open files', sealedAt: null });
     d = await DaemonProcess.start({ dataDir: d.dataDir, configFile: d.configFile });
     try {
       const st = await d.waitForState(rec.recordingId, 'sealed');

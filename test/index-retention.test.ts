@@ -7,7 +7,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { open } from 'lmdb';
-import { RecordingIndex, type IndexEntry } from '../daemon/store/RecordingIndex.js';
+import { entryView, type EntryView } from '../daemon/archive/lifecycle.js';
+import { RecordingIndex } from '../daemon/store/RecordingIndex.js';
 import { DaemonProcess, MAIN, PASSPHRASE, startCall, testConfigYaml, TOKEN } from './support/daemon.js';
 
 const SHORT_CALLS = 60;
@@ -47,10 +48,10 @@ async function call(d: DaemonProcess, callId: string, caller: string, callee: st
   return c.recordingId as string;
 }
 
-async function dumpIndex(dataDir: string): Promise<Map<string, Omit<IndexEntry, 'updatedAt'>>> {
+async function dumpIndex(dataDir: string): Promise<Map<string, Omit<EntryView, 'updatedAt'>>> {
   const index = RecordingIndex.open(dataDir);
   try {
-    return new Map([...index.entriesByTime()].map(({ updatedAt: _, ...e }) => [e.recordingId, e]));
+    return new Map([...index.entriesByTime()].map((x) => entryView(x)).map(({ updatedAt: _, ...e }) => [e.recordingId, e]));
   } finally {
     await index.close();
   }
@@ -75,7 +76,7 @@ test('index: number/time queries (CLI beside the running daemon, API with cursor
 
     // CLI while the daemon holds the same LMDB environment open.
     const byNumber = cliJson(d, ['recordings', 'list', '--number', '+4930123456']);
-    assert.deepEqual(byNumber.recordings.map((e: IndexEntry) => e.recordingId), berlin, 'either party, normalised, in start order');
+    assert.deepEqual(byNumber.recordings.map((e: EntryView) => e.recordingId), berlin, 'either party, normalised, in start order');
     assert.equal(byNumber.nextCursor, null);
     assert.equal(cliJson(d, ['recordings', 'list', '--number', '+4930123456', '--from', t1]).recordings.length, 0);
     assert.equal(cliJson(d, ['recordings', 'list', '--profile', 'sales', '--from', t0, '--to', t1, '--limit', '1000']).recordings.length, SHORT_CALLS);
@@ -92,7 +93,7 @@ test('index: number/time queries (CLI beside the running daemon, API with cursor
     do {
       const r: { status: number; body: any } = await d.api('GET', `/v1/recordings?number=${encodeURIComponent('+4930123456')}&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
       assert.equal(r.status, 200);
-      seen.push(...r.body.recordings.map((e: IndexEntry) => e.recordingId));
+      seen.push(...r.body.recordings.map((e: EntryView) => e.recordingId));
       cursor = r.body.nextCursor;
     } while (cursor);
     assert.deepEqual(seen, berlin);
@@ -138,14 +139,14 @@ test('index: number/time queries (CLI beside the running daemon, API with cursor
     let deletedBeforeKill = 0;
     try {
       for (const id of expired) {
-        const e = index.get(id)!;
+        const e = entryView(index.get(id)!);
         const wav = path.join(d.dataDir, e.dir, `${id}.wav`);
         if (e.state === 'deleted') {
           deletedBeforeKill++;
           assert.equal(existsSync(wav), false);
           assert.equal(existsSync(path.join(d.dataDir, e.dir, `${id}.deleted.json`)), true, 'a tombstone says what was deleted');
         } else if (!existsSync(wav)) {
-          assert.ok(index.deletionJob(id), `${id}: files gone, so the journal must say a deletion is under way`);
+          assert.ok(index.jobs.find('delete', id), `${id}: files gone, so the journal must say a deletion is under way`);
         }
       }
     } finally {

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { isSealed, legacyState } from '../archive/lifecycle.js';
 import { CallvaultError } from '../errors.js';
 import { readInstanceId } from '../keys/SigningIdentity.js';
 import { dataDirCertificate } from '../keys/trustAnchor.js';
@@ -40,7 +41,7 @@ async function exportRecording(args: ExportArgs): Promise<number> {
   return withStores(config.dataDir, async ({ index, audit }) => {
     const entry = index.get(args.recordingId);
     if (!entry) throw new CallvaultError('NO_SUCH_RECORDING', `no recording ${args.recordingId} in the index`);
-    if (!['sealed', 'encrypted', 'uploaded'].includes(entry.state)) throw new CallvaultError('NOT_SEALED', `recording ${args.recordingId} is ${entry.state}: only sealed recordings are exported`);
+    if (!isSealed(entry)) throw new CallvaultError('NOT_SEALED', `recording ${args.recordingId} is ${legacyState(entry)}: only sealed recordings are exported`);
     const dir = path.join(config.dataDir, entry.dir);
     const anchor = warnIfUnpinned(await dataDirCertificate(config.dataDir, config.signing.fingerprint), config.dataDir);
     const v = checkAgainstIndex(await verifyRecording(dir, anchor.pem), { dataDir: config.dataDir, instanceId: await readInstanceId(config.dataDir), index });

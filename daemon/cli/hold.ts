@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { setHold } from '../archive/holds.js';
 import { CallvaultError } from '../errors.js';
 import { isRecordingId } from '../record/recordingId.js';
 import { currentActor } from '../store/AuditLog.js';
@@ -32,18 +33,7 @@ export const holdCommand: CommandModule<object, HoldArgs> = {
       if (!args.release && !args.reason?.trim()) throw new CallvaultError('USAGE', '--reason is required to put recordings on hold');
       return withStores(instanceDataDir(args), async ({ index, audit }) => {
         const ids = args.id ? [args.id] : [...index.idsWith('number', normalizeNumber(args.number as string))];
-        const actor = currentActor();
-        const changed: string[] = [];
-        for (const id of ids) {
-          const e = index.get(id);
-          if (!e) throw new CallvaultError('NO_SUCH_RECORDING', `no recording ${id} in the index`);
-          if (e.state === 'deleted' || Boolean(e.hold) !== args.release) continue;
-          // The audit entry first: it is what a rebuilt index takes holds from, so the index copies its time.
-          const reason = (args.reason ?? '').trim();
-          const entry = await audit.append(actor, args.release ? 'recording.release' : 'recording.hold', id, args.release ? {} : { reason });
-          await index.update(id, { hold: args.release ? null : { reason, by: actor, at: entry.at } });
-          changed.push(id);
-        }
+        const changed = await setHold(index, audit, ids, { reason: args.release ? null : (args.reason ?? '').trim(), actor: currentActor() });
         if (args.json) printJson({ changed, unchanged: ids.length - changed.length });
         else process.stdout.write(`${changed.length} recording(s) ${args.release ? 'released from' : 'put on'} legal hold${ids.length > changed.length ? `; ${ids.length - changed.length} already so or deleted` : ''}\n`);
         return EXIT.ok;

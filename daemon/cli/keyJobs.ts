@@ -7,7 +7,9 @@ import { assertSeparatePlaces, KekStore } from '../keys/kek/KekStore.js';
 import type { ShareLetter } from '../keys/kek/shares.js';
 import { WorkerPool } from '../seal/WorkerPool.js';
 import { currentActor, type AuditLog } from '../store/AuditLog.js';
-import type { KeyJob, KeyJobKind, RecordingIndex } from '../store/RecordingIndex.js';
+import type { KeyJob, KeyJobKind } from '../archive/JobTypes.js';
+import type { RecordingIndex } from '../store/RecordingIndex.js';
+import { createLogger } from '../log.js';
 import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
 import { ProgressBar } from './progress.js';
 import { EXIT, printJson, runCommand } from './run.js';
@@ -135,12 +137,12 @@ async function convertAll(kind: KeyJobKind, args: JobArgs, { config, store, pool
   const spec = await specFor(kind, config, store, args, async (kekId) => void (await audit.append(currentActor(), 'key.revoked', kekId, {})));
   const identity = await openSigningIdentity(config);
   const toKek = spec.toKekId ? store.get(spec.toKekId) : null;
-  const runner = new KeyJobRunner(config.dataDir, index, { pool, signingKey: identity.privateKey, kind, toKek, fromKekId: spec.fromKekId, unwrapper });
+  const runner = new KeyJobRunner(config.dataDir, index, { pool, signingKey: identity.privateKey, kind, toKek, fromKekId: spec.fromKekId, unwrapper }, createLogger('warn', process.stderr));
   const { job, resumed } = await runner.openJob(spec, store.list().map((k) => k.id));
   if (resumed) process.stderr.write(`resuming job ${job.id}: ${job.done + job.failed} of ${job.total} done\n`);
   else await audit.append(spec.actor, 'job.started', job.id, { kind, fromKekId: spec.fromKekId, toKekId: spec.toKekId, total: job.total });
   await checkpointNow(config, audit, spec.actor);
-  const copies = kind === 'encrypt' ? plaintextCopies(index, index.keyJobRemaining(job.id).map((i) => i.recordingId)) : [];
+  const copies = kind === 'encrypt' ? plaintextCopies(index, runner.remaining(job)) : [];
   const bar = new ProgressBar(LABEL[kind], job.total);
   for (let i = 0; i < job.done + job.failed; i++) bar.tick();
   const finished: KeyJob = await runner.run(job, threads * 2, (_j, id, error) => {

@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { CallvaultError } from '../errors.js';
 import { readMetadata } from '../record/metadata.js';
 import { isRecordingId } from '../record/recordingId.js';
-import type { IndexEntry } from '../store/RecordingIndex.js';
+import { entryView, type EntryView } from '../archive/lifecycle.js';
 import { parseQuery, runQuery } from '../store/RecordingQuery.js';
 import { instanceDataDir, withInstanceOptions, type InstanceArgs } from './options.js';
 import { EXIT, printJson, runCommand } from './run.js';
@@ -26,7 +26,7 @@ interface ShowArgs extends InstanceArgs {
   json: boolean;
 }
 
-function row(e: IndexEntry): string {
+function row(e: EntryView): string {
   const dur = e.durationMs === null ? '-' : `${(e.durationMs / 1000).toFixed(1)}s`;
   const hold = e.hold ? ' HOLD' : '';
   return `${e.recordingId}  ${e.startedAt}  ${dur.padStart(8)}  ${e.state.padEnd(10)} ${e.profile.padEnd(12)} ${e.caller.number} -> ${e.callee.number}${hold}`;
@@ -73,13 +73,15 @@ const show: CommandModule<InstanceArgs, ShowArgs> = {
       return withStores(dataDir, async ({ index }) => {
         const entry = index.get(args.id);
         if (!entry) throw new CallvaultError('NO_SUCH_RECORDING', `no recording ${args.id} in the index of ${dataDir}`);
-        const deletion = index.deletionJob(args.id) ?? null;
-        const metadata = entry.state === 'deleted' ? null : await readMetadata(path.join(dataDir, entry.dir), args.id).catch(() => null);
-        if (args.json) printJson({ ...entry, deletionInProgress: deletion, metadata });
+        const job = index.jobs.find('delete', args.id);
+        const deletion = job?.stage === 'delete' ? job.data : null;
+        const metadata = entry.stage === 'deleted' ? null : await readMetadata(path.join(dataDir, entry.dir), args.id).catch(() => null);
+        const view = entryView(entry);
+        if (args.json) printJson({ ...view, deletionInProgress: deletion, metadata });
         else {
-          process.stdout.write(row(entry) + '\n');
-          process.stdout.write(JSON.stringify({ ...entry, deletionInProgress: deletion }, null, 2) + '\n');
-          if (deletion) process.stderr.write(`deletion in progress since ${deletion.startedAt} (${deletion.reason}): files may be partly gone; the next retention run finishes it\n`);
+          process.stdout.write(row(view) + '\n');
+          process.stdout.write(JSON.stringify({ ...view, deletionInProgress: deletion }, null, 2) + '\n');
+          if (deletion) process.stderr.write(`deletion in progress since ${deletion.startedAt} (${deletion.reason}): files may be partly gone; the daemon or the next retention run finishes it\n`);
         }
         return EXIT.ok;
       });

@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { CallvaultError } from '../errors.js';
-import { RetentionSweeper } from '../retention/RetentionSweeper.js';
+import { deleteExpired } from '../archive/deleteExpired.js';
+import { createLogger } from '../log.js';
 import { currentActor } from '../store/AuditLog.js';
 import { instanceConfig, withInstanceOptions, type InstanceArgs } from './options.js';
 import { ProgressBar } from './progress.js';
@@ -29,9 +30,9 @@ const run: CommandModule<InstanceArgs, RunArgs> = {
       const config = instanceConfig(args);
       return withStores(config.dataDir, ({ index, audit }) =>
         withTargets(config, async (targets) => {
-          const sweeper = new RetentionSweeper(config.dataDir, index, audit, () => targets);
           let bar: ProgressBar | undefined;
-          const result = await sweeper.run({
+          const log = createLogger('warn', process.stderr);
+          const result = await deleteExpired({ dataDir: config.dataDir, index, audit, targets, log }, {
             now,
             dryRun: args['dry-run'],
             actor: currentActor(),

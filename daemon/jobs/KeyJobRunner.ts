@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
+import os from 'node:os';
+import { ConvertStage } from '../archive/stages/ConvertStage.js';
+import { StageRunner } from '../archive/StageRunner.js';
+import type { KeyJob, KeyJobKind } from '../archive/JobTypes.js';
 import { JobError } from '../errors.js';
-import type { RecordingIndex, KeyJob, KeyJobItem, KeyJobKind } from '../store/RecordingIndex.js';
-import { commitConversion, discardLeftovers, stageConversion, type ConversionContext } from './convertRecording.js';
+import type { Logger } from '../log.js';
+import type { RecordingIndex } from '../store/RecordingIndex.js';
+import type { ConversionContext } from './convertRecording.js';
 
 export interface KeyJobSpec {
   readonly kind: KeyJobKind;
@@ -19,17 +23,16 @@ function selectRecordings(index: RecordingIndex, spec: KeyJobSpec, kekIds: reado
 }
 
 /**
- * Runs a key job over its journaled recordings, a few at a time. Each
- * recording goes old → new as a whole: staged (new files fsynced and checked,
- * new checksum file and signature), journaled as staged, renamed into place,
- * then the index and journal updated together. After a crash or SIGKILL the
- * same command resumes: staged items roll forward, others start over.
+ * A key job: its description and one convert job per recording, journaled
+ * together; run by the stage runner's convert stage, a few recordings at a
+ * time, each tried once per run (a failed one is counted and left as it was).
  */
 export class KeyJobRunner {
   constructor(
     private readonly dataDir: string,
     private readonly index: RecordingIndex,
     private readonly ctx: ConversionContext,
+    private readonly log: Logger,
   ) {}
 
   /** The unfinished job of this kind, or a new one over what needs converting now. */
@@ -45,42 +48,17 @@ export class KeyJobRunner {
     return { job, resumed: false };
   }
 
-  async run(job: KeyJob, lanes: number, onItem: (job: KeyJob, recordingId: string, error: string | null) => void): Promise<KeyJob> {
-    const queue = this.index.keyJobRemaining(job.id);
-    let latest = job;
-    const lane = async (): Promise<void> => {
-      for (let item = queue.shift(); item; item = queue.shift()) {
-        let error: string | null = null;
-        try {
-          latest = await this.convert(job.id, item);
-        } catch (err) {
-          error = (err as Error).message;
-          latest = await this.index.finishKeyJobItem(job.id, item.recordingId, { error });
-        }
-        onItem(latest, item.recordingId, error);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, lanes) }, lane));
-    return this.index.finishKeyJob(job.id, new Date());
+  /** The recordings still to convert. */
+  remaining(job: KeyJob): string[] {
+    return this.index.jobs.list('convert', job.id).map((j) => j.recordingId);
   }
 
-  private async convert(jobId: string, item: KeyJobItem): Promise<KeyJob> {
-    const entry = this.index.get(item.recordingId);
-    if (!entry || entry.state === 'deleted') throw new JobError('GONE', 'not in the index, or deleted');
-    const dir = path.join(this.dataDir, entry.dir);
-    let staged = item.staged;
-    if (!staged) {
-      await discardLeftovers(dir);
-      try {
-        staged = await stageConversion(this.ctx, dir, item.recordingId);
-      } catch (err) {
-        await discardLeftovers(dir).catch(() => undefined);
-        throw err;
-      }
-      if (!staged) return this.index.finishKeyJobItem(jobId, item.recordingId, { files: entry.files, kekId: entry.kekId });
-      await this.index.stageKeyJobItem(jobId, item.recordingId, staged);
-    }
-    await commitConversion(dir, staged);
-    return this.index.finishKeyJobItem(jobId, item.recordingId, { files: staged.files, kekId: staged.kekId });
+  async run(job: KeyJob, lanes: number, onItem: (job: KeyJob, recordingId: string, error: string | null) => void): Promise<KeyJob> {
+    const runner = new StageRunner({ index: this.index, log: this.log, owner: `${os.hostname()}:${process.pid}`, lanes: { convert: job.id }, attemptsPerJob: 1 });
+    runner.register(new ConvertStage(this.dataDir, this.index, this.ctx, Math.max(1, lanes), onItem));
+    await runner.start();
+    await runner.idle();
+    await runner.drain();
+    return this.index.finishKeyJob(job.id, new Date());
   }
 }

@@ -10,7 +10,7 @@ import { decryptEnvelope, streamContext } from '../seal/openEnvelope.js';
 import { newEnvelope, rewrapHeader, type WrappingKey } from '../seal/envelope.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 import { JobError } from '../errors.js';
-import type { KeyJobKind, StagedConversion } from '../store/RecordingIndex.js';
+import type { KeyJobKind, StagedConversion } from '../archive/JobTypes.js';
 import { readEnvelopeHeader } from '../seal/envelopeFile.js';
 
 export interface ConversionContext {

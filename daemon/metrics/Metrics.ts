@@ -6,10 +6,9 @@ import type { KekStore } from '../keys/kek/KekStore.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { AuditHeadWatch } from '../store/AuditHeadWatch.js';
 import type { Recorder } from '../record/Recorder.js';
-import type { Sealer } from '../seal/Sealer.js';
+import type { Archive } from '../archive/Archive.js';
 import type { SipTransport } from '../sip/SipTransport.js';
 import type { SrsServer } from '../sip/SrsServer.js';
-import type { Uploader } from '../upload/Uploader.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 
 const ROLES: readonly LegRole[] = ['caller', 'callee'];
@@ -183,25 +182,6 @@ export class Metrics {
     ingest.on('foreign-packet', () => foreign.inc());
   }
 
-  observeSealer(sealer: Sealer): void {
-    const registers = [this.registry];
-    const sealed = new Counter({ name: 'callvault_recordings_sealed_total', help: 'Recordings sealed (checksum file and signature written).', registers });
-    const failed = new Counter({ name: 'callvault_recordings_seal_failed_total', help: 'Recordings that could not be sealed.', registers });
-    const latency = new Histogram({
-      name: 'callvault_seal_duration_seconds',
-      help: 'Time to seal a recording once its files are closed: hashing, checksum file, signature, index.',
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    });
-    sealer.on('sealed', (r) => {
-      sealed.inc();
-      latency.observe(r.ms / 1000);
-    });
-    sealer.on('failed', () => failed.inc());
-    const retries = new Counter({ name: 'callvault_recordings_seal_retries_total', help: 'Seals that failed for a reason that can pass (EMFILE, ENOSPC, EIO, …) and are tried again, by errno code.', labelNames: ['code'], registers });
-    sealer.on('retrying', (code) => retries.inc({ code }));
-  }
-
   observePool(pool: WorkerPool): void {
     const registers = [this.registry];
     new Gauge({ name: 'callvault_pool_queue_depth', help: 'Tasks waiting for a free worker thread.', registers, collect() { this.set(pool.queueSize); } });
@@ -240,8 +220,19 @@ export class Metrics {
     });
   }
 
-  observeUploader(uploader: Uploader): void {
+  /** The archive pipeline, through its runner's observer: seals and uploads. */
+  observeArchive(archive: Archive): void {
     const registers = [this.registry];
+    const { runner } = archive;
+    const sealed = new Counter({ name: 'callvault_recordings_sealed_total', help: 'Recordings sealed (checksum file and signature written).', registers });
+    const sealFailed = new Counter({ name: 'callvault_recordings_seal_failed_total', help: 'Recordings that could not be sealed.', registers });
+    const sealLatency = new Histogram({
+      name: 'callvault_seal_duration_seconds',
+      help: 'Time to seal a recording once its files are closed: hashing, checksum file, signature, index.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    const retries = new Counter({ name: 'callvault_recordings_seal_retries_total', help: 'Seals that failed for a reason that can pass (EMFILE, ENOSPC, EIO, …) and are tried again, by errno code.', labelNames: ['code'], registers });
     const uploads = new Counter({ name: 'callvault_uploads_total', help: 'Copies of recordings to storage targets, by target and result (success, failure; failures are retried).', labelNames: ['target', 'result'], registers });
     new Gauge({
       name: 'callvault_upload_backlog',
@@ -250,20 +241,30 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const [target, n] of uploader.backlog()) this.set({ target }, n);
+        for (const [target, n] of archive.uploadBacklog()) this.set({ target }, n);
       },
     });
-    const latency = new Histogram({
+    const uploadLatency = new Histogram({
       name: 'callvault_upload_duration_seconds',
       help: 'Time to copy and verify one recording on a storage target.',
       labelNames: ['target'],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
-    uploader.on('uploaded', (target, seconds) => {
-      uploads.inc({ target, result: 'success' });
-      latency.observe({ target }, seconds);
+    runner.observer.on('done', (stage, lane, _recordingId, seconds) => {
+      if (stage === 'seal') {
+        sealed.inc();
+        sealLatency.observe(seconds);
+      } else if (stage === 'upload') {
+        uploads.inc({ target: lane, result: 'success' });
+        uploadLatency.observe({ target: lane }, seconds);
+      }
     });
-    uploader.on('failed', (target) => uploads.inc({ target, result: 'failure' }));
+    runner.observer.on('failed', (stage, lane, _recordingId, action, code) => {
+      if (stage === 'seal' && action === 'retry') retries.inc({ code: code ?? 'other' });
+      else if (stage === 'seal') sealFailed.inc();
+      else if (stage === 'upload') uploads.inc({ target: lane, result: 'failure' });
+    });
   }
+
 }

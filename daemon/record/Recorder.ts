@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/Config.js';
@@ -8,7 +7,11 @@ import { sourceFilter } from '../ingest/sourceFilter.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { WrappingKey } from '../seal/envelope.js';
 import type { Logger } from '../log.js';
-import { entryFromMetadata, type IndexEntry, type IndexState, type RecordingIndex } from '../store/RecordingIndex.js';
+import { legacyState, startedEntry } from '../archive/lifecycle.js';
+import { newJob } from '../archive/JobTypes.js';
+import type { IndexEntry, LegacyState, Stage } from '../archive/RecordingTypes.js';
+import { SafeEmitter } from '../events/SafeEmitter.js';
+import type { RecordingIndex } from '../store/RecordingIndex.js';
 import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata, type SiprecUpdate, type StreamChangeNote } from './metadata.js';
 import { normalizeNumber } from '../store/numbers.js';
 import { activeDir, activeMarker } from './recovery.js';
@@ -70,7 +73,11 @@ export interface RecordingStatus {
   readonly recordingId: string;
   readonly callId: string;
   readonly profile: string;
-  readonly state: IndexState;
+  /** Where it is in its life (lifecycle.ts). */
+  readonly stage: Stage;
+  /** The one-word state of earlier versions: the stage, with `encrypted`, `finalizing`, `uploaded` (legacyState). */
+  readonly state: LegacyState;
+  readonly encrypted: boolean;
   readonly dir: string;
   readonly files: string[];
   readonly sealedAt: string | null;
@@ -119,7 +126,7 @@ const RETRY_WRITE_MS = 5000;
  * packets into its Recording, drains all recordings on one timer, and ends
  * them on request, on RTP timeout, at the maximum duration or at shutdown.
  */
-export class Recorder extends EventEmitter<RecorderEvents> {
+export class Recorder extends SafeEmitter<RecorderEvents> {
   private readonly active = new Map<string, ActiveCall>();
   private readonly finishing = new Map<string, Promise<RecordingMetadata>>();
   /** Calls between admission and `active`, by call id: a call id is in at most one of the two maps. */
@@ -143,7 +150,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     private readonly keks: { current(): WrappingKey | undefined },
     private readonly log: Logger,
   ) {
-    super();
+    super((err, event) => log.error({ err, event }, 'a recorder listener failed; the call goes on'));
     this.profiles = ProfileSet.compile(config).profiles;
     this.disk = new DiskGuard(config.dataDir, config.calls.minFreeDiskMB * MB, config.calls.diskReserveMB * MB);
     ingest.on('legs-lost', (legs) => {
@@ -201,7 +208,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         this.starting.delete(req.callId);
       }
     } catch (err) {
-      this.emit('rejected', err instanceof ApiError ? err.code : 'INTERNAL');
+      this.safeEmit('rejected', err instanceof ApiError ? err.code : 'INTERNAL');
       throw err;
     }
   }
@@ -209,7 +216,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   private async admitAndStart(req: StartCallRequest, from: CallSource): Promise<StartCallAnswer> {
     const decision = this.profiles.decide(req);
     if (!decision.record) {
-      this.emit('unrecorded', decision.profile);
+      this.safeEmit('unrecorded', decision.profile);
       this.log.info({ callId: req.callId, direction: req.direction, profile: decision.profile }, decision.profile ? 'call not recorded: excluded by its profile' : 'call not recorded: no profile matches');
       return { callId: req.callId, recorded: false, profile: decision.profile };
     }
@@ -260,10 +267,10 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       });
       // Acknowledged only once the index holds it durably; a failed write leaves
       // no half-started call behind (the active marker lets the next start close the files).
-      await this.index.put(entryFromMetadata(recording.meta, dataDir, 'recording'));
+      await this.index.create(startedEntry(recording.meta, dataDir));
       for (const role of ROLES) legs[role].on('packet', (p) => recording.push(role, p));
       this.active.set(req.callId, { recording, legs });
-      this.emit('started', recording.meta);
+      this.safeEmit('started', recording.meta);
       this.log.info({ callId: req.callId, recordingId, profile: policy.profile.name, direction: req.direction, codec: req.codec, ports: [legs.caller.port, legs.callee.port] }, 'call recording started');
       const ip = this.ingest.announcedIp;
       return {
@@ -309,7 +316,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     const call = this.active.get(callId);
     if (!call) return Promise.reject(new ApiError(404, 'NO_SUCH_CALL', `no call ${callId} is being recorded`, { callId }));
     this.active.delete(callId);
-    this.emit('ending', callId, reason);
+    this.safeEmit('ending', callId, reason);
     const id = call.recording.id;
     const done = this.finish(call, reason);
     this.finishing.set(id, done);
@@ -324,12 +331,14 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     const live = [...this.active.values()].find((c) => c.recording.id === recordingId);
     const dir = path.join(this.config.dataDir, entry.dir);
     const meta = live?.recording.meta ?? (await readMetadata(dir, recordingId).catch(() => undefined));
-    const state: IndexState = live ? 'recording' : this.finishing.has(recordingId) ? 'finalizing' : entry.state;
+    const stage: Stage = live ? 'recording' : this.finishing.has(recordingId) ? 'closed' : entry.stage;
     return {
       recordingId,
       callId: entry.callId,
+      stage,
       profile: entry.profile,
-      state,
+      state: legacyState({ stage, kekId: entry.kekId }),
+      encrypted: entry.kekId !== null,
       dir,
       // As stored: after sealing, envelopes (`.enc`) where the profile encrypts.
       files: live ? recordingFileNames(live.recording.meta) : [...entry.files],
@@ -377,23 +386,26 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       legs[role].close();
     }
     this.suspended.delete(recording);
+    let meta: RecordingMetadata;
     try {
       const onRetry = (err: unknown, attempt: number, waitMs: number) => this.log.warn({ err, recordingId: recording.id, attempt, waitMs }, 'cannot close the recording yet; retrying');
-      const meta = await recording.finish(reason, reports, end, { ...CLOSE_RETRY, onRetry });
-      await retryTransient(() => this.index.update(recording.id, { state: 'finalizing', endedAt: meta.endedAt, durationMs: meta.durationMs }), CLOSE_RETRY);
+      meta = await recording.finish(reason, reports, end, { ...CLOSE_RETRY, onRetry });
+      // Closed and its seal owed, in one transaction; only then may the next start forget the crash marker.
+      const closed = { type: 'closed', endedAt: meta.endedAt, durationMs: meta.durationMs } as const;
+      await retryTransient(() => this.index.commit(recording.id, closed, [{ put: newJob('seal', recording.id, '', null) }]), CLOSE_RETRY);
       await rm(activeMarker(this.config.dataDir, recording.id), { force: true });
-      this.log.info(
-        { callId: meta.callId, recordingId: meta.recordingId, reason, durationMs: meta.durationMs, caller: pickStats(meta, 'caller'), callee: pickStats(meta, 'callee') },
-        'call recording closed',
-      );
-      this.emit('closed', meta);
-      return meta;
     } catch (err) {
-      // The active marker stays: the next start repairs this recording.
+      // The active marker stays: the next start repairs this recording and seals it.
       this.log.error({ err, callId: recording.meta.callId, recordingId: recording.id }, 'cannot close recording');
-      await this.index.update(recording.id, { state: 'failed', error: `cannot close: ${(err as Error).message}` }).catch(() => undefined);
+      await this.index.commit(recording.id, { type: 'failed', error: `cannot close: ${(err as Error).message}` }).catch(() => undefined);
       throw err;
     }
+    this.log.info(
+      { callId: meta.callId, recordingId: meta.recordingId, reason, durationMs: meta.durationMs, caller: pickStats(meta, 'caller'), callee: pickStats(meta, 'callee') },
+      'call recording closed',
+    );
+    this.safeEmit('closed', meta);
+    return meta;
   }
 
   private tick(): void {
@@ -414,7 +426,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       if (!gap || this.suspended.has(recording)) continue;
       this.suspended.set(recording, now);
       enospc ||= isDiskFull(gap.code);
-      this.emit('write-suspended', gap.code);
+      this.safeEmit('write-suspended', gap.code);
       this.log.error(
         { recordingId: recording.id, callId: recording.meta.callId, code: gap.code, error: gap.message, atMs: recording.writeFailureMs },
         'audio cannot be written; the call goes on, its audio is dropped (and marked as a gap) until writing works again',

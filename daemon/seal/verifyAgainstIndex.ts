@@ -1,5 +1,7 @@
 import path from 'node:path';
-import type { IndexEntry, RecordingIndex } from '../store/RecordingIndex.js';
+import { isSealed, legacyState } from '../archive/lifecycle.js';
+import type { LegacyState } from '../archive/RecordingTypes.js';
+import type { RecordingIndex } from '../store/RecordingIndex.js';
 import type { RecordingVerification } from './verify.js';
 
 /** What verification compares a recording's files with: this instance's index and identity. */
@@ -8,9 +10,6 @@ export interface InstanceRecord {
   readonly instanceId: string | null;
   readonly index: RecordingIndex;
 }
-
-/** Index states in which a recording's sealed directory must exist. */
-const ON_DISK: ReadonlySet<IndexEntry['state']> = new Set(['sealed', 'encrypted', 'uploaded']);
 
 /**
  * A verified directory is the recording the index says lives there: the same
@@ -26,7 +25,7 @@ export function checkAgainstIndex(v: RecordingVerification, inst: InstanceRecord
   if (!entry) problems.push(`recording ${id} is not in this instance's index`);
   else {
     if (entry.dir !== rel) problems.push(`the index has recording ${id} at ${entry.dir}, not at ${rel}`);
-    if (entry.state === 'deleted') problems.push(`the index says recording ${id} was deleted at ${entry.deletedAt ?? '?'}`);
+    if (entry.stage === 'deleted') problems.push(`the index says recording ${id} was deleted at ${entry.deletedAt ?? '?'}`);
     if (v.binding && v.binding.callId !== entry.callId) problems.push(`the signed metadata is call ${v.binding.callId}, the index has call ${entry.callId} for ${id}`);
   }
   if (v.binding?.instanceId && inst.instanceId && v.binding.instanceId !== inst.instanceId) {
@@ -38,7 +37,7 @@ export function checkAgainstIndex(v: RecordingVerification, inst: InstanceRecord
 export interface MissingRecording {
   readonly recordingId: string;
   readonly dir: string;
-  readonly state: IndexEntry['state'];
+  readonly state: LegacyState;
 }
 
 /**
@@ -51,9 +50,9 @@ export function missingFromDisk(root: string, found: ReadonlySet<string>, inst: 
   if (under.startsWith('..') || path.isAbsolute(under)) return [];
   const missing: MissingRecording[] = [];
   for (const e of inst.index.entriesByTime()) {
-    if (!ON_DISK.has(e.state) || found.has(e.recordingId)) continue;
+    if (!isSealed(e) || found.has(e.recordingId)) continue;
     if (under && e.dir !== under && !e.dir.startsWith(under + path.sep)) continue;
-    missing.push({ recordingId: e.recordingId, dir: path.join(inst.dataDir, e.dir), state: e.state });
+    missing.push({ recordingId: e.recordingId, dir: path.join(inst.dataDir, e.dir), state: legacyState(e) });
   }
   return missing;
 }

@@ -1,151 +1,17 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { ChannelMode, Direction } from '../config/Config.js';
-import type { G711Law } from '../media/g711.js';
-import { recordingFileNames, type RecordingMetadata } from '../record/metadata.js';
-import { retentionExpiry } from '../record/profiles.js';
-import { recordingDir } from '../record/recordingId.js';
+import { apply, expiresBySweep, legacyState, stageOfLegacy, type LifecycleEvent } from '../archive/lifecycle.js';
+import { JobJournal, type JobChange, type JobKey } from '../archive/JobJournal.js';
+import { newJob, type Job, type JobData, type KeyJob, type StagedConversion } from '../archive/JobTypes.js';
+import type { IndexEntry, IndexPatch, LegacyState, NewIndexEntry } from '../archive/RecordingTypes.js';
+import { StoreError } from '../errors.js';
 import { checkLmdbFile } from './lmdbCheck.js';
-import { normalizeNumber } from './numbers.js';
-
-export type IndexState = 'recording' | 'finalizing' | 'sealed' | 'encrypted' | 'uploaded' | 'failed' | 'deleted';
-export const INDEX_STATES: readonly IndexState[] = ['recording', 'finalizing', 'sealed', 'encrypted', 'uploaded', 'failed', 'deleted'];
-
-/** One recording as the index knows it; the files on disk remain the evidence. */
-export interface IndexEntry {
-  readonly recordingId: string;
-  readonly callId: string;
-  readonly profile: string;
-  readonly direction: Direction;
-  /** As the PBX sent them, and normalised (E.164 where the form allows) for search. */
-  readonly caller: IndexedNumber;
-  readonly callee: IndexedNumber;
-  readonly codec: G711Law;
-  readonly channelMode: ChannelMode;
-  readonly state: IndexState;
-  /** The recording's directory relative to the data dir. */
-  readonly dir: string;
-  readonly files: readonly string[];
-  readonly startedAt: string;
-  readonly endedAt: string | null;
-  readonly durationMs: number | null;
-  readonly sealedAt: string | null;
-  /** Key-encryption key protecting the files, when encrypted. */
-  readonly kekId: string | null;
-  /** Copies to the profile's storage targets, by target name. */
-  readonly uploads: Readonly<Record<string, UploadStatus>>;
-  /** When the retention sweeper may delete it (null: never by itself). */
-  readonly retainUntil: string | null;
-  readonly hold: LegalHold | null;
-  readonly deletedAt: string | null;
-  /** Why the recording is `failed`. */
-  readonly error: string | null;
-  readonly updatedAt: string;
-}
-
-export interface IndexedNumber {
-  readonly number: string;
-  readonly normalized: string;
-}
-
-export interface LegalHold {
-  readonly reason: string;
-  readonly by: string;
-  readonly at: string;
-}
-
-export type UploadStatus =
-  | { readonly state: 'pending'; readonly attempts: number; readonly lastError: string | null }
-  | { readonly state: 'done'; readonly doneAt: string };
-
-/** A queued copy of one recording to one storage target (the upload job journal). */
-export interface UploadJob {
-  readonly recordingId: string;
-  readonly target: string;
-  readonly attempts: number;
-  /** Unix ms before which the job is not retried. */
-  readonly notBefore: number;
-}
-
-/** A deletion under way (the retention journal): its files may be partly gone. */
-export interface DeletionJob {
-  readonly recordingId: string;
-  readonly reason: string;
-  readonly actor: string;
-  readonly startedAt: string;
-}
-
-export type IndexPatch = Partial<Omit<IndexEntry, 'recordingId' | 'callId' | 'profile' | 'dir' | 'startedAt' | 'updatedAt'>>;
-export type NewIndexEntry = Omit<IndexEntry, 'updatedAt'>;
-
-/** The index entry a recording's metadata implies (at start, after crash recovery, on rebuild). */
-export function entryFromMetadata(meta: RecordingMetadata, dataDir: string, state: IndexState): NewIndexEntry {
-  const number = (n: string): IndexedNumber => ({ number: n, normalized: normalizeNumber(n) });
-  const retention = meta.profile.retention;
-  return {
-    recordingId: meta.recordingId,
-    callId: meta.callId,
-    profile: meta.profile.name,
-    direction: meta.direction,
-    caller: number(meta.legs.caller.number),
-    callee: number(meta.legs.callee.number),
-    codec: meta.codec,
-    channelMode: meta.channelMode,
-    state,
-    dir: path.relative(dataDir, recordingDir(dataDir, meta.recordingId)),
-    files: recordingFileNames(meta),
-    startedAt: meta.startedAt,
-    endedAt: meta.endedAt,
-    durationMs: meta.durationMs,
-    sealedAt: null,
-    kekId: null,
-    uploads: {},
-    retainUntil: retention ? retentionExpiry(new Date(meta.startedAt), retention).toISOString() : null,
-    hold: null,
-    deletedAt: null,
-    error: null,
-  };
-}
-
-/** rewrap: a new key slot, the same data key; reencrypt: a fresh data key (a suspected compromise of the old ones). */
-export type KeyJobKind = 'encrypt' | 'rewrap' | 'reencrypt' | 'decrypt';
-
-/** A background key job (`callvault keys encrypt-existing|revoke|decrypt-all`), journaled so it resumes where it stopped. */
-export interface KeyJob {
-  readonly id: string;
-  readonly kind: KeyJobKind;
-  /** rewrap: the KEK being revoked. */
-  readonly fromKekId: string | null;
-  /** encrypt, rewrap: the KEK the recordings move to. */
-  readonly toKekId: string | null;
-  readonly actor: string;
-  readonly createdAt: string;
-  readonly total: number;
-  readonly done: number;
-  readonly failed: number;
-  /** The last failures (recording, reason), newest last; a failed recording is left as it was. */
-  readonly failures: readonly { recordingId: string; error: string }[];
-  readonly finishedAt: string | null;
-}
-
-/** One recording's conversion, staged: every new file fsynced and checked under a temporary name. */
-export interface StagedConversion {
-  /** [staged name, final name], in the order they are renamed: audio, then checksum file, then signature. */
-  readonly renames: readonly (readonly [string, string])[];
-  /** Old files the new ones replace under another name. */
-  readonly removes: readonly string[];
-  readonly files: readonly string[];
-  readonly kekId: string | null;
-}
-
-export interface KeyJobItem {
-  readonly recordingId: string;
-  /** null: nothing durable yet (leftovers are discarded and it starts over); set: roll forward. */
-  readonly staged: StagedConversion | null;
-}
 
 const MAX_FAILURES_KEPT = 100;
+/** The layout this version writes: 2 = lifecycle stages and the one job journal. */
+const SCHEMA = 2;
 
 /*
  * Secondary index keys are "<value>\0<recordingId>": \0 never occurs in a
@@ -163,45 +29,45 @@ function idOfPairKey(key: string): string {
   return key.slice(key.lastIndexOf(SEP) + 1);
 }
 
-const PENDING: UploadStatus = { state: 'pending', attempts: 0, lastError: null };
-
-/** Whether the retention sweeper should see the entry at all. */
-function expiresBySweep(e: IndexEntry): boolean {
-  return e.retainUntil !== null && e.hold === null && e.state !== 'deleted' && e.state !== 'recording' && e.state !== 'finalizing';
-}
-
 interface Secondary {
   readonly db: Database<true, string>;
   readonly keys: (e: IndexEntry) => string[];
 }
 
+/** An entry as version 1 stored it: `state` instead of `stage`. */
+type StoredEntry = IndexEntry | (Omit<IndexEntry, 'stage'> & { readonly state: LegacyState; readonly stage?: undefined });
+
 /**
  * The recording index in LMDB (`<dataDir>/index/index.mdb`). Entries by
  * recording id — which sorts by start time, so the primary key is the time
  * index — plus secondary indexes by state, by phone number (either party,
- * normalised), by call id and by retention expiry, all written in the same
- * transaction as the entry. Every write resolves only once committed and
- * flushed. Several processes (the daemon, CLI commands) may open it at once.
+ * normalised), by call id, by retention expiry and by KEK, all written in
+ * the same transaction as the entry; and the job journal, written in the
+ * transaction of the change that creates or ends a job. A stage changes only
+ * by a lifecycle event (`commit`). Every write resolves only once committed
+ * and flushed. Several processes (the daemon, CLI commands) may open it at once.
  */
 export class RecordingIndex {
+  readonly jobs: JobJournal;
   private readonly secondaries: Readonly<Record<'state' | 'number' | 'call' | 'expiry' | 'kek', Secondary>>;
 
   private constructor(
     private readonly root: RootDatabase,
-    private readonly entries: Database<IndexEntry, string>,
-    private readonly uploadJobs: Database<UploadJob, string>,
-    private readonly deletionJobs: Database<DeletionJob, string>,
+    private readonly entries: Database<StoredEntry, string>,
+    jobs: Database<Job, string>,
     private readonly keyJobs: Database<KeyJob, string>,
-    private readonly keyJobItems: Database<KeyJobItem, string>,
+    private readonly meta: Database<number, string>,
   ) {
     const db = (name: string) => root.openDB<true, string>({ name });
+    this.jobs = new JobJournal(jobs);
     this.secondaries = {
-      state: { db: db('recordings-by-state'), keys: (e) => [pairKey(e.state, e.recordingId)] },
+      // By the one-word state the API and `--state` use: what version 1 keyed it by, so its keys stay valid.
+      state: { db: db('recordings-by-state'), keys: (e) => [pairKey(legacyState(e), e.recordingId)] },
       number: { db: db('recordings-by-number'), keys: (e) => [...new Set([e.caller.normalized, e.callee.normalized])].map((n) => pairKey(n, e.recordingId)) },
       call: { db: db('recordings-by-call'), keys: (e) => [pairKey(e.callId, e.recordingId)] },
       expiry: { db: db('recordings-by-expiry'), keys: (e) => (expiresBySweep(e) ? [pairKey(e.retainUntil as string, e.recordingId)] : []) },
       // Which recordings a KEK protects: what `keys status` counts and `keys revoke` walks.
-      kek: { db: db('recordings-by-kek'), keys: (e) => (e.kekId && e.state !== 'deleted' ? [pairKey(e.kekId, e.recordingId)] : []) },
+      kek: { db: db('recordings-by-kek'), keys: (e) => (e.kekId && e.stage !== 'deleted' ? [pairKey(e.kekId, e.recordingId)] : []) },
     };
   }
 
@@ -211,112 +77,83 @@ export class RecordingIndex {
     const file = path.join(dir, 'index.mdb');
     checkLmdbFile(file, 'the recording index', 'stop the daemon and run `callvault reindex`: it moves the damaged index aside and rebuilds it from the recordings on disk');
     const root = open({ path: file, compression: false });
-    return new RecordingIndex(
-      root,
-      root.openDB({ name: 'recordings' }),
-      root.openDB({ name: 'upload-jobs' }),
-      root.openDB({ name: 'deletion-jobs' }),
-      root.openDB({ name: 'key-jobs' }),
-      root.openDB({ name: 'key-job-items' }),
-    );
+    const index = new RecordingIndex(root, root.openDB({ name: 'recordings' }), root.openDB({ name: 'jobs' }), root.openDB({ name: 'key-jobs' }), root.openDB({ name: 'meta' }));
+    index.migrate();
+    return index;
   }
 
   get(recordingId: string): IndexEntry | undefined {
-    return this.entries.get(recordingId);
+    const e = this.entries.get(recordingId);
+    return e && current(e);
   }
 
-  async put(entry: NewIndexEntry): Promise<IndexEntry> {
-    return this.transact(() => this.write(entry));
-  }
-
-  /** Many entries in one transaction (rebuilds, benchmarks), with the upload jobs still owed. */
-  async putMany(entries: readonly NewIndexEntry[]): Promise<void> {
-    await this.transact(() => {
-      for (const e of entries) {
-        this.write(e);
-        for (const [target, u] of Object.entries(e.uploads)) {
-          if (u.state === 'pending') this.uploadJobs.put(pairKey(target, e.recordingId), { recordingId: e.recordingId, target, attempts: u.attempts, notBefore: 0 });
-        }
-      }
-    });
-  }
-
-  /** Journal a deletion before any file goes; refused for a recording on hold. */
-  async beginDeletion(job: DeletionJob): Promise<void> {
-    await this.transact(() => {
-      const e = this.mustGet(job.recordingId);
-      if (e.hold) throw new Error(`recording ${job.recordingId} is on legal hold (${e.hold.reason})`);
-      this.deletionJobs.put(job.recordingId, job);
-    });
-  }
-
-  /** Every file is gone: the entry says `deleted`, the journal entry goes. */
-  async finishDeletion(entry: NewIndexEntry): Promise<IndexEntry> {
+  /** A new recording's entry (call start, crash recovery), with the jobs it starts with. */
+  async create(entry: NewIndexEntry, jobs: readonly JobChange[] = []): Promise<IndexEntry> {
     return this.transact(() => {
-      this.deletionJobs.remove(entry.recordingId);
+      this.jobs.apply(jobs);
       return this.write(entry);
     });
   }
 
-  deletionJob(recordingId: string): DeletionJob | undefined {
-    return this.deletionJobs.get(recordingId);
-  }
-
-  deletionQueue(): DeletionJob[] {
-    return [...this.deletionJobs.getRange()].map(({ value }) => value);
-  }
-
-  async update(recordingId: string, patch: IndexPatch): Promise<IndexEntry> {
-    return this.transact(() => this.write({ ...this.mustGet(recordingId), ...patch }));
-  }
-
   /**
-   * `sealed`, and in the same transaction one upload job per storage target.
-   * `sealedAt` is the signature file's mtime, so a rebuild from disk restores it exactly.
+   * A lifecycle event and the journal changes it brings, in one transaction.
+   * `event` null: only the jobs change (a retry's attempt count, say).
+   * Rejects, changing nothing, with a LifecycleError for an event the
+   * recording's stage cannot take.
    */
-  async markSealed(recordingId: string, targets: readonly string[], sealedAt: Date, stored: { files: readonly string[]; kekId: string | null }): Promise<IndexEntry> {
+  async commit(recordingId: string, event: LifecycleEvent | null, jobs: readonly JobChange[] = []): Promise<IndexEntry> {
     return this.transact(() => {
-      const uploads = Object.fromEntries(targets.map((t) => [t, PENDING]));
-      const state = stored.kekId ? 'encrypted' : 'sealed';
-      const next = this.write({ ...this.mustGet(recordingId), state, files: stored.files, kekId: stored.kekId, sealedAt: sealedAt.toISOString(), error: null, uploads });
-      for (const target of targets) this.uploadJobs.put(pairKey(target, recordingId), { recordingId, target, attempts: 0, notBefore: 0 });
+      const prev = this.mustGet(recordingId);
+      const next = event ? this.write(apply(withoutStamp(prev), event)) : prev;
+      this.jobs.apply(jobs);
       return next;
     });
   }
 
-  /** Every queued upload, by target then recording id. */
-  uploadQueue(): UploadJob[] {
-    return [...this.uploadJobs.getRange()].map(({ value }) => value);
+  /** The parties changed (a SIPREC metadata update); never the stage. */
+  async update(recordingId: string, patch: IndexPatch): Promise<IndexEntry> {
+    return this.transact(() => this.write({ ...withoutStamp(this.mustGet(recordingId)), ...patch }));
   }
 
-  /** The copy is in place (since `doneAt`): job gone, and `uploaded` once every target has its copy. */
-  async uploadDone(job: UploadJob, doneAt: Date): Promise<IndexEntry> {
-    return this.transact(() => {
-      const prev = this.mustGet(job.recordingId);
-      const uploads: Record<string, UploadStatus> = { ...prev.uploads, [job.target]: { state: 'done', doneAt: doneAt.toISOString() } };
-      const all = Object.values(uploads).every((u) => u.state === 'done');
-      this.uploadJobs.remove(pairKey(job.target, job.recordingId));
-      return this.write({ ...prev, uploads, state: all && (prev.state === 'sealed' || prev.state === 'encrypted') ? 'uploaded' : prev.state });
-    });
-  }
-
-  /** A job that can never run (its recording is not in the index). */
-  async dropUploadJob(job: UploadJob): Promise<void> {
-    await this.uploadJobs.remove(pairKey(job.target, job.recordingId));
-  }
-
-  /** A failed attempt: the job stays queued, not retried before `notBefore`. */
-  async uploadFailed(job: UploadJob, error: string, notBefore: number): Promise<void> {
+  /** Many entries and their jobs in one transaction (rebuilds, benchmarks). */
+  async putMany(entries: readonly NewIndexEntry[], jobs: readonly JobChange[] = []): Promise<void> {
     await this.transact(() => {
-      const prev = this.mustGet(job.recordingId);
-      const attempts = job.attempts + 1;
-      this.write({ ...prev, uploads: { ...prev.uploads, [job.target]: { state: 'pending', attempts, lastError: error } } });
-      this.uploadJobs.put(pairKey(job.target, job.recordingId), { ...job, attempts, notBefore });
+      for (const e of entries) this.write(e);
+      this.jobs.apply(jobs);
     });
   }
 
-  /** Ids of the recordings in one state, in id (= start time) order. */
-  idsInState(state: IndexState): string[] {
+  /**
+   * Take a job for `owner` until `leaseMs` from now, unless another process
+   * holds an unexpired claim; the job as claimed, or undefined (gone or held).
+   */
+  async claim(key: JobKey, owner: string, leaseMs: number): Promise<Job | undefined> {
+    return this.transact(() => {
+      const job = this.jobs.get(key);
+      if (!job) return undefined;
+      const now = Date.now();
+      if (job.claim && job.claim.owner !== owner && job.claim.until > now && ownerAlive(job.claim.owner)) return undefined;
+      const claimed = { ...job, claim: { owner, until: now + leaseMs } } as Job;
+      this.jobs.apply([{ put: claimed }]);
+      return claimed;
+    });
+  }
+
+  /** A deletion journaled before any file goes; refused for a recording on hold. */
+  async beginDeletion(recordingId: string, data: JobData['delete']): Promise<Job<'delete'>> {
+    return this.transact(() => {
+      const e = this.mustGet(recordingId);
+      if (e.hold) throw new StoreError('ON_HOLD', `recording ${recordingId} is on legal hold (${e.hold.reason})`, { recordingId });
+      const existing = this.jobs.find('delete', recordingId);
+      if (existing) return existing as Job<'delete'>;
+      const job = newJob('delete', recordingId, '', data);
+      this.jobs.apply([{ put: job }]);
+      return job;
+    });
+  }
+
+  /** Ids of the recordings in one state (as the API names states), in id (= start time) order. */
+  idsInState(state: LegacyState): string[] {
     return [...this.idsWith('state', state)];
   }
 
@@ -329,7 +166,7 @@ export class RecordingIndex {
 
   /** All entries in start order, optionally within an id range [from, to). */
   *entriesByTime(range: { from?: string | undefined; to?: string | undefined } = {}): Generator<IndexEntry> {
-    for (const { value } of this.entries.getRange({ start: range.from ?? '', end: range.to ?? AFTER })) yield value;
+    for (const { value } of this.entries.getRange({ start: range.from ?? '', end: range.to ?? AFTER })) yield current(value);
   }
 
   /** Recordings whose retention ended before `now` and are not on hold, oldest expiry first. */
@@ -341,11 +178,11 @@ export class RecordingIndex {
     return this.entries.getCount();
   }
 
-  /** Journal a key job and every recording it will convert, in one transaction. */
+  /** Journal a key job and a conversion job for every recording it takes on, in one transaction. */
   async startKeyJob(job: KeyJob, ids: readonly string[]): Promise<void> {
     await this.transact(() => {
       this.keyJobs.put(job.id, job);
-      for (const recordingId of ids) this.keyJobItems.put(pairKey(job.id, recordingId), { recordingId, staged: null });
+      this.jobs.apply(ids.map((recordingId) => ({ put: newJob('convert', recordingId, job.id, { staged: null }) })));
     });
   }
 
@@ -357,35 +194,33 @@ export class RecordingIndex {
     return this.keyJobs.get(id);
   }
 
-  /** What is left of a job, in recording (start time) order. */
-  keyJobRemaining(jobId: string): KeyJobItem[] {
-    return [...this.keyJobItems.getRange({ start: pairKey(jobId, ''), end: pairKey(jobId, AFTER) })].map(({ value }) => value);
-  }
-
-  async stageKeyJobItem(jobId: string, recordingId: string, staged: StagedConversion): Promise<void> {
-    await this.keyJobItems.put(pairKey(jobId, recordingId), { recordingId, staged });
+  /** A conversion's new files are staged (fsynced, checked): from now on it rolls forward. */
+  async stageConversion(job: Job<'convert'>, staged: StagedConversion): Promise<Job<'convert'>> {
+    const next: Job<'convert'> = { ...job, data: { staged } };
+    await this.transact(() => this.jobs.apply([{ put: next }]));
+    return next;
   }
 
   /**
    * A recording converted (its files renamed into place): the entry takes
-   * the new files and KEK and the journal drops the item in one transaction;
-   * or, with an error, the recording is left as it was and counted as failed.
+   * the new files and KEK, the job goes and its key job counts it, in one
+   * transaction; or, with an error, the recording is left as it was and
+   * counted as failed.
    */
-  async finishKeyJobItem(jobId: string, recordingId: string, outcome: { files: readonly string[]; kekId: string | null } | { error: string }): Promise<KeyJob> {
+  async finishConversion(job: Job<'convert'>, outcome: { files: readonly string[]; kekId: string | null } | { error: string }): Promise<KeyJob> {
     return this.transact(() => {
-      const job = this.keyJobs.get(jobId);
-      if (!job) throw new Error(`no key job ${jobId}`);
-      this.keyJobItems.remove(pairKey(jobId, recordingId));
+      const keyJob = this.keyJobs.get(job.lane);
+      if (!keyJob) throw new StoreError('NO_SUCH_JOB', `no key job ${job.lane}`, { keyJobId: job.lane });
+      this.jobs.apply([{ remove: job }]);
       let next: KeyJob;
       if ('error' in outcome) {
-        next = { ...job, failed: job.failed + 1, failures: [...job.failures, { recordingId, error: outcome.error }].slice(-MAX_FAILURES_KEPT) };
+        next = { ...keyJob, failed: keyJob.failed + 1, failures: [...keyJob.failures, { recordingId: job.recordingId, error: outcome.error }].slice(-MAX_FAILURES_KEPT) };
       } else {
-        const prev = this.mustGet(recordingId);
-        const state = prev.state === 'uploaded' ? 'uploaded' : outcome.kekId ? 'encrypted' : 'sealed';
-        this.write({ ...prev, files: outcome.files, kekId: outcome.kekId, state });
-        next = { ...job, done: job.done + 1 };
+        const prev = this.entries.get(job.recordingId);
+        if (prev) this.write(apply(withoutStamp(current(prev)), { type: 'converted', files: outcome.files, kekId: outcome.kekId }));
+        next = { ...keyJob, done: keyJob.done + 1 };
       }
-      this.keyJobs.put(jobId, next);
+      this.keyJobs.put(keyJob.id, next);
       return next;
     });
   }
@@ -412,14 +247,15 @@ export class RecordingIndex {
 
   private mustGet(recordingId: string): IndexEntry {
     const prev = this.entries.get(recordingId);
-    if (!prev) throw new Error(`recording ${recordingId} is not in the index`);
-    return prev;
+    if (!prev) throw new StoreError('NO_SUCH_RECORDING', `recording ${recordingId} is not in the index`, { recordingId });
+    return current(prev);
   }
 
   /** Inside a transaction: the entry and every secondary key, old ones removed. */
   private write(entry: NewIndexEntry): IndexEntry {
     const next: IndexEntry = { ...entry, updatedAt: new Date().toISOString() };
-    const prev = this.entries.get(entry.recordingId);
+    const stored = this.entries.get(entry.recordingId);
+    const prev = stored && current(stored);
     // Only keys that change are touched: most updates (upload progress, state) move one key, not five.
     for (const { db, keys } of Object.values(this.secondaries)) {
       const old = new Set(prev ? keys(prev) : []);
@@ -430,4 +266,65 @@ export class RecordingIndex {
     this.entries.put(next.recordingId, next);
     return next;
   }
+
+  /**
+   * Version 1 (callvault before the archive pipeline): entries with a
+   * `state`, and three journals of their own. Entries get their stage; the
+   * upload, deletion and key-job journals become jobs; and what version 1
+   * sealed by scanning at every start (closed and failed recordings) gets
+   * its seal job. One transaction: a crash leaves version 1 as it was.
+   */
+  private migrate(): void {
+    if ((this.meta.get('schema') ?? 1) >= SCHEMA) return;
+    const old = {
+      uploads: this.root.openDB<{ recordingId: string; target: string; attempts: number; notBefore: number }, string>({ name: 'upload-jobs' }),
+      deletions: this.root.openDB<{ recordingId: string; reason: string; actor: string; startedAt: string }, string>({ name: 'deletion-jobs' }),
+      conversions: this.root.openDB<{ recordingId: string; staged: StagedConversion | null }, string>({ name: 'key-job-items' }),
+    };
+    this.root.transactionSync(() => {
+      if ((this.meta.get('schema') ?? 1) >= SCHEMA) return;
+      for (const { value } of this.entries.getRange()) {
+        const e = current(value);
+        if (value.stage === undefined) this.entries.put(e.recordingId, e);
+        if (e.stage === 'closed' || e.stage === 'failed') this.jobs.apply([{ put: { ...newJob('seal', e.recordingId, '', null), parked: e.stage === 'failed' } }]);
+      }
+      for (const { value: u } of old.uploads.getRange()) this.jobs.apply([{ put: { ...newJob('upload', u.recordingId, u.target, null), attempts: u.attempts } }]);
+      for (const { value: d } of old.deletions.getRange()) this.jobs.apply([{ put: newJob('delete', d.recordingId, '', { reason: d.reason, actor: d.actor, startedAt: d.startedAt }) }]);
+      for (const { key, value: c } of old.conversions.getRange()) this.jobs.apply([{ put: newJob('convert', c.recordingId, String(key).split(SEP)[0]!, { staged: c.staged }) }]);
+      for (const db of Object.values(old)) for (const { key } of db.getRange()) db.remove(key);
+      this.meta.put('schema', SCHEMA);
+    });
+  }
+}
+
+/**
+ * Whether the process behind a claim (`<host>:<pid>`) may still be working:
+ * one on this host that no longer exists, or is a zombie nobody reaped yet
+ * (a command killed mid-job), is not, so its claim need not run out first.
+ * Another host's is taken on trust.
+ */
+function ownerAlive(owner: string): boolean {
+  const at = owner.lastIndexOf(':');
+  const [host, pid] = [owner.slice(0, at), Number(owner.slice(at + 1))];
+  if (host !== os.hostname() || !Number.isInteger(pid) || pid <= 0) return true;
+  try {
+    // Field 3 of /proc/<pid>/stat, after the parenthesised command name: the process state.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    return true;
+  }
+}
+
+/** An entry in this version's shape (version 1's `state` read as its stage). */
+function current(e: StoredEntry): IndexEntry {
+  if (e.stage !== undefined) return e as IndexEntry;
+  const { state, stage: _, ...rest } = e as Omit<IndexEntry, 'stage'> & { state: LegacyState; stage?: undefined };
+  return { ...rest, stage: stageOfLegacy(state) };
+}
+
+function withoutStamp(e: IndexEntry): NewIndexEntry {
+  const { updatedAt: _, ...rest } = e;
+  return rest;
 }

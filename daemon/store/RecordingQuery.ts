@@ -1,7 +1,9 @@
 import { CallvaultError } from '../errors.js';
 import { isRecordingId } from '../record/recordingId.js';
 import { normalizeNumber } from './numbers.js';
-import { INDEX_STATES, type IndexEntry, type IndexState, type RecordingIndex } from './RecordingIndex.js';
+import { entryView, legacyState, type EntryView } from '../archive/lifecycle.js';
+import { LEGACY_STATES, type LegacyState } from '../archive/RecordingTypes.js';
+import type { RecordingIndex } from './RecordingIndex.js';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 10_000;
@@ -14,7 +16,7 @@ export interface RecordingQuery {
   readonly from?: Date | undefined;
   /** Start time, exclusive. */
   readonly to?: Date | undefined;
-  readonly state?: IndexState | undefined;
+  readonly state?: LegacyState | undefined;
   readonly profile?: string | undefined;
   readonly limit: number;
   /** From a previous page's `nextCursor`. */
@@ -22,7 +24,7 @@ export interface RecordingQuery {
 }
 
 export interface RecordingPage {
-  readonly recordings: IndexEntry[];
+  readonly recordings: EntryView[];
   /** Pass it back to get the next page; null on the last page. */
   readonly nextCursor: string | null;
 }
@@ -66,7 +68,7 @@ function parseLimit(v: string | undefined): number {
 /** Query fields as strings (URL parameters, CLI flags) → a checked query. */
 export function parseQuery(p: Readonly<Record<string, string | undefined>>): RecordingQuery {
   const limit = parseLimit(p.limit);
-  if (p.state !== undefined && !INDEX_STATES.includes(p.state as IndexState)) throw new QueryError('state', `state must be one of ${INDEX_STATES.join(', ')}`);
+  if (p.state !== undefined && !LEGACY_STATES.includes(p.state as LegacyState)) throw new QueryError('state', `state must be one of ${LEGACY_STATES.join(', ')}`);
   let cursor: string | undefined;
   if (p.cursor !== undefined) {
     cursor = Buffer.from(p.cursor, 'base64url').toString('latin1');
@@ -77,7 +79,7 @@ export function parseQuery(p: Readonly<Record<string, string | undefined>>): Rec
     callId: p.callId || undefined,
     from: p.from ? parseTime(p.from, 'from') : undefined,
     to: p.to ? parseTime(p.to, 'to') : undefined,
-    state: p.state as IndexState | undefined,
+    state: p.state as LegacyState | undefined,
     profile: p.profile || undefined,
     limit,
     cursor,
@@ -108,13 +110,13 @@ export function runQuery(index: RecordingIndex, q: RecordingQuery): RecordingPag
         ? index.idsWith('state', q.state, range)
         : undefined;
   const candidates = ids ? mapDefined(ids, (id) => index.get(id)) : index.entriesByTime(range);
-  const out: IndexEntry[] = [];
+  const out: EntryView[] = [];
   for (const e of candidates) {
-    if (q.state && e.state !== q.state) continue;
+    if (q.state && legacyState(e) !== q.state) continue;
     if (q.profile && e.profile !== q.profile) continue;
     if (q.callId && e.callId !== q.callId) continue;
     if (out.length === q.limit) return { recordings: out, nextCursor: Buffer.from(out[out.length - 1]!.recordingId, 'latin1').toString('base64url') };
-    out.push(e);
+    out.push(entryView(e));
   }
   return { recordings: out, nextCursor: null };
 }

@@ -4,15 +4,19 @@ import { isEnvelope, readMetadata } from '../record/metadata.js';
 import { readEnvelopeHeader } from '../seal/envelopeFile.js';
 import { activeMarker } from '../record/recovery.js';
 import { isRecordingId, recordingDir } from '../record/recordingId.js';
-import { readTombstone } from '../retention/RetentionSweeper.js';
+import { readTombstone } from '../retention/tombstone.js';
 import { signatureFileName, checksumFileName, parseChecksums, readChecksumFile } from '../seal/checksumFile.js';
 import type { StorageTarget } from '../upload/StorageTarget.js';
 import type { AuditLog } from './AuditLog.js';
-import { entryFromMetadata, RecordingIndex, type IndexState, type LegalHold, type NewIndexEntry, type UploadStatus } from './RecordingIndex.js';
+import { newJob } from '../archive/JobTypes.js';
+import type { JobChange } from '../archive/JobJournal.js';
+import { legacyState, replay, startedEntry, type LifecycleEvent } from '../archive/lifecycle.js';
+import type { LegacyState, LegalHold, NewIndexEntry } from '../archive/RecordingTypes.js';
+import { RecordingIndex } from './RecordingIndex.js';
 
 export interface RebuildResult {
   readonly recordings: number;
-  readonly byState: Partial<Record<IndexState, number>>;
+  readonly byState: Partial<Record<LegacyState, number>>;
   /** Directories that could not be indexed, with the reason. */
   readonly problems: string[];
   /** Where the previous index was moved, if there was one. */
@@ -51,37 +55,47 @@ async function* recordingIds(dataDir: string): AsyncGenerator<string> {
   yield* walk(path.join(dataDir, 'recordings'), 0);
 }
 
-/** The index entry the files of one recording imply. */
-async function entryFromDisk(dataDir: string, id: string, targets: ReadonlyMap<string, StorageTarget>, holds: Map<string, LegalHold>): Promise<NewIndexEntry> {
+/**
+ * The index entry the files of one recording imply — what happened to it,
+ * replayed through the lifecycle: closed (its metadata says so), sealed (the
+ * checksum file and signature, at the signature's time), a copy on each
+ * storage target that has one — and the jobs still owed: its seal, or the
+ * uploads missing.
+ */
+async function entryFromDisk(dataDir: string, id: string, targets: ReadonlyMap<string, StorageTarget>, holds: Map<string, LegalHold>): Promise<{ entry: NewIndexEntry; jobs: JobChange[] }> {
   const dir = recordingDir(dataDir, id);
   const tombstone = await readTombstone(dir, id);
-  if (tombstone) return tombstone;
+  if (tombstone) return { entry: tombstone, jobs: [] };
   const meta = await readMetadata(dir, id);
-  const hold = holds.get(id) ?? null;
+  const hold = holds.get(id);
+  const events: LifecycleEvent[] = hold ? [{ type: 'held', ...hold }] : [];
+  const started = startedEntry(meta, dataDir);
   if (meta.state !== 'closed') {
     const live = await mtime(activeMarker(dataDir, id));
-    return { ...entryFromMetadata(meta, dataDir, live ? 'recording' : 'failed'), hold, error: live ? null : `metadata state is ${meta.state} and no crash marker exists` };
+    if (!live) events.push({ type: 'failed', error: `metadata state is ${meta.state} and no crash marker exists` });
+    return { entry: replay(started, events), jobs: [] };
   }
+  events.push({ type: 'closed', endedAt: meta.endedAt, durationMs: meta.durationMs });
   const sealedAt = (await mtime(path.join(dir, checksumFileName(id)))) && (await mtime(path.join(dir, signatureFileName(id))));
-  if (!sealedAt) return { ...entryFromMetadata(meta, dataDir, 'finalizing'), hold };
+  if (!sealedAt) return { entry: replay(started, events), jobs: [{ put: newJob('seal', id, '', null) }] };
   // The checksum file says what is stored (plain or envelopes); the envelope header, under which KEK.
   const files = parseChecksums((await readChecksumFile(path.join(dir, checksumFileName(id)))).toString('utf8')).map((e) => e.name);
   const envelope = files.find(isEnvelope);
   const kekId = envelope ? readEnvelopeHeader(path.join(dir, envelope)).kekId : null;
-  const base = { ...entryFromMetadata(meta, dataDir, kekId ? 'encrypted' : 'sealed'), files, kekId };
-  const uploads: Record<string, UploadStatus> = {};
+  events.push({ type: 'sealed', files, kekId, sealedAt: sealedAt.toISOString(), targets: meta.profile.storage });
+  const jobs: JobChange[] = [];
   for (const name of meta.profile.storage) {
-    const at = await targets.get(name)?.find({ recordingId: id, dir, relDir: base.dir });
-    uploads[name] = at ? { state: 'done', doneAt: at.toISOString() } : { state: 'pending', attempts: 0, lastError: null };
+    const at = await targets.get(name)?.find({ recordingId: id, dir, relDir: started.dir });
+    if (at) events.push({ type: 'uploaded', target: name, at: at.toISOString() });
+    else jobs.push({ put: newJob('upload', id, name, null) });
   }
-  const all = Object.values(uploads).every((u) => u.state === 'done');
-  return { ...base, state: all && meta.profile.storage.length ? 'uploaded' : base.state, sealedAt: sealedAt.toISOString(), uploads, hold };
+  return { entry: replay(started, events), jobs };
 }
 
 /**
- * Rebuild the index from the recordings on disk: metadata, seal files and
- * their times, tombstones of deleted recordings, copies on storage targets,
- * and legal holds from the audit log. The old index directory, if any, is
+ * Rebuild the index and its job journal from the recordings on disk:
+ * metadata, seal files and their times, tombstones of deleted recordings,
+ * copies on storage targets, and legal holds from the audit log. The old index directory, if any, is
  * moved aside (never deleted). Stop the daemon first.
  */
 export async function rebuildIndex(dataDir: string, audit: AuditLog, targets: ReadonlyMap<string, StorageTarget>, onProgress?: (n: number) => void): Promise<RebuildResult> {
@@ -93,26 +107,29 @@ export async function rebuildIndex(dataDir: string, audit: AuditLog, targets: Re
   });
   const index = RecordingIndex.open(dataDir);
   const holds = holdsFromAudit(audit);
-  const byState: Partial<Record<IndexState, number>> = {};
+  const byState: Partial<Record<LegacyState, number>> = {};
   const problems: string[] = [];
   let batch: NewIndexEntry[] = [];
+  let jobs: JobChange[] = [];
   let n = 0;
   try {
     for await (const id of recordingIds(dataDir)) {
       try {
-        const e = await entryFromDisk(dataDir, id, targets, holds);
+        const { entry: e, jobs: owed } = await entryFromDisk(dataDir, id, targets, holds);
         batch.push(e);
-        byState[e.state] = (byState[e.state] ?? 0) + 1;
+        jobs.push(...owed);
+        byState[legacyState(e)] = (byState[legacyState(e)] ?? 0) + 1;
         onProgress?.(++n);
       } catch (err) {
         problems.push(`${recordingDir(dataDir, id)}: ${(err as Error).message}`);
       }
       if (batch.length === BATCH) {
-        await index.putMany(batch);
+        await index.putMany(batch, jobs);
         batch = [];
+        jobs = [];
       }
     }
-    await index.putMany(batch);
+    await index.putMany(batch, jobs);
   } finally {
     await index.close();
   }

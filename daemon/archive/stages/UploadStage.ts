@@ -1,0 +1,64 @@
+import path from 'node:path';
+import type { StorageTargetConfig } from '../../config/Config.js';
+import { StoreError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { transientCode } from '../../retry.js';
+import type { WorkerPool } from '../../seal/WorkerPool.js';
+import type { RecordingIndex } from '../../store/RecordingIndex.js';
+import { createTargets, type StorageTarget } from '../../upload/StorageTarget.js';
+import type { Job } from '../JobTypes.js';
+import type { Failure, StageHandler } from '../StageRunner.js';
+
+/** Copies at once per target: enough to hide latency, few enough not to flood a mount. */
+const PER_TARGET_CONCURRENCY = 2;
+
+/**
+ * The upload stage: one job per sealed recording and storage target of its
+ * profile (journaled with `sealed`), done when the target holds a verified
+ * copy (`uploaded`, and `archived` once every target has one). A failing
+ * target backs off as a whole (it is usually the mount, not the recording);
+ * a target removed from the config keeps its jobs, waiting, until it is back.
+ */
+export class UploadStage implements StageHandler<'upload'> {
+  readonly stage = 'upload';
+  readonly concurrency = PER_TARGET_CONCURRENCY;
+  readonly laneBackoff = true;
+  readonly messages = { retry: 'upload failed; will retry', failed: 'upload dropped' };
+  #targets = new Map<string, StorageTarget>();
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly index: RecordingIndex,
+    private readonly pool: WorkerPool,
+    private readonly log: Logger,
+  ) {}
+
+  /** Targets from the config (at start and on reload). */
+  configure(storage: Readonly<Record<string, StorageTargetConfig>>): void {
+    this.#targets = createTargets(storage, this.pool);
+  }
+
+  /** The configured targets, by name. */
+  get targets(): ReadonlyMap<string, StorageTarget> {
+    return this.#targets;
+  }
+
+  ready(lane: string): boolean {
+    return this.#targets.has(lane);
+  }
+
+  async run(job: Job<'upload'>): Promise<void> {
+    const entry = this.index.get(job.recordingId);
+    if (!entry) throw new StoreError('NO_SUCH_RECORDING', `upload job for recording ${job.recordingId}, which the index does not have`, { recordingId: job.recordingId });
+    const target = this.#targets.get(job.lane)!;
+    const t0 = performance.now();
+    const doneAt = await target.put({ recordingId: job.recordingId, dir: path.join(this.dataDir, entry.dir), relDir: entry.dir });
+    await this.index.commit(job.recordingId, { type: 'uploaded', target: job.lane, at: doneAt.toISOString() }, [{ remove: job }]);
+    this.log.info({ recordingId: job.recordingId, target: job.lane, ms: Math.round(performance.now() - t0) }, 'recording uploaded');
+  }
+
+  failed(job: Job<'upload'>, err: unknown): Failure {
+    if (err instanceof StoreError && err.code === 'NO_SUCH_RECORDING') return { action: 'drop', event: null, code: null };
+    return { action: 'retry', event: { type: 'upload-failed', target: job.lane, error: err instanceof Error ? err.message : String(err) }, code: transientCode(err) ?? null };
+  }
+}
