@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { parseListen, type Config } from './config/Config.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
-import { ConfigError } from './errors.js';
+import { planReload } from './config/reloadPlan.js';
 import { ControlServer } from './control/ControlServer.js';
 import { SipTransport } from './sip/SipTransport.js';
 import { SrsServer } from './sip/SrsServer.js';
@@ -13,7 +13,7 @@ import { PUBLISHED_PASSPHRASES, resolvePassphrase } from './keys/passphrase.js';
 import { SigningIdentity } from './keys/SigningIdentity.js';
 import { KekMonitor } from './keys/kek/KekMonitor.js';
 import { KekStore } from './keys/kek/KekStore.js';
-import { LkmClient } from './keys/kek/LkmClient.js';
+import { ensureEncryptionReady } from './keys/kek/encryptionPolicy.js';
 import type { Logger } from './log.js';
 import type { ConnectionLimits } from './net/httpLimits.js';
 import { Metrics } from './metrics/Metrics.js';
@@ -102,10 +102,11 @@ export class Daemon {
     await this.auditWatch.check();
     this.metrics.observeAudit(this.auditWatch);
     await this.audit.append(ACTOR, 'daemon.start', null, { version: VERSION, config: this.opts.configFile });
-    if (identity.created) await this.audit.append(ACTOR, 'key.created', identity.instanceId, { kind: 'signing', fingerprintSha256: identity.info.fingerprintSha256 });
+    if (identity.created)
+      await this.audit.append(ACTOR, 'key.created', identity.instanceId, { kind: 'signing', fingerprintSha256: identity.info.fingerprintSha256 });
     await this.checkpoint();
     await this.auditWatch.check();
-    this.pool = new WorkerPool(this.config.pool.threads);
+    this.pool = new WorkerPool(this.config.pool.threads, log);
     this.archive = new Archive({ dataDir, index: this.index, audit: this.audit, pool: this.pool, identity, keks: this.keks, log });
     const audit = this.audit;
     this.kekMonitor = new KekMonitor(this.keks, this.config.encryption, log);
@@ -119,7 +120,16 @@ export class Daemon {
     });
     this.metrics.observeKeks(this.kekMonitor, this.keks);
     const current = this.kekMonitor.check();
-    if (current) log.info({ kekId: current.kek.id, provider: current.kek.provider, fingerprintSha256: current.kek.fingerprintSha256, expiresAt: current.expiresAt.toISOString() }, 'key-encryption key');
+    if (current)
+      log.info(
+        {
+          kekId: current.kek.id,
+          provider: current.kek.provider,
+          fingerprintSha256: current.kek.fingerprintSha256,
+          expiresAt: current.expiresAt.toISOString(),
+        },
+        'key-encryption key',
+      );
     const archive = this.archive;
     archive.configure(this.config.storage);
     this.metrics.observePool(this.pool);
@@ -139,7 +149,12 @@ export class Daemon {
     this.recorder.on('closed', () => archive.runner.poke());
     await this.recorder.open();
     this.control = new ControlServer(
-      { listen: parseListen(this.config.control.listen), token, maxBodyBytes: this.config.control.maxBodyBytes, limits: connectionLimits(this.config.control) },
+      {
+        listen: parseListen(this.config.control.listen),
+        token,
+        maxBodyBytes: this.config.control.maxBodyBytes,
+        limits: connectionLimits(this.config.control),
+      },
       this.recorder,
       this.index,
       log,
@@ -157,8 +172,12 @@ export class Daemon {
     // A KEK planted (or forgotten unpinned) is reported within a minute.
     this.timers.push(setInterval(() => this.kekMonitor?.check(), KEK_WATCH_MS).unref());
     // Entries appended by CLI commands reach the log (and journald) within a minute; a cut chain is found as fast.
-    this.timers.push(setInterval(() => void this.auditWatch?.check().catch((err: unknown) => log.error({ err }, 'audit head check failed')), AUDIT_WATCH_MS).unref());
-    this.timers.push(setInterval(() => void this.checkpoint().catch((err: Error) => log.error({ err: err.message }, 'audit checkpoint failed')), DAY_MS).unref());
+    this.timers.push(
+      setInterval(() => void this.auditWatch?.check().catch((err: unknown) => log.error({ err }, 'audit head check failed')), AUDIT_WATCH_MS).unref(),
+    );
+    this.timers.push(
+      setInterval(() => void this.checkpoint().catch((err: unknown) => log.error({ err }, 'audit checkpoint failed')), DAY_MS).unref(),
+    );
   }
 
   /** The SIPREC recording server, when `sip.listen` is set. */
@@ -166,12 +185,30 @@ export class Daemon {
     if (!sip.listen) return;
     const listen = parseListen(sip.listen);
     const tls = sip.tls.listen ? { listen: parseListen(sip.tls.listen), ...(await readTlsIdentity(sip.tls.certFile!, sip.tls.keyFile!)) } : undefined;
-    this.sipTransport = await SipTransport.open({ listen, transports: sip.transports, tls, maxConnections: sip.maxConnections, idleTimeoutMs: sip.idleTimeoutSeconds * 1000 }, this.opts.log);
+    this.sipTransport = await SipTransport.open(
+      { listen, transports: sip.transports, tls, maxConnections: sip.maxConnections, idleTimeoutMs: sip.idleTimeoutSeconds * 1000 },
+      this.opts.log,
+    );
     const wildcard = listen.host === '0.0.0.0' || listen.host === '::';
-    this.srs = new SrsServer(this.sipTransport, this.recorder!, sip.allowedSources, this.opts.log, wildcard ? this.ingest!.announcedIp : listen.host, await DigestAuth.load(sip.digest));
+    this.srs = new SrsServer(
+      this.sipTransport,
+      this.recorder!,
+      sip.allowedSources,
+      this.opts.log,
+      wildcard ? this.ingest!.announcedIp : listen.host,
+      await DigestAuth.load(sip.digest),
+    );
     this.metrics?.observeSip(this.srs, this.sipTransport);
     const tlsPort = this.sipTransport.tlsPort;
-    this.opts.log.info({ sip: `${listen.host}:${this.sipTransport.port}`, transports: sip.transports, tls: tls && tlsPort !== null ? `${tls.listen.host}:${tlsPort}` : null, allowedSources: sip.allowedSources }, 'SIP listening');
+    this.opts.log.info(
+      {
+        sip: `${listen.host}:${this.sipTransport.port}`,
+        transports: sip.transports,
+        tls: tls && tlsPort !== null ? `${tls.listen.host}:${tlsPort}` : null,
+        allowedSources: sip.allowedSources,
+      },
+      'SIP listening',
+    );
   }
 
   /** A signed audit checkpoint: at start, daily, at stop. */
@@ -186,7 +223,8 @@ export class Daemon {
     this.sweeping = this.archive
       .sweep(new Date(), ACTOR)
       .then((r) => {
-        if (r.queued.length || r.unfinished.length) log.info({ queued: r.queued.length, unfinished: r.unfinished.length }, 'retention sweep: deletions journaled');
+        if (r.queued.length || r.unfinished.length)
+          log.info({ queued: r.queued.length, unfinished: r.unfinished.length }, 'retention sweep: deletions journaled');
       })
       .catch((err: unknown) => log.error({ err }, 'retention sweep failed'))
       .finally(() => (this.sweeping = undefined));
@@ -196,58 +234,50 @@ export class Daemon {
     return loadConfig(this.opts.configFile, this.opts.overrides);
   }
 
-  /**
-   * Fail closed: a profile that encrypts needs a KEK before a call is recorded
-   * under it, or its recordings would sit in the clear. With provider lkm the
-   * key manager's current KEK is fetched (public key only) and remembered, so
-   * a key manager that is down at start does not stop a known KEK being used.
-   */
-  private async checkEncryption(config: Config): Promise<void> {
-    const keks = this.keks!;
-    if (config.encryption.provider === 'lkm') {
-      try {
-        const lkm = await LkmClient.create(config.encryption.lkm);
-        const kek = await keks.importPublic(await lkm.currentKek());
-        keks.vouch(kek.fingerprintSha256);
-        this.opts.log.info({ kekId: kek.id, fingerprintSha256: kek.fingerprintSha256 }, 'key manager KEK');
-      } catch (err) {
-        if (!keks.current()) throw err;
-        this.opts.log.error({ err, kekId: keks.current()!.id }, 'key manager unreachable; encrypting under the newest KEK encryption.trustedKeks pins');
-      }
-    }
-    const encrypting = config.profiles.filter((p) => p.record && p.encryption);
-    if (encrypting.length && !keks.current()) {
-      const untrusted = keks.untrusted();
-      const why = untrusted.length
-        ? `no trusted key-encryption key: ${untrusted.map((k) => `${k.id} (SHA-256 ${k.fingerprintSha256})`).join(', ')} ${untrusted.length > 1 ? 'are' : 'is'} in ${keks.dir} but not in encryption.trustedKeks; check the fingerprint with both custodians, then add it`
-        : `there is no key-encryption key in ${keks.dir}: run \`callvault keys init\`${config.encryption.provider === 'lkm' ? ' on the key manager' : ''}, then pin its fingerprint in encryption.trustedKeks`;
-      throw new ConfigError(
-        this.opts.configFile,
-        encrypting.map((p) => ({ path: 'profiles', message: `profile ${p.name} sets encryption: true but ${why}` })),
-      );
-    }
+  private checkEncryption(config: Config): Promise<void> {
+    return ensureEncryptionReady(config, this.keks!, this.opts.configFile, this.opts.log);
   }
 
   private dailyKeyCheck(): void {
     const run = this.config.encryption.provider === 'lkm' ? this.checkEncryption(this.config) : Promise.resolve();
-    void run.catch((err: Error) => this.opts.log.error({ err: err.message }, 'KEK check failed')).finally(() => this.kekMonitor?.check());
+    void run.catch((err: unknown) => this.opts.log.error({ err }, 'KEK check failed')).finally(() => this.kekMonitor?.check());
   }
 
   private async openIdentity(): Promise<SigningIdentity> {
     const { log } = this.opts;
     const passphrase = await resolvePassphrase(this.config.signing, { dataDir: this.config.dataDir, generate: this.opts.generatePassphrase });
     if (PUBLISHED_PASSPHRASES.includes(passphrase.value)) {
-      log.warn({ passphraseSource: passphrase.origin }, 'the signing key passphrase is the placeholder an earlier example config shipped, known to anyone: set a secret one (README: Changing the signing passphrase)');
+      log.warn(
+        { passphraseSource: passphrase.origin },
+        'the signing key passphrase is the placeholder an earlier example config shipped, known to anyone: set a secret one (README: Changing the signing passphrase)',
+      );
     }
     if (passphrase.source === 'generated') {
-      log.warn({ passphraseFile: passphrase.origin }, 'the signing key passphrase was generated for a trial into the data dir, beside the key it protects: fine for a trial, not for production (use a systemd credential or signing.passphraseFile)');
+      log.warn(
+        { passphraseFile: passphrase.origin },
+        'the signing key passphrase was generated for a trial into the data dir, beside the key it protects: fine for a trial, not for production (use a systemd credential or signing.passphraseFile)',
+      );
     }
-    const identity = await SigningIdentity.loadOrCreate({ dataDir: this.config.dataDir, keyBits: this.config.signing.keyBits, passphrase: passphrase.value, pinned: this.config.signing.fingerprint });
+    const identity = await SigningIdentity.loadOrCreate({
+      dataDir: this.config.dataDir,
+      keyBits: this.config.signing.keyBits,
+      passphrase: passphrase.value,
+      pinned: this.config.signing.fingerprint,
+    });
     if (!this.config.signing.fingerprint) {
-      log.warn({ fingerprintSha256: identity.info.fingerprintSha256 }, `the signing certificate is not pinned: set signing.fingerprint: "${identity.info.fingerprintSha256}" in the config, so a certificate replaced in the data dir stops the daemon instead of signing`);
+      log.warn(
+        { fingerprintSha256: identity.info.fingerprintSha256 },
+        `the signing certificate is not pinned: set signing.fingerprint: "${identity.info.fingerprintSha256}" in the config, so a certificate replaced in the data dir stops the daemon instead of signing`,
+      );
     }
     log.info(
-      { instanceId: identity.instanceId, created: identity.created, passphraseSource: passphrase.source, ...identity.info, certificate: identity.certificatePem },
+      {
+        instanceId: identity.instanceId,
+        created: identity.created,
+        passphraseSource: passphrase.source,
+        ...identity.info,
+        certificate: identity.certificatePem,
+      },
       'signing certificate',
     );
     return identity;
@@ -277,24 +307,13 @@ export class Daemon {
     } catch (err) {
       this.keks?.setPinned(this.config.encryption.trustedKeks);
       this.metrics?.configLoaded(false);
-      log.error({ err: (err as Error).message, signals }, 'config reload failed; keeping the running config');
+      log.error({ err, signals }, 'config reload failed; keeping the running config');
       void this.audit?.append(ACTOR, 'config.reload', null, { ok: false, error: (err as Error).message }).catch(() => undefined);
       return;
     }
-    const needRestart: string[] = [];
-    if (next.dataDir !== this.config.dataDir) needRestart.push('dataDir');
-    for (const key of ['control', 'metrics', 'media', 'signing', 'pool'] as const) {
-      if (JSON.stringify(next[key]) !== JSON.stringify(this.config[key])) needRestart.push(key);
-    }
-    // The SRC allow-list applies at once; where SIP listens waits for a restart.
-    const sipListener = ({ allowedSources: _live, ...fixed }: Config['sip']) => JSON.stringify(fixed);
-    if (sipListener(next.sip) !== sipListener(this.config.sip)) needRestart.push('sip (listener)');
-    const sip = { ...this.config.sip, allowedSources: next.sip.allowedSources };
-    const { provider, lkm } = this.config.encryption;
-    if (next.encryption.provider !== provider || JSON.stringify(next.encryption.lkm) !== JSON.stringify(lkm)) needRestart.push('encryption.provider/lkm');
-    const { dataDir, control, metrics, media, signing, pool } = this.config;
-    this.config = { ...next, dataDir, control, metrics, media, signing, pool, sip, encryption: { ...next.encryption, provider, lkm } };
-    this.srs?.setAllowedSources(sip.allowedSources);
+    const { config, needRestart } = planReload(this.config, next);
+    this.config = config;
+    this.srs?.setAllowedSources(config.sip.allowedSources);
     this.kekMonitor?.configure(this.config.encryption);
     this.kekMonitor?.check();
     log.level = this.config.logging.level;

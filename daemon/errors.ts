@@ -20,7 +20,7 @@ export class ConfigError extends CallvaultError {
     readonly file: string,
     readonly problems: readonly ConfigProblem[],
   ) {
-    super('CONFIG_INVALID', `${file}: ${problems.length} problem(s):\n` + problems.map(formatProblem).join('\n'), {
+    super('CONFIG_INVALID', `${file}: ${problems.length} problem(s):\n${problems.map(formatProblem).join('\n')}`, {
       file,
     });
   }
@@ -62,6 +62,34 @@ export class KeyError extends CallvaultError {}
 
 /** A recording that could not be sealed (hashed and signed). */
 export class SealError extends CallvaultError {}
+
+/** An envelope (`.enc`) that cannot be read or opened: malformed, tampered, truncated, or not under the key tried. */
+export class EnvelopeError extends CallvaultError {
+  constructor(
+    message: string,
+    /** The chunk that failed, when one did. */
+    readonly chunk?: number,
+  ) {
+    super('ENVELOPE_INVALID', message, chunk === undefined ? {} : { chunk });
+  }
+}
+
+/** A checksum file (`<id>.sha256`) that is not in the shasum format callvault writes. */
+export class ChecksumFormatError extends CallvaultError {
+  constructor(message: string, context: Record<string, unknown> = {}) {
+    super('CHECKSUM_FORMAT', message, context);
+  }
+}
+
+/** A recording query field that cannot be understood; `field` names it. */
+export class QueryError extends CallvaultError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super('BAD_QUERY', message, { field });
+  }
+}
 
 /** An event a recording's stage cannot take (lifecycle.apply): nothing changed. */
 export class LifecycleError extends CallvaultError {}

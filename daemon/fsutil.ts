@@ -48,7 +48,7 @@ export async function syncDir(dir: string): Promise<void> {
 /** Fill `buf` from `fd` (at `position`, else the current offset) unless the file ends first; returns the bytes read. */
 export function readFull(fd: number, buf: Buffer, position: number | null = null): number {
   let got = 0;
-  for (let n; got < buf.length && (n = readSync(fd, buf, got, buf.length - got, position === null ? null : position + got)) > 0; ) got += n;
+  for (let n: number; got < buf.length && (n = readSync(fd, buf, got, buf.length - got, position === null ? null : position + got)) > 0; ) got += n;
   return got;
 }
 

@@ -13,7 +13,9 @@ const BENCHES = ['ingest-paths', 'mixer', 'seal', 'encryption', 'index', 'load']
 const failed: string[] = [];
 for (const name of BENCHES) {
   process.stdout.write(`\n## ${name}\n`);
-  const r = spawnSync(process.execPath, [fileURLToPath(new URL(`./${name}.js`, import.meta.url)), ...(check ? ['--check'] : [])], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL(`./${name}.js`, import.meta.url)), ...(check ? ['--check'] : [])], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) failed.push(`${name} (exit ${r.status ?? r.signal})`);
 }
 process.stdout.write(failed.length ? `\nbenches with missed targets or errors: ${failed.join(', ')}\n` : '\nevery bench ran; every target met\n');

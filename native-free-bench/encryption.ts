@@ -89,7 +89,9 @@ function rawGcm(): Record<RawSlice, Measure> {
 }
 
 function opensslGcmMBps(): number {
-  const out = execFileSync('openssl', ['speed', '-seconds', '2', '-bytes', '16384', '-evp', 'aes-256-gcm'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  const out = execFileSync('openssl', ['speed', '-seconds', '2', '-bytes', '16384', '-evp', 'aes-256-gcm'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).toString();
   const m = /aes-256-gcm\s+([\d.]+)k/i.exec(out);
   if (!m) throw new Error(`cannot parse openssl speed output:\n${out}`);
   return (Number(m[1]) * 1000) / 1e6;
@@ -101,7 +103,7 @@ function copyFile(src: string, dest: string): void {
   const d = openSync(dest, 'w', 0o640);
   try {
     const piece = Buffer.allocUnsafe(PIECE_BYTES);
-    for (let pos = 0, n; (n = readFull(s, piece, pos)) > 0; pos += n) writeAll(d, [piece.subarray(0, n)]);
+    for (let pos = 0, n: number; (n = readFull(s, piece, pos)) > 0; pos += n) writeAll(d, [piece.subarray(0, n)]);
     fsyncSync(d);
   } finally {
     closeSync(s);
@@ -150,7 +152,12 @@ async function main(): Promise<void> {
     const openssl = opensslGcmMBps();
     const m = await medianOfRounds({
       ...rawGcm(),
-      io: [totalMB, () => srcs.forEach((src) => copyFile(src, `${src}.copy`))],
+      io: [
+        totalMB,
+        () => {
+          for (const src of srcs) copyFile(src, `${src}.copy`);
+        },
+      ],
       direct: [
         totalMB,
         () =>
@@ -178,25 +185,89 @@ async function main(): Promise<void> {
     const BATCH = 100;
     const batches: Promise<void>[] = [];
     for (let i = 0; i < deks; i += BATCH) {
-      batches.push(pool.unwrapDeks({ key: kek.privateKey, kekId: kek.id, wrapped: wrapped.slice(i, i + BATCH) }).then((plain) => void plain.forEach((d) => wrapDek(next, d))));
+      batches.push(
+        pool.unwrapDeks({ key: kek.privateKey, kekId: kek.id, wrapped: wrapped.slice(i, i + BATCH) }).then((plain) => {
+          for (const d of plain) wrapDek(next, d);
+        }),
+      );
     }
     await Promise.all(batches);
     const rewrapS = (performance.now() - t1) / 1000;
 
-    const rawText = Object.entries(raw.slices).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
-    report('encryption', `callvault encryption — ${files} × ${mb} MiB files in ${tmpdir()}, median of ${runs} interleaved rounds`, [
-      { measure: `envelope encryption in the pool, ${pool.threads} threads`, figure: mbps(ours), baseline: `${pct(encRatio)} of node:crypto raw ${mbps(raw.best)} × ${lanes} (target ≥ 80 %)`, met: encRatio >= 0.8 },
-      { measure: `  the same cipher in the pool over buffers in memory, no file I/O`, figure: mbps(inMemory), baseline: `${pct(inMemory / (raw.best * lanes))} of raw × ${lanes}; ${pct(inMemory / rawParallel)} of raw measured on ${lanes} pool threads at once` },
-      { measure: `  node:crypto raw on ${lanes} pool threads at once, in memory`, figure: mbps(rawParallel), baseline: `${(rawParallel / raw.best).toFixed(2)}× raw on one thread: ${lanes} threads do not make ${lanes}× here` },
-      { measure: '  read + write + fsync of the same files with no cipher', figure: mbps(io), baseline: `1 thread; even × ${lanes} (${mbps(io * lanes)}) it is ${io * lanes < target ? 'below' : 'above'} the target ${mbps(target)}${io * lanes < target ? ': no file-to-file encryption can meet it here' : ''}` },
-      { measure: '  the same, 1 pool thread', figure: mbps(ours1), baseline: `${pct(ours1 / raw.best)} of raw; ${pool.threads} threads scale ${(ours / ours1).toFixed(2)}×` },
-      { measure: '  the same task on one thread, no pool', figure: mbps(direct), baseline: `the pool with ${lanes} threads: ${pct(ours / (direct * lanes))} of this × ${lanes}` },
-      { measure: '  ceiling of file encryption here: 1/(1/raw + 1/io)', figure: mbps(ceiling), baseline: `per thread, ${pct(ceiling / raw.best)} of raw — the pool reaches ${pct(ours / (ceiling * lanes))} of it × ${lanes}` },
-      { measure: '  node:crypto raw, one 64 MiB buffer, by update size', figure: mbps(raw.best), baseline: rawText },
-      { measure: '  vs openssl speed -evp aes-256-gcm', figure: mbps(ours), baseline: `${pct(ours / (openssl * lanes))} of ${mbps(openssl)} × ${lanes}` },
-      { measure: "sealing's encryption step (encrypt, read back, hash, decrypt, compare)", figure: mbps(sealStep), baseline: `${pool.threads} threads` },
-      { measure: `re-wrap ${deks} data keys (RSA-3072 OAEP)`, figure: `${rewrapS.toFixed(1)} s`, baseline: 'target < 60 s', met: rewrapS < 60 },
-    ], { threads: pool.threads, lanes, oursMBps: ours, inMemoryMBps: inMemory, rawParallelMBps: rawParallel, targetMBps: target, ours1MBps: ours1, directMBps: direct, rawMBps: raw.slices, ioMBps: io, ceilingMBps: ceiling, opensslMBps: openssl, sealStepMBps: sealStep, encRatio, rewrapS });
+    const rawText = Object.entries(raw.slices)
+      .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+      .join(', ');
+    report(
+      'encryption',
+      `callvault encryption — ${files} × ${mb} MiB files in ${tmpdir()}, median of ${runs} interleaved rounds`,
+      [
+        {
+          measure: `envelope encryption in the pool, ${pool.threads} threads`,
+          figure: mbps(ours),
+          baseline: `${pct(encRatio)} of node:crypto raw ${mbps(raw.best)} × ${lanes} (target ≥ 80 %)`,
+          met: encRatio >= 0.8,
+        },
+        {
+          measure: `  the same cipher in the pool over buffers in memory, no file I/O`,
+          figure: mbps(inMemory),
+          baseline: `${pct(inMemory / (raw.best * lanes))} of raw × ${lanes}; ${pct(inMemory / rawParallel)} of raw measured on ${lanes} pool threads at once`,
+        },
+        {
+          measure: `  node:crypto raw on ${lanes} pool threads at once, in memory`,
+          figure: mbps(rawParallel),
+          baseline: `${(rawParallel / raw.best).toFixed(2)}× raw on one thread: ${lanes} threads do not make ${lanes}× here`,
+        },
+        {
+          measure: '  read + write + fsync of the same files with no cipher',
+          figure: mbps(io),
+          baseline: `1 thread; even × ${lanes} (${mbps(io * lanes)}) it is ${io * lanes < target ? 'below' : 'above'} the target ${mbps(target)}${io * lanes < target ? ': no file-to-file encryption can meet it here' : ''}`,
+        },
+        {
+          measure: '  the same, 1 pool thread',
+          figure: mbps(ours1),
+          baseline: `${pct(ours1 / raw.best)} of raw; ${pool.threads} threads scale ${(ours / ours1).toFixed(2)}×`,
+        },
+        {
+          measure: '  the same task on one thread, no pool',
+          figure: mbps(direct),
+          baseline: `the pool with ${lanes} threads: ${pct(ours / (direct * lanes))} of this × ${lanes}`,
+        },
+        {
+          measure: '  ceiling of file encryption here: 1/(1/raw + 1/io)',
+          figure: mbps(ceiling),
+          baseline: `per thread, ${pct(ceiling / raw.best)} of raw — the pool reaches ${pct(ours / (ceiling * lanes))} of it × ${lanes}`,
+        },
+        { measure: '  node:crypto raw, one 64 MiB buffer, by update size', figure: mbps(raw.best), baseline: rawText },
+        {
+          measure: '  vs openssl speed -evp aes-256-gcm',
+          figure: mbps(ours),
+          baseline: `${pct(ours / (openssl * lanes))} of ${mbps(openssl)} × ${lanes}`,
+        },
+        {
+          measure: "sealing's encryption step (encrypt, read back, hash, decrypt, compare)",
+          figure: mbps(sealStep),
+          baseline: `${pool.threads} threads`,
+        },
+        { measure: `re-wrap ${deks} data keys (RSA-3072 OAEP)`, figure: `${rewrapS.toFixed(1)} s`, baseline: 'target < 60 s', met: rewrapS < 60 },
+      ],
+      {
+        threads: pool.threads,
+        lanes,
+        oursMBps: ours,
+        inMemoryMBps: inMemory,
+        rawParallelMBps: rawParallel,
+        targetMBps: target,
+        ours1MBps: ours1,
+        directMBps: direct,
+        rawMBps: raw.slices,
+        ioMBps: io,
+        ceilingMBps: ceiling,
+        opensslMBps: openssl,
+        sealStepMBps: sealStep,
+        encRatio,
+        rewrapS,
+      },
+    );
   } finally {
     await Promise.all([pool.close(), pool1.close(), memPool.close()]);
     await rm(dir, { recursive: true, force: true });

@@ -51,7 +51,10 @@ async function sender(ports: number[], rate: number, seconds: number): Promise<n
   return sent;
 }
 
-async function measure(path: 'direct' | 'socket', a: Args): Promise<{ path: string; offered: number; delivered: number; lossPct: number; nodeCpuUsPerPacket: number }> {
+async function measure(
+  path: 'direct' | 'socket',
+  a: Args,
+): Promise<{ path: string; offered: number; delivered: number; lossPct: number; nodeCpuUsPerPacket: number }> {
   const worker = await mediasoup.createWorker();
   const router = await worker.createRouter({ mediaCodecs: [{ kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000, preferredPayloadType: 0 }] });
   const direct = await router.createDirectTransport();
@@ -64,8 +67,15 @@ async function measure(path: 'direct' | 'socket', a: Args): Promise<{ path: stri
   });
   const ports: number[] = [];
   for (let i = 0; i < a.legs; i++) {
-    const t = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1', recvBufferSize: 4 << 20 }, rtcpMux: true, comedia: true });
-    const producer = await t.produce({ kind: 'audio', rtpParameters: { codecs: [{ mimeType: 'audio/PCMU', payloadType: 0, clockRate: 8000 }], encodings: [{ ssrc: 1000 + i }] } });
+    const t = await router.createPlainTransport({
+      listenInfo: { protocol: 'udp', ip: '127.0.0.1', recvBufferSize: 4 << 20 },
+      rtcpMux: true,
+      comedia: true,
+    });
+    const producer = await t.produce({
+      kind: 'audio',
+      rtpParameters: { codecs: [{ mimeType: 'audio/PCMU', payloadType: 0, clockRate: 8000 }], encodings: [{ ssrc: 1000 + i }] },
+    });
     let consumer: ms.Consumer;
     if (path === 'direct') {
       consumer = await direct.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities });
@@ -105,7 +115,11 @@ if (process.argv[2] === 'send') {
   report(
     'ingest-paths',
     `RTP into Node: ${a.legs} legs, ${a.rate} pkt/s for ${a.seconds} s (sender in another process), each path twice`,
-    rows.map((r) => ({ measure: r.path === 'direct' ? 'DirectTransport consumer events (used)' : 'second PlainTransport → Node UDP socket', figure: `${r.nodeCpuUsPerPacket} µs Node CPU a packet`, baseline: `${r.delivered.toLocaleString('en')} of ${r.offered.toLocaleString('en')} delivered (${r.lossPct} % lost)` })),
+    rows.map((r) => ({
+      measure: r.path === 'direct' ? 'DirectTransport consumer events (used)' : 'second PlainTransport → Node UDP socket',
+      figure: `${r.nodeCpuUsPerPacket} µs Node CPU a packet`,
+      baseline: `${r.delivered.toLocaleString('en')} of ${r.offered.toLocaleString('en')} delivered (${r.lossPct} % lost)`,
+    })),
     { ...a, rows },
   );
 }

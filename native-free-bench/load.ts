@@ -59,9 +59,11 @@ const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math
 async function pooled<T, R>(items: readonly T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    for (let i; (i = next++) < items.length; ) out[i] = await fn(items[i] as T);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      for (let i: number; (i = next++) < items.length; ) out[i] = await fn(items[i] as T);
+    }),
+  );
   return out;
 }
 
@@ -71,20 +73,30 @@ class Daemon {
   control = '';
   metrics = '';
   sip = '';
-  private constructor(readonly child: ChildProcess, readonly dataDir: string, readonly configFile: string) {}
+  private constructor(
+    readonly child: ChildProcess,
+    readonly dataDir: string,
+    readonly configFile: string,
+  ) {}
 
   static async start(dir: string, calls: number, mode: Mode): Promise<Daemon> {
     const dataDir = path.join(dir, 'data');
     const configFile = path.join(dir, 'callvault.yaml');
-    await writeFile(configFile, [
-      'control:\n  listen: 127.0.0.1:0\n  maxBodyBytes: 65536',
-      'metrics:\n  listen: 127.0.0.1:0',
-      `media:\n  portMin: 20000\n  portMax: ${20000 + 2 * calls + 200}`,
-      `calls:\n  maxConcurrent: ${calls + 10}\n  minFreeDiskMB: 1`,
-      'logging:\n  level: info',
-      ...(mode === 'siprec' ? ['sip:\n  listen: 127.0.0.1:0\n  transports: [udp]\n  allowedSources: [127.0.0.1]'] : []),
-    ].join('\n') + '\n');
-    const child = spawn(process.execPath, [MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], { env: ENV, stdio: ['ignore', 'pipe', 'inherit'] });
+    await writeFile(
+      configFile,
+      `${[
+        'control:\n  listen: 127.0.0.1:0\n  maxBodyBytes: 65536',
+        'metrics:\n  listen: 127.0.0.1:0',
+        `media:\n  portMin: 20000\n  portMax: ${20000 + 2 * calls + 200}`,
+        `calls:\n  maxConcurrent: ${calls + 10}\n  minFreeDiskMB: 1`,
+        'logging:\n  level: info',
+        ...(mode === 'siprec' ? ['sip:\n  listen: 127.0.0.1:0\n  transports: [udp]\n  allowedSources: [127.0.0.1]'] : []),
+      ].join('\n')}\n`,
+    );
+    const child = spawn(process.execPath, [MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], {
+      env: ENV,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const d = new Daemon(child, dataDir, configFile);
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('the daemon did not start in 30 s')), 30_000);
@@ -100,14 +112,21 @@ class Daemon {
         if (line.control) d.control = `http://${line.control}`;
         if (line.sip) d.sip = line.sip;
         if (line.level === 'error' || line.level === 'fatal') process.stderr.write(`daemon: ${text}\n`);
-        if (d.control && d.metrics && (mode === 'http' || d.sip)) (clearTimeout(t), resolve());
+        if (d.control && d.metrics && (mode === 'http' || d.sip)) {
+          clearTimeout(t);
+          resolve();
+        }
       });
     });
     return d;
   }
 
   async api(method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const res = await fetch(this.control + route, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(this.control + route, {
+      method,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   }
@@ -115,7 +134,10 @@ class Daemon {
   /** Sum of every sample of a counter or gauge. */
   async metric(name: string): Promise<number> {
     const text = await (await fetch(`${this.metrics}/metrics`)).text();
-    return text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `)).reduce((s, l) => s + Number(l.split(' ').at(-1)), 0);
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+      .reduce((s, l) => s + Number(l.split(' ').at(-1)), 0);
   }
 
   async stop(): Promise<void> {
@@ -191,15 +213,17 @@ interface StartedCall {
 /** SIPREC sessions from our SRC, one INVITE every 1/cps s; the recording id comes from the index by the session's Call-ID. */
 async function startSiprec(d: Daemon, client: SipClient, calls: number): Promise<StartedCall[]> {
   const t0 = performance.now();
-  return Promise.all(Array.from({ length: calls }, async (_, i) => {
-    await sleep(Math.max(0, t0 + (i * 1000) / cps - performance.now()));
-    const ssrc = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
-    const sip = await client.invite(i, ssrc);
-    const found = await d.api('GET', `/v1/recordings?callId=${encodeURIComponent(sip.callId)}`);
-    const recordingId = found.body?.recordings?.[0]?.recordingId as string | undefined;
-    if (!recordingId) throw new Error(`SIPREC call ${i}: no recording for ${sip.callId}`);
-    return { callId: sip.callId, recordingId, ports: sip.ports, ssrc, sip };
-  }));
+  return Promise.all(
+    Array.from({ length: calls }, async (_, i) => {
+      await sleep(Math.max(0, t0 + (i * 1000) / cps - performance.now()));
+      const ssrc = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
+      const sip = await client.invite(i, ssrc);
+      const found = await d.api('GET', `/v1/recordings?callId=${encodeURIComponent(sip.callId)}`);
+      const recordingId = found.body?.recordings?.[0]?.recordingId as string | undefined;
+      if (!recordingId) throw new Error(`SIPREC call ${i}: no recording for ${sip.callId}`);
+      return { callId: sip.callId, recordingId, ports: sip.ports, ssrc, sip };
+    }),
+  );
 }
 
 async function step(calls: number, mode: Mode): Promise<StepResult> {
@@ -210,14 +234,31 @@ async function step(calls: number, mode: Mode): Promise<StepResult> {
     const pid = d.child.pid as number;
     await sleep(2000);
     const idle = sample(pid);
-    const started: StartedCall[] = client ? await startSiprec(d, client, calls) : await pooled(Array.from({ length: calls }, (_, i) => i), 16, async (i) => {
-      const ssrc = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
-      // SSRCs as an SBC knows them from SDP (a=ssrc); --discover leaves callvault to find them, which costs the first packets.
-      const announce = (role: 'caller' | 'callee') => (discover ? {} : { ssrc: ssrc[role] });
-      const r = await d.api('POST', '/v1/calls', { callId: `load-${i}`, direction: 'inbound', caller: { number: `+4930${100000 + i}`, ...announce('caller') }, callee: { number: '+4989654321', ...announce('callee') }, codec: law });
-      if (r.status !== 201) throw new Error(`start call ${i}: ${r.status} ${JSON.stringify(r.body)}`);
-      return { callId: `load-${i}`, recordingId: r.body.recordingId as string, ports: { caller: r.body.legs.caller.port as number, callee: r.body.legs.callee.port as number }, ssrc };
-    });
+    const started: StartedCall[] = client
+      ? await startSiprec(d, client, calls)
+      : await pooled(
+          Array.from({ length: calls }, (_, i) => i),
+          16,
+          async (i) => {
+            const ssrc = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
+            // SSRCs as an SBC knows them from SDP (a=ssrc); --discover leaves callvault to find them, which costs the first packets.
+            const announce = (role: 'caller' | 'callee') => (discover ? {} : { ssrc: ssrc[role] });
+            const r = await d.api('POST', '/v1/calls', {
+              callId: `load-${i}`,
+              direction: 'inbound',
+              caller: { number: `+4930${100000 + i}`, ...announce('caller') },
+              callee: { number: '+4989654321', ...announce('callee') },
+              codec: law,
+            });
+            if (r.status !== 201) throw new Error(`start call ${i}: ${r.status} ${JSON.stringify(r.body)}`);
+            return {
+              callId: `load-${i}`,
+              recordingId: r.body.recordingId as string,
+              ports: { caller: r.body.legs.caller.port as number, callee: r.body.legs.callee.port as number },
+              ssrc,
+            };
+          },
+        );
     const setups = started.flatMap((c) => (c.sip ? [c.sip.setupMs] : []));
     await sleep(2000);
     const setUp = sample(pid);
@@ -262,12 +303,21 @@ async function step(calls: number, mode: Mode): Promise<StepResult> {
     // One stereo file as long as the call (announce to hang-up, which includes the RTP's --seconds).
     const badShape = sealedList.filter((s) => {
       const f = s.metadata.files[0];
-      return s.metadata.files.length !== 1 || f.channels !== 2 || f.durationMs < seconds * 1000 - 100 || Math.abs(f.durationMs - s.metadata.durationMs) > 100;
+      return (
+        s.metadata.files.length !== 1 ||
+        f.channels !== 2 ||
+        f.durationMs < seconds * 1000 - 100 ||
+        Math.abs(f.durationMs - s.metadata.durationMs) > 100
+      );
     }).length;
     const [received, late] = [await d.metric('callvault_rtp_packets_received_total'), await d.metric('callvault_rtp_packets_late_total')];
     const written = received - late;
     // Exit status 1 when any recording fails; the JSON says which.
-    const verify = spawnSync(process.execPath, [MAIN, 'verify', d.dataDir, '--all', '--json', '--config', d.configFile, '--data-dir', d.dataDir], { env: ENV, maxBuffer: 256 << 20, encoding: 'utf8' });
+    const verify = spawnSync(process.execPath, [MAIN, 'verify', d.dataDir, '--all', '--json', '--config', d.configFile, '--data-dir', d.dataDir], {
+      env: ENV,
+      maxBuffer: 256 << 20,
+      encoding: 'utf8',
+    });
     const verifications = (JSON.parse(verify.stdout || '{"results":[]}') as { results: { ok: boolean }[] }).results;
     const lossInside = sent.sent ? Math.max(0, sent.sent - written) / sent.sent : 1;
     const mb = (b: number) => b / 2 ** 20;
@@ -290,7 +340,8 @@ async function step(calls: number, mode: Mode): Promise<StepResult> {
       perCallNodeKB: (end.s.mainRssBytes - idle.mainRssBytes) / 1024 / calls,
       perCallSetUpKB: (setUp.rssBytes - idle.rssBytes) / 1024 / calls,
       growthPerCallKB: (end.s.rssBytes - early.s.rssBytes) / 1024 / calls,
-      slopePerCallKBPerHour: seconds >= 300 ? (slope(samples.filter((x) => x.atS >= 60).map((x) => [x.atS, x.s.rssBytes])) * 3600) / 1024 / calls : null,
+      slopePerCallKBPerHour:
+        seconds >= 300 ? (slope(samples.filter((x) => x.atS >= 60).map((x) => [x.atS, x.s.rssBytes])) * 3600) / 1024 / calls : null,
       rssSeriesMB: samples.filter((_, i) => i % 10 === 9).map((x) => [Math.round(x.atS), Math.round(mb(x.s.rssBytes) * 10) / 10] as const),
       sealed: sealedList.length,
       verified: verifications.filter((v) => v.ok).length,
@@ -299,7 +350,10 @@ async function step(calls: number, mode: Mode): Promise<StepResult> {
       sealP99Ms: quantile(latencies, 0.99),
       ok: false,
     };
-    return { ...result, ok: lossInside <= MAX_LOSS && result.sealed === calls && result.verified === calls && badShape === 0 && sent.sendErrors === 0 };
+    return {
+      ...result,
+      ok: lossInside <= MAX_LOSS && result.sealed === calls && result.verified === calls && badShape === 0 && sent.sendErrors === 0,
+    };
   } finally {
     client?.close();
     await d.stop();
@@ -316,26 +370,68 @@ async function main(): Promise<void> {
     }
   }
   const rows: Row[] = results.flatMap((r) => [
-    { measure: `**${r.calls} calls** × ${seconds} s${r.mode === 'siprec' ? ' as SIPREC sessions' : ''}, ${law}, ${(r.calls * 100).toLocaleString('en')} packets/s in`, figure: `${(r.lossInside * 100).toFixed(4)} % lost inside callvault`, baseline: `${r.sender.sent.toLocaleString('en')} sent, ${r.written.toLocaleString('en')} written (${r.late} late); target ≤ 0.01 %`, met: r.lossInside <= MAX_LOSS },
-    { measure: '  recordings sealed / verified / right shape', figure: `${r.sealed} / ${r.verified} / ${r.sealed - r.badShape}`, baseline: `of ${r.calls} (checksums + signature; one stereo WAV ≥ ${seconds} s, as long as the call)`, met: r.sealed === r.calls && r.verified === r.calls && r.badShape === 0 },
-    { measure: '  seal latency after hang-up, p50 / p99', figure: `${r.sealP50Ms.toFixed(0)} / ${r.sealP99Ms.toFixed(0)} ms`, baseline: `${r.calls} hang-ups at once` },
-    { measure: '  daemon CPU (main + pool + mediasoup workers)', figure: `${r.cpuPct.toFixed(0)} % of one core`, baseline: `${(r.cpuPct / 100 / (r.calls * 100) * 1e6).toFixed(1)} µs per packet; generator worst lag ${r.sender.maxLagMs} ms, send errors ${r.sender.sendErrors}` },
-    { measure: '  memory per active call', figure: `${r.perCallKB.toFixed(0)} KB`, baseline: `RSS ${r.rssIdleMB.toFixed(0)} MB idle → ${r.rssEndMB.toFixed(0)} MB (Node ${r.perCallNodeKB.toFixed(0)} KB a call, mediasoup workers ${(r.perCallKB - r.perCallNodeKB).toFixed(0)} KB; ${r.perCallSetUpKB.toFixed(0)} KB a call set up, before media); target ≤ 150 KB`, met: r.perCallKB <= 150 },
-    { measure: '  memory growth per call while the calls run', figure: `${r.growthPerCallKB.toFixed(1)} KB`, baseline: `RSS ${r.rssEarlyMB.toFixed(0)} MB at ${r.rssEarlyAtS.toFixed(0)} s → ${r.rssEndMB.toFixed(0)} MB at ${seconds} s${r.slopePerCallKBPerHour === null ? '' : `; trend from 60 s on ${r.slopePerCallKBPerHour.toFixed(1)} KB a call per hour`}; target: independent of call length (≤ ${MAX_GROWTH_KB} KB)`, met: r.growthPerCallKB <= MAX_GROWTH_KB },
+    {
+      measure: `**${r.calls} calls** × ${seconds} s${r.mode === 'siprec' ? ' as SIPREC sessions' : ''}, ${law}, ${(r.calls * 100).toLocaleString('en')} packets/s in`,
+      figure: `${(r.lossInside * 100).toFixed(4)} % lost inside callvault`,
+      baseline: `${r.sender.sent.toLocaleString('en')} sent, ${r.written.toLocaleString('en')} written (${r.late} late); target ≤ 0.01 %`,
+      met: r.lossInside <= MAX_LOSS,
+    },
+    {
+      measure: '  recordings sealed / verified / right shape',
+      figure: `${r.sealed} / ${r.verified} / ${r.sealed - r.badShape}`,
+      baseline: `of ${r.calls} (checksums + signature; one stereo WAV ≥ ${seconds} s, as long as the call)`,
+      met: r.sealed === r.calls && r.verified === r.calls && r.badShape === 0,
+    },
+    {
+      measure: '  seal latency after hang-up, p50 / p99',
+      figure: `${r.sealP50Ms.toFixed(0)} / ${r.sealP99Ms.toFixed(0)} ms`,
+      baseline: `${r.calls} hang-ups at once`,
+    },
+    {
+      measure: '  daemon CPU (main + pool + mediasoup workers)',
+      figure: `${r.cpuPct.toFixed(0)} % of one core`,
+      baseline: `${((r.cpuPct / 100 / (r.calls * 100)) * 1e6).toFixed(1)} µs per packet; generator worst lag ${r.sender.maxLagMs} ms, send errors ${r.sender.sendErrors}`,
+    },
+    {
+      measure: '  memory per active call',
+      figure: `${r.perCallKB.toFixed(0)} KB`,
+      baseline: `RSS ${r.rssIdleMB.toFixed(0)} MB idle → ${r.rssEndMB.toFixed(0)} MB (Node ${r.perCallNodeKB.toFixed(0)} KB a call, mediasoup workers ${(r.perCallKB - r.perCallNodeKB).toFixed(0)} KB; ${r.perCallSetUpKB.toFixed(0)} KB a call set up, before media); target ≤ 150 KB`,
+      met: r.perCallKB <= 150,
+    },
+    {
+      measure: '  memory growth per call while the calls run',
+      figure: `${r.growthPerCallKB.toFixed(1)} KB`,
+      baseline: `RSS ${r.rssEarlyMB.toFixed(0)} MB at ${r.rssEarlyAtS.toFixed(0)} s → ${r.rssEndMB.toFixed(0)} MB at ${seconds} s${r.slopePerCallKBPerHour === null ? '' : `; trend from 60 s on ${r.slopePerCallKBPerHour.toFixed(1)} KB a call per hour`}; target: independent of call length (≤ ${MAX_GROWTH_KB} KB)`,
+      met: r.growthPerCallKB <= MAX_GROWTH_KB,
+    },
   ]);
   for (const r of results.filter((x) => x.mode === 'siprec')) {
     const base = results.find((x) => x.mode === 'http' && x.calls === r.calls)!;
     const extra = (r.cpuPct - base.cpuPct) / base.cpuPct;
     rows.push(
-      { measure: `  SIPREC set-up (INVITE → 200 OK) at ${cps} new calls/s, p50 / p99`, figure: `${r.setupP50Ms.toFixed(1)} / ${r.setupP99Ms.toFixed(1)} ms`, baseline: `${r.calls} sessions over UDP` },
-      { measure: '  CPU per call-second, SIPREC against the HTTP API in this run', figure: `${(extra * 100).toFixed(1)} %`, baseline: `${r.cpuPct.toFixed(1)} % vs ${base.cpuPct.toFixed(1)} % of a core while the RTP flowed; target ≤ +5 %`, met: extra <= 0.05 },
+      {
+        measure: `  SIPREC set-up (INVITE → 200 OK) at ${cps} new calls/s, p50 / p99`,
+        figure: `${r.setupP50Ms.toFixed(1)} / ${r.setupP99Ms.toFixed(1)} ms`,
+        baseline: `${r.calls} sessions over UDP`,
+      },
+      {
+        measure: '  CPU per call-second, SIPREC against the HTTP API in this run',
+        figure: `${(extra * 100).toFixed(1)} %`,
+        baseline: `${r.cpuPct.toFixed(1)} % vs ${base.cpuPct.toFixed(1)} % of a core while the RTP flowed; target ≤ +5 %`,
+        met: extra <= 0.05,
+      },
     );
   }
   if (results.length > 1 && !siprec) {
     const best = results.filter((r) => r.ok).map((r) => r.calls);
     rows.push({ measure: 'highest N holding the bar', figure: best.length ? String(Math.max(...best)) : 'none', baseline: `of ${steps.join(', ')}` });
   }
-  report('load', `callvault under load — ${steps.join(', ')} two-leg calls, ${seconds} s${siprec ? ', HTTP API then SIPREC' : ''}, SSRCs ${discover ? 'discovered' : 'announced'}, loss ${impair.loss}, reorder ${impair.reorder}, jitter ${impair.jitterMs} ms`, rows, { seconds, law, discover, impair, results });
+  report(
+    'load',
+    `callvault under load — ${steps.join(', ')} two-leg calls, ${seconds} s${siprec ? ', HTTP API then SIPREC' : ''}, SSRCs ${discover ? 'discovered' : 'announced'}, loss ${impair.loss}, reorder ${impair.reorder}, jitter ${impair.jitterMs} ms`,
+    rows,
+    { seconds, law, discover, impair, results },
+  );
 }
 
 await main();

@@ -44,7 +44,11 @@ interface MixRun {
 async function mix(kek: WrappingKey | null): Promise<MixRun> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'callvault-bench-mixer-'));
   try {
-    const payloadKinds = new Map<number, PayloadKind>([[0, 'PCMU'], [8, 'PCMA'], [101, 'dtmf']]);
+    const payloadKinds = new Map<number, PayloadKind>([
+      [0, 'PCMU'],
+      [8, 'PCMA'],
+      [101, 'dtmf'],
+    ]);
     const recs = await Promise.all(
       Array.from({ length: calls }, (_, i) =>
         Recording.start(
@@ -84,7 +88,11 @@ async function mix(kek: WrappingKey | null): Promise<MixRun> {
     }
     const metas = await Promise.all(recs.map((r) => r.finish('api', {}, frames * 20)));
     const cpu = process.cpuUsage(cpu0);
-    return { cpuS: (cpu.user + cpu.system) / 1e6, wallS: (performance.now() - t0) / 1000, written: metas.reduce((s, m) => s + (m.files[0]?.dataBytes ?? 0), 0) / 2 };
+    return {
+      cpuS: (cpu.user + cpu.system) / 1e6,
+      wallS: (performance.now() - t0) / 1000,
+      written: metas.reduce((s, m) => s + (m.files[0]?.dataBytes ?? 0), 0) / 2,
+    };
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }
@@ -104,14 +112,57 @@ async function main(): Promise<void> {
   const perCore = samples / plain.cpuS;
   const callsPerCore = perCore / (2 * 8000);
   const usPerPacket = (r: MixRun) => (r.cpuS / packets) * 1e6;
-  report('mixer', `callvault media path on one core — ${calls} calls × ${seconds} s, ${law}, stereo`, [
-    { measure: 'samples through parse + jitter buffer + G.711 decode + interleave + WAV writer', figure: `${(perCore / 1e6).toFixed(1)} M samples/s per core`, baseline: `${(samples / 1e6).toFixed(0)} M samples in ${plain.cpuS.toFixed(2)} s CPU (${plain.wallS.toFixed(2)} s wall)` },
-    { measure: '  as real-time two-leg calls per core', figure: `${Math.floor(callsPerCore).toLocaleString('en')} calls`, baseline: `one call = 16,000 samples/s; 500 calls need ${((500 / callsPerCore) * 100).toFixed(1)} % of a core here` },
-    { measure: '  per 20 ms packet', figure: `${usPerPacket(plain).toFixed(2)} µs`, baseline: 'the network path (mediasoup → Node) costs 6–11 µs per packet (bench ingest-paths)' },
-    { measure: '  samples written', figure: plain.written.toLocaleString('en'), baseline: `of ${samples.toLocaleString('en')} sent`, met: plain.written === samples },
-    { measure: 'the same, encrypted as written (envelope v2, 32 KiB AES-256-GCM chunks)', figure: `${usPerPacket(encrypted).toFixed(2)} µs per packet`, baseline: `plain WAV in this run: ${usPerPacket(plain).toFixed(2)} µs (×${(encrypted.cpuS / plain.cpuS).toFixed(2)} CPU)` },
-    { measure: '  samples written', figure: encrypted.written.toLocaleString('en'), baseline: `of ${samples.toLocaleString('en')} sent`, met: encrypted.written === samples },
-  ], { calls, seconds, law, samples, written: plain.written, cpuS: plain.cpuS, wallS: plain.wallS, samplesPerCoreSecond: perCore, callsPerCore, encryptedWritten: encrypted.written, encryptedCpuS: encrypted.cpuS });
+  report(
+    'mixer',
+    `callvault media path on one core — ${calls} calls × ${seconds} s, ${law}, stereo`,
+    [
+      {
+        measure: 'samples through parse + jitter buffer + G.711 decode + interleave + WAV writer',
+        figure: `${(perCore / 1e6).toFixed(1)} M samples/s per core`,
+        baseline: `${(samples / 1e6).toFixed(0)} M samples in ${plain.cpuS.toFixed(2)} s CPU (${plain.wallS.toFixed(2)} s wall)`,
+      },
+      {
+        measure: '  as real-time two-leg calls per core',
+        figure: `${Math.floor(callsPerCore).toLocaleString('en')} calls`,
+        baseline: `one call = 16,000 samples/s; 500 calls need ${((500 / callsPerCore) * 100).toFixed(1)} % of a core here`,
+      },
+      {
+        measure: '  per 20 ms packet',
+        figure: `${usPerPacket(plain).toFixed(2)} µs`,
+        baseline: 'the network path (mediasoup → Node) costs 6–11 µs per packet (bench ingest-paths)',
+      },
+      {
+        measure: '  samples written',
+        figure: plain.written.toLocaleString('en'),
+        baseline: `of ${samples.toLocaleString('en')} sent`,
+        met: plain.written === samples,
+      },
+      {
+        measure: 'the same, encrypted as written (envelope v2, 32 KiB AES-256-GCM chunks)',
+        figure: `${usPerPacket(encrypted).toFixed(2)} µs per packet`,
+        baseline: `plain WAV in this run: ${usPerPacket(plain).toFixed(2)} µs (×${(encrypted.cpuS / plain.cpuS).toFixed(2)} CPU)`,
+      },
+      {
+        measure: '  samples written',
+        figure: encrypted.written.toLocaleString('en'),
+        baseline: `of ${samples.toLocaleString('en')} sent`,
+        met: encrypted.written === samples,
+      },
+    ],
+    {
+      calls,
+      seconds,
+      law,
+      samples,
+      written: plain.written,
+      cpuS: plain.cpuS,
+      wallS: plain.wallS,
+      samplesPerCoreSecond: perCore,
+      callsPerCore,
+      encryptedWritten: encrypted.written,
+      encryptedCpuS: encrypted.cpuS,
+    },
+  );
 }
 
 await main();

@@ -22,7 +22,9 @@ export interface Row {
 
 function quiet(cmd: string, args: string[]): string {
   try {
-    return execFileSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execFileSync(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   } catch {
     return 'unknown';
   }
@@ -55,7 +57,10 @@ export function report(bench: string, title: string, rows: readonly Row[], figur
   const dir = path.join(ROOT, 'bench-results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${at.toISOString().replace(/[:.]/g, '-')}-${bench}.json`);
-  writeFileSync(file, JSON.stringify({ bench, at: at.toISOString(), commit, machine: machine(), argv: process.argv.slice(2), rows, missed, figures }, null, 2) + '\n');
+  writeFileSync(
+    file,
+    `${JSON.stringify({ bench, at: at.toISOString(), commit, machine: machine(), argv: process.argv.slice(2), rows, missed, figures }, null, 2)}\n`,
+  );
   process.stdout.write(`\n(JSON: ${path.relative(ROOT, file)})\n`);
   if (check && missed.length) process.exitCode = 1;
   return file;

@@ -23,6 +23,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { SigningIdentity } from '../daemon/keys/SigningIdentity.js';
 import { createLogger } from '../daemon/log.js';
+import { emptyLegStats } from '../daemon/media/LegTimeline.js';
 import { metadataPath, METADATA_FORMAT, type RecordingMetadata } from '../daemon/record/metadata.js';
 import { newRecordingId, recordingDir } from '../daemon/record/recordingId.js';
 import { WAV_HEADER_BYTES, wavHeader } from '../daemon/record/wavFormat.js';
@@ -50,11 +51,24 @@ async function writeCall(dir: string, id: string, encryption = false): Promise<R
   const block = randomBytes(4 << 20);
   for (let off = 0; off < dataBytes; off += block.length) await fh.write(block, 0, Math.min(block.length, dataBytes - off));
   await fh.close();
-  const leg = { number: '+4930123456', ssrcs: [1], firstPacketMs: 0, nonMediaBytes: 0, received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, jitter: 0 };
+  const leg = { ...emptyLegStats(), number: '+4930123456', ssrcs: [1], firstPacketMs: 0, nonMediaBytes: 0 };
   const meta = {
-    format: METADATA_FORMAT, recordingId: id, callId: `bench-${id}`, state: 'closed', recovered: false, direction: 'inbound', codec: 'PCMU', channelMode: 'stereo', profile: { name: 'bench', storage: [], encryption, retention: null },
-    startedAt: new Date().toISOString(), endedAt: new Date().toISOString(), durationMs: minutes * 60_000, endReason: 'api',
-    legs: { caller: leg, callee: leg }, dtmf: [], files: [{ name: `${id}.wav`, legs: ['caller', 'callee'], channels: 2, dataBytes, durationMs: minutes * 60_000 }],
+    format: METADATA_FORMAT,
+    recordingId: id,
+    callId: `bench-${id}`,
+    state: 'closed',
+    recovered: false,
+    direction: 'inbound',
+    codec: 'PCMU',
+    channelMode: 'stereo',
+    profile: { name: 'bench', storage: [], encryption, retention: null },
+    startedAt: new Date().toISOString(),
+    endedAt: new Date().toISOString(),
+    durationMs: minutes * 60_000,
+    endReason: 'api',
+    legs: { caller: leg, callee: leg },
+    dtmf: [],
+    files: [{ name: `${id}.wav`, legs: ['caller', 'callee'], channels: 2, dataBytes, durationMs: minutes * 60_000 }],
   } as unknown as RecordingMetadata;
   await writeFile(metadataPath(dir, id), JSON.stringify(meta, null, 2));
   return meta;
@@ -62,7 +76,9 @@ async function writeCall(dir: string, id: string, encryption = false): Promise<R
 
 function rawSha256MBps(): number {
   const buf = randomBytes(64 << 20);
-  createHash('sha256').update(buf.subarray(0, 1 << 20)).digest(); // warm up
+  createHash('sha256')
+    .update(buf.subarray(0, 1 << 20))
+    .digest(); // warm up
   const t0 = performance.now();
   let bytes = 0;
   while (performance.now() - t0 < 2000) {
@@ -91,7 +107,9 @@ function opensslSignsPerSecond(multi: number, bits = 2048): number {
 
 /** `openssl speed -evp sha256` at 16 KiB blocks, MB/s. */
 function opensslSha256MBps(): number {
-  const out = execFileSync('openssl', ['speed', '-seconds', '2', '-bytes', '16384', '-evp', 'sha256'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  const out = execFileSync('openssl', ['speed', '-seconds', '2', '-bytes', '16384', '-evp', 'sha256'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).toString();
   const m = /sha256\s+([\d.]+)k/i.exec(out);
   if (!m) throw new Error(`cannot parse openssl speed output:\n${out}`);
   return (Number(m[1]) * 1000) / 1e6;
@@ -163,7 +181,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < runs; i++) sealMs.push(await seal(meta));
     // The same with the profile encrypting: each run needs a fresh WAV, since sealing replaces it by its envelope.
     const kek = generateKeyPairSync('rsa', { modulusLength: 3072 });
-    kekStore.vouch((await kekStore.importPublic({ id: 'bench-kek', bits: 3072, createdAt: new Date().toISOString(), publicKey: kek.publicKey })).fingerprintSha256);
+    kekStore.vouch(
+      (await kekStore.importPublic({ id: 'bench-kek', bits: 3072, createdAt: new Date().toISOString(), publicKey: kek.publicKey })).fingerprintSha256,
+    );
     const sealEncMs: number[] = [];
     for (let i = 0; i < Math.min(runs, 3); i++) {
       const encId = newRecordingId();
@@ -196,7 +216,11 @@ async function main(): Promise<void> {
     const opensslN = cores > 1 ? opensslSignsPerSecond(cores) : openssl1;
     const oursN = await signRate(cores);
     // signing.keyBits: 3072, for information.
-    const identity3072 = await SigningIdentity.loadOrCreate({ dataDir: path.join(dataDir, 'rsa3072'), keyBits: 3072, passphrase: 'bench-only-passphrase' });
+    const identity3072 = await SigningIdentity.loadOrCreate({
+      dataDir: path.join(dataDir, 'rsa3072'),
+      keyBits: 3072,
+      passphrase: 'bench-only-passphrase',
+    });
     const [openssl3072, ours3072] = [opensslSignsPerSecond(1, 3072), await signRate(1, identity3072)];
 
     // The bar compares like with like: one pool thread against `openssl speed rsa2048` (one process).
@@ -205,16 +229,61 @@ async function main(): Promise<void> {
     const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
     const mbps = (x: number) => `${x.toFixed(0)} MB/s`;
     const perS = (x: number) => `${x.toFixed(0)} /s`;
-    report('seal', `callvault sealing — ${minutes}-min stereo call (${(wavBytes / 1e6).toFixed(0)} MB), page cache warm`, [
-      { measure: `seal (hash, checksum file, sign, index), median of ${runs}`, figure: `${median(sealMs).toFixed(0)} ms`, baseline: 'target < 1000 ms', met: median(sealMs) < 1000 },
-      { measure: `seal with encryption (encrypt, read back + hash + check, sign, index), median of ${sealEncMs.length}`, figure: `${median(sealEncMs).toFixed(0)} ms`, baseline: 'target < 1000 ms', met: median(sealEncMs) < 1000 },
-      { measure: 'SHA-256 in the pool, one file', figure: mbps(hashMBps), baseline: `${pct(hashMBps / raw)} of node:crypto raw ${mbps(raw)} (target ≥ 80 %); openssl speed ${mbps(opensslSha)}`, met: hashMBps >= 0.8 * raw },
-      { measure: `  SHA-256, ${cores * 2} files at once: pool of 1 → ${cores} threads`, figure: `${mbps(hash1)} → ${mbps(hashN)}`, baseline: `${(hashN / hash1).toFixed(2)}× scaling; ${pct(hashN / (raw * cores))} of raw × ${cores}` },
-      { measure: 'RSA-2048 sign, pool of 1 thread (median of 3 rounds)', figure: perS(ours1), baseline: `${pct(ours1 / openssl1)} of openssl speed rsa2048 ${perS(openssl1)} (target ≥ 90 %)`, met: ours1 >= 0.9 * openssl1 },
-      { measure: '  node:crypto sign loop on one thread (ceiling)', figure: perS(node1), baseline: `${pct(node1 / openssl1)} of openssl` },
-      { measure: `  pool of 1 → ${cores} threads`, figure: `${perS(ours1)} → ${perS(oursN)}`, baseline: `${(oursN / ours1).toFixed(2)}× scaling; ${pct(oursN / opensslN)} of openssl -multi ${cores} ${perS(opensslN)}` },
-      { measure: 'RSA-3072 sign (signing.keyBits: 3072), pool of 1 thread', figure: perS(ours3072), baseline: `${pct(ours3072 / openssl3072)} of openssl speed rsa3072 ${perS(openssl3072)}` },
-    ], { sealMs, sealEncMs, hashMBps, rawSha256MBps: raw, opensslSha256MBps: opensslSha, hash: { pool1: hash1, poolN: hashN }, sign: { pool1: ours1, poolN: oursN, node1, openssl1, opensslN, openssl3072, pool1rsa3072: ours3072 } });
+    report(
+      'seal',
+      `callvault sealing — ${minutes}-min stereo call (${(wavBytes / 1e6).toFixed(0)} MB), page cache warm`,
+      [
+        {
+          measure: `seal (hash, checksum file, sign, index), median of ${runs}`,
+          figure: `${median(sealMs).toFixed(0)} ms`,
+          baseline: 'target < 1000 ms',
+          met: median(sealMs) < 1000,
+        },
+        {
+          measure: `seal with encryption (encrypt, read back + hash + check, sign, index), median of ${sealEncMs.length}`,
+          figure: `${median(sealEncMs).toFixed(0)} ms`,
+          baseline: 'target < 1000 ms',
+          met: median(sealEncMs) < 1000,
+        },
+        {
+          measure: 'SHA-256 in the pool, one file',
+          figure: mbps(hashMBps),
+          baseline: `${pct(hashMBps / raw)} of node:crypto raw ${mbps(raw)} (target ≥ 80 %); openssl speed ${mbps(opensslSha)}`,
+          met: hashMBps >= 0.8 * raw,
+        },
+        {
+          measure: `  SHA-256, ${cores * 2} files at once: pool of 1 → ${cores} threads`,
+          figure: `${mbps(hash1)} → ${mbps(hashN)}`,
+          baseline: `${(hashN / hash1).toFixed(2)}× scaling; ${pct(hashN / (raw * cores))} of raw × ${cores}`,
+        },
+        {
+          measure: 'RSA-2048 sign, pool of 1 thread (median of 3 rounds)',
+          figure: perS(ours1),
+          baseline: `${pct(ours1 / openssl1)} of openssl speed rsa2048 ${perS(openssl1)} (target ≥ 90 %)`,
+          met: ours1 >= 0.9 * openssl1,
+        },
+        { measure: '  node:crypto sign loop on one thread (ceiling)', figure: perS(node1), baseline: `${pct(node1 / openssl1)} of openssl` },
+        {
+          measure: `  pool of 1 → ${cores} threads`,
+          figure: `${perS(ours1)} → ${perS(oursN)}`,
+          baseline: `${(oursN / ours1).toFixed(2)}× scaling; ${pct(oursN / opensslN)} of openssl -multi ${cores} ${perS(opensslN)}`,
+        },
+        {
+          measure: 'RSA-3072 sign (signing.keyBits: 3072), pool of 1 thread',
+          figure: perS(ours3072),
+          baseline: `${pct(ours3072 / openssl3072)} of openssl speed rsa3072 ${perS(openssl3072)}`,
+        },
+      ],
+      {
+        sealMs,
+        sealEncMs,
+        hashMBps,
+        rawSha256MBps: raw,
+        opensslSha256MBps: opensslSha,
+        hash: { pool1: hash1, poolN: hashN },
+        sign: { pool1: ours1, poolN: oursN, node1, openssl1, opensslN, openssl3072, pool1rsa3072: ours3072 },
+      },
+    );
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }

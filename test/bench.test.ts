@@ -48,7 +48,17 @@ test('mixer micro-benchmark: every sample pushed through the media path reaches 
 test('encryption bench: every measure runs (files, the pool, the in-memory envelope cipher checked for size, raw on pool threads, re-wrap) and the bar row is judged', () => {
   const { stdout, json } = bench('encryption', ['--files', '2', '--mb', '3', '--runs', '1', '--deks', '20']);
   const f = json.figures;
-  for (const k of ['oursMBps', 'ours1MBps', 'directMBps', 'inMemoryMBps', 'rawParallelMBps', 'ioMBps', 'ceilingMBps', 'sealStepMBps', 'opensslMBps']) {
+  for (const k of [
+    'oursMBps',
+    'ours1MBps',
+    'directMBps',
+    'inMemoryMBps',
+    'rawParallelMBps',
+    'ioMBps',
+    'ceilingMBps',
+    'sealStepMBps',
+    'opensslMBps',
+  ]) {
     assert.equal(Number.isFinite(f[k]) && f[k] > 0, true, `${k} = ${f[k]}`);
   }
   assert.deepEqual(Object.keys(f.rawMBps), ['whole', '16 KiB', '64 KiB', '1 MiB']);

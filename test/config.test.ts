@@ -34,7 +34,17 @@ test('an empty file takes every default; relative dataDir resolves against the c
 });
 
 test('errors name the key path, the bad value, what is allowed, and the line', () => {
-  const yaml = ['control:', '  listen: 127.0.0.1:8080', 'media:', '  workers: many', '  jitterBufferMs: 5', 'recording:', '  channelMode: quad', '  colour: blue', ''].join('\n');
+  const yaml = [
+    'control:',
+    '  listen: 127.0.0.1:8080',
+    'media:',
+    '  workers: many',
+    '  jitterBufferMs: 5',
+    'recording:',
+    '  channelMode: quad',
+    '  colour: blue',
+    '',
+  ].join('\n');
   assert.deepEqual(problems(yaml), [
     '4:media.workers: got "many", allowed: integer in [1, 64] or "auto"',
     '5:media.jitterBufferMs: 5 is too small; allowed: integer in [20, 1000]',
@@ -50,7 +60,11 @@ test('YAML syntax errors and cross-key rules report their line', () => {
 });
 
 test('command-line overrides win over the file', () => {
-  const c = loadConfig(path.join(ROOT, 'config/callvault.example.yaml'), { dataDir: 'x', controlListen: '[::1]:9', controlToken: 'abcdefghijklmnopq' });
+  const c = loadConfig(path.join(ROOT, 'config/callvault.example.yaml'), {
+    dataDir: 'x',
+    controlListen: '[::1]:9',
+    controlToken: 'abcdefghijklmnopq',
+  });
   assert.equal(c.dataDir, path.resolve('x'));
   assert.equal(c.control.listen, '[::1]:9');
   assert.equal(c.control.token, 'abcdefghijklmnopq');
@@ -69,5 +83,8 @@ test('callvault config check: 0 for the example, 1 with path, value, allowed val
   assert.match(r.stderr, /line 6: signing\.keyBits: got 1024; allowed: one of 2048, 3072, 4096/);
   const j = JSON.parse(check(bad, '--json').stdout);
   assert.equal(j.ok, false);
-  assert.deepEqual(j.problems.map((p: { path: string; line: number }) => `${p.path}@${p.line}`), ['media.portMin@4', 'signing.keyBits@6']);
+  assert.deepEqual(
+    j.problems.map((p: { path: string; line: number }) => `${p.path}@${p.line}`),
+    ['media.portMin@4', 'signing.keyBits@6'],
+  );
 });

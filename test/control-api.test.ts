@@ -14,7 +14,9 @@ describe('control API', () => {
   let d: DaemonProcess;
   before(async () => {
     d = await DaemonProcess.start({
-      yaml: testConfigYaml().replace('minFreeDiskMB: 1', 'minFreeDiskMB: 1\n  maxConcurrent: 2').replace('listen: 127.0.0.1:0', 'listen: 127.0.0.1:0\n  maxBodyBytes: 1024'),
+      yaml: testConfigYaml()
+        .replace('minFreeDiskMB: 1', 'minFreeDiskMB: 1\n  maxConcurrent: 2')
+        .replace('listen: 127.0.0.1:0', 'listen: 127.0.0.1:0\n  maxBodyBytes: 1024'),
     });
   });
   after(async () => {

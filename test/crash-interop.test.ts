@@ -55,7 +55,16 @@ test('SIGTERM during 20 live calls: every recording closed, sealed and indexed b
   const calls = await Promise.all(ids.map((i) => startCall(d, { callId: `term-${i}` })));
   const sending = sendRtp({
     streams: calls.flatMap((c, i) =>
-      (['caller', 'callee'] as const).map((role, j) => ({ port: c.legs[role].port, law: 'PCMU' as const, payloadType: 0, ssrc: 100 + 2 * i + j, seqStart: 1, tsStart: 1, freq: 440 + 100 * j, durationMs: 3000 })),
+      (['caller', 'callee'] as const).map((role, j) => ({
+        port: c.legs[role].port,
+        law: 'PCMU' as const,
+        payloadType: 0,
+        ssrc: 100 + 2 * i + j,
+        seqStart: 1,
+        tsStart: 1,
+        freq: 440 + 100 * j,
+        durationMs: 3000,
+      })),
     ),
   });
   await new Promise((r) => setTimeout(r, 1500));
@@ -92,12 +101,28 @@ test('interop: Debian ffmpeg as the RTP sender (pcm_mulaw / pcm_alaw over RTP, S
       const call = await startCall(d, { callId: `ffmpeg-${codec}`, codec });
       const ff = (freq: number, port: number) =>
         new Promise<void>((resolve, reject) => {
-          const p = spawn('ffmpeg', [
-            '-nostdin', '-hide_banner', '-loglevel', 'error', '-re',
-            '-f', 'lavfi', '-i', `sine=frequency=${freq}:sample_rate=8000:duration=3`,
-            '-ac', '1', '-c:a', codec === 'PCMU' ? 'pcm_mulaw' : 'pcm_alaw',
-            '-f', 'rtp', `rtp://127.0.0.1:${port}?rtcpport=${sinkPort}`,
-          ], { stdio: ['ignore', 'ignore', 'inherit'] });
+          const p = spawn(
+            'ffmpeg',
+            [
+              '-nostdin',
+              '-hide_banner',
+              '-loglevel',
+              'error',
+              '-re',
+              '-f',
+              'lavfi',
+              '-i',
+              `sine=frequency=${freq}:sample_rate=8000:duration=3`,
+              '-ac',
+              '1',
+              '-c:a',
+              codec === 'PCMU' ? 'pcm_mulaw' : 'pcm_alaw',
+              '-f',
+              'rtp',
+              `rtp://127.0.0.1:${port}?rtcpport=${sinkPort}`,
+            ],
+            { stdio: ['ignore', 'ignore', 'inherit'] },
+          );
           p.once('error', reject);
           p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}`))));
         });
@@ -120,7 +145,9 @@ test('interop: Debian ffmpeg as the RTP sender (pcm_mulaw / pcm_alaw over RTP, S
 });
 
 test('calls still recorded after others end: no leaked ports or listeners across 3 rounds', async () => {
-  const d = await DaemonProcess.start({ yaml: (await import('./support/daemon.js')).testConfigYaml().replace('portMax: 29999', 'portMax: 20011\n  portQuarantineSeconds: 0') });
+  const d = await DaemonProcess.start({
+    yaml: (await import('./support/daemon.js')).testConfigYaml().replace('portMax: 29999', 'portMax: 20011\n  portQuarantineSeconds: 0'),
+  });
   try {
     for (let round = 0; round < 3; round++) {
       const rs = await recordCalls(

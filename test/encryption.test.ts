@@ -40,7 +40,12 @@ interface Instance {
 
 async function instance(yaml: string): Promise<Instance> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-enc-'));
-  const inst = { dataDir: path.join(root, 'data'), configFile: path.join(root, 'callvault.yaml'), passA: path.join(root, 'a.pass'), passB: path.join(root, 'b.pass') };
+  const inst = {
+    dataDir: path.join(root, 'data'),
+    configFile: path.join(root, 'callvault.yaml'),
+    passA: path.join(root, 'a.pass'),
+    passB: path.join(root, 'b.pass'),
+  };
   await writeFile(inst.configFile, yaml);
   await writeFile(inst.passA, 'administrator-a-passphrase\n', { mode: 0o600 });
   await writeFile(inst.passB, 'administrator-b-passphrase\n', { mode: 0o600 });
@@ -58,7 +63,13 @@ async function recordCall(d: DaemonProcess, callId: string, callee: string, stat
   const c = await startCall(d, { callId, callee: { number: callee } });
   await sendRtp({
     streams: (['caller', 'callee'] as const).map((r, i) => ({
-      port: c.legs[r].port, law: 'PCMU' as const, payloadType: 0, ssrc: randomInt(1, 2 ** 31), seqStart: randomInt(0, 65536), tsStart: randomInt(0, 2 ** 32), freq: 440 * (i + 1),
+      port: c.legs[r].port,
+      law: 'PCMU' as const,
+      payloadType: 0,
+      ssrc: randomInt(1, 2 ** 31),
+      seqStart: randomInt(0, 65536),
+      tsStart: randomInt(0, 2 ** 32),
+      freq: 440 * (i + 1),
       durationMs: callerDtmf ? 4000 : 600,
       ...(r === 'caller' && callerDtmf ? { dtmf: callerDtmf } : {}),
     })),
@@ -99,11 +110,25 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
   assert.match(same.stderr, /both shares would have the same passphrase/);
   const safeA = path.join(inst.dataDir, '..', 'safe-a');
   const safeB = path.join(inst.dataDir, '..', 'safe-b');
-  assert.notEqual(cli(inst, ['keys', 'init', ...inst.shares, '--backup-dir-a', safeA, '--backup-dir-b', safeA]).status, 0, 'one backup place for both custodians is refused');
-  for (const [a, b] of [['aaaaaaaaaaaaaaaa', 'aaaaaaaaaaaaaaab'], ['short-pass-a', 'short-pass-b']]) {
+  assert.notEqual(
+    cli(inst, ['keys', 'init', ...inst.shares, '--backup-dir-a', safeA, '--backup-dir-b', safeA]).status,
+    0,
+    'one backup place for both custodians is refused',
+  );
+  for (const [a, b] of [
+    ['aaaaaaaaaaaaaaaa', 'aaaaaaaaaaaaaaab'],
+    ['short-pass-a', 'short-pass-b'],
+  ]) {
     await writeFile(path.join(inst.dataDir, '..', 'weak-a'), `${a}\n`, { mode: 0o600 });
     await writeFile(path.join(inst.dataDir, '..', 'weak-b'), `${b}\n`, { mode: 0o600 });
-    const weak = cli(inst, ['keys', 'init', '--share-a-pass-file', path.join(inst.dataDir, '..', 'weak-a'), '--share-b-pass-file', path.join(inst.dataDir, '..', 'weak-b')]);
+    const weak = cli(inst, [
+      'keys',
+      'init',
+      '--share-a-pass-file',
+      path.join(inst.dataDir, '..', 'weak-a'),
+      '--share-b-pass-file',
+      path.join(inst.dataDir, '..', 'weak-b'),
+    ]);
     assert.notEqual(weak.status, 0, `weak passphrases ${a} / ${b} refused`);
     assert.match(weak.stderr, /too guessable|at least 16 characters/);
   }
@@ -125,7 +150,10 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     const pci = await recordCall(d, 'pci-1', '+4930111222', 'encrypted');
     const plain = await recordCall(d, 'plain-1', '+4989000000', 'sealed');
     assert.equal(pci.kekId, first.kekId);
-    assert.deepEqual(pci.files.filter((f: string) => f.endsWith('.enc')), [`${pci.recordingId}.wav.enc`]);
+    assert.deepEqual(
+      pci.files.filter((f: string) => f.endsWith('.enc')),
+      [`${pci.recordingId}.wav.enc`],
+    );
     // Nothing in the clear is left of the encrypted call: the plain call's WAV is the only audio found.
     assert.deepEqual(await plaintextAudio(path.join(inst.dataDir, 'recordings')), [path.join(plain.dir, `${plain.recordingId}.wav`)]);
 
@@ -145,7 +173,11 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     const wav = await readWav(out);
     assert.equal(wav.channels, 2);
     assert.ok(wav.dataBytes >= 8000 * 4 * 0.5, `exported ${wav.dataBytes} bytes of audio`);
-    const exported = cli(inst, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e: any) => e.action === 'recording.exported');
+    const exported = cli(inst, ['audit', 'list', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e: any) => e.action === 'recording.exported');
     assert.equal(exported.length, 1);
     assert.equal(exported[0].subject, pci.recordingId);
     assert.equal(exported[0].details.reason, 'ticket 42');
@@ -161,9 +193,15 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.equal(await readFile(victim, 'utf8'), 'untouched');
     const landed = await lstat(planted);
     assert.ok(landed.isFile() && (landed.mode & 0o777) === 0o600, `the export is a 0600 regular file (${(landed.mode & 0o777).toString(8)})`);
-    assert.deepEqual((await readdir(path.dirname(planted))).filter((n) => n.startsWith('.callvault-export-')), [], 'no staging directory left behind');
+    assert.deepEqual(
+      (await readdir(path.dirname(planted))).filter((n) => n.startsWith('.callvault-export-')),
+      [],
+      'no staging directory left behind',
+    );
 
-    const scrape = parsePrometheusText(await (await fetch(`http://${(d.logs.find((l) => l.msg === 'metrics listening')!.metrics as string)}/metrics`)).text());
+    const scrape = parsePrometheusText(
+      await (await fetch(`http://${d.logs.find((l) => l.msg === 'metrics listening')!.metrics as string}/metrics`)).text(),
+    );
     const left = sampleValue(scrape, 'callvault_kek_expiry_seconds', { kek: first.kekId });
     assert.ok(Math.abs(left - 365 * 86_400) < 600, `KEK expiry ${left} s`);
 
@@ -175,11 +213,20 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     await d.waitFor((l) => l.level === 'error' && /not in encryption.trustedKeks and is not used/.test(l.msg) && l.kekId === second.kekId);
     const unpinned = await recordCall(d, 'pci-unpinned', '+4930111555', 'encrypted');
     assert.equal(unpinned.kekId, first.kekId, 'the unpinned KEK is never used');
-    const alarm = parsePrometheusText(await (await fetch(`http://${(d.logs.find((l) => l.msg === 'metrics listening')!.metrics as string)}/metrics`)).text());
+    const alarm = parsePrometheusText(
+      await (await fetch(`http://${d.logs.find((l) => l.msg === 'metrics listening')!.metrics as string}/metrics`)).text(),
+    );
     assert.equal(sampleValue(alarm, 'callvault_kek_untrusted'), 1);
     assert.equal(sampleValue(alarm, 'callvault_kek_set_changes_total'), 1);
-    const changed = cli(inst, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e: any) => e.action === 'key.set-changed');
-    assert.deepEqual(changed.map((e: any) => e.details.added.map((a: any) => [a.kekId, a.trusted])), [[[second.kekId, false]]]);
+    const changed = cli(inst, ['audit', 'list', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e: any) => e.action === 'key.set-changed');
+    assert.deepEqual(
+      changed.map((e: any) => e.details.added.map((a: any) => [a.kekId, a.trusted])),
+      [[[second.kekId, false]]],
+    );
     assert.equal(ok(inst, ['keys', 'status']).keys.find((k: any) => k.id === second.kekId).trusted, false);
     // Pinned (both custodians checked the fingerprint) and reloaded: new recordings use it, no restart.
     await writeFile(inst.configFile, withTrust(testConfigYaml(PROFILES), [first.fingerprintSha256, second.fingerprintSha256]));
@@ -189,7 +236,13 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     const pci2 = await recordCall(d, 'pci-2', '+4930111333', 'encrypted');
     assert.equal(pci2.kekId, second.kekId);
     const status = ok(inst, ['keys', 'status']);
-    assert.deepEqual(status.keys.map((k: any) => [k.id, k.state, k.recordings, k.trusted]), [[first.kekId, 'active', 2, true], [second.kekId, 'current', 1, true]]);
+    assert.deepEqual(
+      status.keys.map((k: any) => [k.id, k.state, k.recordings, k.trusted]),
+      [
+        [first.kekId, 'active', 2, true],
+        [second.kekId, 'current', 1, true],
+      ],
+    );
 
     // Card digits keyed on an encrypting profile: that keys were pressed is kept, which keys nowhere in the clear.
     const card = [4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3].map((event, k) => ({ atMs: 200 + k * 180, event, durationMs: 100 }));
@@ -204,27 +257,51 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     for (const text of clear) {
       assert.doesNotMatch(text, /"digit"|4111|"#"/, 'no digit value in metadata, API, index or logs');
     }
-    assert.equal(cli(inst, ['export', dtmfCall.recordingId, '--out', path.join(inst.dataDir, '..', 'x.wav'), '--dtmf', ...inst.shares]).status, 2, 'a profile that discards digits has none to give');
+    assert.equal(
+      cli(inst, ['export', dtmfCall.recordingId, '--out', path.join(inst.dataDir, '..', 'x.wav'), '--dtmf', ...inst.shares]).status,
+      2,
+      'a profile that discards digits has none to give',
+    );
 
     // A profile that keeps the keys pressed keeps them only in an envelope, read back with both shares.
     const menu = [1, 2, 3, 11].map((event, k) => ({ atMs: 300 + k * 400, event, durationMs: 100 }));
     const ivr = await recordCall(d, 'ivr-1', '+4930222001', 'encrypted', menu);
     const digitsFile = `${ivr.recordingId}.dtmf.json.enc`;
     assert.ok(ivr.files.includes(digitsFile), JSON.stringify(ivr.files));
-    assert.match(await readFile(path.join(ivr.dir, `${ivr.recordingId}.sha256`), 'utf8'), new RegExp(`  ${digitsFile}\n`), 'sealed with the recording');
-    for (const text of [await readFile(path.join(ivr.dir, `${ivr.recordingId}.json`), 'utf8'), JSON.stringify((await d.api('GET', `/v1/recordings/${ivr.recordingId}`)).body), JSON.stringify(d.logs), await readFile(path.join(ivr.dir, digitsFile), 'latin1')]) {
+    assert.match(
+      await readFile(path.join(ivr.dir, `${ivr.recordingId}.sha256`), 'utf8'),
+      new RegExp(`  ${digitsFile}\n`),
+      'sealed with the recording',
+    );
+    for (const text of [
+      await readFile(path.join(ivr.dir, `${ivr.recordingId}.json`), 'utf8'),
+      JSON.stringify((await d.api('GET', `/v1/recordings/${ivr.recordingId}`)).body),
+      JSON.stringify(d.logs),
+      await readFile(path.join(ivr.dir, digitsFile), 'latin1'),
+    ]) {
       assert.doesNotMatch(text, /"key"|"#"|callvault-dtmf/, 'the keys are nowhere in the clear');
     }
-    const keysOf = () => ok(inst, ['export', ivr.recordingId, '--out', path.join(inst.dataDir, '..', `ivr-${randomInt(1e9)}.wav`), '--dtmf', ...inst.shares]).dtmf.map((k: any) => [k.leg, k.key]);
-    assert.deepEqual(keysOf(), [['caller', '1'], ['caller', '2'], ['caller', '3'], ['caller', '#']]);
+    const keysOf = () =>
+      ok(inst, ['export', ivr.recordingId, '--out', path.join(inst.dataDir, '..', `ivr-${randomInt(1e9)}.wav`), '--dtmf', ...inst.shares]).dtmf.map(
+        (k: any) => [k.leg, k.key],
+      );
+    assert.deepEqual(keysOf(), [
+      ['caller', '1'],
+      ['caller', '2'],
+      ['caller', '3'],
+      ['caller', '#'],
+    ]);
     assert.equal(ok(inst, ['verify', ivr.dir, '--decrypt', ...inst.shares]).ok, true);
-
 
     // One administrator alone cannot revoke: nothing changes, nothing is audited.
     const auditBefore = cli(inst, ['audit', 'list', '--json']).stdout;
     const alone = cli(inst, ['keys', 'revoke', first.kekId, '--share-a-pass-file', inst.passA]);
     assert.notEqual(alone.status, 0, 'one share is not enough');
-    assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => k.state), ['active', 'current'], 'the KEK is still active');
+    assert.deepEqual(
+      ok(inst, ['keys', 'status']).keys.map((k: any) => k.state),
+      ['active', 'current'],
+      'the KEK is still active',
+    );
     assert.equal(cli(inst, ['audit', 'list', '--json']).stdout, auditBefore, 'no audit entry for a revoke that did not happen');
 
     // Revoke the first KEK: its data key is re-wrapped under the second, the audio chunks untouched.
@@ -235,10 +312,23 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.deepEqual(after.subarray(after.length - 1000), before.subarray(before.length - 1000));
     assert.equal((await d.api('GET', `/v1/recordings/${pci.recordingId}`)).body.kekId, second.kekId);
     assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', ...inst.shares]).ok, true);
-    assert.deepEqual(ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]), [['revoked', 0], ['current', 5]]);
+    assert.deepEqual(
+      ok(inst, ['keys', 'status']).keys.map((k: any) => [k.state, k.recordings]),
+      [
+        ['revoked', 0],
+        ['current', 5],
+      ],
+    );
     // Nothing is left under it, so its shares leave the data dir: destroyed, and audited.
-    assert.deepEqual((await readdir(path.join(inst.dataDir, 'keys/kek', first.kekId))).filter((n) => n.startsWith('share-')), []);
-    const audited = () => cli(inst, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(
+      (await readdir(path.join(inst.dataDir, 'keys/kek', first.kekId))).filter((n) => n.startsWith('share-')),
+      [],
+    );
+    const audited = () =>
+      cli(inst, ['audit', 'list', '--json'])
+        .stdout.trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
     assert.equal(audited().find((e: any) => e.action === 'key.shares-destroyed')?.subject, first.kekId);
 
     // A suspected compromise: revoke the second KEK with fresh data keys, its shares to the custodians' escrow.
@@ -249,7 +339,11 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     await d.waitFor(() => d.logs.filter((l) => l.msg === 'config reloaded').length > reloads2);
     const escrowA = path.join(inst.dataDir, '..', 'escrow-a');
     const escrowB = path.join(inst.dataDir, '..', 'escrow-b');
-    assert.notEqual(cli(inst, ['keys', 'revoke', second.kekId, '--reencrypt', ...inst.shares, '--escrow-dir-a', escrowA, '--escrow-dir-b', escrowA]).status, 0, 'one escrow place for both shares is refused');
+    assert.notEqual(
+      cli(inst, ['keys', 'revoke', second.kekId, '--reencrypt', ...inst.shares, '--escrow-dir-a', escrowA, '--escrow-dir-b', escrowA]).status,
+      0,
+      'one escrow place for both shares is refused',
+    );
     assert.equal(ok(inst, ['keys', 'status']).keys.find((k: any) => k.id === second.kekId).state, 'active', 'and changed nothing');
     const oldCopy = await readFile(path.join(pci.dir, `${pci.recordingId}.wav.enc`));
     const re = ok(inst, ['keys', 'revoke', second.kekId, '--reencrypt', ...inst.shares, '--escrow-dir-a', escrowA, '--escrow-dir-b', escrowB]);
@@ -260,16 +354,31 @@ test('encryption at rest: fail closed without a KEK; dual-control shares; envelo
     assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', ...inst.shares]).ok, true);
     assert.deepEqual(await readdir(escrowA), [`${second.kekId}.share-a.json`]);
     assert.deepEqual(await readdir(escrowB), [`${second.kekId}.share-b.json`]);
-    assert.deepEqual((await readdir(path.join(inst.dataDir, 'keys/kek', second.kekId))).filter((n) => n.startsWith('share-')), []);
+    assert.deepEqual(
+      (await readdir(path.join(inst.dataDir, 'keys/kek', second.kekId))).filter((n) => n.startsWith('share-')),
+      [],
+    );
     assert.deepEqual(audited().find((e: any) => e.action === 'key.shares-escrowed' && e.subject === second.kekId)?.details.escrowed.length, 2);
     const reExported = path.join(inst.dataDir, '..', 'after-reencrypt.wav');
     ok(inst, ['export', pci.recordingId, '--out', reExported, ...inst.shares]);
     assert.equal((await readWav(reExported)).channels, 2);
-    assert.deepEqual(keysOf(), [['caller', '1'], ['caller', '2'], ['caller', '3'], ['caller', '#']], 'the keys pressed moved with the recording through rewrap and re-encryption');
+    assert.deepEqual(
+      keysOf(),
+      [
+        ['caller', '1'],
+        ['caller', '2'],
+        ['caller', '3'],
+        ['caller', '#'],
+      ],
+      'the keys pressed moved with the recording through rewrap and re-encryption',
+    );
     // Encryption turned off: the audio comes back in the clear, the keys pressed do not — they go.
     const off = ok(inst, ['keys', 'decrypt-all', ...inst.shares]);
     assert.equal(off.failed, 0);
-    assert.deepEqual((await readdir(ivr.dir)).filter((n) => n.includes('dtmf')), []);
+    assert.deepEqual(
+      (await readdir(ivr.dir)).filter((n) => n.includes('dtmf')),
+      [],
+    );
     assert.equal(cli(inst, ['verify', ivr.dir]).status, 0, 'the recording verifies without it');
     const gone = cli(inst, ['export', ivr.recordingId, '--out', path.join(inst.dataDir, '..', 'ivr-off.wav'), '--dtmf']);
     assert.equal(gone.status, 2);
@@ -306,7 +415,10 @@ test('an encrypting profile never writes plaintext: a scan during the call finds
   for (const atMs of [1200, 2400]) {
     await new Promise((r) => setTimeout(r, atMs - (sizes.length ? 1200 : 0)));
     assert.deepEqual(await filesWithWavHeaders(inst.dataDir), [], `no WAV header anywhere in the data dir ${atMs} ms into the call`);
-    assert.deepEqual((await walk(inst.dataDir)).filter((f) => /\.(wav|partial)$/.test(f)), []);
+    assert.deepEqual(
+      (await walk(inst.dataDir)).filter((f) => /\.(wav|partial)$/.test(f)),
+      [],
+    );
     sizes.push(statSync(envelope).size);
   }
   assert.ok(sizes[1]! > sizes[0]! && sizes[0]! > 32 << 10, `the envelope grows as the call runs: ${sizes.join(' → ')} bytes`);
@@ -339,7 +451,9 @@ test('an encrypting profile never writes plaintext: a scan during the call finds
 test('encrypt-existing names the recordings whose copies on storage targets are still in the clear', async () => {
   const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-copies-'));
   const archive = path.join(root, 'archive');
-  const yaml = testConfigYaml(`storage:\n  archive:\n    type: directory\n    path: ${archive}\nprofiles:\n  - name: archived\n    match: { calleeNumbers: ["+4940*"] }\n    storage: [archive]\n  - name: default\n`);
+  const yaml = testConfigYaml(
+    `storage:\n  archive:\n    type: directory\n    path: ${archive}\nprofiles:\n  - name: archived\n    match: { calleeNumbers: ["+4940*"] }\n    storage: [archive]\n  - name: default\n`,
+  );
   const inst = await instance(yaml);
   const d = await DaemonProcess.start(inst);
   let copied: any;
@@ -357,9 +471,17 @@ test('encrypt-existing names the recordings whose copies on storage targets are 
   const job = JSON.parse(r.stdout);
   assert.equal(job.done, 2);
   assert.deepEqual(job.plaintextCopies, [{ recordingId: copied.recordingId, targets: ['archive'] }]);
-  assert.match(r.stderr, new RegExp(`1 of these recordings were copied to storage targets \\(archive\\) before they were encrypted; those copies are still in the clear .*${copied.recordingId}`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `1 of these recordings were copied to storage targets \\(archive\\) before they were encrypted; those copies are still in the clear .*${copied.recordingId}`,
+    ),
+  );
   assert.doesNotMatch(r.stderr, new RegExp(local.recordingId));
-  assert.ok((await walk(archive)).some((f) => f.endsWith(`${copied.recordingId}.wav`)), 'the copy itself is left as it was');
+  assert.ok(
+    (await walk(archive)).some((f) => f.endsWith(`${copied.recordingId}.wav`)),
+    'the copy itself is left as it was',
+  );
 });
 
 test('key jobs: encrypt-existing killed (SIGKILL) halfway resumes at the recording where it stopped; decrypt-all turns encryption off; every recording verifies throughout', async () => {
@@ -376,7 +498,10 @@ test('key jobs: encrypt-existing killed (SIGKILL) halfway resumes at the recordi
   const recordings = path.join(inst.dataDir, 'recordings');
   const envelopes = async () => (await walk(recordings)).filter((f) => f.endsWith('.wav.enc')).length;
   // Killed while converting: after its third recording, mid-flight on others.
-  const job = spawn('setsid', ['-w', process.execPath, MAIN, 'keys', 'encrypt-existing', '--config', inst.configFile, '--data-dir', inst.dataDir], { stdio: 'ignore', env: { ...process.env, CALLVAULT_SIGNING_PASSPHRASE: 'test-signing-passphrase-42' } });
+  const job = spawn('setsid', ['-w', process.execPath, MAIN, 'keys', 'encrypt-existing', '--config', inst.configFile, '--data-dir', inst.dataDir], {
+    stdio: 'ignore',
+    env: { ...process.env, CALLVAULT_SIGNING_PASSPHRASE: 'test-signing-passphrase-42' },
+  });
   const deadline = Date.now() + 60_000;
   while ((await envelopes()) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   killTree(job);
@@ -408,7 +533,26 @@ async function keyManager(root: string, extra: string[] = []): Promise<{ child: 
   const lkmDir = path.join(root, 'lkm');
   const tokens = path.join(root, 'lkm-tokens');
   await writeFile(path.join(root, 'lkm.pass'), 'key-manager-passphrase\n', { mode: 0o600 });
-  const child = spawn(process.execPath, [MAIN, 'lkm', 'serve', '--data-dir', lkmDir, '--listen', '127.0.0.1:0', '--tokens-dir', tokens, '--passphrase-file', path.join(root, 'lkm.pass'), '--key-bits', '2048', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      'lkm',
+      'serve',
+      '--data-dir',
+      lkmDir,
+      '--listen',
+      '127.0.0.1:0',
+      '--tokens-dir',
+      tokens,
+      '--passphrase-file',
+      path.join(root, 'lkm.pass'),
+      '--key-bits',
+      '2048',
+      ...extra,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const listening = await new Promise<any>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (c: Buffer) => {
@@ -421,20 +565,34 @@ async function keyManager(root: string, extra: string[] = []): Promise<{ child: 
 }
 
 /** One HTTPS request to the key manager, as any client could make it. */
-function lkmRequest(at: string, opts: { ca: string; token: string; method?: string; route: string; body?: unknown; cert?: string; key?: string }): Promise<{ status: number; body: any; headers: Record<string, unknown> }> {
+function lkmRequest(
+  at: string,
+  opts: { ca: string; token: string; method?: string; route: string; body?: unknown; cert?: string; key?: string },
+): Promise<{ status: number; body: any; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const data = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
-    const req = httpsRequest(`https://${at}${opts.route}`, { method: opts.method ?? 'GET', ca: opts.ca, cert: opts.cert, key: opts.key, headers: { authorization: `Bearer ${opts.token}`, ...(data ? { 'content-type': 'application/json' } : {}) } }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text), headers: res.headers }));
-    });
+    const req = httpsRequest(
+      `https://${at}${opts.route}`,
+      {
+        method: opts.method ?? 'GET',
+        ca: opts.ca,
+        cert: opts.cert,
+        key: opts.key,
+        headers: { authorization: `Bearer ${opts.token}`, ...(data ? { 'content-type': 'application/json' } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text), headers: res.headers }));
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });
 }
 
-const lkmYaml = (url: string, ca: string, token: string, extra = '') => `encryption:\n  provider: lkm\n  lkm:\n    url: https://${url}\n    caFile: ${ca}\n    tokenFile: ${token}\n${extra}`;
+const lkmYaml = (url: string, ca: string, token: string, extra = '') =>
+  `encryption:\n  provider: lkm\n  lkm:\n    url: https://${url}\n    caFile: ${ca}\n    tokenFile: ${token}\n${extra}`;
 
 test("lkm provider: the daemon encrypts under the key manager's KEK with the recorder's credential, which cannot unwrap; export unwraps with the unwrap credential, audited on both sides; unwraps are rate-limited; the KEK's expiry is watched", async () => {
   const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-lkm-'));
@@ -473,7 +631,10 @@ test("lkm provider: the daemon encrypts under the key manager's KEK with the rec
     assert.match(asRecorder.stderr, /refused POST \/v1\/unwrap: 403 the recorder credential may not POST \/v1\/unwrap/);
     const wrong = path.join(root, 'bad.token');
     await writeFile(wrong, 'not-the-token\n');
-    assert.match(cli(inst, ['export', pci.recordingId, '--out', path.join(root, 'x.wav'), '--lkm-token-file', wrong]).stderr, /refused POST \/v1\/unwrap: 401/);
+    assert.match(
+      cli(inst, ['export', pci.recordingId, '--out', path.join(root, 'x.wav'), '--lkm-token-file', wrong]).stderr,
+      /refused POST \/v1\/unwrap: 401/,
+    );
 
     const out = path.join(root, 'lkm-export.wav');
     ok(inst, ['export', pci.recordingId, '--out', out, '--lkm-token-file', token('unwrap')]);
@@ -481,28 +642,65 @@ test("lkm provider: the daemon encrypts under the key manager's KEK with the rec
     assert.equal(ok(inst, ['verify', pci.dir, '--decrypt', '--lkm-token-file', token('unwrap')]).ok, true);
 
     // Both sides recorded each unwrap: the recording, the wrapped key's hash, who asked.
-    const ours = cli(inst, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e: any) => e.action === 'key.unwrapped');
+    const ours = cli(inst, ['audit', 'list', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e: any) => e.action === 'key.unwrapped');
     assert.equal(ours.length, 2);
-    const theirs = (await readFile(path.join(km.lkmDir, 'unwrap-audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(theirs.map((e: any) => [e.role, e.outcome]), [['recorder', 'forbidden'], ['unwrap', 'unwrapped'], ['unwrap', 'unwrapped']]);
+    const theirs = (await readFile(path.join(km.lkmDir, 'unwrap-audit.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      theirs.map((e: any) => [e.role, e.outcome]),
+      [
+        ['recorder', 'forbidden'],
+        ['unwrap', 'unwrapped'],
+        ['unwrap', 'unwrapped'],
+      ],
+    );
     for (const [i, e] of ours.entries()) {
       assert.equal(e.subject, pci.recordingId);
       assert.equal(theirs[i + 1].recordingId, pci.recordingId);
       assert.equal(theirs[i + 1].wrappedDekSha256, e.details.wrappedDekSha256);
       assert.match(theirs[i + 1].client, /^127\.0\.0\.1:\d+$/);
     }
-    assert.deepEqual(ours.map((e: any) => e.details.purpose), [`export ${pci.recordingId}`, 'verify --decrypt']);
+    assert.deepEqual(
+      ours.map((e: any) => e.details.purpose),
+      [`export ${pci.recordingId}`, 'verify --decrypt'],
+    );
 
     // Limits: an unwrap names its recording; past 4 a minute the key manager refuses, saying when to retry.
     const unwrapToken = (await readFile(token('unwrap'), 'utf8')).trim();
     const caPem = await readFile(ca, 'utf8');
     const asked = { kekId: km.listening.kekId, wrappedDek: Buffer.alloc(256).toString('base64') };
-    assert.equal((await lkmRequest(km.listening.listen, { ca: caPem, token: unwrapToken, method: 'POST', route: '/v1/unwrap', body: asked })).status, 400);
+    assert.equal(
+      (await lkmRequest(km.listening.listen, { ca: caPem, token: unwrapToken, method: 'POST', route: '/v1/unwrap', body: asked })).status,
+      400,
+    );
     const statuses: number[] = [];
-    for (let i = 0; i < 4; i++) statuses.push((await lkmRequest(km.listening.listen, { ca: caPem, token: unwrapToken, method: 'POST', route: '/v1/unwrap', body: { ...asked, recordingId: newRecordingId() } })).status);
+    for (let i = 0; i < 4; i++)
+      statuses.push(
+        (
+          await lkmRequest(km.listening.listen, {
+            ca: caPem,
+            token: unwrapToken,
+            method: 'POST',
+            route: '/v1/unwrap',
+            body: { ...asked, recordingId: newRecordingId() },
+          })
+        ).status,
+      );
     const limited = statuses.indexOf(429);
     assert.equal(limited, 2, `two unwraps were left this minute: ${statuses.join(', ')}`);
-    const r429 = await lkmRequest(km.listening.listen, { ca: caPem, token: unwrapToken, method: 'POST', route: '/v1/unwrap', body: { ...asked, recordingId: newRecordingId() } });
+    const r429 = await lkmRequest(km.listening.listen, {
+      ca: caPem,
+      token: unwrapToken,
+      method: 'POST',
+      route: '/v1/unwrap',
+      body: { ...asked, recordingId: newRecordingId() },
+    });
     assert.equal(r429.status, 429);
     assert.ok(Number(r429.headers['retry-after']) >= 1 && Number(r429.headers['retry-after']) <= 60);
     // Rotation is the administrator's.
@@ -516,7 +714,21 @@ test("lkm provider: the daemon encrypts under the key manager's KEK with the rec
 test('lkm provider with mutual TLS: a client without a certificate from the configured CA is refused in the handshake; the daemon and export with theirs work', async () => {
   const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-mtls-'));
   const pki = (args: string[]) => execFileSync('openssl', args, { cwd: root, stdio: 'ignore' });
-  pki(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=callvault test client CA']);
+  pki([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=callvault test client CA',
+  ]);
   pki(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=recorder-host-1']);
   pki(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2']);
   const km = await keyManager(root, ['--client-ca', path.join(root, 'ca.pem')]);
@@ -524,7 +736,10 @@ test('lkm provider with mutual TLS: a client without a certificate from the conf
   try {
     assert.equal(km.listening.mutualTls, true);
     const recorderToken = (await readFile(path.join(km.tokens, 'recorder.token'), 'utf8')).trim();
-    await assert.rejects(lkmRequest(km.listening.listen, { ca: await readFile(ca, 'utf8'), token: recorderToken, route: '/v1/kek' }), 'no client certificate: refused');
+    await assert.rejects(
+      lkmRequest(km.listening.listen, { ca: await readFile(ca, 'utf8'), token: recorderToken, route: '/v1/kek' }),
+      'no client certificate: refused',
+    );
     const mtls = `    clientCertFile: ${path.join(root, 'client.pem')}\n    clientKeyFile: ${path.join(root, 'client.key')}\n`;
     const inst = await instance(testConfigYaml(PROFILES + lkmYaml(km.listening.listen, ca, path.join(km.tokens, 'recorder.token'), mtls)));
     const d = await DaemonProcess.start(inst);
@@ -536,8 +751,11 @@ test('lkm provider with mutual TLS: a client without a certificate from the conf
       assert.equal(await d.stop(), 0);
     }
     ok(inst, ['export', pci.recordingId, '--out', path.join(root, 'mtls.wav'), '--lkm-token-file', path.join(km.tokens, 'unwrap.token')]);
-    const theirs = (await readFile(path.join(km.lkmDir, 'unwrap-audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    assert.match(theirs.at(-1).certificate, /^recorder-host-1 \(SHA-256 [0-9A-F:]+\)$/, 'the client certificate is in the key manager\'s audit');
+    const theirs = (await readFile(path.join(km.lkmDir, 'unwrap-audit.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.match(theirs.at(-1).certificate, /^recorder-host-1 \(SHA-256 [0-9A-F:]+\)$/, "the client certificate is in the key manager's audit");
   } finally {
     km.child.kill('SIGTERM');
   }

@@ -1,3 +1,4 @@
+import { EnvelopeError } from '../daemon/errors.js';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, readFile, truncate, appendFile, writeFile } from 'node:fs/promises';
@@ -7,7 +8,17 @@ import { test } from 'node:test';
 import { EnvelopeWriter } from '../daemon/record/EnvelopeWriter.js';
 import { repairEnvelope } from '../daemon/record/recovery.js';
 import { WAV_HEADER_BYTES, wavHeader } from '../daemon/record/wavFormat.js';
-import { DEFAULT_CHUNK_SIZE, DEK_BYTES, EnvelopeError, envelopeSize, FIXED_HEADER_BYTES, newEnvelope, rewrapHeader, STREAM_CHUNK_SIZE, TAG_BYTES, unwrapDek } from '../daemon/seal/envelope.js';
+import {
+  DEFAULT_CHUNK_SIZE,
+  DEK_BYTES,
+  envelopeSize,
+  FIXED_HEADER_BYTES,
+  newEnvelope,
+  rewrapHeader,
+  STREAM_CHUNK_SIZE,
+  TAG_BYTES,
+  unwrapDek,
+} from '../daemon/seal/envelope.js';
 import { readEnvelopeHeader } from '../daemon/seal/envelopeFile.js';
 import checkEnvelope from '../workers/checkEnvelope.js';
 import decryptFile from '../workers/decryptFile.js';
@@ -29,7 +40,17 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 test('envelope round trip: empty, 1 byte, chunk boundaries ±1, several chunks, chunks of several cipher pieces, the default chunk', async () => {
   const C = 1024;
-  const cases = [[0, C], [1, C], [C - 1, C], [C, C], [C + 1, C], [3 * C, C], [3 * C + 5, C], [250_000, 100_000], [DEFAULT_CHUNK_SIZE * 2 + 12_345, DEFAULT_CHUNK_SIZE]] as const;
+  const cases = [
+    [0, C],
+    [1, C],
+    [C - 1, C],
+    [C, C],
+    [C + 1, C],
+    [3 * C, C],
+    [3 * C + 5, C],
+    [250_000, 100_000],
+    [DEFAULT_CHUNK_SIZE * 2 + 12_345, DEFAULT_CHUNK_SIZE],
+  ] as const;
   for (const [size, chunkSize] of cases) {
     const plain = randomBytes(size);
     const { dir, src, dest, result, header, dek: key } = await sealed(plain, chunkSize);
@@ -56,21 +77,32 @@ test('envelope: a tampered chunk, swapped chunks, truncation, appended bytes, an
   const fails = async (mutate: (file: string, headerLen: number) => Promise<void>, message: RegExp, chunk?: number) => {
     const { dest, dek, header } = await fresh();
     await mutate(dest, header.bytes.length);
-    assert.throws(() => decryptFile({ src: dest, dek }), (err: unknown) => err instanceof EnvelopeError && message.test(err.message) && (chunk === undefined || err.chunk === chunk));
+    assert.throws(
+      () => decryptFile({ src: dest, dek }),
+      (err: unknown) => err instanceof EnvelopeError && message.test(err.message) && (chunk === undefined || err.chunk === chunk),
+    );
   };
   const S = C + TAG_BYTES;
-  await fails(async (f, H) => {
-    const b = await readFile(f);
-    b[H + S + 10]! ^= 1;
-    await writeFile(f, b);
-  }, /chunk 1 does not authenticate/, 1);
-  await fails(async (f, H) => {
-    const b = await readFile(f);
-    const c0 = Buffer.from(b.subarray(H, H + S));
-    b.copy(b, H, H + S, H + 2 * S);
-    c0.copy(b, H + S);
-    await writeFile(f, b);
-  }, /chunk 0 does not authenticate/, 0);
+  await fails(
+    async (f, H) => {
+      const b = await readFile(f);
+      b[H + S + 10]! ^= 1;
+      await writeFile(f, b);
+    },
+    /chunk 1 does not authenticate/,
+    1,
+  );
+  await fails(
+    async (f, H) => {
+      const b = await readFile(f);
+      const c0 = Buffer.from(b.subarray(H, H + S));
+      b.copy(b, H, H + S, H + 2 * S);
+      c0.copy(b, H + S);
+      await writeFile(f, b);
+    },
+    /chunk 0 does not authenticate/,
+    0,
+  );
   await fails(async (f, H) => truncate(f, H + 3 * S), /chunk 2 \(the last\)/, 2);
   await fails(async (f, H) => truncate(f, H + 3 * S + 50), /chunk 3 \(the last\)/, 3);
   // The short last chunk (100 bytes) now reads as part of a full one: found at chunk 4.
@@ -87,15 +119,23 @@ test('envelope: a tampered chunk, swapped chunks, truncation, appended bytes, an
     b[9] = 1; // flags: reserved in version 1
     await writeFile(f, b);
   }, /version 1 with flags 1, which are reserved/);
-  await fails(async (f) => {
-    const b = await readFile(f);
-    b[13] = 1; // chunk size 1024 → 1025: inside the AAD, outside the commitment
-    await writeFile(f, b);
-  }, /chunk 0 does not authenticate/, 0);
+  await fails(
+    async (f) => {
+      const b = await readFile(f);
+      b[13] = 1; // chunk size 1024 → 1025: inside the AAD, outside the commitment
+      await writeFile(f, b);
+    },
+    /chunk 0 does not authenticate/,
+    0,
+  );
   const { dest } = await fresh();
   assert.throws(() => decryptFile({ src: dest, dek: randomBytes(DEK_BYTES) }), /does not belong to this envelope/);
   const other = { id: 'kek-other', ...generateKeyPairSync('rsa', { modulusLength: 2048 }) };
-  assert.throws(() => unwrapDek(other.privateKey, readEnvelopeHeader(dest).wrappedDek, other.id), /cannot unwrap the data key with KEK kek-other/, 'the wrong KEK cannot unwrap the data key');
+  assert.throws(
+    () => unwrapDek(other.privateKey, readEnvelopeHeader(dest).wrappedDek, other.id),
+    /cannot unwrap the data key with KEK kek-other/,
+    'the wrong KEK cannot unwrap the data key',
+  );
   await writeFile(dest, 'RIFF....WAVEfmt ');
   assert.throws(() => readEnvelopeHeader(dest), /not a callvault envelope/);
 });
@@ -154,7 +194,10 @@ test('an envelope written as the call runs (version 2): round trip at chunk boun
     if (bytes >= CS) {
       // Cut after a whole chunk: the final chunk is gone, which only a recovered recording may show.
       const cut = `${file}.cut`;
-      await writeFile(cut, (await readFile(file)).subarray(0, h.bytes.length + WAV_HEADER_BYTES + TAG_BYTES + (CS + TAG_BYTES) * Math.floor(bytes / CS)));
+      await writeFile(
+        cut,
+        (await readFile(file)).subarray(0, h.bytes.length + WAV_HEADER_BYTES + TAG_BYTES + (CS + TAG_BYTES) * Math.floor(bytes / CS)),
+      );
       assert.throws(() => open(cut), /without its final chunk: truncated/);
     }
   }
@@ -174,7 +217,11 @@ test('an envelope written as the call runs (version 2): round trip at chunk boun
   assert.throws(() => open(crashed), /never written, and the recording is not one recovered|without its final chunk/);
   const back = path.join(dir, 'crashed.wav');
   open(crashed, { channels: 2, gaps: [], recovered: true }, back);
-  assert.deepEqual(await readFile(back), Buffer.concat([wavHeader(2, 3 * CS), audio.subarray(0, 3 * CS)]), 'the WAV header rebuilt from the metadata, the whole chunks kept');
+  assert.deepEqual(
+    await readFile(back),
+    Buffer.concat([wavHeader(2, 3 * CS), audio.subarray(0, 3 * CS)]),
+    'the WAV header rebuilt from the metadata, the whole chunks kept',
+  );
 
   // A chunk a failed write never reached (zeros on disk) is a gap recovery finds; it reads as silence only when listed.
   const gapped = path.join(dir, 'gapped.wav.enc');
@@ -185,5 +232,8 @@ test('an envelope written as the call runs (version 2): round trip at chunk boun
   assert.throws(() => open(gapped, { channels: 2, gaps: [], recovered: true }), /chunk 2 does not authenticate/);
   const silent = path.join(dir, 'gapped.wav');
   open(gapped, { channels: 2, gaps: [[2, 3]], recovered: true }, silent);
-  assert.deepEqual(await readFile(silent), Buffer.concat([wavHeader(2, 3 * CS), audio.subarray(0, CS), Buffer.alloc(CS), audio.subarray(2 * CS, 3 * CS)]));
+  assert.deepEqual(
+    await readFile(silent),
+    Buffer.concat([wavHeader(2, 3 * CS), audio.subarray(0, CS), Buffer.alloc(CS), audio.subarray(2 * CS, 3 * CS)]),
+  );
 });

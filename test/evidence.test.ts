@@ -23,7 +23,10 @@ import { cli } from './support/cli.js';
 import { DaemonProcess, ROOT } from './support/daemon.js';
 import { recordCall } from './support/record.js';
 
-const sha = async (f: string) => createHash('sha256').update(await readFile(f)).digest('hex');
+const sha = async (f: string) =>
+  createHash('sha256')
+    .update(await readFile(f))
+    .digest('hex');
 
 test('a signing certificate moved away after recordings were signed: the daemon refuses to start and keeps the old key', async () => {
   let d = await DaemonProcess.start();
@@ -33,7 +36,10 @@ test('a signing certificate moved away after recordings were signed: the daemon 
   const key = path.join(d.dataDir, 'identity/signing-key.p8.pem');
   const keyBefore = await sha(key);
   await rename(cert, `${cert}.moved`);
-  await assert.rejects(DaemonProcess.start({ dataDir: d.dataDir, configFile: d.configFile }), /exited with 1: [\s\S]*signing certificate .* is missing, but this instance already has a signing identity/);
+  await assert.rejects(
+    DaemonProcess.start({ dataDir: d.dataDir, configFile: d.configFile }),
+    /exited with 1: [\s\S]*signing certificate .* is missing, but this instance already has a signing identity/,
+  );
   assert.equal(await sha(key), keyBefore, 'the key that signed the recordings is untouched');
   await assert.rejects(lstat(cert), 'no new certificate was made');
   // Restored from backup, the instance starts as before.
@@ -48,7 +54,10 @@ test('the audit actor is the real user, not what SUDO_USER claims', async () => 
     const rec = await recordCall(d, { callId: 'actor-1', caller: { freq: 440, durationMs: 300 }, callee: { freq: 1000, durationMs: 300 } });
     const r = cli(d, ['hold', rec.recordingId, '--reason', 'case 7'], { SUDO_USER: 'alice' });
     assert.equal(r.status, 0, r.stderr);
-    const entries = cli(d, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const entries = cli(d, ['audit', 'list', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const hold = entries.find((e) => e.action === 'recording.hold' && e.subject === rec.recordingId);
     assert.ok(hold, JSON.stringify(entries.map((e) => e.action)));
     assert.doesNotMatch(hold.actor, /alice/);
@@ -70,7 +79,7 @@ test("a planted temp file or link never receives a durable write: it is replaced
   assert.equal(((await lstat(target)).mode & 0o777).toString(8), '640');
   await writeFile(`${target}.tmp`, 'pre-created by someone else', { mode: 0o666 });
   await writeFileDurably(target, 'second\n', 0o600);
-  assert.equal(((await lstat(target)).mode & 0o777).toString(8), '600', 'the mode is ours, not the pre-created file\'s');
+  assert.equal(((await lstat(target)).mode & 0o777).toString(8), '600', "the mode is ours, not the pre-created file's");
 });
 
 test('shares: new ones are sealed with scrypt N = 2^17; ones sealed with the earlier N = 2^14 still open; a passphrase is the same in any Unicode form', () => {
@@ -99,10 +108,21 @@ test('entries cut from the end of the audit chain are found: the daemon alarms a
   let d = await DaemonProcess.start();
   const rec = await recordCall(d, { callId: 'audit-cut', caller: { freq: 440, durationMs: 300 }, callee: { freq: 1000, durationMs: 300 } });
   for (let i = 0; i < 3; i++) {
-    const r = cli(d, ['export', rec.recordingId, '--out', path.join(d.dataDir, '..', `${path.basename(d.dataDir)}-export-${i}.wav`), '--reason', `case ${i}`]);
+    const r = cli(d, [
+      'export',
+      rec.recordingId,
+      '--out',
+      path.join(d.dataDir, '..', `${path.basename(d.dataDir)}-export-${i}.wav`),
+      '--reason',
+      `case ${i}`,
+    ]);
     assert.equal(r.status, 0, r.stderr);
   }
-  const entries = () => cli(d, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const entries = () =>
+    cli(d, ['audit', 'list', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
   const all = entries();
   const exports = all.filter((e) => e.action === 'recording.exported');
   assert.equal(exports.length, 3);
@@ -137,15 +157,33 @@ test('entries cut from the end of the audit chain are found: the daemon alarms a
 async function forgeReseal(dataDir: string, recDir: string, id: string): Promise<void> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'callvault-forger-'));
   const key = path.join(work, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', path.join(dataDir, 'identity/signing-cert.pem'), '-days', '30', '-subj', '/CN=callvault forged'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      path.join(dataDir, 'identity/signing-cert.pem'),
+      '-days',
+      '30',
+      '-subj',
+      '/CN=callvault forged',
+    ],
+    { stdio: 'ignore' },
+  );
   const metaFile = path.join(recDir, `${id}.json`);
   const meta = JSON.parse(await readFile(metaFile, 'utf8'));
   meta.legs.caller.number = '+15550000000';
-  await writeFile(metaFile, JSON.stringify(meta, null, 2) + '\n');
+  await writeFile(metaFile, `${JSON.stringify(meta, null, 2)}\n`);
   const names = (await readdir(recDir)).filter((n) => !n.endsWith('.sha256') && !n.endsWith('.sig')).sort();
   await writeFile(path.join(recDir, `${id}.sha256`), execFileSync('shasum', ['-a', '256', ...names], { cwd: recDir }));
   const sig = execFileSync('openssl', ['dgst', '-sha256', '-sign', key, path.join(recDir, `${id}.sha256`)]);
-  await writeFile(path.join(recDir, `${id}.sha256.SHA256withRSA.sig`), sig.toString('base64') + '\n');
+  await writeFile(path.join(recDir, `${id}.sha256.SHA256withRSA.sig`), `${sig.toString('base64')}\n`);
 }
 
 test('a forged re-seal under a planted certificate: caught with a pinned fingerprint or a certificate kept elsewhere; unpinned, verify says loudly what it trusts', async () => {
@@ -173,7 +211,11 @@ test('a forged re-seal under a planted certificate: caught with a pinned fingerp
 
   // Pinned in the config: verify, audit verify and export refuse the planted certificate, and so does the daemon.
   await appendFile(d.configFile, `signing:\n  fingerprint: "${pin}"\n`);
-  for (const args of [['verify', rec.dir], ['audit', 'verify'], ['export', rec.recordingId, '--out', `${kept}.wav`]]) {
+  for (const args of [
+    ['verify', rec.dir],
+    ['audit', 'verify'],
+    ['export', rec.recordingId, '--out', `${kept}.wav`],
+  ]) {
     const r = cli(d, args);
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stdout}`);
     assert.match(r.stderr, /not the pinned/, args.join(' '));
@@ -197,8 +239,15 @@ test('a forged re-seal under a planted certificate: caught with a pinned fingerp
 test("a recording is bound to its place: another's files copied in are refused by verify and export; a directory deleted behind the index is reported missing", async () => {
   const d = await DaemonProcess.start();
   try {
-    const [a, b, c] = await Promise.all(['bind-a', 'bind-b', 'bind-c'].map((callId) => recordCall(d, { callId, caller: { freq: 440, durationMs: 300 }, callee: { freq: 1000, durationMs: 300 } })));
-    assert.equal(JSON.parse(await readFile(path.join(a!.dir, `${a!.recordingId}.json`), 'utf8')).instanceId, (await readFile(path.join(d.dataDir, 'identity/instance-id'), 'utf8')).trim());
+    const [a, b, c] = await Promise.all(
+      ['bind-a', 'bind-b', 'bind-c'].map((callId) =>
+        recordCall(d, { callId, caller: { freq: 440, durationMs: 300 }, callee: { freq: 1000, durationMs: 300 } }),
+      ),
+    );
+    assert.equal(
+      JSON.parse(await readFile(path.join(a!.dir, `${a!.recordingId}.json`), 'utf8')).instanceId,
+      (await readFile(path.join(d.dataDir, 'identity/instance-id'), 'utf8')).trim(),
+    );
     assert.equal(cli(d, ['verify', '--all', path.join(d.dataDir, 'recordings')]).status, 0);
     // A's sealed files, as they are, in B's directory.
     for (const n of await readdir(b!.dir)) await rm(path.join(b!.dir, n));
@@ -206,9 +255,17 @@ test("a recording is bound to its place: another's files copied in are refused b
     const v = cli(d, ['verify', b!.dir, '--json']);
     assert.equal(v.status, 1);
     const problems: string[] = JSON.parse(v.stdout).problems;
-    assert.ok(problems.some((p) => p.includes(`recording ${b!.recordingId}'s, but holds recording ${a!.recordingId}`)), problems.join('\n'));
-    assert.ok(problems.some((p) => p.includes(`the index has recording ${a!.recordingId} at`)), problems.join('\n'));
-    const script = spawnSync('bash', [path.join(ROOT, 'scripts/verify.sh'), b!.dir, path.join(d.dataDir, 'identity/signing-cert.pem')], { encoding: 'utf8' });
+    assert.ok(
+      problems.some((p) => p.includes(`recording ${b!.recordingId}'s, but holds recording ${a!.recordingId}`)),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.includes(`the index has recording ${a!.recordingId} at`)),
+      problems.join('\n'),
+    );
+    const script = spawnSync('bash', [path.join(ROOT, 'scripts/verify.sh'), b!.dir, path.join(d.dataDir, 'identity/signing-cert.pem')], {
+      encoding: 'utf8',
+    });
     assert.equal(script.status, 1, script.stdout);
     assert.match(script.stderr, new RegExp(`directory is recording ${b!.recordingId}'s, but holds recording ${a!.recordingId}`));
     const ex = cli(d, ['export', b!.recordingId, '--out', path.join(d.dataDir, '..', `${path.basename(d.dataDir)}-b.wav`)]);
@@ -220,16 +277,28 @@ test("a recording is bound to its place: another's files copied in are refused b
     await writeFile(sums, (await readFile(sums, 'utf8')).replaceAll(a!.recordingId, b!.recordingId));
     const renamed = JSON.parse(cli(d, ['verify', b!.dir, '--json']).stdout);
     assert.equal(renamed.signature, 'BAD');
-    assert.ok(renamed.problems.some((p: string) => p.includes(`signed metadata is recording "${a!.recordingId}"'s`)), renamed.problems.join('\n'));
+    assert.ok(
+      renamed.problems.some((p: string) => p.includes(`signed metadata is recording "${a!.recordingId}"'s`)),
+      renamed.problems.join('\n'),
+    );
     // C's directory removed outside callvault: the index still has it sealed.
     await rm(c!.dir, { recursive: true });
     const all = cli(d, ['verify', '--all', path.join(d.dataDir, 'recordings'), '--json']);
     assert.equal(all.status, 1);
     const report = JSON.parse(all.stdout);
-    assert.deepEqual(report.missing.map((m: { recordingId: string }) => m.recordingId), [c!.recordingId]);
+    assert.deepEqual(
+      report.missing.map((m: { recordingId: string }) => m.recordingId),
+      [c!.recordingId],
+    );
     assert.equal(report.summary.missing, 1);
-    const audited = cli(d, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.ok(audited.some((e) => e.action === 'verify.failed' && e.subject === c!.recordingId), 'the missing recording is audited as a failed verification');
+    const audited = cli(d, ['audit', 'list', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.ok(
+      audited.some((e) => e.action === 'verify.failed' && e.subject === c!.recordingId),
+      'the missing recording is audited as a failed verification',
+    );
   } finally {
     assert.equal(await d.stop(), 0);
   }
@@ -250,7 +319,11 @@ test('share passphrases never become JavaScript strings: after the shares open a
   await writeFile(path.join(dir, 'b.pass'), Buffer.concat([passB, Buffer.from([0x0a])]), { mode: 0o600 });
   const store = new KekStore(dir);
   const kek = await store.create({ bits: 2048, shares: { A: { passphrase: Buffer.from(passA) }, B: { passphrase: Buffer.from(passB) } } });
-  const inputs = await readShareInputs({ 'share-a-pass-file': path.join(dir, 'a.pass'), 'share-b-pass-file': path.join(dir, 'b.pass') }, 'heap test', { creating: false });
+  const inputs = await readShareInputs(
+    { 'share-a-pass-file': path.join(dir, 'a.pass'), 'share-b-pass-file': path.join(dir, 'b.pass') },
+    'heap test',
+    { creating: false },
+  );
   const pool = new WorkerPool(1);
   try {
     const unwrapper = new ShareUnwrapper(store, inputs, pool);
@@ -260,7 +333,11 @@ test('share passphrases never become JavaScript strings: after the shares open a
   } finally {
     await pool.close();
   }
-  for (const letter of ['A', 'B'] as const) assert.ok(inputs[letter].passphrase.every((b) => b === 0), `passphrase ${letter} is wiped`);
+  for (const letter of ['A', 'B'] as const)
+    assert.ok(
+      inputs[letter].passphrase.every((b) => b === 0),
+      `passphrase ${letter} is wiped`,
+    );
   const snapshot = await readFile(writeHeapSnapshot(path.join(dir, 'heap.heapsnapshot')));
   assert.ok(snapshot.length > 1_000_000, 'a real heap snapshot');
   assert.equal(snapshot.includes(passA), false, 'passphrase A is not a string anywhere in the heap');

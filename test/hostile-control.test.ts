@@ -55,7 +55,10 @@ describe('control API under attack', () => {
 
   test('malformed request targets are 400, never the end of the process', async () => {
     for (const target of ['//[', '//', 'http://[', '//a:99999/', 'http://x:-1/', '/v1/calls/%E0%A4%A', '/v1/recordings/%', '*']) {
-      const answer = await rawRequest(d.controlUrl, `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+      const answer = await rawRequest(
+        d.controlUrl,
+        `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`,
+      );
       assert.equal(statusOf(answer), 400, `${target} -> ${answer.slice(0, 80)}`);
       await alive();
     }
@@ -69,20 +72,44 @@ describe('control API under attack', () => {
     const { hostname, port } = new URL(d.controlUrl);
     await new Promise<void>((resolve) => {
       const sock = connect(Number(port), hostname, () => {
-        sock.write(`POST /v1/calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"callId":`);
-        setTimeout(() => (sock.destroy(), resolve()), 100);
+        sock.write(
+          `POST /v1/calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"callId":`,
+        );
+        setTimeout(() => {
+          sock.destroy();
+          resolve();
+        }, 100);
       });
     });
     await new Promise((r) => setTimeout(r, 200));
     await alive();
-    assert.deepEqual(d.logs.slice(before).filter((l) => l.level === 'error'), []);
+    assert.deepEqual(
+      d.logs.slice(before).filter((l) => l.level === 'error'),
+      [],
+    );
   });
 
   test('fuzz: 400 generated request lines, headers and JSON bodies are answered below 500 and the process lives', async () => {
     const r = rng(0x5eed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
     const junk = (n: number) => Array.from({ length: n }, () => String.fromCharCode(33 + Math.floor(r() * 94))).join('');
-    const values: unknown[] = [null, true, 0, -1, 1e308, 2 ** 53, '', 'x'.repeat(300), [], {}, [1, [2]], { number: '+49' }, { ip: '1.2.3.4', port: 5 }, '\u0000', '../../etc'];
+    const values: unknown[] = [
+      null,
+      true,
+      0,
+      -1,
+      1e308,
+      2 ** 53,
+      '',
+      'x'.repeat(300),
+      [],
+      {},
+      [1, [2]],
+      { number: '+49' },
+      { ip: '1.2.3.4', port: 5 },
+      '\u0000',
+      '../../etc',
+    ];
     const body = () => {
       const o: Record<string, unknown> = {};
       for (const k of ['callId', 'direction', 'caller', 'callee', 'codec', 'payloadType', 'group', junk(4)]) if (r() < 0.7) o[k] = pick(values);
@@ -92,18 +119,38 @@ describe('control API under attack', () => {
     let statuses = new Map<number, number>();
     for (let i = 0; i < 400; i++) {
       const method = pick(['GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'OPTIONS', 'HEAD', junk(3)]);
-      const path = pick(['/v1/calls', '/v1/calls/' + encodeURIComponent(junk(8)), '/v1/recordings?limit=' + pick(['0', '-1', '0x10', '1e3', '+5', 'abc', '10001']), '/v1/recordings?from=' + pick(['2026-02-30', 'yesterday', '2026-13-01', '9999-99-99T99:99']), '/v1/recordings/' + junk(12), '/v1/' + junk(6), '/healthz', '/%' + junk(2), '/' + junk(20)]);
+      const path = pick([
+        '/v1/calls',
+        `/v1/calls/${encodeURIComponent(junk(8))}`,
+        `/v1/recordings?limit=${pick(['0', '-1', '0x10', '1e3', '+5', 'abc', '10001'])}`,
+        `/v1/recordings?from=${pick(['2026-02-30', 'yesterday', '2026-13-01', '9999-99-99T99:99'])}`,
+        `/v1/recordings/${junk(12)}`,
+        `/v1/${junk(6)}`,
+        '/healthz',
+        `/%${junk(2)}`,
+        `/${junk(20)}`,
+      ]);
       const text = body();
-      const headers = [`Host: ${pick(['x', '', junk(5)])}`, r() < 0.8 ? `Authorization: Bearer ${TOKEN}` : `Authorization: ${junk(12)}`, `Content-Type: ${pick(['application/json', 'text/plain', junk(6)])}`];
+      const headers = [
+        `Host: ${pick(['x', '', junk(5)])}`,
+        r() < 0.8 ? `Authorization: Bearer ${TOKEN}` : `Authorization: ${junk(12)}`,
+        `Content-Type: ${pick(['application/json', 'text/plain', junk(6)])}`,
+      ];
       if (r() < 0.3) headers.push(`${junk(6)}: ${junk(30)}`);
       const cl = r() < 0.1 ? String(Math.floor(r() * 1e9)) : String(Buffer.byteLength(text));
-      const answer = await rawRequest(d.controlUrl, `${method} ${path} HTTP/1.1\r\n${headers.join('\r\n')}\r\nContent-Length: ${cl}\r\nConnection: close\r\n\r\n${text}`);
+      const answer = await rawRequest(
+        d.controlUrl,
+        `${method} ${path} HTTP/1.1\r\n${headers.join('\r\n')}\r\nContent-Length: ${cl}\r\nConnection: close\r\n\r\n${text}`,
+      );
       const status = statusOf(answer);
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       assert.ok(status === 0 || status < 500, `request ${i}: ${method} ${path} -> ${answer.slice(0, 200)}`);
     }
     await alive();
-    assert.ok([...statuses.keys()].some((s) => s >= 400), `${JSON.stringify([...statuses])}`);
+    assert.ok(
+      [...statuses.keys()].some((s) => s >= 400),
+      `${JSON.stringify([...statuses])}`,
+    );
     statuses = new Map();
   });
 
@@ -112,7 +159,10 @@ describe('control API under attack', () => {
       const rs = await Promise.all(Array.from({ length: n }, () => requestCall(d, { callId })));
       const created = rs.filter((x) => x.status === 201);
       assert.equal(created.length, 1, `${callId}: ${rs.map((x) => x.status).join(',')}`);
-      assert.deepEqual(rs.filter((x) => x.status !== 201).map((x) => x.body.error), Array(n - 1).fill('DUPLICATE_CALL'));
+      assert.deepEqual(
+        rs.filter((x) => x.status !== 201).map((x) => x.body.error),
+        Array(n - 1).fill('DUPLICATE_CALL'),
+      );
       assert.equal((await d.api('DELETE', `/v1/calls/${callId}`)).status, 202);
       assert.equal((await d.api('DELETE', `/v1/calls/${callId}`)).status, 404, 'nothing left that nothing owns');
     };
@@ -120,7 +170,15 @@ describe('control API under attack', () => {
   });
 
   test('strict search parameters: hex, exponents, signs and impossible dates are 400 naming the field', async () => {
-    for (const [q, field] of [['limit=0x10', 'limit'], ['limit=1e3', 'limit'], ['limit=+5', 'limit'], ['limit= 5', 'limit'], ['from=2026-02-30', 'from'], ['to=2026-04-31T10:00:00Z', 'to'], ['from=2026-01-01T24:00:00Z', 'from']]) {
+    for (const [q, field] of [
+      ['limit=0x10', 'limit'],
+      ['limit=1e3', 'limit'],
+      ['limit=+5', 'limit'],
+      ['limit= 5', 'limit'],
+      ['from=2026-02-30', 'from'],
+      ['to=2026-04-31T10:00:00Z', 'to'],
+      ['from=2026-01-01T24:00:00Z', 'from'],
+    ]) {
       const r = await d.api('GET', `/v1/recordings?${q}`);
       assert.equal(r.status, 400, q);
       assert.match(r.body.message, new RegExp(`^${field}`), q);
@@ -153,12 +211,16 @@ describe('control API under attack', () => {
     const { hostname, port } = new URL(d.controlUrl);
     const socks: Socket[] = [];
     await Promise.all(
-      Array.from({ length: 600 }, () => new Promise<void>((resolve) => {
-        const s = connect(Number(port), hostname, () => resolve());
-        s.on('error', () => resolve());
-        s.on('close', () => resolve());
-        socks.push(s);
-      })),
+      Array.from(
+        { length: 600 },
+        () =>
+          new Promise<void>((resolve) => {
+            const s = connect(Number(port), hostname, () => resolve());
+            s.on('error', () => resolve());
+            s.on('close', () => resolve());
+            socks.push(s);
+          }),
+      ),
     );
     await new Promise((r) => setTimeout(r, 200));
     const during = fds();

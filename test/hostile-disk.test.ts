@@ -21,10 +21,20 @@ import type { StreamPlan } from './support/rtpPlan.js';
 
 const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const callvault = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, CALLVAULT_SIGNING_PASSPHRASE: PASSPHRASE } });
+const callvault = (...args: string[]) =>
+  spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, CALLVAULT_SIGNING_PASSPHRASE: PASSPHRASE } });
 
 function stream(port: number, freq: number, durationMs: number): StreamPlan {
-  return { port, law: 'PCMU', payloadType: 0, ssrc: randomInt(1, 2 ** 31), seqStart: randomInt(0, 65536), tsStart: randomInt(0, 2 ** 32), freq, durationMs };
+  return {
+    port,
+    law: 'PCMU',
+    payloadType: 0,
+    ssrc: randomInt(1, 2 ** 31),
+    seqStart: randomInt(0, 65536),
+    tsStart: randomInt(0, 2 ** 32),
+    freq,
+    durationMs,
+  };
 }
 
 async function fillTo(file: string, dir: string, leaveBytes: number): Promise<void> {
@@ -69,7 +79,9 @@ describe('a data dir that fills up while calls run (tmpfs)', () => {
 
     // Two calls, then the disk fills under them; space comes back 2 s later.
     const calls = await Promise.all(['full-a', 'full-b'].map((callId) => startCall(dd, { callId })));
-    const sending = sendRtp({ streams: calls.flatMap((c, i) => [stream(c.legs.caller.port, 440 + 100 * i, 7000), stream(c.legs.callee.port, 1000 + 100 * i, 7000)]) });
+    const sending = sendRtp({
+      streams: calls.flatMap((c, i) => [stream(c.legs.caller.port, 440 + 100 * i, 7000), stream(c.legs.callee.port, 1000 + 100 * i, 7000)]),
+    });
     await sleep(1000);
     await fillTo(filler, mnt, 100 * 1024);
     await dd.waitFor((l) => l.msg.startsWith('disk full: space reserve released'), 8000);
@@ -87,7 +99,10 @@ describe('a data dir that fills up while calls run (tmpfs)', () => {
       assert.equal(gap.code, 'ENOSPC');
       assert.ok(gap.fromMs > 500 && gap.toMs > gap.fromMs && gap.toMs < meta.durationMs - 1000, JSON.stringify({ gap, durationMs: meta.durationMs }));
       const wav = await readWav(path.join(st.dir, meta.files[0].name));
-      assert.ok(Math.abs((wav.dataBytes / 4 / 8) - meta.durationMs) <= 40, `the file is as long as the call: ${wav.dataBytes / 32} ms vs ${meta.durationMs}`);
+      assert.ok(
+        Math.abs(wav.dataBytes / 4 / 8 - meta.durationMs) <= 40,
+        `the file is as long as the call: ${wav.dataBytes / 32} ms vs ${meta.durationMs}`,
+      );
       const left = wav.channels_[0] as Float64Array;
       const resumedAt = Math.round(gap.toMs * 8) + 1600;
       assert.ok(rms(left, resumedAt, resumedAt + 4000) > 0.05, 'audio again after the gap');
@@ -101,7 +116,16 @@ describe('a data dir that fills up while calls run (tmpfs)', () => {
     assert.equal(m.get('callvault_recordings_write_suspended')?.samples[0]?.value, 0);
 
     // Full until the call ends: the released reserve lets it close and be sealed.
-    for (let i = 0; i < 50 && !(await access(path.join(dataDir, 'space-reserve')).then(() => true, () => false)); i++) await sleep(100);
+    for (
+      let i = 0;
+      i < 50 &&
+      !(await access(path.join(dataDir, 'space-reserve')).then(
+        () => true,
+        () => false,
+      ));
+      i++
+    )
+      await sleep(100);
     await access(path.join(dataDir, 'space-reserve'));
     const c = await startCall(dd, { callId: 'full-end' });
     const s2 = sendRtp({ streams: [stream(c.legs.caller.port, 440, 3000), stream(c.legs.callee.port, 1000, 3000)] });
@@ -134,7 +158,10 @@ describe('an encrypting profile on a data dir that fills up (tmpfs)', () => {
     const shares = ['a', 'b'].flatMap((x) => [`--share-${x}-pass-file`, path.join(base, `${x}.pass`)]);
     await writeFile(path.join(base, 'a.pass'), 'custodian-a correct horse battery\n', { mode: 0o600 });
     await writeFile(path.join(base, 'b.pass'), 'custodian-b staple orbit lantern\n', { mode: 0o600 });
-    const yaml = testConfigYaml('profiles:\n  - name: pci\n    encryption: true\n').replace('minFreeDiskMB: 1\n  diskReserveMB: 1', 'minFreeDiskMB: 0\n  diskReserveMB: 2');
+    const yaml = testConfigYaml('profiles:\n  - name: pci\n    encryption: true\n').replace(
+      'minFreeDiskMB: 1\n  diskReserveMB: 1',
+      'minFreeDiskMB: 0\n  diskReserveMB: 2',
+    );
     await writeFile(configFile, yaml);
     const init = callvault('keys', 'init', '--json', '--config', configFile, '--data-dir', dataDir, ...shares);
     assert.equal(init.status, 0, init.stderr);
@@ -155,18 +182,27 @@ describe('an encrypting profile on a data dir that fills up (tmpfs)', () => {
     const st = await dd.waitForState(c.recordingId, 'encrypted');
     const gap = st.metadata.gaps[0];
     assert.equal(gap?.code, 'ENOSPC', JSON.stringify(st.metadata.gaps));
-    assert.ok(gap.chunks[1] > gap.chunks[0] && gap.fromMs > 500 && gap.toMs < st.metadata.durationMs - 1000, JSON.stringify({ gap, durationMs: st.metadata.durationMs }));
+    assert.ok(
+      gap.chunks[1] > gap.chunks[0] && gap.fromMs > 500 && gap.toMs < st.metadata.durationMs - 1000,
+      JSON.stringify({ gap, durationMs: st.metadata.durationMs }),
+    );
     const v = callvault('verify', st.dir, '--decrypt', '--config', configFile, '--data-dir', dataDir, ...shares);
     assert.equal(v.status, 0, v.stdout + v.stderr);
     const out = path.join(base, 'full-enc.wav');
     const ex = callvault('export', c.recordingId, '--out', out, '--config', configFile, '--data-dir', dataDir, ...shares);
     assert.equal(ex.status, 0, ex.stderr);
     const wav = await readWav(out);
-    assert.ok(Math.abs(wav.dataBytes / 32 - st.metadata.durationMs) <= 40, `the file is as long as the call: ${wav.dataBytes / 32} ms vs ${st.metadata.durationMs}`);
+    assert.ok(
+      Math.abs(wav.dataBytes / 32 - st.metadata.durationMs) <= 40,
+      `the file is as long as the call: ${wav.dataBytes / 32} ms vs ${st.metadata.durationMs}`,
+    );
     const left = wav.channels_[0] as Float64Array;
     assert.ok(rms(left, Math.round(gap.fromMs * 8) + 80, Math.round(gap.toMs * 8) - 80) < 0.001, 'the gap is silence');
     const resumedAt = Math.round(gap.toMs * 8) + 1600;
-    assert.ok(tonePower(left, 440, resumedAt, resumedAt + 4000) > 100 * tonePower(left, 2000, resumedAt, resumedAt + 4000), 'audio again after the gap');
+    assert.ok(
+      tonePower(left, 440, resumedAt, resumedAt + 4000) > 100 * tonePower(left, 2000, resumedAt, resumedAt + 4000),
+      'audio again after the gap',
+    );
   });
 });
 

@@ -28,7 +28,17 @@ function dominates(x: Float64Array, freq: number, other: number): boolean {
 }
 
 function stream(port: number, freq: number, o: Partial<StreamPlan> = {}): StreamPlan {
-  return { port, law: 'PCMU', payloadType: 0, ssrc: randomInt(1, 2 ** 31), seqStart: randomInt(0, 65536), tsStart: randomInt(0, 2 ** 32), freq, durationMs: 1500, ...o };
+  return {
+    port,
+    law: 'PCMU',
+    payloadType: 0,
+    ssrc: randomInt(1, 2 ** 31),
+    seqStart: randomInt(0, 65536),
+    tsStart: randomInt(0, 2 ** 32),
+    freq,
+    durationMs: 1500,
+    ...o,
+  };
 }
 
 describe('hostile RTP (real mediasoup worker, senders in another process)', () => {
@@ -41,7 +51,13 @@ describe('hostile RTP (real mediasoup worker, senders in another process)', () =
   });
 
   async function start(callId: string, legs: { caller?: object; callee?: object } = {}) {
-    const r = await d.api('POST', '/v1/calls', { callId, direction: 'inbound', codec: 'PCMU', caller: { number: '+4930111', ...legs.caller }, callee: { number: '+4930222', ...legs.callee } });
+    const r = await d.api('POST', '/v1/calls', {
+      callId,
+      direction: 'inbound',
+      codec: 'PCMU',
+      caller: { number: '+4930111', ...legs.caller },
+      callee: { number: '+4930222', ...legs.callee },
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     return r.body as { recordingId: string; legs: { caller: { port: number }; callee: { port: number } } };
   }
@@ -96,7 +112,10 @@ describe('hostile RTP (real mediasoup worker, senders in another process)', () =
     assert.ok(dominates(left, PBX.caller, ATTACK), 'left holds the PBX caller');
     assert.ok(dominates(right, PBX.callee, ATTACK), 'right holds the PBX callee');
     for (const leg of ['caller', 'callee'] as const) {
-      assert.ok(meta.legs[leg].refusedSources.length >= 1 && meta.legs[leg].refusedSources.every((s: string) => s.startsWith('127.0.0.2:')), `${leg}: ${meta.legs[leg].refusedSources}`);
+      assert.ok(
+        meta.legs[leg].refusedSources.length >= 1 && meta.legs[leg].refusedSources.every((s: string) => s.startsWith('127.0.0.2:')),
+        `${leg}: ${meta.legs[leg].refusedSources}`,
+      );
       assert.match(meta.legs[leg].source, /^127\.0\.0\.1:\d+$/);
       assert.ok(meta.legs[leg].received >= 60, `${leg} got the PBX's packets after re-arming: ${meta.legs[leg].received}`);
     }
@@ -105,19 +124,32 @@ describe('hostile RTP (real mediasoup worker, senders in another process)', () =
     assert.ok(refused.reduce((n, s) => n + s.value, 0) >= 2, JSON.stringify(refused));
     const foreign = parsePrometheusText(text).get('callvault_rtp_foreign_packets_total')?.samples[0]?.value ?? 0;
     assert.ok(foreign >= 40, `second-source packets counted: ${foreign}`);
-    assert.ok(d.logs.some((l) => l.level === 'warn' && /second source dropped/.test(l.msg)), 'second source logged');
-    assert.ok(d.logs.some((l) => l.level === 'warn' && /outside media.allowedSources/.test(l.msg)), 'logged');
+    assert.ok(
+      d.logs.some((l) => l.level === 'warn' && /second source dropped/.test(l.msg)),
+      'second source logged',
+    );
+    assert.ok(
+      d.logs.some((l) => l.level === 'warn' && /outside media.allowedSources/.test(l.msg)),
+      'logged',
+    );
   });
 
   test("a PBX still sending to an ended call's ports never reaches the next call: released ports are quarantined", async () => {
     const a = await start('reuse-a');
     const aPorts = [a.legs.caller.port, a.legs.callee.port];
-    const sendingA = sendRtp({ streams: [stream(aPorts[0] as number, 523, { durationMs: 3000 }), stream(aPorts[1] as number, 1568, { durationMs: 3000 })] });
+    const sendingA = sendRtp({
+      streams: [stream(aPorts[0] as number, 523, { durationMs: 3000 }), stream(aPorts[1] as number, 1568, { durationMs: 3000 })],
+    });
     await new Promise((r) => setTimeout(r, 600));
     await finish('reuse-a', a.recordingId);
     const b = await start('reuse-b');
-    assert.ok(!aPorts.includes(b.legs.caller.port) && !aPorts.includes(b.legs.callee.port), `B got ${b.legs.caller.port}/${b.legs.callee.port}, A had ${aPorts}`);
-    await sendRtp({ streams: [stream(b.legs.caller.port, PBX.caller, { durationMs: 1000 }), stream(b.legs.callee.port, PBX.callee, { durationMs: 1000 })] });
+    assert.ok(
+      !aPorts.includes(b.legs.caller.port) && !aPorts.includes(b.legs.callee.port),
+      `B got ${b.legs.caller.port}/${b.legs.callee.port}, A had ${aPorts}`,
+    );
+    await sendRtp({
+      streams: [stream(b.legs.caller.port, PBX.caller, { durationMs: 1000 }), stream(b.legs.callee.port, PBX.callee, { durationMs: 1000 })],
+    });
     await sendingA;
     const { left, right } = await finish('reuse-b', b.recordingId);
     assert.ok(dominates(left, PBX.caller, 523) && dominates(right, PBX.callee, 1568), "B's recording holds B's audio only");
@@ -129,7 +161,10 @@ describe('hostile RTP (real mediasoup worker, senders in another process)', () =
     // Four forged packets per real one (the PBX's own address, its SSRC, random sequence numbers).
     const raw = Array.from({ length: 280 }, (_, k) => ({
       atMs: 5 + k * 5,
-      base64: buildRtp({ marker: false, payloadType: 0, sequence: randomInt(0, 65536), timestamp: randomInt(0, 2 ** 32), ssrc }, Buffer.alloc(160, 0x13)).toString('base64'),
+      base64: buildRtp(
+        { marker: false, payloadType: 0, sequence: randomInt(0, 65536), timestamp: randomInt(0, 2 ** 32), ssrc },
+        Buffer.alloc(160, 0x13),
+      ).toString('base64'),
     }));
     await sendRtp({ streams: [stream(call.legs.caller.port, PBX.caller, { ssrc, raw }), stream(call.legs.callee.port, PBX.callee)] });
     const sent = 75; // 1500 ms of 20 ms frames

@@ -76,10 +76,17 @@ test('index: number/time queries (CLI beside the running daemon, API with cursor
 
     // CLI while the daemon holds the same LMDB environment open.
     const byNumber = cliJson(d, ['recordings', 'list', '--number', '+4930123456']);
-    assert.deepEqual(byNumber.recordings.map((e: EntryView) => e.recordingId), berlin, 'either party, normalised, in start order');
+    assert.deepEqual(
+      byNumber.recordings.map((e: EntryView) => e.recordingId),
+      berlin,
+      'either party, normalised, in start order',
+    );
     assert.equal(byNumber.nextCursor, null);
     assert.equal(cliJson(d, ['recordings', 'list', '--number', '+4930123456', '--from', t1]).recordings.length, 0);
-    assert.equal(cliJson(d, ['recordings', 'list', '--profile', 'sales', '--from', t0, '--to', t1, '--limit', '1000']).recordings.length, SHORT_CALLS);
+    assert.equal(
+      cliJson(d, ['recordings', 'list', '--profile', 'sales', '--from', t0, '--to', t1, '--limit', '1000']).recordings.length,
+      SHORT_CALLS,
+    );
     const bad = cli(d, ['recordings', 'list', '--from', 'March']);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /from must be an ISO 8601 date/);
@@ -91,7 +98,10 @@ test('index: number/time queries (CLI beside the running daemon, API with cursor
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const r: { status: number; body: any } = await d.api('GET', `/v1/recordings?number=${encodeURIComponent('+4930123456')}&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      const r: { status: number; body: any } = await d.api(
+        'GET',
+        `/v1/recordings?number=${encodeURIComponent('+4930123456')}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       assert.equal(r.status, 200);
       seen.push(...r.body.recordings.map((e: EntryView) => e.recordingId));
       cursor = r.body.nextCursor;
@@ -126,7 +136,9 @@ test('index: number/time queries (CLI beside the running daemon, API with cursor
     assert.equal(existsSync(path.join(d.dataDir, original.get(expired[0]!)!.dir, `${expired[0]}.wav`)), true, 'a dry run deletes nothing');
 
     // SIGKILL right after the first deletion, then check nothing is half deleted without the journal saying so.
-    const child = spawn(process.execPath, [MAIN, 'retention', 'run', '--now', later, '--json', '--config', d.configFile, '--data-dir', d.dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, 'retention', 'run', '--now', later, '--json', '--config', d.configFile, '--data-dir', d.dataDir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     const exited = new Promise((r) => child.once('exit', r));
     for await (const line of createInterface({ input: child.stderr! })) {
       if (line.startsWith('deleted ')) {
@@ -182,7 +194,10 @@ test('index: number/time queries (CLI beside the running daemon, API with cursor
     const ok = cliJson(d, ['audit', 'verify']);
     assert.equal(ok.ok, true, JSON.stringify(ok));
     assert.ok(ok.checkpoints >= 2);
-    const entries = cli(d, ['audit', 'list', '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const entries = cli(d, ['audit', 'list', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(entries.filter((e) => e.action === 'recording.hold').length, 2);
     assert.equal(entries.filter((e) => e.action === 'key.created').length, 1);
     assert.match(JSON.stringify(entries.find((e) => e.action === 'verify.failed' && e.subject === other)?.details), /MODIFIED|sha256|differ/i);

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DaemonProcess, ROOT, startCall, testConfigYaml } from './support/daemon.js';
+import { DaemonProcess, errText, ROOT, startCall, testConfigYaml } from './support/daemon.js';
 import { parsePrometheusText, sampleValue, type Family } from './support/promtext.js';
 import { recordCall } from './support/record.js';
 
@@ -33,9 +33,25 @@ describe('metrics: a real HTTP scrape of /metrics after a real call', () => {
   });
 
   test('follow Prometheus naming and count what happened', async () => {
-    const rec = await recordCall(d, { callId: 'metrics-1', announceSsrc: true, caller: { freq: 440, durationMs: 2000 }, callee: { freq: 1000, durationMs: 1000 } });
+    const rec = await recordCall(d, {
+      callId: 'metrics-1',
+      announceSsrc: true,
+      caller: { freq: 440, durationMs: 2000 },
+      callee: { freq: 1000, durationMs: 1000 },
+    });
     assert.equal((await startCall(d, { callId: 'metrics-2' })).recordingId.length > 0, true);
-    assert.equal((await d.api('POST', '/v1/calls', { callId: 'metrics-2', direction: 'inbound', caller: { number: '1' }, callee: { number: '2' }, codec: 'PCMU' })).status, 409);
+    assert.equal(
+      (
+        await d.api('POST', '/v1/calls', {
+          callId: 'metrics-2',
+          direction: 'inbound',
+          caller: { number: '1' },
+          callee: { number: '2' },
+          codec: 'PCMU',
+        })
+      ).status,
+      409,
+    );
     const m = await scrape(d);
     for (const f of m.values()) {
       assert.ok(f.help, `${f.name} has HELP`);
@@ -62,9 +78,19 @@ describe('metrics: a real HTTP scrape of /metrics after a real call', () => {
     assert.equal(sampleValue(m, 'callvault_config_last_reload_successful'), 1);
     assert.ok(Math.abs(sampleValue(m, 'callvault_config_last_reload_success_timestamp_seconds') - Date.now() / 1000) < 120);
     assert.ok(sampleValue(m, 'process_cpu_user_seconds_total') > 0);
-    assert.equal(sampleValue(m, 'callvault_build_info', { version: JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')).version }), 1);
-    const buckets = m.get('callvault_seal_duration_seconds')!.samples.filter((s) => s.name.endsWith('_bucket')).map((s) => s.value);
-    assert.deepEqual([...buckets].sort((a, b) => a - b), buckets, 'histogram buckets are cumulative');
+    assert.equal(
+      sampleValue(m, 'callvault_build_info', { version: JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')).version }),
+      1,
+    );
+    const buckets = m
+      .get('callvault_seal_duration_seconds')!
+      .samples.filter((s) => s.name.endsWith('_bucket'))
+      .map((s) => s.value);
+    assert.deepEqual(
+      [...buckets].sort((a, b) => a - b),
+      buckets,
+      'histogram buckets are cumulative',
+    );
     assert.equal((await d.api('DELETE', '/v1/calls/metrics-2')).status, 202);
   });
 
@@ -79,7 +105,11 @@ describe('metrics: a real HTTP scrape of /metrics after a real call', () => {
       assert.ok(families.has(name) || families.has(family), `${name} is exported`);
     }
     for (const name of families.keys()) {
-      if (name.startsWith('callvault_') && name !== 'callvault_build_info') assert.ok([...used].some((u) => u.startsWith(name)), `${name} has a panel`);
+      if (name.startsWith('callvault_') && name !== 'callvault_build_info')
+        assert.ok(
+          [...used].some((u) => u.startsWith(name)),
+          `${name} has a panel`,
+        );
     }
     if (!existsSync(PROMTOOL)) return;
     const rules = { groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:query_${i}`, expr })) }] };
@@ -89,13 +119,18 @@ describe('metrics: a real HTTP scrape of /metrics after a real call', () => {
     assert.equal(check.status, 0, check.stdout + check.stderr);
   });
 
-  test('promtool check metrics (Debian prometheus 2.42): callvault\'s own metrics are lint-clean', { skip: !existsSync(PROMTOOL) && 'promtool not installed (scripts/install-promtool.sh)' }, async () => {
+  test("promtool check metrics (Debian prometheus 2.42): callvault's own metrics are lint-clean", {
+    skip: !existsSync(PROMTOOL) && 'promtool not installed (scripts/install-promtool.sh)',
+  }, async () => {
     const text = await scrapeText(d);
     const lint = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
     const problems = (lint.stdout + lint.stderr).split('\n').filter(Boolean);
     // prom-client's default metrics name three gauges *_total; they are not ours to rename.
     const theirs = /^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/;
-    assert.deepEqual(problems.filter((p) => !theirs.test(p)), []);
+    assert.deepEqual(
+      problems.filter((p) => !theirs.test(p)),
+      [],
+    );
     // promtool did run and parse: a broken exposition is reported.
     const broken = spawnSync(PROMTOOL, ['check', 'metrics'], { input: 'callvault_x_total{ 1\n', encoding: 'utf8' });
     assert.notEqual(broken.status, 0);
@@ -110,14 +145,14 @@ test('SIGHUP: broken YAML keeps the old config (metric 0); a burst of SIGHUPs is
     d.child.kill('SIGHUP');
     const failed = await d.waitFor((l) => l.msg === 'config reload failed; keeping the running config');
     assert.equal(failed.level, 'error');
-    assert.match(String(failed.err), /YAML syntax|line \d+/);
+    assert.match(errText(failed.err), /YAML syntax|line \d+/);
     assert.equal(sampleValue(await scrape(d), 'callvault_config_last_reload_successful'), 0);
     // Still recording on the old config.
     const old = await startCall(d, { callId: 'after-bad-reload' });
     assert.equal((await d.api('DELETE', '/v1/calls/after-bad-reload')).status, 202);
     assert.equal((await d.waitForState(old.recordingId, 'sealed')).metadata.channelMode, 'stereo');
 
-    await writeFile(d.configFile, testConfigYaml() + 'recording:\n  channelMode: separate\n');
+    await writeFile(d.configFile, `${testConfigYaml()}recording:\n  channelMode: separate\n`);
     const mark = d.logs.length;
     // 10 ms apart, so the kernel delivers each (it merges pending signals of one kind).
     for (let i = 0; i < 5; i++) {
@@ -141,7 +176,11 @@ test('SIGHUP: broken YAML keeps the old config (metric 0); a burst of SIGHUPs is
     const last = await startCall(d, { callId: 'at-level-error' });
     assert.equal((await d.api('DELETE', '/v1/calls/at-level-error')).status, 202);
     await d.waitForState(last.recordingId, 'sealed');
-    assert.deepEqual(d.logs.slice(quiet).filter((l) => l.level === 'info' || l.level === 'debug'), [], 'the new level applies at once');
+    assert.deepEqual(
+      d.logs.slice(quiet).filter((l) => l.level === 'info' || l.level === 'debug'),
+      [],
+      'the new level applies at once',
+    );
   } finally {
     assert.equal(await d.stop(), 0);
   }

@@ -34,9 +34,20 @@ test('a data dir of the previous version (index schema 1, a pending upload, a le
     const uploaded = (await d.api('GET', `/v1/recordings/${ids.uploaded}`)).body;
     assert.deepEqual([uploaded.state, uploaded.stage], ['uploaded', 'archived']);
     const list = JSON.parse(cli(d, ['recordings', 'list', '--json']).stdout).recordings;
-    assert.deepEqual(list.map((r: { recordingId: string; state: string }) => [r.recordingId, r.state]), [[ids.plain, 'sealed'], [ids.uploaded, 'uploaded'], [ids.pending, 'uploaded']]);
+    assert.deepEqual(
+      list.map((r: { recordingId: string; state: string }) => [r.recordingId, r.state]),
+      [
+        [ids.plain, 'sealed'],
+        [ids.uploaded, 'uploaded'],
+        [ids.pending, 'uploaded'],
+      ],
+    );
     assert.equal(list[0].hold.reason, 'case 2026-17', 'the legal hold survives the migration');
-    assert.deepEqual(JSON.parse(cli(d, ['recordings', 'list', '--state', 'sealed', '--json']).stdout).recordings.map((r: { recordingId: string }) => r.recordingId), [ids.plain], 'the state index still answers');
+    assert.deepEqual(
+      JSON.parse(cli(d, ['recordings', 'list', '--state', 'sealed', '--json']).stdout).recordings.map((r: { recordingId: string }) => r.recordingId),
+      [ids.plain],
+      'the state index still answers',
+    );
     assert.equal(cli(d, ['verify', '--all', path.join(dataDir, 'recordings')]).status, 0);
   } finally {
     assert.equal(await d.stop(), 0);

@@ -58,7 +58,9 @@ test('profiles over the control API: excluded, matched by group membership, defa
     assert.deepEqual((await readdir(copy)).sort(), (await readdir(fxSt.dir)).sort(), 'the archive holds every file of the recording');
     const shasum = spawnSync('shasum', ['-a', '256', '-c', `${fx.recordingId}.sha256`], { cwd: copy, encoding: 'utf8' });
     assert.equal(shasum.status, 0, shasum.stdout + shasum.stderr);
-    const verify = spawnSync('bash', [path.join(ROOT, 'scripts/verify.sh'), copy, path.join(d.dataDir, 'identity/signing-cert.pem')], { encoding: 'utf8' });
+    const verify = spawnSync('bash', [path.join(ROOT, 'scripts/verify.sh'), copy, path.join(d.dataDir, 'identity/signing-cert.pem')], {
+      encoding: 'utf8',
+    });
     assert.equal(verify.status, 0, verify.stderr);
     assert.deepEqual(await readdir(path.dirname(copy)), [fx.recordingId], 'no staging directory left behind');
 
@@ -97,7 +99,11 @@ test('uploads: a broken target is retried with backoff; after SIGKILL the journa
   try {
     await d.waitFor((l) => l.msg === 'resuming uploads left by the previous run' && l.count === 1);
     await d.waitForState(fx.recordingId, 'uploaded');
-    const verify = spawnSync('bash', [path.join(ROOT, 'scripts/verify.sh'), path.join(archive, path.relative(d.dataDir, st.dir)), path.join(d.dataDir, 'identity/signing-cert.pem')], { encoding: 'utf8' });
+    const verify = spawnSync(
+      'bash',
+      [path.join(ROOT, 'scripts/verify.sh'), path.join(archive, path.relative(d.dataDir, st.dir)), path.join(d.dataDir, 'identity/signing-cert.pem')],
+      { encoding: 'utf8' },
+    );
     assert.equal(verify.status, 0, verify.stderr);
   } finally {
     assert.equal(await d.stop(), 0);
@@ -112,7 +118,14 @@ test('SIGHUP during RTP: new calls take the new profile, the running call keeps 
     const a = await startCall(d, { callId: 'running', callerSsrc: ssrc.caller, calleeSsrc: ssrc.callee });
     assert.equal(a.profile, 'before');
     const stream = (role: 'caller' | 'callee', freq: number) => ({
-      port: a.legs[role].port, law: 'PCMU' as const, payloadType: 0, ssrc: ssrc[role], seqStart: randomInt(0, 65536), tsStart: randomInt(0, 2 ** 32), freq, durationMs: 4000,
+      port: a.legs[role].port,
+      law: 'PCMU' as const,
+      payloadType: 0,
+      ssrc: ssrc[role],
+      seqStart: randomInt(0, 65536),
+      tsStart: randomInt(0, 2 ** 32),
+      freq,
+      durationMs: 4000,
     });
     const sending = sendRtp({ streams: [stream('caller', 440), stream('callee', 1000)] });
     await new Promise((r) => setTimeout(r, 1000));

@@ -68,10 +68,24 @@ test('profiles: direction, group members, number patterns (exact, glob, regex) a
 
 test('profiles: the default is one profile that records every call in recording.channelMode', () => {
   const c = parseConfigText('recording:\n  channelMode: callee\n', '/x.yaml');
-  assert.deepEqual(c.profiles, [{ name: 'default', match: { memberCalls: false }, record: true, channelMode: null, storage: [], encryption: false, retention: null, dtmfDigits: 'discard' }]);
+  assert.deepEqual(c.profiles, [
+    {
+      name: 'default',
+      match: { memberCalls: false },
+      record: true,
+      channelMode: null,
+      storage: [],
+      encryption: false,
+      retention: null,
+      dtmfDigits: 'discard',
+    },
+  ]);
   const d = ProfileSet.compile(c).profiles.decide({ direction: 'internal', caller: { number: '1' }, callee: { number: '2' } });
   assert.ok(d.record);
-  assert.deepEqual(d.policy, { channelMode: 'callee', profile: { name: 'default', storage: [], encryption: false, retention: null, dtmfDigits: 'discard' } });
+  assert.deepEqual(d.policy, {
+    channelMode: 'callee',
+    profile: { name: 'default', storage: [], encryption: false, retention: null, dtmfDigits: 'discard' },
+  });
 });
 
 test('profiles: config errors name the path and line (duplicate name, unknown target, bad regex, bad retention, memberCalls alone)', () => {
@@ -94,9 +108,11 @@ test('profiles: config errors name the path and line (duplicate name, unknown ta
     assert.ok(err instanceof ConfigError);
     problems = err.problems.map((p) => `${p.line}:${p.path}: ${p.message}`);
   }
-  assert.deepEqual(problems, [
-    '7:profiles.1.retention: got "5 years"; allowed: string or null matching ^[1-9][0-9]{0,5}[dwy]$',
-  ], 'schema problems come first');
+  assert.deepEqual(
+    problems,
+    ['7:profiles.1.retention: got "5 years"; allowed: string or null matching ^[1-9][0-9]{0,5}[dwy]$'],
+    'schema problems come first',
+  );
   try {
     parseConfigText(yaml.replace('5 years', '5y'), '/p.yaml');
     assert.fail('expected a ConfigError');
@@ -109,8 +125,14 @@ test('profiles: config errors name the path and line (duplicate name, unknown ta
   assert.match(problems[1]!, /^5:profiles\.0\.match\.numbers\.0: not a valid regular expression: /);
   assert.equal(problems[2], '6:profiles.1.name: duplicate profile name "a" (also profiles.0)');
   assert.equal(problems[3], '9:profiles.1.match.memberCalls: needs match.groups: member of which groups?');
-  assert.throws(() => parseConfigText('profiles: []\n', '/p.yaml'), (err: ConfigError) => err.problems[0]!.message === '0 items; allowed: array with at least 1 item');
-  assert.throws(() => parseConfigText('storage:\n  "bad name":\n    type: directory\n    path: /x\n', '/p.yaml'), (err: ConfigError) => err.problems[0]!.path === 'storage.bad name');
+  assert.throws(
+    () => parseConfigText('profiles: []\n', '/p.yaml'),
+    (err: ConfigError) => err.problems[0]!.message === '0 items; allowed: array with at least 1 item',
+  );
+  assert.throws(
+    () => parseConfigText('storage:\n  "bad name":\n    type: directory\n    path: /x\n', '/p.yaml'),
+    (err: ConfigError) => err.problems[0]!.path === 'storage.bad name',
+  );
 });
 
 test('retention: years are calendar years; days and weeks are exact', () => {
@@ -124,6 +146,11 @@ test('retention: years are calendar years; days and weeks are exact', () => {
 
 test('profiles: dtmfDigits encrypted needs encryption: the keys pressed are never kept in the clear', () => {
   const yaml = 'profiles:\n  - name: ivr\n    dtmfDigits: encrypted\n';
-  assert.throws(() => parseConfigText(yaml, '/p.yaml'), (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.path === 'profiles.0.dtmfDigits' && p.line === 3 && /needs encryption: true/.test(p.message)));
+  assert.throws(
+    () => parseConfigText(yaml, '/p.yaml'),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      err.problems.some((p) => p.path === 'profiles.0.dtmfDigits' && p.line === 3 && /needs encryption: true/.test(p.message)),
+  );
   assert.equal(parseConfigText(`${yaml}    encryption: true\n`, '/p.yaml').profiles[0]!.dtmfDigits, 'encrypted');
 });

@@ -55,7 +55,13 @@ describe('recording a call end to end (real mediasoup worker, RTP from another p
 
   test('2 % loss and 2 % reordering (PCMA): loss counted exactly, reordering absorbed, no late packets', async () => {
     const leg = { durationMs: 4000, loss: 0.02, reorder: 0.02, duplicate: 0.01 };
-    const r = await recordCall(d, { callId: 'lossy', codec: 'PCMA', announceSsrc: true, caller: { freq: 700, ...leg }, callee: { freq: 1300, ...leg } });
+    const r = await recordCall(d, {
+      callId: 'lossy',
+      codec: 'PCMA',
+      announceSsrc: true,
+      caller: { freq: 700, ...leg },
+      callee: { freq: 1300, ...leg },
+    });
     for (const role of ['caller', 'callee'] as const) {
       const frames = 200;
       const dupes = r.sent[role]!.sent - (frames - r.meta.legs[role].lost);
@@ -95,7 +101,12 @@ describe('recording a call end to end (real mediasoup worker, RTP from another p
   });
 
   test('a callee who starts 2.5 s late gets 2.5 s of leading silence on the right channel', async () => {
-    const r = await recordCall(d, { callId: 'late-callee', announceSsrc: true, caller: { freq: 440, durationMs: 4000 }, callee: { freq: 1000, durationMs: 1500, startMs: 2500 } });
+    const r = await recordCall(d, {
+      callId: 'late-callee',
+      announceSsrc: true,
+      caller: { freq: 440, durationMs: 4000 },
+      callee: { freq: 1000, durationMs: 1500, startMs: 2500 },
+    });
     const [L, R] = r.wavs[0]!.channels_ as [Float64Array, Float64Array];
     const offset = (firstSound(R) - firstSound(L)) / 8;
     assert.ok(Math.abs(offset - 2500) <= 60, `right starts ${offset} ms after left`);
@@ -154,7 +165,12 @@ describe('recording a call end to end (real mediasoup worker, RTP from another p
       { atMs: 360, base64: b64([0xa0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 4, 87, 1, 2, 3, 200]) },
       { atMs: 380, base64: b64([0x90, 0, 0, 1, 0, 0, 0, 2, 0, 0, 4, 87, 0xbe, 0xde, 0, 50]) },
     ];
-    const r = await recordCall(d, { callId: 'malformed', announceSsrc: true, caller: { freq: 440, durationMs: 2000, raw }, callee: { freq: 1000, durationMs: 2000 } });
+    const r = await recordCall(d, {
+      callId: 'malformed',
+      announceSsrc: true,
+      caller: { freq: 440, durationMs: 2000, raw },
+      callee: { freq: 1000, durationMs: 2000 },
+    });
     assert.equal(r.sent.caller!.rawSent, 5);
     assert.equal(r.meta.legs.caller.nonMediaBytes, r.sent.caller!.rawBytes, 'every malformed byte accounted for');
     assert.equal(r.meta.legs.callee.nonMediaBytes, 0);
@@ -173,7 +189,10 @@ describe('channel modes', { concurrency: true }, () => {
         const r = await recordCall(d, { callId: `mode-${mode}`, caller: { freq: 440, durationMs: 1500 }, callee: { freq: 1000, durationMs: 1500 } });
         const names = r.meta.files.map((f: { name: string }) => f.name);
         const want = { separate: ['caller', 'callee'], caller: ['caller'], callee: ['callee'] }[mode];
-        assert.deepEqual(names, want.map((w) => `${r.recordingId}-${w}.wav`));
+        assert.deepEqual(
+          names,
+          want.map((w) => `${r.recordingId}-${w}.wav`),
+        );
         want.forEach((leg, i) => {
           const wav = r.wavs[i]!;
           assert.equal(wav.channels, 1);

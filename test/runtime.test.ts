@@ -14,11 +14,15 @@ test('the tests, and every entry point, run on Node.js 24 or newer', () => {
   const viaWrapper = spawnSync(path.join(ROOT, 'scripts/node'), ['--version'], { encoding: 'utf8' });
   assert.equal(viaWrapper.status, 0, viaWrapper.stderr);
   assert.ok(major(viaWrapper.stdout) >= 24, viaWrapper.stdout);
-  const cli = spawnSync(path.join(ROOT, 'bin/callvault'), ['config', 'check', path.join(ROOT, 'config/callvault.example.yaml')], { encoding: 'utf8' });
+  const cli = spawnSync(path.join(ROOT, 'bin/callvault'), ['config', 'check', path.join(ROOT, 'config/callvault.example.yaml')], {
+    encoding: 'utf8',
+  });
   assert.equal(cli.status, 0, cli.stderr);
 });
 
-test('started on an older Node.js, callvault stops at once with one line naming the version it needs', { skip: systemMajor === 0 || systemMajor >= 24 ? `no older system node here (${systemNode || 'none'})` : false }, () => {
+test('started on an older Node.js, callvault stops at once with one line naming the version it needs', {
+  skip: systemMajor === 0 || systemMajor >= 24 ? `no older system node here (${systemNode || 'none'})` : false,
+}, () => {
   const r = spawnSync(systemNode, [MAIN, 'recordings', 'list'], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.equal(r.stdout, '');

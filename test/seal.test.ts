@@ -36,7 +36,12 @@ describe('checksum file format', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'cv-sum-'));
     await writeFile(path.join(dir, 'b.wav'), Buffer.alloc(100_000, 7));
     await writeFile(path.join(dir, 'a.json'), '{}\n');
-    const entries = ['b.wav', 'a.json'].map((name) => ({ name, sha256: createHash('sha256').update(execFileSync('cat', [path.join(dir, name)])).digest('hex') }));
+    const entries = ['b.wav', 'a.json'].map((name) => ({
+      name,
+      sha256: createHash('sha256')
+        .update(execFileSync('cat', [path.join(dir, name)]))
+        .digest('hex'),
+    }));
     const ours = formatChecksums(entries);
     assert.equal(ours, execFileSync('shasum', ['-a', '256', 'a.json', 'b.wav'], { cwd: dir }).toString());
     assert.deepEqual(parseChecksums(ours), [...entries].reverse());
@@ -68,7 +73,12 @@ describe('signing identity', () => {
     assert.match(text, /CA:FALSE/);
     const years = (Date.parse(identity.info.notAfter) - Date.parse(identity.info.notBefore)) / (365.2425 * 86_400_000);
     assert.ok(Math.abs(years - 100) < 0.01, `${years} years`);
-    assert.equal(text.match(/Not After : (.*)/)?.[1], new Date(identity.info.notAfter).toUTCString().replace(/^\w+, (\d+) (\w+) (\d+) (\S+) GMT$/, (_, d, mo, y, t) => `${mo} ${String(Number(d)).padStart(2, ' ')} ${t} ${y} GMT`));
+    assert.equal(
+      text.match(/Not After : (.*)/)?.[1],
+      new Date(identity.info.notAfter)
+        .toUTCString()
+        .replace(/^\w+, (\d+) (\w+) (\d+) (\S+) GMT$/, (_, d, mo, y, t) => `${mo} ${String(Number(d)).padStart(2, ' ')} ${t} ${y} GMT`),
+    );
     // Self-signed: openssl accepts it as its own trust anchor.
     assert.match(execFileSync('openssl', ['verify', '-CAfile', certFile, certFile]).toString(), /OK/);
   });
@@ -90,12 +100,15 @@ describe('signing identity', () => {
     const again = await SigningIdentity.loadOrCreate({ dataDir, keyBits: 2048, passphrase: PASSPHRASE });
     assert.equal(again.created, false);
     assert.equal(again.info.fingerprintSha256, identity.info.fingerprintSha256);
-    await assert.rejects(SigningIdentity.loadOrCreate({ dataDir, keyBits: 2048, passphrase: 'wrong passphrase!' }), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'WRONG_PASSPHRASE');
-      assert.match(err.message, /wrong passphrase/);
-      assert.ok(!err.message.includes('wrong passphrase!'), 'the passphrase is not in the message');
-      return true;
-    });
+    await assert.rejects(
+      SigningIdentity.loadOrCreate({ dataDir, keyBits: 2048, passphrase: 'wrong passphrase!' }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'WRONG_PASSPHRASE');
+        assert.match(err.message, /wrong passphrase/);
+        assert.ok(!err.message.includes('wrong passphrase!'), 'the passphrase is not in the message');
+        return true;
+      },
+    );
   });
 
   test('passphrase sources: env, then systemd credential, then file, then config, then a generated one; none is an error unless a trial asks to generate', async () => {
@@ -106,7 +119,10 @@ describe('signing identity', () => {
     await writeFile(path.join(credDir, 'signing-passphrase'), 'from-credential\n');
     await writeFile(file, 'from-file\nsecond line ignored\n');
     const signing = { keyBits: 2048 as const, passphrase: 'from-config-value', passphraseFile: file };
-    assert.equal((await resolvePassphrase(signing, at, { CALLVAULT_SIGNING_PASSPHRASE: 'from-env', CREDENTIALS_DIRECTORY: credDir })).value, 'from-env');
+    assert.equal(
+      (await resolvePassphrase(signing, at, { CALLVAULT_SIGNING_PASSPHRASE: 'from-env', CREDENTIALS_DIRECTORY: credDir })).value,
+      'from-env',
+    );
     assert.equal((await resolvePassphrase(signing, at, { CREDENTIALS_DIRECTORY: credDir })).source, 'credential');
     assert.equal((await resolvePassphrase(signing, at, { CREDENTIALS_DIRECTORY: credDir })).value, 'from-credential');
     assert.equal((await resolvePassphrase(signing, at, {})).value, 'from-file');
@@ -121,7 +137,7 @@ describe('signing identity', () => {
     const other = await mkdtemp(path.join(os.tmpdir(), 'cv-gen-'));
     assert.notEqual((await resolvePassphrase(none, { dataDir: other, generate: true }, {})).value, made.value, 'every trial instance gets its own');
     const example = await readFile(path.join(ROOT, 'config/callvault.example.yaml'), 'utf8');
-    assert.match(example, /^  passphrase: null$/m, 'no passphrase is shipped');
+    assert.match(example, /^ {2}passphrase: null$/m, 'no passphrase is shipped');
   });
 });
 
@@ -161,7 +177,10 @@ describe('sealed recordings through the daemon (real call, real shasum/openssl)'
     assert.ok(st.sealedAt);
     const id = rec.recordingId;
     const sums = await readFile(path.join(rec.dir, `${id}.sha256`), 'utf8');
-    assert.deepEqual(parseChecksums(sums).map((e) => e.name), [`${id}.json`, `${id}.wav`]);
+    assert.deepEqual(
+      parseChecksums(sums).map((e) => e.name),
+      [`${id}.json`, `${id}.wav`],
+    );
     assert.equal(run('shasum', ['-a', '256', '-c', `${id}.sha256`], { cwd: rec.dir }).code, 0);
     const readme = run('bash', ['-e', '-c', await readmeVerification()], { env: { REC: rec.dir, CERT: cert } });
     assert.equal(readme.code, 0, readme.err);
@@ -172,7 +191,10 @@ describe('sealed recordings through the daemon (real call, real shasum/openssl)'
     const j = JSON.parse(callvault('verify', rec.dir, '--cert', cert, '--json').out);
     assert.equal(j.ok, true);
     assert.equal(j.signature, 'OK');
-    assert.deepEqual(j.files.map((f: { status: string }) => f.status), ['OK', 'OK']);
+    assert.deepEqual(
+      j.files.map((f: { status: string }) => f.status),
+      ['OK', 'OK'],
+    );
   });
 
   const tampered = [
@@ -198,7 +220,11 @@ describe('sealed recordings through the daemon (real call, real shasum/openssl)'
       assert.equal(human.code, 1);
       assert.match(human.err, t.status ? new RegExp(`${t.file(id)}: ${t.status}`) : /signature does not verify|malformed/);
       assert.equal(run(path.join(ROOT, 'scripts/verify.sh'), [copy, cert]).code, 1);
-      assert.notEqual(run('bash', ['-e', '-c', await readmeVerification()], { env: { REC: copy, CERT: cert } }).code, 0, 'shasum or openssl rejects it');
+      assert.notEqual(
+        run('bash', ['-e', '-c', await readmeVerification()], { env: { REC: copy, CERT: cert } }).code,
+        0,
+        'shasum or openssl rejects it',
+      );
     });
   }
 
@@ -210,10 +236,11 @@ describe('sealed recordings through the daemon (real call, real shasum/openssl)'
     await rm(path.join(copy, `${id}.json`));
     await writeFile(path.join(copy, 'notes.txt'), 'added later\n');
     const j = JSON.parse(callvault('verify', copy, '--cert', cert, '--json').out);
-    assert.deepEqual(
-      j.files.map((f: { name: string; status: string }) => `${f.status} ${f.name}`).sort(),
-      [`MISSING ${id}.json`, `OK ${id}.wav`, 'UNLISTED notes.txt'],
-    );
+    assert.deepEqual(j.files.map((f: { name: string; status: string }) => `${f.status} ${f.name}`).sort(), [
+      `MISSING ${id}.json`,
+      `OK ${id}.wav`,
+      'UNLISTED notes.txt',
+    ]);
     assert.equal(j.signature, 'OK');
     assert.equal(run(path.join(ROOT, 'scripts/verify.sh'), [copy, cert]).code, 1);
   });
@@ -229,7 +256,10 @@ describe('sealed recordings through the daemon (real call, real shasum/openssl)'
     assert.equal(r.code, 1, r.err);
     const j = JSON.parse(r.out);
     assert.equal(j.signature, 'BAD', 'the signature is checked over the whole file, streamed');
-    assert.ok(j.problems.some((p: string) => /malformed: it is \d+ bytes, more than any checksum file/.test(p)), j.problems.join('; '));
+    assert.ok(
+      j.problems.some((p: string) => /malformed: it is \d+ bytes, more than any checksum file/.test(p)),
+      j.problems.join('; '),
+    );
     const rss = Number(/maxrss_kb=(\d+)/.exec(r.err)?.[1]);
     assert.ok(rss < 200 * 1024, `verify used ${Math.round(rss / 1024)} MB`);
   });
@@ -277,7 +307,11 @@ test('restart keeps the identity; a wrong passphrase stops the daemon with a cle
 
   const credDir = await mkdtemp(path.join(os.tmpdir(), 'cv-cred-'));
   await writeFile(path.join(credDir, 'signing-passphrase'), `${PASSPHRASE}\n`, { mode: 0o600 });
-  const d3 = await DaemonProcess.start({ dataDir: d1.dataDir, configFile: d1.configFile, env: { CALLVAULT_SIGNING_PASSPHRASE: '', CREDENTIALS_DIRECTORY: credDir } });
+  const d3 = await DaemonProcess.start({
+    dataDir: d1.dataDir,
+    configFile: d1.configFile,
+    env: { CALLVAULT_SIGNING_PASSPHRASE: '', CREDENTIALS_DIRECTORY: credDir },
+  });
   const third = await d3.waitFor((l) => l.msg === 'signing certificate');
   assert.equal(third.passphraseSource, 'credential');
   assert.equal(third.fingerprintSha256, first.fingerprintSha256);

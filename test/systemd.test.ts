@@ -16,7 +16,20 @@ test('systemd unit: systemd-analyze verify passes and security rates it 2.0 or l
   assert.ok(m, sec.stdout + sec.stderr);
   assert.ok(Number(m[1]) <= 2.0, `exposure ${m[1]} ${m[2]}`);
   const unit = await readFile(UNIT, 'utf8');
-  for (const line of ['ExecReload=/bin/kill -HUP $MAINPID', 'Restart=on-failure', 'StateDirectory=callvault', 'ConfigurationDirectory=callvault', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'PrivateDevices=yes', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX', 'SystemCallFilter=@system-service', 'CapabilityBoundingSet=']) {
+  for (const line of [
+    'ExecReload=/bin/kill -HUP $MAINPID',
+    'Restart=on-failure',
+    'StateDirectory=callvault',
+    'ConfigurationDirectory=callvault',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'PrivateTmp=yes',
+    'PrivateDevices=yes',
+    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
+    'SystemCallFilter=@system-service',
+    'CapabilityBoundingSet=',
+  ]) {
     assert.ok(unit.split('\n').includes(line), `unit has ${line}`);
   }
   assert.match(unit, /^LoadCredential=signing-passphrase:/m);

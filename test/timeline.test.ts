@@ -181,7 +181,10 @@ describe('LegTimeline', () => {
     assert.equal(t.stats.received, 400);
     assert.equal(t.stats.outOfSequence, spoofed);
     assert.equal(t.stats.resyncs, 0);
-    assert.deepEqual(slots(concat(sink)).slice(0, 400), Array.from({ length: 400 }, (_, n) => n % 10));
+    assert.deepEqual(
+      slots(concat(sink)).slice(0, 400),
+      Array.from({ length: 400 }, (_, n) => n % 10),
+    );
   });
 
   test('a genuine jump of the sequence is taken on its second packet and counted as loss', () => {

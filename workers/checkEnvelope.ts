@@ -1,7 +1,8 @@
+import { EnvelopeError } from '../daemon/errors.js';
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { readFull } from '../daemon/fsutil.js';
-import { ChunkCipher, EnvelopeError, PIECE_BYTES } from '../daemon/seal/envelope.js';
+import { ChunkCipher, PIECE_BYTES } from '../daemon/seal/envelope.js';
 import { headerOf, sealedChunks } from '../daemon/seal/envelopeFile.js';
 
 export interface CheckEnvelopeTask {

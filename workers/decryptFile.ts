@@ -1,7 +1,8 @@
+import { EnvelopeError } from '../daemon/errors.js';
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync } from 'node:fs';
 import { EXCLUSIVE_CREATE, writeAll } from '../daemon/fsutil.js';
-import { ChunkCipher, EnvelopeError, TAG_BYTES, type EnvelopeHeader } from '../daemon/seal/envelope.js';
+import { ChunkCipher, TAG_BYTES, type EnvelopeHeader } from '../daemon/seal/envelope.js';
 import { headerOf, sealedChunks, streamedLayout, type ChunkRange } from '../daemon/seal/envelopeFile.js';
 import { wavHeader } from '../daemon/record/wavFormat.js';
 
@@ -48,24 +49,41 @@ export function plaintextSize(fd: number, header: EnvelopeHeader): number {
  * says the recording was recovered after a crash, and then its unwritten
  * WAV header is rebuilt.
  */
-export function plaintextOf(fd: number, header: EnvelopeHeader, dek: Uint8Array, stream: StreamContext | undefined, name: string): Generator<Buffer[]> {
+export function plaintextOf(
+  fd: number,
+  header: EnvelopeHeader,
+  dek: Uint8Array,
+  stream: StreamContext | undefined,
+  name: string,
+): Generator<Buffer[]> {
   // Checked before the first chunk is asked for, so nothing is written for an envelope that is refused.
   const cipher = new ChunkCipher(dek, header);
   const layout = header.version === 2 ? streamedLayout(header, fstatSync(fd).size) : null;
   if (layout && !layout.terminated && !stream?.recovered) {
-    throw new EnvelopeError(`${name} ends after chunk ${layout.chunks} without its final chunk: truncated (only a recording recovered after a crash may end so)`, layout.chunks);
+    throw new EnvelopeError(
+      `${name} ends after chunk ${layout.chunks} without its final chunk: truncated (only a recording recovered after a crash may end so)`,
+      layout.chunks,
+    );
   }
   return chunksOf(fd, header, cipher, stream, name, layout?.dataBytes ?? 0);
 }
 
 /** `dataBytes`: a version 2 envelope's audio bytes, for the WAV header of an unwritten lead. */
-function* chunksOf(fd: number, header: EnvelopeHeader, cipher: ChunkCipher, stream: StreamContext | undefined, name: string, dataBytes: number): Generator<Buffer[]> {
+function* chunksOf(
+  fd: number,
+  header: EnvelopeHeader,
+  cipher: ChunkCipher,
+  stream: StreamContext | undefined,
+  name: string,
+  dataBytes: number,
+): Generator<Buffer[]> {
   let silence: Buffer | undefined;
   for (const chunk of sealedChunks(fd, header, stream?.gaps)) {
     if (chunk.kind === 'sealed') yield cipher.open(chunk.index, chunk.final, chunk.sealed);
     else if (chunk.kind === 'gap') yield [(silence ??= Buffer.alloc(header.chunkSize))];
     else {
-      if (!stream?.recovered) throw new EnvelopeError(`${name}: its header chunk was never written, and the recording is not one recovered after a crash`, 0);
+      if (!stream?.recovered)
+        throw new EnvelopeError(`${name}: its header chunk was never written, and the recording is not one recovered after a crash`, 0);
       yield [wavHeader(stream.channels, dataBytes).subarray(0, header.leadBytes)];
     }
   }

@@ -1,5 +1,6 @@
+import { EnvelopeError } from '../daemon/errors.js';
 import { closeSync, fstatSync, fsyncSync, openSync } from 'node:fs';
-import { ChunkCipher, decodeHeader, EnvelopeError, PIECE_BYTES, plainChunks } from '../daemon/seal/envelope.js';
+import { ChunkCipher, decodeHeader, PIECE_BYTES, plainChunks } from '../daemon/seal/envelope.js';
 import { openStagingSync, readFull, writeAll } from '../daemon/fsutil.js';
 
 export interface EncryptFileTask {

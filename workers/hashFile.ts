@@ -23,7 +23,7 @@ export default function hashFile({ path }: HashFileTask): HashFileResult {
     const hash = createHash('sha256');
     const buf = Buffer.allocUnsafe(CHUNK);
     let bytes = 0;
-    for (let n; (n = readSync(fd, buf, 0, CHUNK, null)) > 0; bytes += n) hash.update(buf.subarray(0, n));
+    for (let n: number; (n = readSync(fd, buf, 0, CHUNK, null)) > 0; bytes += n) hash.update(buf.subarray(0, n));
     return { sha256: hash.digest('hex'), bytes };
   } finally {
     closeSync(fd);

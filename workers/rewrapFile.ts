@@ -1,3 +1,4 @@
+import { EnvelopeError } from '../daemon/errors.js';
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { decodeHeader, FIXED_HEADER_BYTES } from '../daemon/seal/envelope.js';
@@ -26,7 +27,8 @@ const COPY_BYTES = 1 << 20;
 export default function rewrapFile(task: RewrapFileTask): RewrapFileResult {
   const old = readEnvelopeHeader(task.src);
   const header = decodeHeader(Buffer.from(task.header));
-  if (!old.bytes.subarray(0, FIXED_HEADER_BYTES).equals(header.bytes.subarray(0, FIXED_HEADER_BYTES))) throw new Error(`the new header of ${task.src} changes its fixed part`);
+  if (!old.bytes.subarray(0, FIXED_HEADER_BYTES).equals(header.bytes.subarray(0, FIXED_HEADER_BYTES)))
+    throw new EnvelopeError(`the new header of ${task.src} changes its fixed part`);
   const src = openSync(task.src, 'r');
   const dest = openStagingSync(task.dest, 0o640);
   try {
@@ -34,7 +36,7 @@ export default function rewrapFile(task: RewrapFileTask): RewrapFileResult {
     writeSync(dest, header.bytes);
     let bytes = header.bytes.length;
     const buf = Buffer.allocUnsafe(COPY_BYTES);
-    for (let pos = old.bytes.length, n; (n = readFull(src, buf, pos)) > 0; pos += n) {
+    for (let pos = old.bytes.length, n: number; (n = readFull(src, buf, pos)) > 0; pos += n) {
       hash.update(buf.subarray(0, n));
       writeSync(dest, buf, 0, n);
       bytes += n;

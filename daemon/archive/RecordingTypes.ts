@@ -53,7 +53,9 @@ export interface LegalHold {
   readonly at: string;
 }
 
-export type UploadStatus = { readonly state: 'pending'; readonly attempts: number; readonly lastError: string | null } | { readonly state: 'done'; readonly doneAt: string };
+export type UploadStatus =
+  | { readonly state: 'pending'; readonly attempts: number; readonly lastError: string | null }
+  | { readonly state: 'done'; readonly doneAt: string };
 
 export type NewIndexEntry = Omit<IndexEntry, 'updatedAt'>;
 

@@ -103,7 +103,10 @@ export class StageRunner {
     for (const stage of this.#handlers.keys()) {
       for (const job of this.#jobs(stage)) {
         pending.set(stage, (pending.get(stage) ?? 0) + 1);
-        if (job.parked) await index.commit(job.recordingId, null, [{ put: { ...job, parked: false, notBefore: 0, claim: null } as Job }]).catch((err: unknown) => this.opts.log.warn({ err, recordingId: job.recordingId, stage }, 'cannot re-arm a parked job'));
+        if (job.parked)
+          await index
+            .commit(job.recordingId, null, [{ put: { ...job, parked: false, notBefore: 0, claim: null } as Job }])
+            .catch((err: unknown) => this.opts.log.warn({ err, recordingId: job.recordingId, stage }, 'cannot re-arm a parked job'));
       }
     }
     this.poke();
@@ -224,7 +227,9 @@ export class StageRunner {
     if (this.#running.size) return false;
     const now = Date.now();
     for (const handler of this.#active()) {
-      const pending = this.#jobs(handler.stage).some((job) => this.#eligible(handler, job) && (!dueOnly || Math.max(job.notBefore, this.#lane(job.stage, job.lane).notBefore) <= now));
+      const pending = this.#jobs(handler.stage).some(
+        (job) => this.#eligible(handler, job) && (!dueOnly || Math.max(job.notBefore, this.#lane(job.stage, job.lane).notBefore) <= now),
+      );
       if (pending) return false;
     }
     return true;
@@ -249,12 +254,30 @@ export class StageRunner {
       const notBefore = failure.action === 'retry' ? Date.now() + backoffMs(attempts - 1, baseMs, maxMs) : 0;
       if (handler.laneBackoff && failure.action === 'retry') lane.notBefore = notBefore;
       const lastError = err instanceof Error ? err.message : String(err);
-      const change = failure.action === 'drop' ? { remove: job } : { put: { ...job, attempts, notBefore, lastError, parked: failure.action === 'park', claim: null } as Job };
+      const change =
+        failure.action === 'drop'
+          ? { remove: job }
+          : { put: { ...job, attempts, notBefore, lastError, parked: failure.action === 'park', claim: null } as Job };
       await index.commit(job.recordingId, failure.event, [change]).catch((commitErr: unknown) => {
-        log.error({ err: commitErr, recordingId: job.recordingId, stage: job.stage }, 'cannot record a failed attempt; the job is tried again when its claim expires');
+        log.error(
+          { err: commitErr, recordingId: job.recordingId, stage: job.stage },
+          'cannot record a failed attempt; the job is tried again when its claim expires',
+        );
       });
       const retry = failure.action === 'retry';
-      log[retry ? 'warn' : 'error']({ err, recordingId: job.recordingId, stage: job.stage, lane: job.lane || undefined, code: failure.code ?? undefined, attempt: attempts, action: failure.action, retryInMs: retry ? notBefore - Date.now() : undefined }, retry ? handler.messages.retry : handler.messages.failed);
+      log[retry ? 'warn' : 'error'](
+        {
+          err,
+          recordingId: job.recordingId,
+          stage: job.stage,
+          lane: job.lane || undefined,
+          code: failure.code ?? undefined,
+          attempt: attempts,
+          action: failure.action,
+          retryInMs: retry ? notBefore - Date.now() : undefined,
+        },
+        retry ? handler.messages.retry : handler.messages.failed,
+      );
       this.observer.safeEmit('failed', job.stage, job.lane, job.recordingId, failure.action, failure.code, lastError);
     }
   }

@@ -23,8 +23,19 @@ export interface DeleteExpiredResult {
  * left to it). What fails stays journaled for the next run.
  */
 export async function deleteExpired(
-  ctx: { readonly dataDir: string; readonly index: RecordingIndex; readonly audit: AuditLog; readonly targets: ReadonlyMap<string, StorageTarget>; readonly log: Logger },
-  opts: { readonly now: Date; readonly actor: string; readonly dryRun: boolean; readonly onDeleted?: (recordingId: string, done: number, total: number) => void },
+  ctx: {
+    readonly dataDir: string;
+    readonly index: RecordingIndex;
+    readonly audit: AuditLog;
+    readonly targets: ReadonlyMap<string, StorageTarget>;
+    readonly log: Logger;
+  },
+  opts: {
+    readonly now: Date;
+    readonly actor: string;
+    readonly dryRun: boolean;
+    readonly onDeleted?: (recordingId: string, done: number, total: number) => void;
+  },
 ): Promise<DeleteExpiredResult> {
   const sweep = await new RetentionSweeper(ctx.index).sweep(opts.now, opts.actor, opts.dryRun);
   if (opts.dryRun) return { expired: sweep.expired, deleted: [], failed: [], resumed: 0 };
@@ -42,5 +53,10 @@ export async function deleteExpired(
   await runner.idle();
   await runner.drain();
   const unfinished = new Set(sweep.unfinished);
-  return { expired: sweep.expired, deleted: done.filter((id) => !unfinished.has(id)), failed, resumed: done.filter((id) => unfinished.has(id)).length };
+  return {
+    expired: sweep.expired,
+    deleted: done.filter((id) => !unfinished.has(id)),
+    failed,
+    resumed: done.filter((id) => unfinished.has(id)).length,
+  };
 }

@@ -27,7 +27,13 @@ export type LifecycleEvent =
   /** A seal attempt failed for a reason that can pass; it is tried again. */
   | { readonly type: 'seal-retrying'; readonly error: string }
   /** Checksums and signature are on disk; `targets` are the profile's storage targets, each owed a copy. */
-  | { readonly type: 'sealed'; readonly files: readonly string[]; readonly kekId: string | null; readonly sealedAt: string; readonly targets: readonly string[] }
+  | {
+      readonly type: 'sealed';
+      readonly files: readonly string[];
+      readonly kekId: string | null;
+      readonly sealedAt: string;
+      readonly targets: readonly string[];
+    }
   | { readonly type: 'upload-failed'; readonly target: string; readonly error: string }
   /** A verified copy is on `target` since `at`. */
   | { readonly type: 'uploaded'; readonly target: string; readonly at: string }
@@ -56,7 +62,11 @@ const FROM: Readonly<Record<LifecycleEvent['type'], readonly Stage[]>> = {
 /** The entry after `event`; a LifecycleError for an event its stage cannot take (nothing changes). */
 export function apply<E extends NewIndexEntry>(entry: E, event: LifecycleEvent): E {
   if (!FROM[event.type].includes(entry.stage)) {
-    throw new LifecycleError('ILLEGAL_TRANSITION', `recording ${entry.recordingId} is ${entry.stage}: it cannot be ${event.type}`, { recordingId: entry.recordingId, stage: entry.stage, event: event.type });
+    throw new LifecycleError('ILLEGAL_TRANSITION', `recording ${entry.recordingId} is ${entry.stage}: it cannot be ${event.type}`, {
+      recordingId: entry.recordingId,
+      stage: entry.stage,
+      event: event.type,
+    });
   }
   switch (event.type) {
     case 'closed':
@@ -64,7 +74,9 @@ export function apply<E extends NewIndexEntry>(entry: E, event: LifecycleEvent):
     case 'seal-retrying':
       return { ...entry, error: event.error };
     case 'sealed': {
-      const uploads: Record<string, UploadStatus> = Object.fromEntries(event.targets.map((t) => [t, { state: 'pending', attempts: 0, lastError: null }]));
+      const uploads: Record<string, UploadStatus> = Object.fromEntries(
+        event.targets.map((t) => [t, { state: 'pending', attempts: 0, lastError: null }]),
+      );
       return { ...entry, stage: 'sealed', files: [...event.files], kekId: event.kekId, sealedAt: event.sealedAt, uploads, error: null };
     }
     case 'upload-failed': {

@@ -22,22 +22,28 @@ const verify: CommandModule<InstanceArgs, VerifyArgs> = {
   command: 'verify',
   describe: 'Check the hash chain and every signed checkpoint; name the first broken entry',
   builder: (y: Argv<InstanceArgs>) =>
-    withTrustOptions(y)
-      .option('json', { type: 'boolean', default: false })
-      .option('head', { type: 'string', describe: 'SEQ:HASH of an entry seen earlier and kept elsewhere (the daemon log, journald, <dataDir>/audit-head): the chain must still hold it' }) as Argv<VerifyArgs>,
+    withTrustOptions(y).option('json', { type: 'boolean', default: false }).option('head', {
+      type: 'string',
+      describe: 'SEQ:HASH of an entry seen earlier and kept elsewhere (the daemon log, journald, <dataDir>/audit-head): the chain must still hold it',
+    }) as Argv<VerifyArgs>,
   handler: (args) =>
     runCommand(async () => {
       const dataDir = instanceDataDir(args);
       const anchor = await trustedCertificate(args);
       const head = args.head === undefined ? undefined : parseAuditHead(args.head);
-      if (args.head !== undefined && !head) throw new CallvaultError('BAD_HEAD', `--head must be SEQ:HASH (a sequence number and 64 hex digits), got ${JSON.stringify(args.head)}`);
+      if (args.head !== undefined && !head)
+        throw new CallvaultError('BAD_HEAD', `--head must be SEQ:HASH (a sequence number and 64 hex digits), got ${JSON.stringify(args.head)}`);
       return withStores(dataDir, async ({ audit }) => {
         const chain = audit.verify(anchor.pem);
         const cut = head && chain.ok ? audit.checkHead(head) : undefined;
         const v = cut ? { ...chain, ok: false, firstBroken: { seq: head!.seq, reason: cut } } : chain;
         if (args.json) printJson({ ...v, trust: { source: anchor.source, fingerprintSha256: anchor.fingerprintSha256 } });
-        else if (v.ok) process.stdout.write(`audit log OK: ${v.entries} entries, ${v.checkpoints} signed checkpoints (last ${v.lastCheckpointAt ?? 'never'})\n`);
-        else process.stdout.write(`audit log BROKEN at entry ${v.firstBroken!.seq}: ${v.firstBroken!.reason} (${v.entries} entries before it are intact)\n`);
+        else if (v.ok)
+          process.stdout.write(`audit log OK: ${v.entries} entries, ${v.checkpoints} signed checkpoints (last ${v.lastCheckpointAt ?? 'never'})\n`);
+        else
+          process.stdout.write(
+            `audit log BROKEN at entry ${v.firstBroken!.seq}: ${v.firstBroken!.reason} (${v.entries} entries before it are intact)\n`,
+          );
         return v.ok ? EXIT.ok : EXIT.failed;
       });
     }),
@@ -47,12 +53,18 @@ const list: CommandModule<InstanceArgs, ListArgs> = {
   command: 'list',
   describe: 'Print the audit log (JSON lines with --json)',
   builder: (y: Argv<InstanceArgs>) =>
-    y.option('from', { type: 'number', default: 1, describe: 'first sequence number' }).option('json', { type: 'boolean', default: false }) as Argv<ListArgs>,
+    y
+      .option('from', { type: 'number', default: 1, describe: 'first sequence number' })
+      .option('json', { type: 'boolean', default: false }) as Argv<ListArgs>,
   handler: (args) =>
     runCommand(async () =>
       withStores(instanceDataDir(args), async ({ audit }) => {
         for (const e of audit.list(args.from)) {
-          process.stdout.write(args.json ? JSON.stringify(e) + '\n' : `${String(e.seq).padStart(6)}  ${e.at}  ${e.actor.padEnd(10)} ${e.action.padEnd(18)} ${e.subject ?? '-'}  ${JSON.stringify(e.details)}\n`);
+          process.stdout.write(
+            args.json
+              ? `${JSON.stringify(e)}\n`
+              : `${String(e.seq).padStart(6)}  ${e.at}  ${e.actor.padEnd(10)} ${e.action.padEnd(18)} ${e.subject ?? '-'}  ${JSON.stringify(e.details)}\n`,
+          );
         }
         return EXIT.ok;
       }),

@@ -14,7 +14,11 @@ export const certCommand: CommandModule<object, CertArgs> = {
   describe: "Print the instance's signing certificate (PEM), its SHA-256 fingerprint, or both as JSON",
   builder: (y) =>
     withInstanceOptions(y)
-      .option('fingerprint', { type: 'boolean', default: false, describe: 'print only the SHA-256 fingerprint (AA:BB:…, as openssl x509 -fingerprint -sha256 shows it)' })
+      .option('fingerprint', {
+        type: 'boolean',
+        default: false,
+        describe: 'print only the SHA-256 fingerprint (AA:BB:…, as openssl x509 -fingerprint -sha256 shows it)',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'subject, serial, validity, fingerprint and PEM as JSON' }),
   handler: (args) =>
     runCommand(async () => {

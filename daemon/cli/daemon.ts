@@ -19,7 +19,8 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
       .option('generate-passphrase', {
         type: 'boolean',
         default: false,
-        describe: 'for a trial: with no signing passphrase configured, generate one into <dataDir>/signing.passphrase (0600, warned about at every start)',
+        describe:
+          'for a trial: with no signing passphrase configured, generate one into <dataDir>/signing.passphrase (0600, warned about at every start)',
       }),
   handler: async (args) => {
     const log = createLogger('info');
@@ -61,7 +62,14 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     // SIGHUP's default action would kill the process; before start completes there is nothing to reload.
-    process.on('SIGHUP', () => void started.then(() => daemon.requestReload(), () => undefined));
+    process.on(
+      'SIGHUP',
+      () =>
+        void started.then(
+          () => daemon.requestReload(),
+          () => undefined,
+        ),
+    );
     try {
       await started;
     } catch (err) {

@@ -35,7 +35,10 @@ export const holdCommand: CommandModule<object, HoldArgs> = {
         const ids = args.id ? [args.id] : [...index.idsWith('number', normalizeNumber(args.number as string))];
         const changed = await setHold(index, audit, ids, { reason: args.release ? null : (args.reason ?? '').trim(), actor: currentActor() });
         if (args.json) printJson({ changed, unchanged: ids.length - changed.length });
-        else process.stdout.write(`${changed.length} recording(s) ${args.release ? 'released from' : 'put on'} legal hold${ids.length > changed.length ? `; ${ids.length - changed.length} already so or deleted` : ''}\n`);
+        else
+          process.stdout.write(
+            `${changed.length} recording(s) ${args.release ? 'released from' : 'put on'} legal hold${ids.length > changed.length ? `; ${ids.length - changed.length} already so or deleted` : ''}\n`,
+          );
         return EXIT.ok;
       });
     }),

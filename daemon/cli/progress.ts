@@ -21,7 +21,9 @@ export class ProgressBar {
       this.lastDraw = now;
       const width = 30;
       const filled = this.total ? Math.round((width * this.done) / this.total) : width;
-      process.stderr.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.done}/${this.total}  ${(this.bytes / 1e6).toFixed(1)} MB`);
+      process.stderr.write(
+        `\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.done}/${this.total}  ${(this.bytes / 1e6).toFixed(1)} MB`,
+      );
     }
   }
 

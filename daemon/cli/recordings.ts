@@ -48,12 +48,21 @@ const list: CommandModule<InstanceArgs, ListArgs> = {
       .option('json', { type: 'boolean', default: false, describe: '{"recordings": [...], "nextCursor"} on stdout' }) as Argv<ListArgs>,
   handler: (args) =>
     runCommand(async () => {
-      const q = parseQuery({ number: args.number, callId: args['call-id'], from: args.from, to: args.to, state: args.state, profile: args.profile, limit: args.limit, cursor: args.cursor });
+      const q = parseQuery({
+        number: args.number,
+        callId: args['call-id'],
+        from: args.from,
+        to: args.to,
+        state: args.state,
+        profile: args.profile,
+        limit: args.limit,
+        cursor: args.cursor,
+      });
       return withStores(instanceDataDir(args), async ({ index }) => {
         const page = runQuery(index, q);
         if (args.json) printJson(page);
         else {
-          for (const e of page.recordings) process.stdout.write(row(e) + '\n');
+          for (const e of page.recordings) process.stdout.write(`${row(e)}\n`);
           process.stderr.write(`${page.recordings.length} recording(s)${page.nextCursor ? `; more: --cursor ${page.nextCursor}` : ''}\n`);
         }
         return EXIT.ok;
@@ -79,9 +88,12 @@ const show: CommandModule<InstanceArgs, ShowArgs> = {
         const view = entryView(entry);
         if (args.json) printJson({ ...view, deletionInProgress: deletion, metadata });
         else {
-          process.stdout.write(row(view) + '\n');
-          process.stdout.write(JSON.stringify({ ...view, deletionInProgress: deletion }, null, 2) + '\n');
-          if (deletion) process.stderr.write(`deletion in progress since ${deletion.startedAt} (${deletion.reason}): files may be partly gone; the daemon or the next retention run finishes it\n`);
+          process.stdout.write(`${row(view)}\n`);
+          process.stdout.write(`${JSON.stringify({ ...view, deletionInProgress: deletion }, null, 2)}\n`);
+          if (deletion)
+            process.stderr.write(
+              `deletion in progress since ${deletion.startedAt} (${deletion.reason}): files may be partly gone; the daemon or the next retention run finishes it\n`,
+            );
         }
         return EXIT.ok;
       });

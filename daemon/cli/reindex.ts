@@ -24,13 +24,23 @@ export const reindexCommand: CommandModule<object, ReindexArgs> = {
             if (process.stderr.isTTY && n % 1000 === 0) process.stderr.write(`\rindexed ${n}`);
           }),
         );
-        await audit.append(currentActor(), 'index.rebuilt', null, { recordings: result.recordings, byState: result.byState, problems: result.problems.length });
+        await audit.append(currentActor(), 'index.rebuilt', null, {
+          recordings: result.recordings,
+          byState: result.byState,
+          problems: result.problems.length,
+        });
       } finally {
         await audit.close();
       }
       if (args.json) printJson(result);
       else {
-        process.stdout.write(`${result.recordings} recordings indexed: ${Object.entries(result.byState).map(([s, n]) => `${n} ${s}`).join(', ') || 'none'}\n`);
+        process.stdout.write(
+          `${result.recordings} recordings indexed: ${
+            Object.entries(result.byState)
+              .map(([s, n]) => `${n} ${s}`)
+              .join(', ') || 'none'
+          }\n`,
+        );
         if (result.previous) process.stdout.write(`previous index kept in ${result.previous}\n`);
         for (const p of result.problems) process.stderr.write(`not indexed: ${p}\n`);
       }

@@ -32,23 +32,30 @@ const run: CommandModule<InstanceArgs, RunArgs> = {
         withTargets(config, async (targets) => {
           let bar: ProgressBar | undefined;
           const log = createLogger('warn', process.stderr);
-          const result = await deleteExpired({ dataDir: config.dataDir, index, audit, targets, log }, {
-            now,
-            dryRun: args['dry-run'],
-            actor: currentActor(),
-            onDeleted: (id, _done, total) => {
-              bar ??= new ProgressBar('deleting', total);
-              bar.tick();
-              if (args.json) process.stderr.write(`deleted ${id}\n`);
+          const result = await deleteExpired(
+            { dataDir: config.dataDir, index, audit, targets, log },
+            {
+              now,
+              dryRun: args['dry-run'],
+              actor: currentActor(),
+              onDeleted: (id, _done, total) => {
+                bar ??= new ProgressBar('deleting', total);
+                bar.tick();
+                if (args.json) process.stderr.write(`deleted ${id}\n`);
+              },
             },
-          });
+          );
           bar?.end();
           if (args.json) printJson(result);
           else if (args['dry-run']) {
             for (const id of result.expired) process.stdout.write(`${id}\n`);
-            process.stderr.write(`${result.expired.length} recording(s) would be deleted (retention ended before ${now.toISOString()}, not on hold)\n`);
+            process.stderr.write(
+              `${result.expired.length} recording(s) would be deleted (retention ended before ${now.toISOString()}, not on hold)\n`,
+            );
           } else {
-            process.stdout.write(`${result.deleted.length} deleted, ${result.failed.length} failed, ${result.resumed} interrupted deletion(s) finished\n`);
+            process.stdout.write(
+              `${result.deleted.length} deleted, ${result.failed.length} failed, ${result.resumed} interrupted deletion(s) finished\n`,
+            );
             for (const f of result.failed) process.stderr.write(`not deleted: ${f.recordingId}: ${f.error}\n`);
           }
           return result.failed.length ? EXIT.failed : EXIT.ok;

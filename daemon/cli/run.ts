@@ -29,5 +29,5 @@ export async function runCommand(body: () => Promise<number>): Promise<void> {
 }
 
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

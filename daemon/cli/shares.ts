@@ -38,10 +38,22 @@ export function withShareOptions<T>(y: Argv<T>): Argv<T & ShareArgs> {
   let out = y as Argv<T & ShareArgs>;
   for (const l of ['a', 'b'] as const) {
     out = out
-      .option(`share-${l}-pass-file`, { type: 'string', normalize: true, describe: `file whose first line is administrator ${l.toUpperCase()}'s passphrase (default: prompt without echo)` })
-      .option(`share-${l}-file`, { type: 'string', normalize: true, describe: `share ${l.toUpperCase()} file kept elsewhere (default: the one in the KEK's directory)` }) as Argv<T & ShareArgs>;
+      .option(`share-${l}-pass-file`, {
+        type: 'string',
+        normalize: true,
+        describe: `file whose first line is administrator ${l.toUpperCase()}'s passphrase (default: prompt without echo)`,
+      })
+      .option(`share-${l}-file`, {
+        type: 'string',
+        normalize: true,
+        describe: `share ${l.toUpperCase()} file kept elsewhere (default: the one in the KEK's directory)`,
+      }) as Argv<T & ShareArgs>;
   }
-  return out.option('lkm-token-file', { type: 'string', normalize: true, describe: "provider lkm: file whose first line is the key manager's unwrap token (lkm serve's unwrap.token)" }) as Argv<T & ShareArgs>;
+  return out.option('lkm-token-file', {
+    type: 'string',
+    normalize: true,
+    describe: "provider lkm: file whose first line is the key manager's unwrap token (lkm serve's unwrap.token)",
+  }) as Argv<T & ShareArgs>;
 }
 
 /** Drop the last UTF-8 character of `bytes` (a backspace). */
@@ -100,7 +112,10 @@ async function passphraseFor(letter: ShareLetter, args: ShareArgs, purpose: stri
   if (file) return readSecretLine(file, `share ${letter} passphrase file`);
   const first = await promptHidden(`Administrator ${letter}, passphrase for share ${letter} (${purpose}): `).catch((err: KeyError) => {
     if (err.code !== 'NO_TERMINAL') throw err;
-    throw new KeyError('SHARE_MISSING', `share ${letter} needs administrator ${letter}'s passphrase, and there is no terminal to ask on: pass --share-${letter.toLowerCase()}-pass-file (both shares are always required)`);
+    throw new KeyError(
+      'SHARE_MISSING',
+      `share ${letter} needs administrator ${letter}'s passphrase, and there is no terminal to ask on: pass --share-${letter.toLowerCase()}-pass-file (both shares are always required)`,
+    );
   });
   if (confirm) {
     const again = await promptHidden(`Administrator ${letter}, the same passphrase again: `);
@@ -117,9 +132,13 @@ async function passphraseFor(letter: ShareLetter, args: ShareArgs, purpose: stri
 /** A new share's passphrase must be long and varied (judged on a transient string: the one place it is text). */
 function checkStrength(letter: ShareLetter, passphrase: Buffer): void {
   const text = passphrase.toString('utf8');
-  if ([...text].length < MIN_SHARE_PASSPHRASE) throw new KeyError('PASSPHRASE_SHORT', `share ${letter}'s passphrase must be at least ${MIN_SHARE_PASSPHRASE} characters`);
+  if ([...text].length < MIN_SHARE_PASSPHRASE)
+    throw new KeyError('PASSPHRASE_SHORT', `share ${letter}'s passphrase must be at least ${MIN_SHARE_PASSPHRASE} characters`);
   if (passphraseBits(text) < MIN_SHARE_BITS) {
-    throw new KeyError('PASSPHRASE_WEAK', `share ${letter}'s passphrase is too guessable (repeated or few different characters): use a longer one with more variety, e.g. four or five random words`);
+    throw new KeyError(
+      'PASSPHRASE_WEAK',
+      `share ${letter}'s passphrase is too guessable (repeated or few different characters): use a longer one with more variety, e.g. four or five random words`,
+    );
   }
 }
 

@@ -35,6 +35,8 @@ export async function checkpointNow(config: Config, audit: AuditLog, actor: stri
     const identity = await openSigningIdentity(config);
     await audit.checkpoint(actor, identity.privateKey, identity.info.fingerprintSha256);
   } catch (err) {
-    process.stderr.write(`callvault: warning: the audit entry is written but not checkpointed now (${(err as Error).message}); the daemon checkpoints it at its next start, stop or day\n`);
+    process.stderr.write(
+      `callvault: warning: the audit entry is written but not checkpointed now (${(err as Error).message}); the daemon checkpoints it at its next start, stop or day\n`,
+    );
   }
 }

@@ -12,7 +12,10 @@ export interface TrustArgs extends InstanceArgs {
 export function withTrustOptions<T extends InstanceArgs>(y: Argv<T>): Argv<T & TrustArgs> {
   return y
     .option('cert', { type: 'string', normalize: true, describe: 'certificate PEM kept outside the data dir to check signatures with' })
-    .option('fingerprint', { type: 'string', describe: "SHA-256 fingerprint the certificate must have (default: signing.fingerprint from the config)" }) as Argv<T & TrustArgs>;
+    .option('fingerprint', {
+      type: 'string',
+      describe: 'SHA-256 fingerprint the certificate must have (default: signing.fingerprint from the config)',
+    }) as Argv<T & TrustArgs>;
 }
 
 /**

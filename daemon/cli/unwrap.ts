@@ -18,7 +18,11 @@ import { readShareInputs, type ShareArgs } from './shares.js';
 export async function openUnwrapper(config: Config, args: ShareArgs, pool: WorkerPool, purpose: string, audit: AuditLog): Promise<DekUnwrapper> {
   if (config.encryption.provider === 'lkm') {
     const tokenFile = args['lkm-token-file'];
-    if (!tokenFile) throw new KeyError('NO_UNWRAP_CREDENTIAL', `${purpose} needs the key manager's unwrap credential: --lkm-token-file FILE (the recorder's encryption.lkm.tokenFile cannot unwrap)`);
+    if (!tokenFile)
+      throw new KeyError(
+        'NO_UNWRAP_CREDENTIAL',
+        `${purpose} needs the key manager's unwrap credential: --lkm-token-file FILE (the recorder's encryption.lkm.tokenFile cannot unwrap)`,
+      );
     const actor = currentActor();
     const record = async (u: UnwrapRecord) => void (await audit.append(actor, 'key.unwrapped', u.recordingId, { ...u }));
     return new LkmUnwrapper(await LkmClient.create(config.encryption.lkm, tokenFile), purpose, record);
@@ -29,5 +33,10 @@ export async function openUnwrapper(config: Config, args: ShareArgs, pool: Worke
 /** The instance's signing key, for commands that re-issue checksum signatures. */
 export async function openSigningIdentity(config: Config): Promise<SigningIdentity> {
   const passphrase = await resolvePassphrase(config.signing, { dataDir: config.dataDir });
-  return SigningIdentity.loadOrCreate({ dataDir: config.dataDir, keyBits: config.signing.keyBits, passphrase: passphrase.value, pinned: config.signing.fingerprint });
+  return SigningIdentity.loadOrCreate({
+    dataDir: config.dataDir,
+    keyBits: config.signing.keyBits,
+    passphrase: passphrase.value,
+    pinned: config.signing.fingerprint,
+  });
 }

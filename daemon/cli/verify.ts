@@ -46,7 +46,7 @@ function printOne(v: RecordingVerification): void {
   const out: string[] = [`${v.dir}: ${v.ok ? 'OK' : 'FAILED'}`];
   for (const f of v.files) out.push(`  ${f.status.padEnd(9)} ${f.name}`);
   out.push(`  ${'signature'.padEnd(9)} ${v.signature}${v.checksumFile ? ` (${v.checksumFile})` : ''}`);
-  process.stdout.write(out.join('\n') + '\n');
+  process.stdout.write(`${out.join('\n')}\n`);
   for (const p of v.problems) process.stderr.write(`${v.recordingId ?? v.dir}: ${p}\n`);
 }
 
@@ -94,7 +94,8 @@ class DecryptChecker {
     for (const f of envelopes) {
       try {
         if (f.name === meta.dtmfDigitsFile) await readDigits(unwrapper, path.join(v.dir, f.name), meta);
-        else if (!looksLikeWav((await decryptEnvelope(this.pool, unwrapper, path.join(v.dir, f.name), meta)).head)) problems.push(`${f.name}: decrypts, but not to a WAV file`);
+        else if (!looksLikeWav((await decryptEnvelope(this.pool, unwrapper, path.join(v.dir, f.name), meta)).head))
+          problems.push(`${f.name}: decrypts, but not to a WAV file`);
       } catch (err) {
         problems.push(`${f.name}: ${(err as Error).message}`);
       }
@@ -110,7 +111,12 @@ class DecryptChecker {
     const { audit } = this;
     if (!audit) return;
     try {
-      if (this.checked.length) await audit.append(currentActor(), 'recording.decrypt-checked', null, { recordings: this.checked.length, first: this.checked[0], keksOpened: (await this.unwrapper)?.opened ?? [] });
+      if (this.checked.length)
+        await audit.append(currentActor(), 'recording.decrypt-checked', null, {
+          recordings: this.checked.length,
+          first: this.checked[0],
+          keksOpened: (await this.unwrapper)?.opened ?? [],
+        });
     } finally {
       await audit.close();
     }
@@ -148,18 +154,37 @@ async function verifyAll(root: string, c: Checks, json: boolean, args: VerifyArg
   const failures = [...results.filter((r) => !r.ok), ...missing.map(missingAsFailure)];
   await auditFailures(args, failures);
   const failed = results.filter((r) => !r.ok).length;
-  const summary = { recordings: results.length, ok: results.length - failed, failed, missing: missing.length, bytes: results.reduce((s, r) => s + r.bytes, 0) };
+  const summary = {
+    recordings: results.length,
+    ok: results.length - failed,
+    failed,
+    missing: missing.length,
+    bytes: results.reduce((s, r) => s + r.bytes, 0),
+  };
   if (json) printJson({ summary, trust: trustOf(c), results, missing });
   else {
-    for (const m of missing) process.stderr.write(`${m.recordingId}: MISSING: the index has it ${m.state} at ${m.dir}, which is gone (not deleted by retention)\n`);
-    process.stdout.write(`${summary.recordings} recordings verified: ${summary.ok} OK, ${summary.failed} FAILED, ${summary.missing} MISSING (${(summary.bytes / 1e6).toFixed(1)} MB hashed)${c.instance ? '' : '; not compared with an index'}\n`);
+    for (const m of missing)
+      process.stderr.write(`${m.recordingId}: MISSING: the index has it ${m.state} at ${m.dir}, which is gone (not deleted by retention)\n`);
+    process.stdout.write(
+      `${summary.recordings} recordings verified: ${summary.ok} OK, ${summary.failed} FAILED, ${summary.missing} MISSING (${(summary.bytes / 1e6).toFixed(1)} MB hashed)${c.instance ? '' : '; not compared with an index'}\n`,
+    );
   }
   return failed || missing.length || results.length === 0 ? EXIT.failed : EXIT.ok;
 }
 
 /** A recording the index has and the disk does not, as the audit log records failures. */
 function missingAsFailure(m: MissingRecording): RecordingVerification {
-  return { dir: m.dir, recordingId: m.recordingId, ok: false, checksumFile: null, signature: 'MISSING', files: [], problems: [`MISSING: the index has it ${m.state}, the directory is gone`], bytes: 0, binding: null };
+  return {
+    dir: m.dir,
+    recordingId: m.recordingId,
+    ok: false,
+    checksumFile: null,
+    signature: 'MISSING',
+    files: [],
+    problems: [`MISSING: the index has it ${m.state}, the directory is gone`],
+    bytes: 0,
+    binding: null,
+  };
 }
 
 export const verifyCommand: CommandModule<object, VerifyArgs> = {
@@ -167,9 +192,18 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
   describe: 'Check a sealed recording (or, with --all, every recording under a directory): checksums, signature, unlisted files',
   builder: (y) =>
     withTrustOptions(withShareOptions(withInstanceOptions(y)))
-      .positional('dir', { type: 'string', demandOption: true, normalize: true, describe: 'recording directory (with --all: any directory above recordings)' })
+      .positional('dir', {
+        type: 'string',
+        demandOption: true,
+        normalize: true,
+        describe: 'recording directory (with --all: any directory above recordings)',
+      })
       .option('all', { type: 'boolean', default: false, describe: 'verify every recording under <dir>, with progress and a summary' })
-      .option('decrypt', { type: 'boolean', default: false, describe: 'also decrypt every envelope (in memory) and check the audio: needs both shares or the key manager' })
+      .option('decrypt', {
+        type: 'boolean',
+        default: false,
+        describe: 'also decrypt every envelope (in memory) and check the audio: needs both shares or the key manager',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable result on stdout' }),
   handler: (args) =>
     runCommand(async () => {

@@ -1,3 +1,4 @@
+import { CallvaultError } from '../errors.js';
 /** The validated, defaulted configuration (shape of config/callvault.schema.json). */
 export interface Config {
   readonly dataDir: string;
@@ -15,7 +16,11 @@ export interface Config {
     readonly transports: readonly ('udp' | 'tcp')[];
     readonly allowedSources: readonly string[];
     readonly tls: { readonly listen: string | null; readonly certFile: string | null; readonly keyFile: string | null };
-    readonly digest: { readonly realm: string | null; readonly algorithms: readonly ('SHA-256' | 'MD5')[]; readonly users: readonly { readonly username: string; readonly passwordFile: string }[] };
+    readonly digest: {
+      readonly realm: string | null;
+      readonly algorithms: readonly ('SHA-256' | 'MD5')[];
+      readonly users: readonly { readonly username: string; readonly passwordFile: string }[];
+    };
     readonly maxConnections: number;
     readonly idleTimeoutSeconds: number;
   };
@@ -115,6 +120,7 @@ export interface ListenAddress {
 export function parseListen(spec: string): ListenAddress {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(spec);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`bad listen address ${JSON.stringify(spec)}: expected HOST:PORT or [IPv6]:PORT`);
+  if (!m || port > 65535)
+    throw new CallvaultError('BAD_LISTEN', `bad listen address ${JSON.stringify(spec)}: expected HOST:PORT or [IPv6]:PORT`, { listen: spec });
   return { host: (m[1] ?? m[2]) as string, port };
 }

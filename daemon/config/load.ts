@@ -39,7 +39,11 @@ export function parseConfigText(text: string, file: string): Config {
       doc.errors.map((e) => ({ path: '', line: e.linePos?.[0]?.line, message: `YAML syntax: ${e.message.split('\n')[0]}` })),
     );
   }
-  const located = (problems: ConfigProblem[]) => new ConfigError(file, problems.map((p) => ({ ...p, line: lineOf(doc, lines, p.path) })));
+  const located = (problems: ConfigProblem[]) =>
+    new ConfigError(
+      file,
+      problems.map((p) => ({ ...p, line: lineOf(doc, lines, p.path) })),
+    );
   const { problems, value } = applySchema(configSchema(), doc.toJS());
   if (problems.length) throw located(problems);
   const config = value as Config;
@@ -49,9 +53,22 @@ export function parseConfigText(text: string, file: string): Config {
   const storage = Object.fromEntries(Object.entries(config.storage).map(([name, t]) => [name, { ...t, path: path.resolve(base, t.path) }]));
   const relative = (f: string | null) => (f === null ? null : path.resolve(base, f));
   const { lkm } = config.encryption;
-  const encryption = { ...config.encryption, lkm: { ...lkm, caFile: relative(lkm.caFile), tokenFile: relative(lkm.tokenFile), clientCertFile: relative(lkm.clientCertFile), clientKeyFile: relative(lkm.clientKeyFile) } };
+  const encryption = {
+    ...config.encryption,
+    lkm: {
+      ...lkm,
+      caFile: relative(lkm.caFile),
+      tokenFile: relative(lkm.tokenFile),
+      clientCertFile: relative(lkm.clientCertFile),
+      clientKeyFile: relative(lkm.clientKeyFile),
+    },
+  };
   const digest = { ...config.sip.digest, users: config.sip.digest.users.map((u) => ({ ...u, passwordFile: path.resolve(base, u.passwordFile) })) };
-  const sip = { ...config.sip, digest, tls: { ...config.sip.tls, certFile: relative(config.sip.tls.certFile), keyFile: relative(config.sip.tls.keyFile) } };
+  const sip = {
+    ...config.sip,
+    digest,
+    tls: { ...config.sip.tls, certFile: relative(config.sip.tls.certFile), keyFile: relative(config.sip.tls.keyFile) },
+  };
   return { ...config, dataDir: path.resolve(base, config.dataDir), storage, encryption, sip };
 }
 
@@ -61,8 +78,16 @@ function crossCheck(config: Config): ConfigProblem[] {
   const { provider, lkm } = config.encryption;
   if (provider === 'lkm') {
     if (!lkm.url) problems.push({ path: 'encryption.lkm.url', message: 'is required when encryption.provider is lkm' });
-    if (!lkm.tokenFile) problems.push({ path: 'encryption.lkm.tokenFile', message: 'is required when encryption.provider is lkm (the key manager refuses unauthenticated requests)' });
-    if (!lkm.clientCertFile !== !lkm.clientKeyFile) problems.push({ path: lkm.clientCertFile ? 'encryption.lkm.clientKeyFile' : 'encryption.lkm.clientCertFile', message: 'clientCertFile and clientKeyFile go together (mutual TLS)' });
+    if (!lkm.tokenFile)
+      problems.push({
+        path: 'encryption.lkm.tokenFile',
+        message: 'is required when encryption.provider is lkm (the key manager refuses unauthenticated requests)',
+      });
+    if (!lkm.clientCertFile !== !lkm.clientKeyFile)
+      problems.push({
+        path: lkm.clientCertFile ? 'encryption.lkm.clientKeyFile' : 'encryption.lkm.clientCertFile',
+        message: 'clientCertFile and clientKeyFile go together (mutual TLS)',
+      });
   }
   if (config.media.portMin > config.media.portMax) {
     problems.push({ path: 'media.portMin', message: `must not exceed media.portMax (${config.media.portMax})` });
@@ -76,8 +101,10 @@ function crossCheck(config: Config): ConfigProblem[] {
     if (why) problems.push({ path: `sip.allowedSources.${i}`, message: why });
   }
   const { tls, digest } = config.sip;
-  if (digest.realm !== null && digest.users.length === 0) problems.push({ path: 'sip.digest.users', message: 'needs at least one user when sip.digest.realm is set' });
-  if (tls.listen !== null && (!tls.certFile || !tls.keyFile)) problems.push({ path: tls.certFile ? 'sip.tls.keyFile' : 'sip.tls.certFile', message: 'is required when sip.tls.listen is set' });
+  if (digest.realm !== null && digest.users.length === 0)
+    problems.push({ path: 'sip.digest.users', message: 'needs at least one user when sip.digest.realm is set' });
+  if (tls.listen !== null && (!tls.certFile || !tls.keyFile))
+    problems.push({ path: tls.certFile ? 'sip.tls.keyFile' : 'sip.tls.certFile', message: 'is required when sip.tls.listen is set' });
   if (tls.listen !== null) {
     try {
       parseListen(tls.listen);

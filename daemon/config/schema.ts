@@ -87,7 +87,7 @@ function check(node: SchemaNode, value: unknown, path: string, out: ConfigProble
   }
   if (Array.isArray(value)) {
     if (node.minItems !== undefined && value.length < node.minItems) return bad(`${value.length} item${value.length === 1 ? '' : 's'}`);
-    if (node.items) value.forEach((item, i) => check(node.items as SchemaNode, item, join(path, String(i)), out));
+    if (node.items) for (const [i, item] of value.entries()) check(node.items as SchemaNode, item, join(path, String(i)), out);
   }
   if (typeOf(value) === 'object') {
     const obj = value as Record<string, unknown>;

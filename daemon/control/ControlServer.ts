@@ -1,13 +1,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLimitedServer, type ConnectionLimits } from '../net/httpLimits.js';
 import type { ListenAddress } from '../config/Config.js';
-import { ApiError, CallvaultError } from '../errors.js';
+import { ApiError, CallvaultError, QueryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Recorder } from '../record/Recorder.js';
 import type { RecordingIndex } from '../store/RecordingIndex.js';
-import { parseQuery, QueryError, runQuery } from '../store/RecordingQuery.js';
+import { parseQuery, runQuery } from '../store/RecordingQuery.js';
 import { parseStartCall } from './validate.js';
 
 export interface ControlServerOptions {
@@ -135,7 +135,8 @@ const QUERY_PARAMS = new Set(['number', 'callId', 'from', 'to', 'state', 'profil
 /** GET /v1/recordings?number=&from=&to=&state=&profile=&callId=&limit=&cursor= */
 function search(index: RecordingIndex, params: URLSearchParams) {
   const unknown = [...params.keys()].filter((k) => !QUERY_PARAMS.has(k));
-  if (unknown.length) throw new ApiError(400, 'BAD_REQUEST', `unknown query parameter ${unknown[0]}; known: ${[...QUERY_PARAMS].join(', ')}`, { field: unknown[0] });
+  if (unknown.length)
+    throw new ApiError(400, 'BAD_REQUEST', `unknown query parameter ${unknown[0]}; known: ${[...QUERY_PARAMS].join(', ')}`, { field: unknown[0] });
   try {
     return runQuery(index, parseQuery(Object.fromEntries(params)));
   } catch (err) {
@@ -149,7 +150,7 @@ function search(index: RecordingIndex, params: URLSearchParams) {
  * an absolute or authority form, or anything `URL` cannot parse, is a 400.
  */
 function parseTarget(target: string | undefined): URL {
-  if (!target || !target.startsWith('/') || target.startsWith('//')) {
+  if (!target?.startsWith('/') || target.startsWith('//')) {
     throw new ApiError(400, 'BAD_REQUEST', 'request target must be a path such as /v1/calls');
   }
   try {

@@ -13,6 +13,7 @@ const MAX_GROUPS = 64;
 const CALL_ID = /^[\x21-\x7e]{1,256}$/;
 const NUMBER = /^[A-Za-z0-9+*#.@:_-]{1,64}$/;
 // User and group names as the PBX knows them: printable, no control characters.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: a name must not contain control characters: this is the check.
 const NAME = /^[^\x00-\x1f\x7f]{1,128}$/u;
 
 function bad(message: string, field: string): never {
@@ -59,7 +60,8 @@ function leg(body: Record<string, unknown>, role: 'caller' | 'callee') {
   const v = body[role];
   if (!isObject(v)) bad(`${role} is required: {"number": "..."}`, role);
   unknownKeys(v, LEG_KEYS, `${role}.`);
-  if (typeof v.number !== 'string' || !NUMBER.test(v.number)) bad(`${role}.number must be 1-64 characters of digits, letters, + * # . @ : _ -`, `${role}.number`);
+  if (typeof v.number !== 'string' || !NUMBER.test(v.number))
+    bad(`${role}.number must be 1-64 characters of digits, letters, + * # . @ : _ -`, `${role}.number`);
   return {
     number: v.number,
     ssrc: intIn(v.ssrc, `${role}.ssrc`, 0, 0xffffffff),
@@ -76,7 +78,8 @@ export function parseStartCall(body: unknown): StartCallRequest {
   if (typeof body.callId !== 'string' || !CALL_ID.test(body.callId)) bad('callId is required: 1-256 printable characters, no spaces', 'callId');
   if (!DIRECTIONS.includes(body.direction as (typeof DIRECTIONS)[number])) bad(`direction must be one of ${DIRECTIONS.join(', ')}`, 'direction');
   if (body.codec === undefined) bad(`codec is required: one of ${CODECS.join(', ')}`, 'codec');
-  if (!CODECS.includes(body.codec as (typeof CODECS)[number])) bad(`unsupported codec ${JSON.stringify(body.codec)}; supported: ${CODECS.join(', ')}`, 'codec');
+  if (!CODECS.includes(body.codec as (typeof CODECS)[number]))
+    bad(`unsupported codec ${JSON.stringify(body.codec)}; supported: ${CODECS.join(', ')}`, 'codec');
   return {
     callId: body.callId,
     direction: body.direction as StartCallRequest['direction'],

@@ -147,7 +147,12 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     this.#watch(transport);
   }
 
-  static async open(options: LegSourceOptions, makeTransport: TransportFactory, direct: ms.DirectTransport, routerCaps: ms.RtpCapabilities): Promise<LegSource> {
+  static async open(
+    options: LegSourceOptions,
+    makeTransport: TransportFactory,
+    direct: ms.DirectTransport,
+    routerCaps: ms.RtpCapabilities,
+  ): Promise<LegSource> {
     const transport = await makeTransport();
     try {
       await connect(transport, options);
@@ -249,7 +254,13 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     // not (it includes header extensions the worker adds), so it is not used.
     let media = this.#retiredMediaBytes;
     for (const b of this.#bindings.values()) media += await mediaBytes(b.producer);
-    return { ssrcs: this.ssrcs, bytesReceived, nonMediaBytes: Math.max(0, bytesReceived - media), source: this.source ?? null, refusedSources: [...this.#refused] };
+    return {
+      ssrcs: this.ssrcs,
+      bytesReceived,
+      nonMediaBytes: Math.max(0, bytesReceived - media),
+      source: this.source ?? null,
+      refusedSources: [...this.#refused],
+    };
   }
 
   close(): void {
@@ -324,5 +335,8 @@ async function mediaBytes(p: ms.Producer): Promise<number> {
 /** Connect a new transport to what the options fix: the remote address, the sender's SRTP key (comedia keeps the address open). */
 async function connect(transport: ms.PlainTransport, options: LegSourceOptions): Promise<void> {
   if (!options.remote && !options.srtp) return;
-  await transport.connect({ ...(options.remote ? { ip: options.remote.ip, port: options.remote.port } : {}), ...(options.srtp ? { srtpParameters: options.srtp } : {}) });
+  await transport.connect({
+    ...(options.remote ? { ip: options.remote.ip, port: options.remote.port } : {}),
+    ...(options.srtp ? { srtpParameters: options.srtp } : {}),
+  });
 }

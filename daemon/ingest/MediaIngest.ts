@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { SafeEmitter } from '../events/SafeEmitter.js';
 import os from 'node:os';
 import * as mediasoup from 'mediasoup';
 import type { types as ms } from 'mediasoup';
@@ -39,7 +39,10 @@ const ROUTER_CODECS: ms.RtpCodecCapability[] = [
 
 /** Payload type → meaning, as every leg's packets leave its consumer (the router's payload types). */
 const PAYLOAD_KINDS: ReadonlyMap<number, PayloadKind> = new Map(
-  ROUTER_CODECS.map((c) => [c.preferredPayloadType as number, c.mimeType === DTMF_CARRIER ? 'dtmf' : c.mimeType === 'audio/CN' ? 'cn' : (c.mimeType.slice('audio/'.length) as G711Law)]),
+  ROUTER_CODECS.map((c) => [
+    c.preferredPayloadType as number,
+    c.mimeType === DTMF_CARRIER ? 'dtmf' : c.mimeType === 'audio/CN' ? 'cn' : (c.mimeType.slice('audio/'.length) as G711Law),
+  ]),
 );
 
 /** One mediasoup worker process with its router and the DirectTransport that brings packets to Node. */
@@ -55,7 +58,7 @@ export interface WorkerSlot {
  * default), a router each, and a PlainTransport per call leg on the least
  * loaded worker.
  */
-export class MediaIngest extends EventEmitter<MediaIngestEvents> {
+export class MediaIngest extends SafeEmitter<MediaIngestEvents> {
   private readonly slots: WorkerSlot[] = [];
   private readonly discovery: SsrcDiscovery;
   private readonly ports: PortAllocator;
@@ -68,7 +71,7 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
     private readonly opts: MediaIngestOptions,
     private readonly log: Logger,
   ) {
-    super();
+    super((err, event) => log.error({ err, event }, 'an ingest listener failed'));
     this.discovery = new SsrcDiscovery(log);
     this.workerLog = new WorkerLog(log, { unrouted: (pid, ssrc) => this.discovery.unrouted(pid, ssrc), foreign: (pid) => this.onForeign(pid) });
     this.ports = new PortAllocator(opts.portMin, opts.portMax, opts.portQuarantineSeconds * 1000);
@@ -81,7 +84,12 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
       for (let i = 0; i < n; i++) ingest.slots.push(await ingest.startSlot());
     } catch (err) {
       await ingest.close();
-      throw new IngestError('MEDIASOUP_START', `cannot start mediasoup worker: ${(err as Error).message}`, { workerBin: mediasoup.workerBin }, { cause: err });
+      throw new IngestError(
+        'MEDIASOUP_START',
+        `cannot start mediasoup worker: ${(err as Error).message}`,
+        { workerBin: mediasoup.workerBin },
+        { cause: err },
+      );
     }
     log.info({ workers: n, mediasoup: mediasoup.version }, 'mediasoup ingest ready');
     return ingest;
@@ -110,11 +118,16 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
       this.discovery.forget(slot, leg);
     });
     leg.on('refused-source', (from) => {
-      this.emit('refused-source', leg, from);
-      this.log.warn({ callId: options.callId, leg: options.role, port, from: `${from.ip}:${from.port}` }, 'RTP from a source outside media.allowedSources dropped; port re-armed');
+      this.safeEmit('refused-source', leg, from);
+      this.log.warn(
+        { callId: options.callId, leg: options.role, port, from: `${from.ip}:${from.port}` },
+        'RTP from a source outside media.allowedSources dropped; port re-armed',
+      );
     });
     leg.on('rearmed', () => this.discovery.sourceRefused(slot));
-    leg.on('rearm-failed', (err) => this.log.error({ err, callId: options.callId, leg: options.role, port }, 'cannot re-arm the RTP port after a refused source'));
+    leg.on('rearm-failed', (err) =>
+      this.log.error({ err, callId: options.callId, leg: options.role, port }, 'cannot re-arm the RTP port after a refused source'),
+    );
     if (options.ssrc !== undefined) await leg.bind(options.ssrc);
     else this.discovery.expect(slot, leg);
     return leg;
@@ -127,19 +140,33 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
       const port = this.ports.take();
       if (port === undefined) break;
       try {
-        const leg = await LegSource.open(options, () => this.createTransport(slot, port, !options.remote, options.srtp?.cryptoSuite), slot.direct, slot.router.rtpCapabilities);
+        const leg = await LegSource.open(
+          options,
+          () => this.createTransport(slot, port, !options.remote, options.srtp?.cryptoSuite),
+          slot.direct,
+          slot.router.rtpCapabilities,
+        );
         return { port, leg };
       } catch (err) {
         lastError = err;
         this.ports.release(port);
         // Only a port in use is worth another try; a bad remote address or a dead worker is not.
         if (!/address already in use|EADDRINUSE/i.test((err as Error).message)) {
-          throw new IngestError('LEG_OPEN', `cannot set up the ${options.role} leg: ${(err as Error).message}`, { callId: options.callId, port }, { cause: err });
+          throw new IngestError(
+            'LEG_OPEN',
+            `cannot set up the ${options.role} leg: ${(err as Error).message}`,
+            { callId: options.callId, port },
+            { cause: err },
+          );
         }
       }
     }
     const detail = lastError ? ` (last: ${(lastError as Error).message})` : '';
-    throw new IngestError('NO_PORT', `no RTP port free in ${this.opts.portMin}-${this.opts.portMax}: ${this.ports.free} neither in use nor quarantined${detail}`, { callId: options.callId });
+    throw new IngestError(
+      'NO_PORT',
+      `no RTP port free in ${this.opts.portMin}-${this.opts.portMax}: ${this.ports.free} neither in use nor quarantined${detail}`,
+      { callId: options.callId },
+    );
   }
 
   private createTransport(slot: WorkerSlot, port: number, comedia: boolean, srtpSuite: ms.SrtpCryptoSuite | undefined): Promise<ms.PlainTransport> {
@@ -166,7 +193,7 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
   }
 
   private onForeign(pid: number): void {
-    this.emit('foreign-packet');
+    this.safeEmit('foreign-packet');
     const f = this.foreign.get(pid) ?? { count: 0, loggedAt: -Infinity };
     f.count++;
     this.foreign.set(pid, f);
@@ -194,13 +221,13 @@ export class MediaIngest extends EventEmitter<MediaIngestEvents> {
     const lost = [...slot.legs];
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
-    this.log.error({ pid: slot.worker.pid, legs: lost.length, err: err.message }, 'mediasoup worker died');
-    this.emit('legs-lost', lost, err);
+    this.log.error({ pid: slot.worker.pid, legs: lost.length, err }, 'mediasoup worker died');
+    this.safeEmit('legs-lost', lost, err);
     if (this.closing) return;
     try {
       this.slots.push(await this.startSlot());
     } catch (e) {
-      this.log.fatal({ err: (e as Error).message }, 'cannot replace mediasoup worker');
+      this.log.fatal({ err: e }, 'cannot replace mediasoup worker');
     }
   }
 }

@@ -60,7 +60,11 @@ interface SlotState {
 export class SsrcDiscovery {
   private readonly byPid = new Map<number, SlotState>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** Monotonic ms; a test gives its own clock. */
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   attach(slot: WorkerSlot): void {
     this.byPid.set(slot.worker.pid, { slot, firstPackets: [], unassigned: new Map(), trials: new Map(), timer: undefined });
@@ -109,7 +113,7 @@ export class SsrcDiscovery {
   unrouted(pid: number, ssrc: number): void {
     const st = this.byPid.get(pid);
     if (!st) return;
-    const now = performance.now();
+    const now = this.now();
     const trial = st.trials.get(ssrc);
     if (trial) {
       if (trial.boundAt !== undefined && now - trial.boundAt > SETTLE_MS) {
@@ -153,10 +157,10 @@ export class SsrcDiscovery {
     leg.on('confirmed', t.onConfirmed);
     leg.bind(ssrc).then(
       () => {
-        t.boundAt = performance.now();
+        t.boundAt = this.now();
       },
       (err: Error) => {
-        this.log.error({ callId: leg.options.callId, leg: leg.options.role, ssrc, err: err.message }, 'cannot receive SSRC');
+        this.log.error({ callId: leg.options.callId, leg: leg.options.role, ssrc, err }, 'cannot receive SSRC');
         this.endTrial(st, ssrc, t);
       },
     );
@@ -171,14 +175,16 @@ export class SsrcDiscovery {
   /** The trial was wrong (or its leg went away): try `ssrc` on another leg, or park it until one fits. */
   private reassign(st: SlotState, ssrc: number, t: Trial): void {
     this.endTrial(st, ssrc, t);
-    const now = performance.now();
+    // The leg still lacks its own SSRC: it is a candidate again (else two legs paired crosswise would both stay silent).
+    if (!t.leg.closed && t.leg.ssrcs.length === 0 && !st.firstPackets.includes(t.leg)) st.firstPackets.push(t.leg);
+    const now = this.now();
     st.unassigned.set(ssrc, { firstSeen: now - PAIR_WAIT_MS, lastSeen: now, tried: t.tried });
     st.timer ??= setInterval(() => this.check(st), CHECK_MS);
   }
 
   /** SSRCs no source event will explain: try them on candidate legs, one at a time. */
   private check(st: SlotState): void {
-    const now = performance.now();
+    const now = this.now();
     const busy = new Set([...st.trials.values()].map((t) => t.leg));
     for (const [ssrc, u] of st.unassigned) {
       if (now - u.lastSeen > FORGET_MS) {

@@ -31,6 +31,7 @@ export function checkSourceEntry(entry: string): string | undefined {
   const [addr = '', prefix] = entry.split('/');
   const family = isIP(addr);
   if (family === 0) return `${JSON.stringify(entry)} is not an IP address or CIDR network`;
-  if (prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 6 ? 128 : 32))) return `${JSON.stringify(entry)} has a bad prefix length`;
+  if (prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 6 ? 128 : 32)))
+    return `${JSON.stringify(entry)} has a bad prefix length`;
   return undefined;
 }

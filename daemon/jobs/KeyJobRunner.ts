@@ -39,11 +39,24 @@ export class KeyJobRunner {
   async openJob(spec: KeyJobSpec, kekIds: readonly string[]): Promise<{ job: KeyJob; resumed: boolean }> {
     const open = this.index.keyJobList().find((j) => j.kind === spec.kind && !j.finishedAt);
     if (open) {
-      if (open.fromKekId !== spec.fromKekId) throw new JobError('JOB_UNFINISHED', `an unfinished ${open.kind} job (${open.id}) for KEK ${open.fromKekId} must finish first: run it again for that KEK`);
+      if (open.fromKekId !== spec.fromKekId)
+        throw new JobError(
+          'JOB_UNFINISHED',
+          `an unfinished ${open.kind} job (${open.id}) for KEK ${open.fromKekId} must finish first: run it again for that KEK`,
+        );
       return { job: open, resumed: true };
     }
     const ids = selectRecordings(this.index, spec, kekIds);
-    const job: KeyJob = { id: `${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`, ...spec, createdAt: new Date().toISOString(), total: ids.length, done: 0, failed: 0, failures: [], finishedAt: null };
+    const job: KeyJob = {
+      id: `${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`,
+      ...spec,
+      createdAt: new Date().toISOString(),
+      total: ids.length,
+      done: 0,
+      failed: 0,
+      failures: [],
+      finishedAt: null,
+    };
     await this.index.startKeyJob(job, ids);
     return { job, resumed: false };
   }
@@ -54,7 +67,13 @@ export class KeyJobRunner {
   }
 
   async run(job: KeyJob, lanes: number, onItem: (job: KeyJob, recordingId: string, error: string | null) => void): Promise<KeyJob> {
-    const runner = new StageRunner({ index: this.index, log: this.log, owner: `${os.hostname()}:${process.pid}`, lanes: { convert: job.id }, attemptsPerJob: 1 });
+    const runner = new StageRunner({
+      index: this.index,
+      log: this.log,
+      owner: `${os.hostname()}:${process.pid}`,
+      lanes: { convert: job.id },
+      attemptsPerJob: 1,
+    });
     runner.register(new ConvertStage(this.dataDir, this.index, this.ctx, Math.max(1, lanes), onItem));
     await runner.start();
     await runner.idle();

@@ -4,7 +4,15 @@ import path from 'node:path';
 import { writeFileDurably, syncDir } from '../fsutil.js';
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
 import { envelopeName, isAudioFile, isEnvelope, plainName, readMetadata, type RecordingMetadata } from '../record/metadata.js';
-import { checksumFileName, formatChecksums, formatSignature, parseChecksums, readChecksumFile, signatureFileName, type ChecksumEntry } from '../seal/checksumFile.js';
+import {
+  checksumFileName,
+  formatChecksums,
+  formatSignature,
+  parseChecksums,
+  readChecksumFile,
+  signatureFileName,
+  type ChecksumEntry,
+} from '../seal/checksumFile.js';
 import { stageEnvelope, stagingName } from '../seal/encryptFileInPlace.js';
 import { decryptEnvelope, streamContext } from '../seal/openEnvelope.js';
 import { newEnvelope, rewrapHeader, type WrappingKey } from '../seal/envelope.js';
@@ -55,7 +63,8 @@ async function planFile(ctx: ConversionContext, dir: string, meta: RecordingMeta
   const plain = path.join(dir, stagingName(name));
   const r = await decryptEnvelope(ctx.pool, ctx.unwrapper!, src, meta, plain);
   // What reached the disk, read back: the plaintext replaces the only other copy.
-  if ((await ctx.pool.hashFile(plain)).sha256 !== r.plainSha256) throw new JobError('DECRYPT_CHECK_FAILED', `${name}: the decrypted file on disk does not hash to what was decrypted`);
+  if ((await ctx.pool.hashFile(plain)).sha256 !== r.plainSha256)
+    throw new JobError('DECRYPT_CHECK_FAILED', `${name}: the decrypted file on disk does not hash to what was decrypted`);
   return { entry: { name, sha256: r.plainSha256 }, rename: [stagingName(name), name], remove: e.name };
 }
 
@@ -90,7 +99,8 @@ async function planReencrypt(ctx: ConversionContext, dir: string, meta: Recordin
     const staged = path.join(dir, stagingName(e.name));
     const r = await ctx.pool.reencryptFile({ src, dest: staged, oldDek, newDek, header: header.bytes, stream: streamContext(meta, e.name) });
     const back = await ctx.pool.decryptFile({ src: staged, dek: newDek });
-    if (back.plainSha256 !== r.plainSha256) throw new JobError('REENCRYPT_CHECK_FAILED', `${e.name}: the re-encrypted envelope does not decrypt to the audio it was made from`);
+    if (back.plainSha256 !== r.plainSha256)
+      throw new JobError('REENCRYPT_CHECK_FAILED', `${e.name}: the re-encrypted envelope does not decrypt to the audio it was made from`);
     return { entry: { name: e.name, sha256: r.sha256 }, rename: [stagingName(e.name), e.name] };
   } finally {
     oldDek.fill(0);

@@ -99,7 +99,11 @@ export class SigningIdentity {
       certPem = generated.certificatePem;
       created = true;
     } else if (keyPem === undefined) {
-      throw new KeyError('KEY_MISSING', `the signing certificate ${paths.certificate} exists but its key ${paths.key} does not; restore the key from backup`, { file: paths.key });
+      throw new KeyError(
+        'KEY_MISSING',
+        `the signing certificate ${paths.certificate} exists but its key ${paths.key} does not; restore the key from backup`,
+        { file: paths.key },
+      );
     }
     // The pin first: a replaced certificate is named as that, not as a key that does not match it.
     if (opts.pinned) assertPinned(certPem, opts.pinned, paths.certificate);
@@ -124,6 +128,7 @@ export async function readInstanceId(dataDir: string): Promise<string | null> {
 export async function readInstanceCertificate(dataDir: string): Promise<string> {
   const file = identityPaths(dataDir).certificate;
   const pem = await readIfExists(file);
-  if (pem === undefined) throw new KeyError('NO_CERTIFICATE', `no signing certificate at ${file}: start the daemon once to create it, or pass --cert`, { file });
+  if (pem === undefined)
+    throw new KeyError('NO_CERTIFICATE', `no signing certificate at ${file}: start the daemon once to create it, or pass --cert`, { file });
   return pem;
 }

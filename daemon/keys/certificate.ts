@@ -67,7 +67,12 @@ function wholeSeconds(d: Date): Date {
  * CN = commonName as subject and issuer, valid 100 years from now, key usage
  * digitalSignature + nonRepudiation (critical), not a CA, subject key id.
  */
-export async function generateSigningIdentity(commonName: string, keyBits: number, now = new Date(), tls?: TlsServerNames): Promise<GeneratedIdentity> {
+export async function generateSigningIdentity(
+  commonName: string,
+  keyBits: number,
+  now = new Date(),
+  tls?: TlsServerNames,
+): Promise<GeneratedIdentity> {
   const keys = await webcrypto.subtle.generateKey(
     { name: 'RSASSA-PKCS1-v1_5', modulusLength: keyBits, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
     true,
@@ -86,12 +91,19 @@ export async function generateSigningIdentity(commonName: string, keyBits: numbe
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + VALIDITY_YEARS);
   cert.notBefore = new pkijs.Time({ type: pkijs.TimeType.UTCTime, value: notBefore });
   // RFC 5280: dates from 2050 on must be GeneralizedTime.
-  cert.notAfter = new pkijs.Time({ type: notAfter.getUTCFullYear() >= 2050 ? pkijs.TimeType.GeneralizedTime : pkijs.TimeType.UTCTime, value: notAfter });
+  cert.notAfter = new pkijs.Time({
+    type: notAfter.getUTCFullYear() >= 2050 ? pkijs.TimeType.GeneralizedTime : pkijs.TimeType.UTCTime,
+    value: notAfter,
+  });
   await cert.subjectPublicKeyInfo.importKey(keys.publicKey, engine);
   const keyId = createHash('sha1').update(cert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView).digest();
   cert.extensions = [
     extension(OID_BASIC_CONSTRAINTS, true, new pkijs.BasicConstraints({ cA: false }).toSchema()),
-    extension(OID_KEY_USAGE, true, new asn1js.BitString({ valueHex: new Uint8Array([tls ? KEY_USAGE_TLS_SERVER : KEY_USAGE_SIGN_ONLY]), unusedBits: tls ? 5 : 6 })),
+    extension(
+      OID_KEY_USAGE,
+      true,
+      new asn1js.BitString({ valueHex: new Uint8Array([tls ? KEY_USAGE_TLS_SERVER : KEY_USAGE_SIGN_ONLY]), unusedBits: tls ? 5 : 6 }),
+    ),
     extension(OID_SUBJECT_KEY_ID, false, new asn1js.OctetString({ valueHex: keyId })),
   ];
   if (tls) {

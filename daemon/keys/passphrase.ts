@@ -52,7 +52,10 @@ export async function resolvePassphrase(
   const credDir = env.CREDENTIALS_DIRECTORY;
   if (credDir) {
     const file = path.join(credDir, PASSPHRASE_CREDENTIAL);
-    const exists = await readFile(file).then(() => true, () => false);
+    const exists = await readFile(file).then(
+      () => true,
+      () => false,
+    );
     if (exists) return { value: await firstLine(file, 'systemd credential'), source: 'credential', origin: file };
   }
   if (signing.passphraseFile) {
@@ -60,7 +63,13 @@ export async function resolvePassphrase(
   }
   if (signing.passphrase) return { value: signing.passphrase, source: 'config', origin: 'signing.passphrase' };
   const generated = generatedPassphraseFile(opts.dataDir);
-  if (await readFile(generated).then(() => true, () => false)) return { value: await firstLine(generated, 'generated passphrase file'), source: 'generated', origin: generated };
+  if (
+    await readFile(generated).then(
+      () => true,
+      () => false,
+    )
+  )
+    return { value: await firstLine(generated, 'generated passphrase file'), source: 'generated', origin: generated };
   if (opts.generate) {
     // 256 random bits; created here (never over an existing file), readable by the daemon's user only.
     const value = randomBytes(32).toString('base64url');

@@ -20,7 +20,8 @@ export interface TrustAnchor {
 /** `AA:BB:…` (as `openssl x509 -fingerprint -sha256` and `callvault cert --fingerprint` print it), from colon or bare hex in any case. */
 export function normalizeFingerprint(fp: string): string {
   const hex = fp.replaceAll(':', '').toUpperCase();
-  if (!/^[0-9A-F]{64}$/.test(hex)) throw new KeyError('BAD_FINGERPRINT', `${JSON.stringify(fp)} is not a SHA-256 fingerprint (64 hex digits, colons allowed)`);
+  if (!/^[0-9A-F]{64}$/.test(hex))
+    throw new KeyError('BAD_FINGERPRINT', `${JSON.stringify(fp)} is not a SHA-256 fingerprint (64 hex digits, colons allowed)`);
   return hex.match(/../g)!.join(':');
 }
 

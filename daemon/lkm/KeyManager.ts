@@ -108,9 +108,18 @@ export class KeyManager {
     const { keyBits } = this.opts;
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: keyBits });
     const dir = path.join(this.dir, 'keks');
-    await writeFileDurably(path.join(dir, `${id}.p8.pem`), encryptPkcs8(privateKey.export({ type: 'pkcs8', format: 'der' }), this.opts.passphrase), 0o600);
-    const body: LkmKekBody = { id, bits: keyBits, createdAt: now.toISOString(), publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }) as string };
-    await writeFileDurably(path.join(dir, `${id}.json`), JSON.stringify(body, null, 2) + '\n', 0o600);
+    await writeFileDurably(
+      path.join(dir, `${id}.p8.pem`),
+      encryptPkcs8(privateKey.export({ type: 'pkcs8', format: 'der' }), this.opts.passphrase),
+      0o600,
+    );
+    const body: LkmKekBody = {
+      id,
+      bits: keyBits,
+      createdAt: now.toISOString(),
+      publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }) as string,
+    };
+    await writeFileDurably(path.join(dir, `${id}.json`), `${JSON.stringify(body, null, 2)}\n`, 0o600);
     this.keks.push({ ...body, privateKey });
     this.log.info({ kekId: id, bits: keyBits }, 'key manager KEK made');
     return body;
@@ -148,7 +157,11 @@ export class KeyManager {
         return reply(401, { error: 'a valid bearer token is required' });
       }
       const peer = (req.socket as TLSSocket).getPeerCertificate?.();
-      const caller: Caller = { role, address: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`, certificate: peer?.subject ? `${peer.subject.CN ?? ''} (SHA-256 ${peer.fingerprint256})` : null };
+      const caller: Caller = {
+        role,
+        address: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`,
+        certificate: peer?.subject ? `${peer.subject.CN ?? ''} (SHA-256 ${peer.fingerprint256})` : null,
+      };
       const chunks: Buffer[] = [];
       let size = 0;
       req.on('data', (c: Buffer) => {
@@ -176,7 +189,13 @@ export class KeyManager {
     return found;
   }
 
-  private async route(caller: Caller, method: string, url: string, body: Buffer, tooBig: boolean): Promise<[number, unknown, Record<string, string>?]> {
+  private async route(
+    caller: Caller,
+    method: string,
+    url: string,
+    body: Buffer,
+    tooBig: boolean,
+  ): Promise<[number, unknown, Record<string, string>?]> {
     const allowed = ALLOWED[`${method} ${url}`];
     if (!allowed) return [404, { error: `no route ${method} ${url}` }];
     if (!allowed.includes(caller.role)) {
@@ -198,10 +217,17 @@ export class KeyManager {
       return [400, { error: 'body is not JSON' }];
     }
     if (typeof req.kekId !== 'string' || typeof req.wrappedDek !== 'string') return [400, { error: 'kekId and wrappedDek (base64) are required' }];
-    if (typeof req.recordingId !== 'string' || !isRecordingId(req.recordingId)) return [400, { error: 'recordingId (the recording the data key is for) is required' }];
-    if (req.purpose !== undefined && (typeof req.purpose !== 'string' || req.purpose.length > MAX_PURPOSE)) return [400, { error: `purpose must be a string of at most ${MAX_PURPOSE} characters` }];
+    if (typeof req.recordingId !== 'string' || !isRecordingId(req.recordingId))
+      return [400, { error: 'recordingId (the recording the data key is for) is required' }];
+    if (req.purpose !== undefined && (typeof req.purpose !== 'string' || req.purpose.length > MAX_PURPOSE))
+      return [400, { error: `purpose must be a string of at most ${MAX_PURPOSE} characters` }];
     const wrapped = Buffer.from(req.wrappedDek, 'base64');
-    const what = { kekId: req.kekId, recordingId: req.recordingId, wrappedDekSha256: createHash('sha256').update(wrapped).digest('hex'), purpose: req.purpose ?? null };
+    const what = {
+      kekId: req.kekId,
+      recordingId: req.recordingId,
+      wrappedDekSha256: createHash('sha256').update(wrapped).digest('hex'),
+      purpose: req.purpose ?? null,
+    };
     const wait = this.limiter.take();
     if (wait !== null) {
       await this.audit(caller, { ...what, outcome: 'rate-limited' });
@@ -227,7 +253,7 @@ export class KeyManager {
 
   /** One line of `unwrap-audit.jsonl`, written and fsynced. */
   private async audit(caller: Caller, entry: Record<string, unknown>): Promise<void> {
-    const line = JSON.stringify({ at: new Date().toISOString(), role: caller.role, client: caller.address, certificate: caller.certificate, ...entry }) + '\n';
+    const line = `${JSON.stringify({ at: new Date().toISOString(), role: caller.role, client: caller.address, certificate: caller.certificate, ...entry })}\n`;
     await this.auditFile.write(line);
     await this.auditFile.datasync();
   }
@@ -237,4 +263,3 @@ export class KeyManager {
     await this.auditFile.close();
   }
 }
-

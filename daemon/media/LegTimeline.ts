@@ -85,8 +85,13 @@ const NO_SEQ = -0x80000000;
  * SSRC, restarted stream, skewed sender) the leg is re-anchored to arrival
  * time. Memory is one fixed ring, whatever the call length.
  */
+/** A leg's counters before its first packet. */
+export function emptyLegStats(): LegStats {
+  return { received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, outOfSequence: 0, jitter: 0 };
+}
+
 export class LegTimeline {
-  readonly stats: LegStats = { received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, outOfSequence: 0, jitter: 0 };
+  readonly stats: LegStats = emptyLegStats();
   readonly dtmf: DtmfEvent[] = [];
   /** The keys behind `dtmf`, in the same order; empty unless the options keep digits. */
   readonly keyed: KeyedDigit[] = [];

@@ -25,7 +25,10 @@ export class Metrics {
   /** Totals of finished calls; live calls are added at scrape time. */
   private readonly finished = {
     bytesWritten: 0,
-    legs: Object.fromEntries(ROLES.map((r) => [r, { received: 0, lost: 0, late: 0, duplicate: 0, out_of_sequence: 0 }])) as Record<LegRole, Record<RtpCounter, number>>,
+    legs: Object.fromEntries(ROLES.map((r) => [r, { received: 0, lost: 0, late: 0, duplicate: 0, out_of_sequence: 0 }])) as Record<
+      LegRole,
+      Record<RtpCounter, number>
+    >,
   };
   private readonly reloadOk: Gauge;
   private readonly reloadTime: Gauge;
@@ -43,8 +46,16 @@ export class Metrics {
         this.set(fs.bavail * fs.bsize);
       },
     });
-    this.reloadOk = new Gauge({ name: 'callvault_config_last_reload_successful', help: 'Whether the last configuration reload (start or SIGHUP) succeeded.', registers });
-    this.reloadTime = new Gauge({ name: 'callvault_config_last_reload_success_timestamp_seconds', help: 'Unix time of the last successful configuration load.', registers });
+    this.reloadOk = new Gauge({
+      name: 'callvault_config_last_reload_successful',
+      help: 'Whether the last configuration reload (start or SIGHUP) succeeded.',
+      registers,
+    });
+    this.reloadTime = new Gauge({
+      name: 'callvault_config_last_reload_success_timestamp_seconds',
+      help: 'Unix time of the last successful configuration load.',
+      registers,
+    });
     this.configLoaded(true);
   }
 
@@ -56,16 +67,38 @@ export class Metrics {
   observeRecorder(recorder: Recorder): void {
     const registers = [this.registry];
     const finished = this.finished;
-    new Gauge({ name: 'callvault_active_calls', help: 'Calls being recorded now.', registers, collect() { this.set(recorder.activeCalls); } });
-    const started = new Counter({ name: 'callvault_calls_started_total', help: 'Calls admitted for recording, by profile.', labelNames: ['profile'], registers });
+    new Gauge({
+      name: 'callvault_active_calls',
+      help: 'Calls being recorded now.',
+      registers,
+      collect() {
+        this.set(recorder.activeCalls);
+      },
+    });
+    const started = new Counter({
+      name: 'callvault_calls_started_total',
+      help: 'Calls admitted for recording, by profile.',
+      labelNames: ['profile'],
+      registers,
+    });
     const unrecorded = new Counter({
       name: 'callvault_calls_unrecorded_total',
       help: 'Calls not recorded by the profiles\' decision, by the excluding profile ("" = no profile matched).',
       labelNames: ['profile'],
       registers,
     });
-    const rejected = new Counter({ name: 'callvault_calls_rejected_total', help: 'Call-start requests refused, by reason (CALL_LIMIT, LOW_DISK, SHUTTING_DOWN, DUPLICATE_CALL, …).', labelNames: ['reason'], registers });
-    const recorded = new Counter({ name: 'callvault_calls_recorded_total', help: 'Recordings closed, by end reason.', labelNames: ['end_reason'], registers });
+    const rejected = new Counter({
+      name: 'callvault_calls_rejected_total',
+      help: 'Call-start requests refused, by reason (CALL_LIMIT, LOW_DISK, SHUTTING_DOWN, DUPLICATE_CALL, …).',
+      labelNames: ['reason'],
+      registers,
+    });
+    const recorded = new Counter({
+      name: 'callvault_calls_recorded_total',
+      help: 'Recordings closed, by end reason.',
+      labelNames: ['end_reason'],
+      registers,
+    });
     const rtp = (what: RtpCounter, help: string, live: boolean) =>
       new Counter({
         name: `callvault_rtp_packets_${what}_total`,
@@ -82,15 +115,33 @@ export class Metrics {
     rtp('late', 'RTP packets that arrived after their place was written (beyond the jitter buffer).', true);
     rtp('duplicate', 'Duplicate RTP packets dropped.', true);
     rtp('lost', 'RTP packets never received (sequence gaps), counted when a call ends.', false);
-    rtp('out_of_sequence', 'RTP packets dropped for a sequence number far from their stream (spoofed or corrupt), not counted as received or lost.', true);
-    new Gauge({ name: 'callvault_recordings_write_suspended', help: 'Running recordings whose audio cannot be written now (disk full, I/O error); their gaps are marked.', registers, collect() { this.set(recorder.suspendedRecordings); } });
+    rtp(
+      'out_of_sequence',
+      'RTP packets dropped for a sequence number far from their stream (spoofed or corrupt), not counted as received or lost.',
+      true,
+    );
+    new Gauge({
+      name: 'callvault_recordings_write_suspended',
+      help: 'Running recordings whose audio cannot be written now (disk full, I/O error); their gaps are marked.',
+      registers,
+      collect() {
+        this.set(recorder.suspendedRecordings);
+      },
+    });
     new Gauge({
       name: 'callvault_data_dir_headroom_bytes',
       help: 'Free space left before new calls are refused with LOW_DISK (calls.minFreeDiskMB plus a minute of audio per running call); negative when they are.',
       registers,
-      collect() { this.set(recorder.diskHeadroom); },
+      collect() {
+        this.set(recorder.diskHeadroom);
+      },
     });
-    const writeErrors = new Counter({ name: 'callvault_audio_write_errors_total', help: 'Times a recording\'s audio writes started failing, by errno code (ENOSPC, EIO, …).', labelNames: ['code'], registers });
+    const writeErrors = new Counter({
+      name: 'callvault_audio_write_errors_total',
+      help: "Times a recording's audio writes started failing, by errno code (ENOSPC, EIO, …).",
+      labelNames: ['code'],
+      registers,
+    });
     recorder.on('write-suspended', (code) => writeErrors.inc({ code }));
     new Counter({
       name: 'callvault_recording_bytes_written_total',
@@ -146,10 +197,30 @@ export class Metrics {
   /** The SIPREC recording server: requests by method and our answer, refusals by reason, unreadable messages, live sessions by SRC. */
   observeSip(srs: SrsServer, transport: SipTransport): void {
     const registers = [this.registry];
-    const requests = new Counter({ name: 'callvault_sip_requests_total', help: 'SIP requests answered, by method and final response code.', labelNames: ['method', 'response'], registers });
-    const rejected = new Counter({ name: 'callvault_sip_rejected_total', help: 'SIP requests refused before a recording started, by reason (source, malformed, no-codec, call_limit, low_disk, …).', labelNames: ['reason'], registers });
-    const sent = new Counter({ name: 'callvault_sip_sent_total', help: 'SIP requests callvault sent in a dialog (BYE when a recording ends on its side, UPDATE refreshing a session), by method and the final response they got (none: no answer).', labelNames: ['method', 'response'], registers });
-    const malformed = new Counter({ name: 'callvault_sip_malformed_total', help: 'SIP datagrams or stream data dropped as unreadable, by transport.', labelNames: ['transport'], registers });
+    const requests = new Counter({
+      name: 'callvault_sip_requests_total',
+      help: 'SIP requests answered, by method and final response code.',
+      labelNames: ['method', 'response'],
+      registers,
+    });
+    const rejected = new Counter({
+      name: 'callvault_sip_rejected_total',
+      help: 'SIP requests refused before a recording started, by reason (source, malformed, no-codec, call_limit, low_disk, …).',
+      labelNames: ['reason'],
+      registers,
+    });
+    const sent = new Counter({
+      name: 'callvault_sip_sent_total',
+      help: 'SIP requests callvault sent in a dialog (BYE when a recording ends on its side, UPDATE refreshing a session), by method and the final response they got (none: no answer).',
+      labelNames: ['method', 'response'],
+      registers,
+    });
+    const malformed = new Counter({
+      name: 'callvault_sip_malformed_total',
+      help: 'SIP datagrams or stream data dropped as unreadable, by transport.',
+      labelNames: ['transport'],
+      registers,
+    });
     new Gauge({
       name: 'callvault_sip_sessions',
       help: 'SIPREC recording sessions open now, by SRC address.',
@@ -184,7 +255,14 @@ export class Metrics {
 
   observePool(pool: WorkerPool): void {
     const registers = [this.registry];
-    new Gauge({ name: 'callvault_pool_queue_depth', help: 'Tasks waiting for a free worker thread.', registers, collect() { this.set(pool.queueSize); } });
+    new Gauge({
+      name: 'callvault_pool_queue_depth',
+      help: 'Tasks waiting for a free worker thread.',
+      registers,
+      collect() {
+        this.set(pool.queueSize);
+      },
+    });
     new Gauge({ name: 'callvault_pool_threads', help: 'Worker threads in the sealing pool.', registers }).set(pool.threads);
     const tasks = new Histogram({
       name: 'callvault_pool_task_duration_seconds',
@@ -205,7 +283,11 @@ export class Metrics {
         this.set(store.untrusted().length);
       },
     });
-    const changes = new Counter({ name: 'callvault_kek_set_changes_total', help: 'Times KEKs appeared in or vanished from the data dir while the daemon ran.', registers: [this.registry] });
+    const changes = new Counter({
+      name: 'callvault_kek_set_changes_total',
+      help: 'Times KEKs appeared in or vanished from the data dir while the daemon ran.',
+      registers: [this.registry],
+    });
     monitor.onChange(() => changes.inc());
     new Gauge({
       name: 'callvault_kek_expiry_seconds',
@@ -224,7 +306,11 @@ export class Metrics {
   observeArchive(archive: Archive): void {
     const registers = [this.registry];
     const { runner } = archive;
-    const sealed = new Counter({ name: 'callvault_recordings_sealed_total', help: 'Recordings sealed (checksum file and signature written).', registers });
+    const sealed = new Counter({
+      name: 'callvault_recordings_sealed_total',
+      help: 'Recordings sealed (checksum file and signature written).',
+      registers,
+    });
     const sealFailed = new Counter({ name: 'callvault_recordings_seal_failed_total', help: 'Recordings that could not be sealed.', registers });
     const sealLatency = new Histogram({
       name: 'callvault_seal_duration_seconds',
@@ -232,8 +318,18 @@ export class Metrics {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
-    const retries = new Counter({ name: 'callvault_recordings_seal_retries_total', help: 'Seals that failed for a reason that can pass (EMFILE, ENOSPC, EIO, …) and are tried again, by errno code.', labelNames: ['code'], registers });
-    const uploads = new Counter({ name: 'callvault_uploads_total', help: 'Copies of recordings to storage targets, by target and result (success, failure; failures are retried).', labelNames: ['target', 'result'], registers });
+    const retries = new Counter({
+      name: 'callvault_recordings_seal_retries_total',
+      help: 'Seals that failed for a reason that can pass (EMFILE, ENOSPC, EIO, …) and are tried again, by errno code.',
+      labelNames: ['code'],
+      registers,
+    });
+    const uploads = new Counter({
+      name: 'callvault_uploads_total',
+      help: 'Copies of recordings to storage targets, by target and result (success, failure; failures are retried).',
+      labelNames: ['target', 'result'],
+      registers,
+    });
     new Gauge({
       name: 'callvault_upload_backlog',
       help: 'Recordings waiting for, or being copied to, each storage target.',
@@ -266,5 +362,4 @@ export class Metrics {
       else if (stage === 'upload') uploads.inc({ target: lane, result: 'failure' });
     });
   }
-
 }

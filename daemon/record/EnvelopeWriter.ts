@@ -123,7 +123,13 @@ export class EnvelopeWriter extends StreamingWriter {
       // The end of the file (final chunk, lead) must be written: close fails instead.
       if (mustWrite) throw err;
       const e = err as NodeJS.ErrnoException;
-      const open: WriteGap = { fromByte: (index - 1) * STREAM_CHUNK_SIZE, toByte: index * STREAM_CHUNK_SIZE, code: e.code ?? 'EIO', message: e.message, chunks: [index, index + 1] };
+      const open: WriteGap = {
+        fromByte: (index - 1) * STREAM_CHUNK_SIZE,
+        toByte: index * STREAM_CHUNK_SIZE,
+        code: e.code ?? 'EIO',
+        message: e.message,
+        chunks: [index, index + 1],
+      };
       this.suspend(open);
     }
   }

@@ -2,7 +2,16 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/Config.js';
 import { ApiError, IngestError } from '../errors.js';
-import { legPayloadTypes, type LawPayloadTypes, type LegRole, type LegSource, type LegStreamChange, type LegTransportReport, type MediaAddress, type SrtpKey } from '../ingest/LegSource.js';
+import {
+  legPayloadTypes,
+  type LawPayloadTypes,
+  type LegRole,
+  type LegSource,
+  type LegStreamChange,
+  type LegTransportReport,
+  type MediaAddress,
+  type SrtpKey,
+} from '../ingest/LegSource.js';
 import { sourceFilter } from '../ingest/sourceFilter.js';
 import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { WrappingKey } from '../seal/envelope.js';
@@ -47,7 +56,11 @@ export interface CallUpdate {
   readonly paused?: Partial<Record<LegRole, boolean>>;
   /** Legs whose sender may come from a new address now (resumed, or moved), with what else changed about its stream. */
   readonly relearn?: Partial<Record<LegRole, LegStreamChange>>;
-  readonly siprec?: { readonly method: string; readonly participants: SiprecUpdate['participants']; readonly numbers: Partial<Record<LegRole, string>> };
+  readonly siprec?: {
+    readonly method: string;
+    readonly participants: SiprecUpdate['participants'];
+    readonly numbers: Partial<Record<LegRole, string>>;
+  };
   /** Streams the SRC changed (codec, another stream for a leg, a new key, one declined), for the metadata. */
   readonly streamChanges?: readonly StreamChangeNote[];
 }
@@ -66,7 +79,13 @@ export interface LegAnswer {
 
 /** `recorded: false` when no profile matches or the matching one excludes the call. */
 export type StartCallAnswer =
-  | { readonly callId: string; readonly recorded: true; readonly profile: string; readonly recordingId: string; readonly legs: Record<LegRole, LegAnswer> }
+  | {
+      readonly callId: string;
+      readonly recorded: true;
+      readonly profile: string;
+      readonly recordingId: string;
+      readonly legs: Record<LegRole, LegAnswer>;
+    }
   | { readonly callId: string; readonly recorded: false; readonly profile: string | null };
 
 export interface RecordingStatus {
@@ -217,7 +236,10 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     const decision = this.profiles.decide(req);
     if (!decision.record) {
       this.safeEmit('unrecorded', decision.profile);
-      this.log.info({ callId: req.callId, direction: req.direction, profile: decision.profile }, decision.profile ? 'call not recorded: excluded by its profile' : 'call not recorded: no profile matches');
+      this.log.info(
+        { callId: req.callId, direction: req.direction, profile: decision.profile },
+        decision.profile ? 'call not recorded: excluded by its profile' : 'call not recorded: no profile matches',
+      );
       return { callId: req.callId, recorded: false, profile: decision.profile };
     }
     const { policy } = decision;
@@ -240,7 +262,13 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     const encryptTo = policy.profile.encryption ? (this.keks.current() ?? null) : null;
     if (policy.profile.encryption && !encryptTo) {
       // Fail closed: a call of an encrypting profile is never recorded in the clear.
-      throw new ApiError(503, 'NO_KEK', `profile ${policy.profile.name} encrypts, but there is no trusted key-encryption key to encrypt under (see callvault keys status)`, { callId: req.callId }, 60);
+      throw new ApiError(
+        503,
+        'NO_KEK',
+        `profile ${policy.profile.name} encrypts, but there is no trusted key-encryption key to encrypt under (see callvault keys status)`,
+        { callId: req.callId },
+        60,
+      );
     }
     const opened: LegSource[] = [];
     try {
@@ -250,7 +278,16 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       const allowSource = sourceFilter(media.allowedSources, from.address);
       for (const role of ROLES) {
         const { ssrc, media: remote, srtp } = req[role];
-        legs[role] = await this.ingest.openLeg({ callId: req.callId, role, payloadTypes: legPayloadTypes(req.codec, payloadType, dtmfPayloadType), dtmfPayloadType, ssrc, remote, allowSource, srtp });
+        legs[role] = await this.ingest.openLeg({
+          callId: req.callId,
+          role,
+          payloadTypes: legPayloadTypes(req.codec, payloadType, dtmfPayloadType),
+          dtmfPayloadType,
+          ssrc,
+          remote,
+          allowSource,
+          srtp,
+        });
         opened.push(legs[role]);
       }
       const recordingId = newRecordingId();
@@ -271,7 +308,17 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       for (const role of ROLES) legs[role].on('packet', (p) => recording.push(role, p));
       this.active.set(req.callId, { recording, legs });
       this.safeEmit('started', recording.meta);
-      this.log.info({ callId: req.callId, recordingId, profile: policy.profile.name, direction: req.direction, codec: req.codec, ports: [legs.caller.port, legs.callee.port] }, 'call recording started');
+      this.log.info(
+        {
+          callId: req.callId,
+          recordingId,
+          profile: policy.profile.name,
+          direction: req.direction,
+          codec: req.codec,
+          ports: [legs.caller.port, legs.callee.port],
+        },
+        'call recording started',
+      );
       const ip = this.ingest.announcedIp;
       return {
         callId: req.callId,
@@ -306,7 +353,16 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
         const n = (x: string) => ({ number: x, normalized: normalizeNumber(x) });
         await this.index.update(recording.id, { ...(caller ? { caller: n(caller) } : {}), ...(callee ? { callee: n(callee) } : {}) });
       }
-      this.log.info({ callId, recordingId: recording.id, method: change.siprec.method, participants: change.siprec.participants.length, numbers: change.siprec.numbers }, 'SIPREC metadata updated');
+      this.log.info(
+        {
+          callId,
+          recordingId: recording.id,
+          method: change.siprec.method,
+          participants: change.siprec.participants.length,
+          numbers: change.siprec.numbers,
+        },
+        'SIPREC metadata updated',
+      );
     }
     return true;
   }
@@ -351,7 +407,10 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
   }
 
   liveTotals(): LiveTotals {
-    const legs = { caller: { received: 0, late: 0, duplicate: 0, out_of_sequence: 0 }, callee: { received: 0, late: 0, duplicate: 0, out_of_sequence: 0 } };
+    const legs = {
+      caller: { received: 0, late: 0, duplicate: 0, out_of_sequence: 0 },
+      callee: { received: 0, late: 0, duplicate: 0, out_of_sequence: 0 },
+    };
     let bytesWritten = 0;
     for (const { recording } of this.active.values()) {
       bytesWritten += recording.bytesWritten;
@@ -388,7 +447,8 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     this.suspended.delete(recording);
     let meta: RecordingMetadata;
     try {
-      const onRetry = (err: unknown, attempt: number, waitMs: number) => this.log.warn({ err, recordingId: recording.id, attempt, waitMs }, 'cannot close the recording yet; retrying');
+      const onRetry = (err: unknown, attempt: number, waitMs: number) =>
+        this.log.warn({ err, recordingId: recording.id, attempt, waitMs }, 'cannot close the recording yet; retrying');
       meta = await recording.finish(reason, reports, end, { ...CLOSE_RETRY, onRetry });
       // Closed and its seal owed, in one transaction; only then may the next start forget the crash marker.
       const closed = { type: 'closed', endedAt: meta.endedAt, durationMs: meta.durationMs } as const;
@@ -401,7 +461,14 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       throw err;
     }
     this.log.info(
-      { callId: meta.callId, recordingId: meta.recordingId, reason, durationMs: meta.durationMs, caller: pickStats(meta, 'caller'), callee: pickStats(meta, 'callee') },
+      {
+        callId: meta.callId,
+        recordingId: meta.recordingId,
+        reason,
+        durationMs: meta.durationMs,
+        caller: pickStats(meta, 'caller'),
+        callee: pickStats(meta, 'callee'),
+      },
       'call recording closed',
     );
     this.safeEmit('closed', meta);
@@ -432,7 +499,11 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
         'audio cannot be written; the call goes on, its audio is dropped (and marked as a gap) until writing works again',
       );
     }
-    if (enospc && (await this.disk.release())) this.log.warn({ file: this.disk.reserveFile, bytes: this.disk.reserveBytes }, 'disk full: space reserve released so recordings can still be closed and sealed');
+    if (enospc && (await this.disk.release()))
+      this.log.warn(
+        { file: this.disk.reserveFile, bytes: this.disk.reserveBytes },
+        'disk full: space reserve released so recordings can still be closed and sealed',
+      );
     await this.disk.sample();
     for (const [recording, since] of this.suspended) {
       const gap = recording.writeFailure;
@@ -443,7 +514,10 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       if (isDiskFull(gap.code) ? !this.disk.roomToResume : now - since < RETRY_WRITE_MS) continue;
       this.suspended.delete(recording);
       recording.resumeWriting();
-      this.log.info({ recordingId: recording.id, callId: recording.meta.callId, code: gap.code, freeBytes: this.disk.free }, 'trying to write audio again');
+      this.log.info(
+        { recordingId: recording.id, callId: recording.meta.callId, code: gap.code, freeBytes: this.disk.free },
+        'trying to write audio again',
+      );
     }
     if (this.suspended.size === 0) await this.disk.keepReserve();
   }
@@ -473,7 +547,9 @@ function isDiskFull(code: string): boolean {
 /** What a running recording's status says while its audio cannot be written. */
 function writeProblem(recording: Recording): string | null {
   const gap = recording.writeFailure;
-  return gap ? `audio not written since ${recording.writeFailureMs} ms into the call: ${gap.code} (${gap.message}); the call goes on, the gap is marked` : null;
+  return gap
+    ? `audio not written since ${recording.writeFailureMs} ms into the call: ${gap.code} (${gap.message}); the call goes on, the gap is marked`
+    : null;
 }
 
 function pickStats(meta: RecordingMetadata, role: LegRole) {
@@ -482,5 +558,12 @@ function pickStats(meta: RecordingMetadata, role: LegRole) {
 }
 
 function legAnswer(ip: string, leg: LegSource, payloadType: number): LegAnswer {
-  return { ip, port: leg.port, payloadType, payloadTypes: leg.options.payloadTypes, dtmfPayloadType: leg.options.dtmfPayloadType, srtp: leg.localSrtp };
+  return {
+    ip,
+    port: leg.port,
+    payloadType,
+    payloadTypes: leg.options.payloadTypes,
+    dtmfPayloadType: leg.options.dtmfPayloadType,
+    srtp: leg.localSrtp,
+  };
 }

@@ -3,10 +3,23 @@ import path from 'node:path';
 import type { Direction } from '../config/Config.js';
 import type { LegRole, LegTransportReport } from '../ingest/LegSource.js';
 import type { G711Law } from '../media/g711.js';
-import { LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
+import { emptyLegStats, LegTimeline, type PayloadKind } from '../media/LegTimeline.js';
 import { parseRtp } from '../media/rtp.js';
 import { retryTransient, type RetryOptions } from '../retry.js';
-import { dtmfDigitsFileName, envelopeName, METADATA_FORMAT, writeMetadata, type DtmfDigitsFile, type SiprecMetadata, type SiprecUpdate, type StreamChangeNote, type EndReason, type GapMetadata, type LegMetadata, type RecordingMetadata } from './metadata.js';
+import {
+  dtmfDigitsFileName,
+  envelopeName,
+  METADATA_FORMAT,
+  writeMetadata,
+  type DtmfDigitsFile,
+  type SiprecMetadata,
+  type SiprecUpdate,
+  type StreamChangeNote,
+  type EndReason,
+  type GapMetadata,
+  type LegMetadata,
+  type RecordingMetadata,
+} from './metadata.js';
 import { outputsFor, type OutputSpec } from './outputs.js';
 import type { RecordingPolicy } from './profiles.js';
 import { recordingDir } from './recordingId.js';
@@ -52,7 +65,9 @@ interface Output extends OutputSpec {
 /** A WAV file, or, when the profile encrypts, its envelope written as the call runs. */
 function openWriter(dir: string, spec: OutputSpec, encryptTo: WrappingKey | null): Promise<AudioWriter> {
   const channels = spec.legs.length;
-  return encryptTo ? EnvelopeWriter.create(path.join(dir, envelopeName(spec.name)), channels, encryptTo) : WavWriter.create(path.join(dir, spec.name), channels);
+  return encryptTo
+    ? EnvelopeWriter.create(path.join(dir, envelopeName(spec.name)), channels, encryptTo)
+    : WavWriter.create(path.join(dir, spec.name), channels);
 }
 
 /**
@@ -92,7 +107,7 @@ export class Recording {
       nonMediaBytes: 0,
       source: null,
       refusedSources: [],
-      received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, outOfSequence: 0, jitter: 0,
+      ...emptyLegStats(),
     });
     const meta: RecordingMetadata = {
       format: METADATA_FORMAT,
@@ -158,7 +173,12 @@ export class Recording {
   }
 
   /** A SIPREC metadata update: kept with its time; a leg's party named in it replaces a placeholder. */
-  noteSiprecUpdate(method: string, participants: SiprecUpdate['participants'], numbers: Partial<Record<LegRole, string>>, mono: number = performance.now()): void {
+  noteSiprecUpdate(
+    method: string,
+    participants: SiprecUpdate['participants'],
+    numbers: Partial<Record<LegRole, string>>,
+    mono: number = performance.now(),
+  ): void {
     const siprec = this.meta.siprec;
     if (!siprec) return;
     (siprec.updates ??= []).push({ atMs: Math.round(this.clock(mono) / 8), at: new Date().toISOString(), method, participants });
@@ -241,7 +261,15 @@ export class Recording {
       const frameMs = (bytes: number) => pcmMs(bytes, o.legs.length);
       const f = this.meta.files.find((x) => x.name === o.name);
       if (f) Object.assign(f, { dataBytes: closed.dataBytes, durationMs: frameMs(closed.dataBytes) });
-      for (const g of closed.gaps) gaps.push({ file: o.name, fromMs: frameMs(g.fromByte), toMs: frameMs(g.toByte), code: g.code, message: g.message, ...(g.chunks ? { chunks: g.chunks } : {}) });
+      for (const g of closed.gaps)
+        gaps.push({
+          file: o.name,
+          fromMs: frameMs(g.fromByte),
+          toMs: frameMs(g.toByte),
+          code: g.code,
+          message: g.message,
+          ...(g.chunks ? { chunks: g.chunks } : {}),
+        });
     }
     this.meta.gaps = gaps;
     for (const role of [...this.#pausedSince.keys()]) this.setPaused(role, false, mono);
@@ -262,7 +290,11 @@ export class Recording {
     if (this.digitsKek) {
       const kek = this.digitsKek;
       const name = dtmfDigitsFileName(this.id);
-      const file: DtmfDigitsFile = { format: 'callvault-dtmf/1', recordingId: this.id, digits: ROLES.flatMap((leg) => this.legs[leg].keyed.map((d) => ({ leg, ...d }))).sort((a, b) => a.atMs - b.atMs) };
+      const file: DtmfDigitsFile = {
+        format: 'callvault-dtmf/1',
+        recordingId: this.id,
+        digits: ROLES.flatMap((leg) => this.legs[leg].keyed.map((d) => ({ leg, ...d }))).sort((a, b) => a.atMs - b.atMs),
+      };
       const plain = Buffer.from(JSON.stringify(file));
       try {
         await retryTransient(() => writeFileDurably(path.join(this.dir, name), sealBuffer(kek, plain), 0o640), retry);

@@ -74,7 +74,12 @@ export interface SiprecMetadata {
   readonly sessionId: string | null;
   /** The original call as the metadata gives it (Sonus' callData), else null. */
   readonly originalCall: { readonly from: string | null; readonly to: string | null; readonly callId: string | null } | null;
-  readonly participants: readonly { readonly id: string; readonly aor: string | null; readonly name: string | null; readonly sends: readonly string[] }[];
+  readonly participants: readonly {
+    readonly id: string;
+    readonly aor: string | null;
+    readonly name: string | null;
+    readonly sends: readonly string[];
+  }[];
   /** Vendor call ids from the INVITE's headers (Cisco Session-ID, Avaya/Oracle UCID). */
   readonly vendorCallIds: Readonly<Record<string, string>>;
   /** How caller (left) and callee (right) were told apart. */
@@ -182,7 +187,7 @@ export function isAudioFile(stored: string): boolean {
 
 /** Atomic and durable: a reader sees the old or the new file, never half of one. */
 export async function writeMetadata(dir: string, meta: RecordingMetadata): Promise<void> {
-  await writeFileDurably(metadataPath(dir, meta.recordingId), JSON.stringify(meta, null, 2) + '\n', 0o640);
+  await writeFileDurably(metadataPath(dir, meta.recordingId), `${JSON.stringify(meta, null, 2)}\n`, 0o640);
 }
 
 export async function readMetadata(dir: string, recordingId: string): Promise<RecordingMetadata> {

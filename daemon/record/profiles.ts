@@ -1,5 +1,5 @@
 import type { ChannelMode, Config, Direction, DtmfDigits, ProfileConfig } from '../config/Config.js';
-import type { ConfigProblem } from '../errors.js';
+import { CallvaultError, type ConfigProblem } from '../errors.js';
 
 /** What the call-start request says about a call, as far as profiles care. */
 export interface CallParties {
@@ -53,7 +53,7 @@ const DAY_MS = 86_400_000;
  */
 export function retentionExpiry(start: Date, spec: string): Date {
   const m = /^([1-9][0-9]{0,5})([dwy])$/.exec(spec);
-  if (!m) throw new Error(`bad retention ${JSON.stringify(spec)}: expected a number and d, w or y`);
+  if (!m) throw new CallvaultError('BAD_RETENTION', `bad retention ${JSON.stringify(spec)}: expected a number and d, w or y`, { retention: spec });
   const n = Number(m[1]);
   if (m[2] === 'y') {
     const d = new Date(start);
@@ -71,7 +71,10 @@ function numberPattern(pattern: string): (n: string) => boolean {
     return (n) => compiled.test(n);
   }
   if (!/[*?]/.test(pattern)) return (n) => n === pattern;
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   const compiled = new RegExp(`^${source}$`);
   return (n) => compiled.test(n);
 }
@@ -126,7 +129,9 @@ function compileMatch(p: ProfileConfig, at: string, problems: ConfigProblem[]): 
  * unknown storage targets, regular expressions that do not compile).
  */
 export class ProfileSet {
-  private constructor(private readonly entries: readonly { readonly config: ProfileConfig; readonly matches: Matcher; readonly policy: RecordingPolicy }[]) {}
+  private constructor(
+    private readonly entries: readonly { readonly config: ProfileConfig; readonly matches: Matcher; readonly policy: RecordingPolicy }[],
+  ) {}
 
   static compile(config: Pick<Config, 'profiles' | 'storage' | 'recording'>): { profiles: ProfileSet; problems: ConfigProblem[] } {
     const problems: ConfigProblem[] = [];
@@ -134,13 +139,18 @@ export class ProfileSet {
     const entries = config.profiles.map((p, i) => {
       const at = `profiles.${i}`;
       const first = seen.get(p.name);
-      if (first !== undefined) problems.push({ path: `${at}.name`, message: `duplicate profile name ${JSON.stringify(p.name)} (also profiles.${first})` });
+      if (first !== undefined)
+        problems.push({ path: `${at}.name`, message: `duplicate profile name ${JSON.stringify(p.name)} (also profiles.${first})` });
       seen.set(p.name, i);
-      if (p.dtmfDigits === 'encrypted' && !p.encryption) problems.push({ path: `${at}.dtmfDigits`, message: 'encrypted needs encryption: true: the keys pressed are kept only in an envelope' });
+      if (p.dtmfDigits === 'encrypted' && !p.encryption)
+        problems.push({ path: `${at}.dtmfDigits`, message: 'encrypted needs encryption: true: the keys pressed are kept only in an envelope' });
       p.storage.forEach((target, j) => {
         if (!Object.hasOwn(config.storage, target)) {
           const known = Object.keys(config.storage);
-          problems.push({ path: `${at}.storage.${j}`, message: `no storage target ${JSON.stringify(target)}; defined: ${known.length ? known.join(', ') : 'none (add it under storage:)'}` });
+          problems.push({
+            path: `${at}.storage.${j}`,
+            message: `no storage target ${JSON.stringify(target)}; defined: ${known.length ? known.join(', ') : 'none (add it under storage:)'}`,
+          });
         }
       });
       const policy: RecordingPolicy = {

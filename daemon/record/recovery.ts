@@ -51,7 +51,8 @@ export async function repairEnvelope(file: string): Promise<{ dataBytes: number;
   const fh = await open(file, 'r+');
   try {
     const header = headerOf(fh.fd);
-    if (header.version !== 2) throw new RecordingError('NOT_STREAMED', `${file} is not an envelope written as the call ran (version ${header.version})`, { file });
+    if (header.version !== 2)
+      throw new RecordingError('NOT_STREAMED', `${file} is not an envelope written as the call ran (version ${header.version})`, { file });
     const size = (await fh.stat()).size;
     const lead = Buffer.alloc(header.leadBytes + TAG_BYTES);
     await fh.read(lead, 0, lead.length, header.bytes.length);
@@ -85,7 +86,16 @@ async function repairAudio(dir: string, f: RecordingMetadata['files'][number]): 
   }
   const { dataBytes, chunkSize, unwritten } = await repairEnvelope(envelope);
   const chunkMs = (index: number) => pcmMs(Math.min(dataBytes, (index - 1) * chunkSize), f.channels);
-  const gaps = unwritten.map(([from, to]): GapMetadata => ({ file: f.name, fromMs: chunkMs(from), toMs: chunkMs(to), code: 'UNWRITTEN', message: 'found unwritten after a crash: a write had failed', chunks: [from, to] }));
+  const gaps = unwritten.map(
+    ([from, to]): GapMetadata => ({
+      file: f.name,
+      fromMs: chunkMs(from),
+      toMs: chunkMs(to),
+      code: 'UNWRITTEN',
+      message: 'found unwritten after a crash: a write had failed',
+      chunks: [from, to],
+    }),
+  );
   return { file: envelope, dataBytes, gaps };
 }
 
@@ -102,7 +112,12 @@ async function cleanUnstarted(dir: string, id: string, log: Logger): Promise<voi
   for (const n of leftovers) await rm(path.join(dir, n), { force: true });
   if (others.length === 0) await rm(dir, { recursive: true, force: true });
   if (names.length) {
-    log.warn({ recordingId: id, dir, removed: leftovers, kept: others }, others.length ? 'recording interrupted during set-up has files but no metadata; left in place' : 'recording interrupted during set-up: nothing was recorded, leftovers removed');
+    log.warn(
+      { recordingId: id, dir, removed: leftovers, kept: others },
+      others.length
+        ? 'recording interrupted during set-up has files but no metadata; left in place'
+        : 'recording interrupted during set-up: nothing was recorded, leftovers removed',
+    );
   }
 }
 

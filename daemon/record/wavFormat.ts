@@ -1,3 +1,4 @@
+import { RecordingError } from '../errors.js';
 /**
  * The WAV header callvault writes: 80 bytes, 16-bit PCM at 8000 Hz.
  *
@@ -61,7 +62,7 @@ export function wavHeader(channels: number, dataBytes: number): Buffer {
 /** Read any RIFF/RF64 WAV header (not only ours): walks the chunks to `data`. */
 export function parseWavHeader(buf: Buffer): WavInfo {
   const tag = buf.toString('ascii', 0, 4);
-  if ((tag !== 'RIFF' && tag !== 'RF64') || buf.toString('ascii', 8, 12) !== 'WAVE') throw new Error('not a WAV file');
+  if ((tag !== 'RIFF' && tag !== 'RF64') || buf.toString('ascii', 8, 12) !== 'WAVE') throw new RecordingError('WAV_FORMAT', 'not a WAV file');
   let off = 12;
   let ds64Data: number | undefined;
   let fmt: { channels: number; sampleRate: number; bits: number } | undefined;
@@ -71,11 +72,11 @@ export function parseWavHeader(buf: Buffer): WavInfo {
     if (id === 'ds64') ds64Data = Number(buf.readBigUInt64LE(off + 16));
     if (id === 'fmt ') fmt = { channels: buf.readUInt16LE(off + 10), sampleRate: buf.readUInt32LE(off + 12), bits: buf.readUInt16LE(off + 22) };
     if (id === 'data') {
-      if (!fmt) throw new Error('WAV data chunk before fmt chunk');
+      if (!fmt) throw new RecordingError('WAV_FORMAT', 'WAV data chunk before fmt chunk');
       const dataBytes = size === U32_MAX && ds64Data !== undefined ? ds64Data : size;
       return { format: tag, channels: fmt.channels, sampleRate: fmt.sampleRate, bitsPerSample: fmt.bits, dataOffset: off + 8, dataBytes };
     }
     off += 8 + size + (size & 1);
   }
-  throw new Error('WAV header has no data chunk within the bytes read');
+  throw new RecordingError('WAV_FORMAT', 'WAV header has no data chunk within the bytes read');
 }

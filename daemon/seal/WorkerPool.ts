@@ -1,20 +1,37 @@
-import { EventEmitter } from 'node:events';
+import { SafeEmitter } from '../events/SafeEmitter.js';
+import type { Logger } from '../log.js';
 import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { CheckEnvelopeResult, CheckEnvelopeTask } from '../../workers/checkEnvelope.js';
-import type { DecryptFileResult, DecryptFileTask } from '../../workers/decryptFile.js';
-import type { EncryptFileResult, EncryptFileTask } from '../../workers/encryptFile.js';
-import type { HashFileResult, HashFileTask } from '../../workers/hashFile.js';
-import type { ReencryptFileResult, ReencryptFileTask } from '../../workers/reencryptFile.js';
-import type { RewrapFileResult, RewrapFileTask } from '../../workers/rewrapFile.js';
-import type { SignTask } from '../../workers/sign.js';
-import type { UnwrapDekTask } from '../../workers/unwrapDek.js';
+import type checkEnvelope from '../../workers/checkEnvelope.js';
+import type decryptFile from '../../workers/decryptFile.js';
+import type encryptFile from '../../workers/encryptFile.js';
+import type hashFile from '../../workers/hashFile.js';
+import type reencryptFile from '../../workers/reencryptFile.js';
+import type rewrapFile from '../../workers/rewrapFile.js';
+import type sign from '../../workers/sign.js';
+import type unwrapDek from '../../workers/unwrapDek.js';
+
+/** Every pool task, typed by its module's own function: its input and its result come from there, not from the caller. */
+interface TaskMap {
+  hashFile: typeof hashFile;
+  sign: typeof sign;
+  encryptFile: typeof encryptFile;
+  decryptFile: typeof decryptFile;
+  checkEnvelope: typeof checkEnvelope;
+  unwrapDek: typeof unwrapDek;
+  rewrapFile: typeof rewrapFile;
+  reencryptFile: typeof reencryptFile;
+}
+
+export type TaskKind = keyof TaskMap;
+type TaskInput<K extends TaskKind> = Parameters<TaskMap[K]>[0];
+type TaskResult<K extends TaskKind> = ReturnType<TaskMap[K]>;
 
 const taskModule = (name: string) => new URL(`../../workers/${name}.js`, import.meta.url).href;
 
 /** Task modules by kind; each is a default-exported pure function in workers/. */
-const TASKS = {
+const TASKS: Readonly<Record<TaskKind, string>> = {
   hashFile: taskModule('hashFile'),
   sign: taskModule('sign'),
   encryptFile: taskModule('encryptFile'),
@@ -23,9 +40,7 @@ const TASKS = {
   unwrapDek: taskModule('unwrapDek'),
   rewrapFile: taskModule('rewrapFile'),
   reencryptFile: taskModule('reencryptFile'),
-} as const;
-
-export type TaskKind = keyof typeof TASKS;
+};
 
 /** Most signatures one task carries; bounds the latency a batch adds to its first request. */
 const MAX_SIGN_BATCH = 64;
@@ -46,14 +61,17 @@ export interface WorkerPoolEvents {
   task: [TaskKind, number];
 }
 
-export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
+export class WorkerPool extends SafeEmitter<WorkerPoolEvents> {
   private readonly pool: Piscina;
   private readonly signQueue: SignRequest[] = [];
   private signTasksInFlight = 0;
   private signDispatchScheduled = false;
 
-  constructor(threads: number | 'auto') {
-    super();
+  constructor(threads: number | 'auto', log?: Logger) {
+    // A listener (metrics) must never turn a task's result into a failure.
+    super((err, event) =>
+      log ? log.error({ err, event }, 'a pool listener failed') : process.emitWarning(`a pool listener failed: ${String(err)}`),
+    );
     const n = threads === 'auto' ? availableParallelism() : threads;
     this.pool = new Piscina({ minThreads: n, maxThreads: n, idleTimeout: 60_000 });
   }
@@ -67,38 +85,38 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     return this.pool.queueSize;
   }
 
-  private run<K extends TaskKind, R>(kind: K, input: unknown): Promise<R> {
-    return this.timed(kind, this.pool.run(input, { filename: TASKS[kind] }) as Promise<R>);
+  private run<K extends TaskKind>(kind: K, input: TaskInput<K>): Promise<TaskResult<K>> {
+    return this.timed(kind, this.pool.run(input, { filename: TASKS[kind] }) as Promise<TaskResult<K>>);
   }
 
-  hashFile(path: string): Promise<HashFileResult> {
-    return this.run('hashFile', { path } satisfies HashFileTask);
+  hashFile(path: string): Promise<TaskResult<'hashFile'>> {
+    return this.run('hashFile', { path });
   }
 
-  encryptFile(t: EncryptFileTask): Promise<EncryptFileResult> {
+  encryptFile(t: TaskInput<'encryptFile'>): Promise<TaskResult<'encryptFile'>> {
     return this.run('encryptFile', t);
   }
 
   /** Decrypt to `dest`, or with no dest only check every chunk. */
-  decryptFile(t: DecryptFileTask): Promise<DecryptFileResult> {
+  decryptFile(t: TaskInput<'decryptFile'>): Promise<TaskResult<'decryptFile'>> {
     return this.run('decryptFile', t);
   }
 
   /** Hash an envelope as stored and check that it decrypts to the plaintext it was made from. */
-  checkEnvelope(t: CheckEnvelopeTask): Promise<CheckEnvelopeResult> {
+  checkEnvelope(t: TaskInput<'checkEnvelope'>): Promise<TaskResult<'checkEnvelope'>> {
     return this.run('checkEnvelope', t);
   }
 
-  rewrapFile(t: RewrapFileTask): Promise<RewrapFileResult> {
+  rewrapFile(t: TaskInput<'rewrapFile'>): Promise<TaskResult<'rewrapFile'>> {
     return this.run('rewrapFile', t);
   }
 
   /** A new envelope of the same plaintext under a fresh data key, no plaintext file in between. */
-  reencryptFile(t: ReencryptFileTask): Promise<ReencryptFileResult> {
+  reencryptFile(t: TaskInput<'reencryptFile'>): Promise<TaskResult<'reencryptFile'>> {
     return this.run('reencryptFile', t);
   }
 
-  unwrapDeks(t: UnwrapDekTask): Promise<Uint8Array[]> {
+  unwrapDeks(t: TaskInput<'unwrapDek'>): Promise<TaskResult<'unwrapDek'>> {
     return this.run('unwrapDek', t);
   }
 
@@ -135,12 +153,16 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       let n = 1;
       while (n < this.signQueue.length && n < MAX_SIGN_BATCH && this.signQueue[n]!.key === key) n++;
       const batch = this.signQueue.splice(0, n);
-      const task: SignTask = { data: batch.map((r) => r.data), key };
+      const task: TaskInput<'sign'> = { data: batch.map((r) => r.data), key };
       this.signTasksInFlight++;
-      this.run<'sign', Uint8Array[]>('sign', task)
+      this.run('sign', task)
         .then(
-          (sigs) => batch.forEach((r, i) => r.resolve(sigs[i]!)),
-          (err: unknown) => batch.forEach((r) => r.reject(err)),
+          (sigs) => {
+            for (const [i, r] of batch.entries()) r.resolve(sigs[i]!);
+          },
+          (err: unknown) => {
+            for (const r of batch) r.reject(err);
+          },
         )
         .finally(() => {
           this.signTasksInFlight--;
@@ -152,8 +174,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   private timed<T>(kind: TaskKind, run: Promise<T>): Promise<T> {
     const t0 = performance.now();
     void run.then(
-      () => this.emit('task', kind, (performance.now() - t0) / 1000),
-      () => this.emit('task', kind, (performance.now() - t0) / 1000),
+      () => this.safeEmit('task', kind, (performance.now() - t0) / 1000),
+      () => this.safeEmit('task', kind, (performance.now() - t0) / 1000),
     );
     return run;
   }

@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { ChecksumFormatError } from '../errors.js';
 import { base64Lines } from '../keys/pem.js';
 
 /*
@@ -29,8 +30,6 @@ export function formatChecksums(entries: readonly ChecksumEntry[]): string {
     .join('');
 }
 
-export class ChecksumFormatError extends Error {}
-
 /**
  * No checksum file callvault writes comes near this (a recording has a few
  * files); a larger one is hostile or not ours, and is never read into memory.
@@ -42,7 +41,8 @@ export async function readChecksumFile(file: string): Promise<Buffer> {
   const fh = await open(file, 'r');
   try {
     const { size } = await fh.stat();
-    if (size > MAX_CHECKSUM_FILE_BYTES) throw new ChecksumFormatError(`it is ${size} bytes, more than any checksum file callvault writes (at most ${MAX_CHECKSUM_FILE_BYTES})`);
+    if (size > MAX_CHECKSUM_FILE_BYTES)
+      throw new ChecksumFormatError(`it is ${size} bytes, more than any checksum file callvault writes (at most ${MAX_CHECKSUM_FILE_BYTES})`);
     return await fh.readFile();
   } finally {
     await fh.close();
@@ -61,7 +61,8 @@ export function parseChecksums(text: string): ChecksumEntry[] {
       const m = /^([0-9a-f]{64}) [ *]([^/\0]+)$/.exec(line);
       if (!m) throw new ChecksumFormatError(`line ${i + 1} is not "<64 hex>  <file name>"`);
       const name = m[2] as string;
-      if (seen.has(name) || name === '.' || name === '..') throw new ChecksumFormatError(`line ${i + 1}: ${JSON.stringify(name)} is listed twice or is not a file name`);
+      if (seen.has(name) || name === '.' || name === '..')
+        throw new ChecksumFormatError(`line ${i + 1}: ${JSON.stringify(name)} is listed twice or is not a file name`);
       seen.add(name);
       return { sha256: m[1] as string, name };
     });

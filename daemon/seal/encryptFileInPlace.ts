@@ -27,9 +27,19 @@ export async function stageEnvelope(pool: WorkerPool, kek: WrappingKey, src: str
   try {
     const written = await pool.encryptFile({ src, dest: staged, dek, header: header.bytes });
     const check = await pool.checkEnvelope({ envelope: staged, plain: src, dek }).catch((err: unknown) => {
-      throw new SealError('ENVELOPE_CHECK_FAILED', `the envelope of ${path.basename(src)} does not decrypt to the file it was made from: ${err instanceof Error ? err.message : String(err)}`, { file: src }, { cause: err });
+      throw new SealError(
+        'ENVELOPE_CHECK_FAILED',
+        `the envelope of ${path.basename(src)} does not decrypt to the file it was made from: ${err instanceof Error ? err.message : String(err)}`,
+        { file: src },
+        { cause: err },
+      );
     });
-    if (check.bytes !== written.bytes) throw new SealError('ENVELOPE_CHECK_FAILED', `the envelope of ${path.basename(src)} is ${check.bytes} bytes on disk, ${written.bytes} were written`, { file: src });
+    if (check.bytes !== written.bytes)
+      throw new SealError(
+        'ENVELOPE_CHECK_FAILED',
+        `the envelope of ${path.basename(src)} is ${check.bytes} bytes on disk, ${written.bytes} were written`,
+        { file: src },
+      );
     return check;
   } catch (err) {
     await unlink(staged).catch(() => undefined);

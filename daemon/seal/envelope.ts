@@ -1,4 +1,18 @@
-import { constants, createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, privateDecrypt, publicEncrypt, randomBytes, timingSafeEqual, type CipherGCM, type KeyObject } from 'node:crypto';
+import {
+  constants,
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createSecretKey,
+  privateDecrypt,
+  publicEncrypt,
+  randomBytes,
+  timingSafeEqual,
+  type CipherGCM,
+  type KeyObject,
+} from 'node:crypto';
+import { EnvelopeError } from '../errors.js';
 
 /*
  * The callvault envelope (docs/envelope.md has it byte by byte): a fixed
@@ -59,16 +73,6 @@ export interface EnvelopeHeader {
   readonly bytes: Buffer;
 }
 
-export class EnvelopeError extends Error {
-  constructor(
-    message: string,
-    /** The chunk that failed, when one did. */
-    readonly chunk?: number,
-  ) {
-    super(message);
-  }
-}
-
 export function encodeHeader(h: Omit<EnvelopeHeader, 'bytes' | 'version'>): EnvelopeHeader {
   const kek = Buffer.from(h.kekId, 'utf8');
   if (h.fileNonce.length !== FILE_NONCE_BYTES) throw new EnvelopeError(`file nonce must be ${FILE_NONCE_BYTES} bytes`);
@@ -101,7 +105,10 @@ export function decodeHeader(buf: Buffer): EnvelopeHeader {
   const version = buf.readUInt8(8);
   if (version !== 1 && version !== 2) throw new EnvelopeError(`envelope version ${version} is not supported (this build reads 1 and 2)`);
   const leadBytes = buf.readUInt8(9);
-  if ((version === 1) !== (leadBytes === 0)) throw new EnvelopeError(version === 1 ? `envelope version 1 with flags ${leadBytes}, which are reserved` : 'envelope version 2 without a lead chunk');
+  if ((version === 1) !== (leadBytes === 0))
+    throw new EnvelopeError(
+      version === 1 ? `envelope version 1 with flags ${leadBytes}, which are reserved` : 'envelope version 2 without a lead chunk',
+    );
   const chunkSize = buf.readUInt32BE(10);
   if (chunkSize < 1 || chunkSize > 1 << 24) throw new EnvelopeError(`implausible chunk size ${chunkSize}`);
   let o = FIXED_HEADER_BYTES;
@@ -113,7 +120,16 @@ export function decodeHeader(buf: Buffer): EnvelopeHeader {
   if (buf.length < o + 2 + wrappedLen) throw short();
   const wrappedDek = Buffer.from(buf.subarray(o + 2, o + 2 + wrappedLen));
   const end = o + 2 + wrappedLen;
-  return { version, leadBytes, chunkSize, fileNonce: Buffer.from(buf.subarray(14, 22)), commitment: Buffer.from(buf.subarray(22, FIXED_HEADER_BYTES)), kekId, wrappedDek, bytes: Buffer.from(buf.subarray(0, end)) };
+  return {
+    version,
+    leadBytes,
+    chunkSize,
+    fileNonce: Buffer.from(buf.subarray(14, 22)),
+    commitment: Buffer.from(buf.subarray(22, FIXED_HEADER_BYTES)),
+    kekId,
+    wrappedDek,
+    bytes: Buffer.from(buf.subarray(0, end)),
+  };
 }
 
 /** Largest header any KEK we make can produce: lets a reader fetch it in one read. */
@@ -241,13 +257,31 @@ export function unwrapDek(privateKey: KeyObject, wrapped: Uint8Array, kekId: str
 export function newEnvelope(kek: WrappingKey, chunkSize = DEFAULT_CHUNK_SIZE, leadBytes = 0): { dek: Buffer; header: EnvelopeHeader } {
   const dek = randomBytes(DEK_BYTES);
   const fileNonce = randomBytes(FILE_NONCE_BYTES);
-  return { dek, header: encodeHeader({ leadBytes, chunkSize, fileNonce, commitment: keyCommitment(dek, fileNonce), kekId: kek.id, wrappedDek: wrapDek(kek, dek) }) };
+  return {
+    dek,
+    header: encodeHeader({
+      leadBytes,
+      chunkSize,
+      fileNonce,
+      commitment: keyCommitment(dek, fileNonce),
+      kekId: kek.id,
+      wrappedDek: wrapDek(kek, dek),
+    }),
+  };
 }
 
 /** The same envelope under another KEK: the fixed header, and so every chunk, stays as it is. */
 export function rewrapHeader(header: EnvelopeHeader, dek: Uint8Array, kek: WrappingKey): EnvelopeHeader {
-  if (!timingSafeEqual(keyCommitment(dek, header.fileNonce), header.commitment)) throw new EnvelopeError('the data key does not belong to this envelope');
-  return encodeHeader({ leadBytes: header.leadBytes, chunkSize: header.chunkSize, fileNonce: header.fileNonce, commitment: header.commitment, kekId: kek.id, wrappedDek: wrapDek(kek, dek) });
+  if (!timingSafeEqual(keyCommitment(dek, header.fileNonce), header.commitment))
+    throw new EnvelopeError('the data key does not belong to this envelope');
+  return encodeHeader({
+    leadBytes: header.leadBytes,
+    chunkSize: header.chunkSize,
+    fileNonce: header.fileNonce,
+    commitment: header.commitment,
+    kekId: kek.id,
+    wrappedDek: wrapDek(kek, dek),
+  });
 }
 
 /**

@@ -1,6 +1,7 @@
+import { EnvelopeError } from '../errors.js';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { readFull } from '../fsutil.js';
-import { decodeHeader, EnvelopeError, MAX_HEADER_BYTES, TAG_BYTES, type EnvelopeHeader } from './envelope.js';
+import { decodeHeader, MAX_HEADER_BYTES, TAG_BYTES, type EnvelopeHeader } from './envelope.js';
 
 /*
  * Reading envelope files (synchronously: on pool threads, and for the small

@@ -1,9 +1,9 @@
+import { EnvelopeError } from '../errors.js';
 import path from 'node:path';
 import type { DekUnwrapper } from '../keys/kek/unwrappers.js';
 import type { DecryptFileResult, StreamContext } from '../../workers/decryptFile.js';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { plaintextOf } from '../../workers/decryptFile.js';
-import { EnvelopeError } from './envelope.js';
 import { plainName, type DtmfDigitsFile, type RecordingMetadata } from '../record/metadata.js';
 import { readEnvelopeHeader } from './envelopeFile.js';
 import type { WorkerPool } from './WorkerPool.js';
@@ -28,7 +28,13 @@ export function streamContext(meta: RecordingMetadata, stored: string): StreamCo
  * key lives only for this call. `meta` is the recording's metadata, which the
  * caller has verified (its signature covers it).
  */
-export async function decryptEnvelope(pool: WorkerPool, unwrapper: DekUnwrapper, file: string, meta: RecordingMetadata, dest?: string): Promise<DecryptFileResult> {
+export async function decryptEnvelope(
+  pool: WorkerPool,
+  unwrapper: DekUnwrapper,
+  file: string,
+  meta: RecordingMetadata,
+  dest?: string,
+): Promise<DecryptFileResult> {
   const header = readEnvelopeHeader(file);
   const dek = await unwrapper.unwrap(header.kekId, header.wrappedDek, meta.recordingId);
   try {
@@ -56,7 +62,8 @@ export async function readDigits(unwrapper: DekUnwrapper, file: string, meta: Re
     const plain = Buffer.concat(parts);
     try {
       const parsed = JSON.parse(plain.toString('utf8')) as Partial<DtmfDigitsFile>;
-      if (parsed.format !== 'callvault-dtmf/1' || parsed.recordingId !== meta.recordingId || !Array.isArray(parsed.digits)) throw new EnvelopeError(`${file} is not recording ${meta.recordingId}'s keys-pressed file`);
+      if (parsed.format !== 'callvault-dtmf/1' || parsed.recordingId !== meta.recordingId || !Array.isArray(parsed.digits))
+        throw new EnvelopeError(`${file} is not recording ${meta.recordingId}'s keys-pressed file`);
       return parsed as DtmfDigitsFile;
     } finally {
       plain.fill(0);

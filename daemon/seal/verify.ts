@@ -1,3 +1,4 @@
+import { ChecksumFormatError } from '../errors.js';
 import { createVerify, verify as rsaVerify, X509Certificate } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
@@ -5,7 +6,7 @@ import path from 'node:path';
 import hashFile from '../../workers/hashFile.js';
 import { metadataFileName, type RecordingMetadata } from '../record/metadata.js';
 import { isRecordingId } from '../record/recordingId.js';
-import { ChecksumFormatError, parseChecksums, parseSignature, readChecksumFile, SIGNATURE_SUFFIX, type ChecksumEntry } from './checksumFile.js';
+import { parseChecksums, parseSignature, readChecksumFile, SIGNATURE_SUFFIX, type ChecksumEntry } from './checksumFile.js';
 
 export type FileStatus = 'OK' | 'MODIFIED' | 'MISSING' | 'UNLISTED';
 export type SignatureStatus = 'OK' | 'BAD' | 'MISSING';
@@ -52,8 +53,22 @@ export async function verifyRecording(dir: string, certificatePem: string): Prom
   const sums = entries.filter((e) => e.isFile() && e.name.endsWith('.sha256')).map((e) => e.name);
   const recordingId = idFrom(sums[0]) ?? idFrom(entries.find((e) => e.name.endsWith('.json'))?.name);
   if (sums.length !== 1) {
-    problems.push(sums.length ? `more than one checksum file: ${sums.join(', ')}` : 'no checksum file (*.sha256): the recording was never sealed, or it was removed');
-    return { dir, recordingId, ok: false, checksumFile: null, signature: 'MISSING', files: [...present.keys()].sort().map((name) => ({ name, status: 'UNLISTED' })), problems, bytes: 0, binding: null };
+    problems.push(
+      sums.length
+        ? `more than one checksum file: ${sums.join(', ')}`
+        : 'no checksum file (*.sha256): the recording was never sealed, or it was removed',
+    );
+    return {
+      dir,
+      recordingId,
+      ok: false,
+      checksumFile: null,
+      signature: 'MISSING',
+      files: [...present.keys()].sort().map((name) => ({ name, status: 'UNLISTED' })),
+      problems,
+      bytes: 0,
+      binding: null,
+    };
   }
   const checksumFile = sums[0]!;
   let checksumBytes: Buffer | undefined;
@@ -76,7 +91,8 @@ export async function verifyRecording(dir: string, certificatePem: string): Prom
       if (!(err instanceof ChecksumFormatError)) throw err;
       signature = 'BAD';
     }
-    if (signature === 'BAD') problems.push(`${sigName}: signature does not verify for ${checksumFile} with certificate ${cert.subject} (SHA-256 ${cert.fingerprint256})`);
+    if (signature === 'BAD')
+      problems.push(`${sigName}: signature does not verify for ${checksumFile} with certificate ${cert.subject} (SHA-256 ${cert.fingerprint256})`);
   } else {
     problems.push(`${sigName}: signature file missing`);
   }
@@ -112,15 +128,22 @@ export async function verifyRecording(dir: string, certificatePem: string): Prom
  * the signed metadata must say it is that recording. Files copied from
  * another recording (renamed or not) fail here or at the signature.
  */
-async function bindingOf(dir: string, recordingId: string | null, files: readonly FileVerification[], problems: string[]): Promise<RecordingBinding | null> {
+async function bindingOf(
+  dir: string,
+  recordingId: string | null,
+  files: readonly FileVerification[],
+  problems: string[],
+): Promise<RecordingBinding | null> {
   if (!recordingId) {
     problems.push('the checksum file is not named <recordingId>.sha256');
     return null;
   }
   const base = path.basename(dir);
-  if (isRecordingId(base) && base !== recordingId) problems.push(`the directory is recording ${base}'s, but holds recording ${recordingId}: copied or moved from elsewhere`);
+  if (isRecordingId(base) && base !== recordingId)
+    problems.push(`the directory is recording ${base}'s, but holds recording ${recordingId}: copied or moved from elsewhere`);
   const listed = files.filter((f) => f.status !== 'UNLISTED');
-  for (const f of listed) if (!isOwnFileName(f.name, recordingId)) problems.push(`${f.name}: listed in ${recordingId}'s checksum file but not named for it`);
+  for (const f of listed)
+    if (!isOwnFileName(f.name, recordingId)) problems.push(`${f.name}: listed in ${recordingId}'s checksum file but not named for it`);
   const metaName = metadataFileName(recordingId);
   const meta = listed.find((f) => f.name === metaName);
   if (!meta) {

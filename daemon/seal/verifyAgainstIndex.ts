@@ -26,7 +26,8 @@ export function checkAgainstIndex(v: RecordingVerification, inst: InstanceRecord
   else {
     if (entry.dir !== rel) problems.push(`the index has recording ${id} at ${entry.dir}, not at ${rel}`);
     if (entry.stage === 'deleted') problems.push(`the index says recording ${id} was deleted at ${entry.deletedAt ?? '?'}`);
-    if (v.binding && v.binding.callId !== entry.callId) problems.push(`the signed metadata is call ${v.binding.callId}, the index has call ${entry.callId} for ${id}`);
+    if (v.binding && v.binding.callId !== entry.callId)
+      problems.push(`the signed metadata is call ${v.binding.callId}, the index has call ${entry.callId} for ${id}`);
   }
   if (v.binding?.instanceId && inst.instanceId && v.binding.instanceId !== inst.instanceId) {
     problems.push(`recorded by instance ${v.binding.instanceId}, not by this instance (${inst.instanceId})`);

@@ -59,7 +59,10 @@ export class DigestAuth {
     if (!password) return 'wrong';
     const algorithm = (p.get('algorithm') ?? 'MD5').toUpperCase();
     if (!this.algorithms.includes(algorithm)) return 'wrong';
-    const h = (s: string | Buffer) => createHash(algorithm === 'MD5' ? 'md5' : 'sha256').update(s).digest('hex');
+    const h = (s: string | Buffer) =>
+      createHash(algorithm === 'MD5' ? 'md5' : 'sha256')
+        .update(s)
+        .digest('hex');
     const ha1 = h(Buffer.concat([Buffer.from(`${username}:${this.realm}:`), password]));
     const ha2 = h(`${req.method}:${uri}`);
     const qop = p.get('qop');

@@ -22,7 +22,8 @@ export function negotiateTimer(req: SipRequest): TimerTerms | null | SipError {
   if (!header) return null;
   const { value, params } = parseParams(header);
   const seconds = Number(value);
-  if (!Number.isInteger(seconds) || seconds <= 0) return new SipError(400, 'SIP_SESSION_EXPIRES', `Session-Expires ${JSON.stringify(value)} is not a number of seconds`);
+  if (!Number.isInteger(seconds) || seconds <= 0)
+    return new SipError(400, 'SIP_SESSION_EXPIRES', `Session-Expires ${JSON.stringify(value)} is not a number of seconds`);
   if (seconds < MIN_SE) return new SipError(422, 'SIP_SESSION_INTERVAL', `a session interval of ${seconds} s is under Min-SE ${MIN_SE}`);
   const uacSupports = [...req.headers.list('supported'), ...req.headers.list('require')].some((t) => t.toLowerCase() === 'timer');
   const asked = params.get('refresher');
@@ -33,7 +34,10 @@ export function negotiateTimer(req: SipRequest): TimerTerms | null | SipError {
 /** The 2xx's headers that confirm the terms (RFC 4028 §9). */
 export function timerHeaders(terms: TimerTerms | null): [string, string][] {
   if (!terms) return [];
-  return [['Session-Expires', `${terms.seconds};refresher=${terms.refresher}`], ...(terms.uacSupports ? ([['Require', 'timer']] as [string, string][]) : [])];
+  return [
+    ['Session-Expires', `${terms.seconds};refresher=${terms.refresher}`],
+    ...(terms.uacSupports ? ([['Require', 'timer']] as [string, string][]) : []),
+  ];
 }
 
 export interface SessionTimerActions {

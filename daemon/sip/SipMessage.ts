@@ -31,7 +31,20 @@ const MAX_HEADERS = 128;
 
 /** RFC 3261 §7.3.3 compact forms, and RFC 4028's x. */
 const COMPACT: Readonly<Record<string, string>> = {
-  i: 'call-id', m: 'contact', e: 'content-encoding', l: 'content-length', c: 'content-type', f: 'from', s: 'subject', k: 'supported', t: 'to', v: 'via', x: 'session-expires', o: 'event', r: 'refer-to', u: 'allow-events',
+  i: 'call-id',
+  m: 'contact',
+  e: 'content-encoding',
+  l: 'content-length',
+  c: 'content-type',
+  f: 'from',
+  s: 'subject',
+  k: 'supported',
+  t: 'to',
+  v: 'via',
+  x: 'session-expires',
+  o: 'event',
+  r: 'refer-to',
+  u: 'allow-events',
 };
 
 /** Header values by lower-case full name, in order; a comma-separated header stays one value as sent. */
@@ -150,7 +163,14 @@ export function parseParams(value: string): { value: string; params: Map<string,
   for (const p of parts.slice(1)) {
     const eq = p.indexOf('=');
     if (eq < 0) params.set(p.trim().toLowerCase(), '');
-    else params.set(p.slice(0, eq).trim().toLowerCase(), p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'));
+    else
+      params.set(
+        p.slice(0, eq).trim().toLowerCase(),
+        p
+          .slice(eq + 1)
+          .trim()
+          .replace(/^"(.*)"$/, '$1'),
+      );
   }
   return { value: (parts[0] ?? '').trim(), params };
 }

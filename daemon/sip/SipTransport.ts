@@ -1,5 +1,5 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { EventEmitter } from 'node:events';
+import { SafeEmitter } from '../events/SafeEmitter.js';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { ListenAddress } from '../config/Config.js';
@@ -39,14 +39,14 @@ export interface SipTransportOptions {
  * Nothing a peer sends ends the process: what cannot be parsed is dropped
  * (a stream that cannot be framed is closed) and reported as `malformed`.
  */
-export class SipTransport extends EventEmitter<SipTransportEvents> {
+export class SipTransport extends SafeEmitter<SipTransportEvents> {
   #udp: UdpSocket | undefined;
   #tcp: Server | undefined;
   #tls: TlsServer | undefined;
   readonly #sockets = new Set<Socket>();
 
   private constructor(private readonly log: Logger) {
-    super();
+    super((err, event) => log.error({ err, event }, 'a SIP transport listener failed'));
   }
 
   static async open(opts: SipTransportOptions, log: Logger): Promise<SipTransport> {
@@ -109,7 +109,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       return;
     }
     const udp = this.#udp!;
-    this.emit('message', msg, {
+    this.safeEmit('message', msg, {
       transport: 'udp',
       address,
       port,
@@ -140,13 +140,15 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
         if (skip) pending = pending.subarray(skip);
         const end = headerEnd(pending);
         if (end < 0) {
-          if (pending.length > MAX_MESSAGE_BYTES) return this.#closeMalformed(socket, transport, new SipError(413, 'SIP_MALFORMED', 'no end of headers within the size limit'));
+          if (pending.length > MAX_MESSAGE_BYTES)
+            return this.#closeMalformed(socket, transport, new SipError(413, 'SIP_MALFORMED', 'no end of headers within the size limit'));
           return;
         }
         const cl = /^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r?$/im.exec(pending.subarray(0, end).toString('latin1'));
         if (!cl) return this.#closeMalformed(socket, transport, new SipError(400, 'SIP_MALFORMED', 'a message over TCP without Content-Length'));
         const total = end + Number(cl[1]);
-        if (total > MAX_MESSAGE_BYTES) return this.#closeMalformed(socket, transport, new SipError(413, 'SIP_MALFORMED', `a message of ${total} bytes`));
+        if (total > MAX_MESSAGE_BYTES)
+          return this.#closeMalformed(socket, transport, new SipError(413, 'SIP_MALFORMED', `a message of ${total} bytes`));
         if (pending.length < total) return;
         const raw = pending.subarray(0, total);
         pending = pending.subarray(total);
@@ -157,7 +159,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
           this.#malformed(transport, err);
           continue;
         }
-        this.emit('message', msg, peer);
+        this.safeEmit('message', msg, peer);
       }
     });
   }
@@ -170,7 +172,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   #malformed(transport: SipTransportName, err: unknown): void {
     if (!(err instanceof SipError)) throw err;
     this.log.debug({ transport, err }, 'SIP message dropped: not readable');
-    this.emit('malformed', transport, err);
+    this.safeEmit('malformed', transport, err);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { SafeEmitter } from '../events/SafeEmitter.js';
 import { ApiError, SipError } from '../errors.js';
 import type { LegRole } from '../ingest/LegSource.js';
 import { sourceFilter } from '../ingest/sourceFilter.js';
@@ -50,7 +50,7 @@ interface InviteTransaction {
  * the Recorder and answers with where to send each stream; BYE and CANCEL
  * end it. Only server transactions: callvault never sends requests.
  */
-export class SrsServer extends EventEmitter<SrsEvents> {
+export class SrsServer extends SafeEmitter<SrsEvents> {
   readonly #sessions = new Map<string, Session>();
   readonly #invites = new Map<string, InviteTransaction>();
   /** Final responses being retransmitted, by Call-ID and CSeq number: a 2xx's ACK has a branch of its own. */
@@ -74,12 +74,14 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     /** Digest authentication of recording INVITEs, when configured. */
     private readonly auth: DigestAuth | null = null,
   ) {
-    super();
+    super((err, event) => log.error({ err, event }, 'a SIP listener failed; the SRS goes on'));
     this.#allowed = sourceFilter(allowedSources, undefined);
     this.#ports = { udp: transport.port, tcp: transport.port, tls: transport.tlsPort };
     transport.on('message', (msg, peer) => {
       if (msg.kind === 'response') return void this.#client.response(msg); // only to our BYEs and UPDATEs; others are dropped
-      void this.#handle(msg, peer).catch((err: unknown) => this.log.error({ err, method: msg.method, from: `${peer.address}:${peer.port}` }, 'SIP request failed'));
+      void this.#handle(msg, peer).catch((err: unknown) =>
+        this.log.error({ err, method: msg.method, from: `${peer.address}:${peer.port}` }, 'SIP request failed'),
+      );
     });
     // A recording that ends on our side (RTP timeout, maximum duration, a lost worker) ends its session: the SRC is told by BYE.
     recorder.on('ending', (callId, reason) => {
@@ -121,18 +123,18 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     const reply = (status: number, reason: string, extra: Parameters<typeof buildResponse>[3] = {}) => {
       const res = buildResponse(req, status, reason, extra);
       peer.send(res);
-      this.emit('request', req.method, status);
+      this.safeEmit('request', req.method, status);
       if (req.method !== 'INVITE') this.#remember(this.#answered, key, res);
       return res;
     };
     for (const h of ['via', 'from', 'to', 'call-id', 'cseq']) {
       if (!req.headers.get(h)) {
-        this.emit('rejected', 'malformed');
+        this.safeEmit('rejected', 'malformed');
         return void reply(400, `Missing ${h}`);
       }
     }
     if (!this.#allowed(peer.address)) {
-      this.emit('rejected', 'source');
+      this.safeEmit('rejected', 'source');
       this.log.warn({ method: req.method, from: `${peer.address}:${peer.port}` }, 'SIP request from a source not in sip.allowedSources refused');
       return void reply(403, 'Forbidden');
     }
@@ -142,14 +144,23 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       // RFC 3261 §12.2.2: retransmissions were answered above, so a lower CSeq is out of order.
       const cseq = parseInt(req.headers.get('cseq')!, 10);
       if (!(cseq > dialog.remoteCseq)) {
-        this.emit('rejected', 'cseq-order');
-        return void reply(500, 'Server Internal Error', { toTag: dialog.localTag, headers: [['Warning', warning(`CSeq ${cseq} is not above ${dialog.remoteCseq}, the last in this dialog`)]] });
+        this.safeEmit('rejected', 'cseq-order');
+        return void reply(500, 'Server Internal Error', {
+          toTag: dialog.localTag,
+          headers: [['Warning', warning(`CSeq ${cseq} is not above ${dialog.remoteCseq}, the last in this dialog`)]],
+        });
       }
       dialog.remoteCseq = cseq;
     }
     switch (req.method) {
       case 'OPTIONS':
-        return void reply(200, 'OK', { headers: [['Allow', ALLOW], ['Accept', 'application/sdp, multipart/mixed, application/rs-metadata+xml, application/rs-metadata'], ['Supported', 'siprec, timer']] });
+        return void reply(200, 'OK', {
+          headers: [
+            ['Allow', ALLOW],
+            ['Accept', 'application/sdp, multipart/mixed, application/rs-metadata+xml, application/rs-metadata'],
+            ['Supported', 'siprec, timer'],
+          ],
+        });
       case 'INVITE':
         return hasTag(req.headers.get('to')!) ? this.#reinvite(req, peer, key) : this.#invite(req, peer, key, branch);
       case 'UPDATE': {
@@ -157,7 +168,11 @@ export class SrsServer extends EventEmitter<SrsEvents> {
         if (!s) return void reply(481, 'Call/Transaction Does Not Exist');
         const result = await this.#dialogChange(req, s);
         if (result instanceof SipError) return void reply(...refusal(result), { toTag: s.localTag, headers: refusalHeaders(result) });
-        return void reply(200, 'OK', { toTag: s.localTag, headers: [['Contact', s.contact], ...timerHeaders(result.timer)], ...(result.answer ? { body: result.answer, contentType: 'application/sdp' } : {}) });
+        return void reply(200, 'OK', {
+          toTag: s.localTag,
+          headers: [['Contact', s.contact], ...timerHeaders(result.timer)],
+          ...(result.answer ? { body: result.answer, contentType: 'application/sdp' } : {}),
+        });
       }
       case 'PRACK':
         // We send no reliable provisional responses (RFC 3262 allows it even under Require: 100rel), so none is awaiting a PRACK.
@@ -177,7 +192,13 @@ export class SrsServer extends EventEmitter<SrsEvents> {
 
   /** A new recording session. */
   async #invite(req: SipRequest, peer: SipPeer, key: string, branch: string): Promise<void> {
-    const txn: InviteTransaction = { request: req, response: buildResponse(req, 100, 'Trying'), final: false, cancelled: false, retransmit: undefined };
+    const txn: InviteTransaction = {
+      request: req,
+      response: buildResponse(req, 100, 'Trying'),
+      final: false,
+      cancelled: false,
+      retransmit: undefined,
+    };
     this.#invites.set(key, txn);
     peer.send(txn.response);
     const localTag = randomBytes(6).toString('hex');
@@ -185,26 +206,28 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       txn.response = buildResponse(req, status, reason, { toTag: localTag, ...extra });
       txn.final = true;
       peer.send(txn.response);
-      this.emit('request', 'INVITE', status);
+      this.safeEmit('request', 'INVITE', status);
       if (peer.transport === 'udp') this.#retransmit(txn, peer);
       setTimeout(() => this.#invites.delete(key), TRANSACTION_MS).unref();
     };
     if (this.auth) {
       const verdict = this.auth.verify(req);
       if (verdict !== 'ok') {
-        this.emit('rejected', 'auth');
+        this.safeEmit('rejected', 'auth');
         if (verdict === 'wrong') this.log.warn({ from: `${peer.address}:${peer.port}` }, 'SIPREC INVITE with wrong digest credentials refused');
-        return verdict === 'wrong' ? final(403, 'Forbidden') : final(401, 'Unauthorized', { headers: this.auth.challenge(verdict === 'stale').map((c) => ['WWW-Authenticate', c] as const) });
+        return verdict === 'wrong'
+          ? final(403, 'Forbidden')
+          : final(401, 'Unauthorized', { headers: this.auth.challenge(verdict === 'stale').map((c) => ['WWW-Authenticate', c] as const) });
       }
     }
     const terms = negotiateTimer(req);
     if (terms instanceof SipError) {
-      this.emit('rejected', terms.status === 422 ? 'session-interval' : 'malformed');
+      this.safeEmit('rejected', terms.status === 422 ? 'session-interval' : 'malformed');
       return final(...refusal(terms), { headers: refusalHeaders(terms) });
     }
     const unsupported = req.headers.list('require').filter((t) => !UNDERSTOOD.has(t.toLowerCase()));
     if (unsupported.length) {
-      this.emit('rejected', 'extension');
+      this.safeEmit('rejected', 'extension');
       return final(420, 'Bad Extension', { headers: [['Unsupported', unsupported.join(', ')]] });
     }
     let plan: SessionPlan;
@@ -214,21 +237,23 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       const parts = bodyParts(req.headers.get('content-type') ?? 'application/sdp', req.body);
       const sdp = parts.find((p) => p.contentType === 'application/sdp');
       if (!sdp) {
-        this.emit('rejected', 'no-sdp');
+        this.safeEmit('rejected', 'no-sdp');
         return final(488, 'Not Acceptable Here', { headers: [['Warning', warning('no SDP offer in the INVITE')]] });
       }
       meta = metadataOf(parts);
       offerText = sdp.body.toString('utf8');
       const result = planSession(parseSdp(offerText), meta);
       if (!result.ok) {
-        this.emit('rejected', 'no-codec');
+        this.safeEmit('rejected', 'no-codec');
         return final(488, 'Not Acceptable Here', { headers: [['Warning', warning(result.warning)]] });
       }
       plan = result.plan;
     } catch (err) {
       if (!(err instanceof SipError)) throw err;
-      this.emit('rejected', 'malformed');
-      return final(err.status === 413 ? 413 : 400, err.status === 413 ? 'Request Entity Too Large' : 'Bad Request', { headers: [['Warning', warning(err.message)]] });
+      this.safeEmit('rejected', 'malformed');
+      return final(err.status === 413 ? 413 : 400, err.status === 413 ? 'Request Entity Too Large' : 'Bad Request', {
+        headers: [['Warning', warning(err.message)]],
+      });
     }
     const sipCallId = req.headers.get('call-id')!;
     const startReq = this.#startRequest(req, peer, plan, meta, sipCallId);
@@ -237,12 +262,19 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       answer = await this.recorder.startCall(startReq, { address: peer.address });
     } catch (err) {
       if (err instanceof ApiError && err.status === 503) {
-        this.emit('rejected', err.code.toLowerCase());
-        return final(503, 'Service Unavailable', { headers: [['Retry-After', String(err.retryAfterSeconds ?? 5)], ['Warning', warning(err.message)]] });
+        this.safeEmit('rejected', err.code.toLowerCase());
+        return final(503, 'Service Unavailable', {
+          headers: [
+            ['Retry-After', String(err.retryAfterSeconds ?? 5)],
+            ['Warning', warning(err.message)],
+          ],
+        });
       }
       if (err instanceof ApiError) {
-        this.emit('rejected', err.code.toLowerCase());
-        return final(err.status === 409 ? 482 : 400, err.status === 409 ? 'Loop Detected' : 'Bad Request', { headers: [['Warning', warning(err.message)]] });
+        this.safeEmit('rejected', err.code.toLowerCase());
+        return final(err.status === 409 ? 482 : 400, err.status === 409 ? 'Loop Detected' : 'Bad Request', {
+          headers: [['Warning', warning(err.message)]],
+        });
       }
       throw err;
     }
@@ -292,12 +324,27 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       timer: new SessionTimer({ refresh: (t) => this.#refresh(session, t), expire: () => void this.#hangUp(session, 'session-expired') }),
     };
     this.#sessions.set(sipCallId, session);
-    final(200, 'OK', { headers: [['Contact', contact], ['Allow', ALLOW], ['Supported', 'timer'], ...timerHeaders(terms)], body, contentType: 'application/sdp' });
+    final(200, 'OK', {
+      headers: [['Contact', contact], ['Allow', ALLOW], ['Supported', 'timer'], ...timerHeaders(terms)],
+      body,
+      contentType: 'application/sdp',
+    });
     session.timer.set(terms);
     // A session nothing records has no RTP to time out: it is forgotten after the longest a call may be recorded.
-    if (!session.recordingId) setTimeout(() => this.#sessions.get(sipCallId) === session && void this.#hangUp(session, 'max-duration'), this.recorder.maxCallMs).unref();
+    if (!session.recordingId)
+      setTimeout(() => this.#sessions.get(sipCallId) === session && void this.#hangUp(session, 'max-duration'), this.recorder.maxCallMs).unref();
     const answered = parseSdp(body.toString('utf8')).media.map((m) => ({ label: m.label, port: m.port }));
-    this.log.info({ sipCallId, recordingId: session.recordingId, src: `${peer.transport}:${peer.address}:${peer.port}`, streams: answered, decided: plan.decided, branch }, answer.recorded ? 'SIPREC session answered' : 'SIPREC session answered without recording (no profile records it)');
+    this.log.info(
+      {
+        sipCallId,
+        recordingId: session.recordingId,
+        src: `${peer.transport}:${peer.address}:${peer.port}`,
+        streams: answered,
+        decided: plan.decided,
+        branch,
+      },
+      answer.recorded ? 'SIPREC session answered' : 'SIPREC session answered without recording (no profile records it)',
+    );
   }
 
   #startRequest(req: SipRequest, peer: SipPeer, plan: SessionPlan, meta: RsMetadata | null, sipCallId: string): StartCallRequest {
@@ -319,7 +366,11 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       payloadType: law.payloadType,
       dtmfPayloadType: law.dtmfPayloadType ?? undefined,
       caller: { number: plan.legs.caller!.number, srtp: srtpKey(plan.legs.caller!.srtp), ssrc: plan.legs.caller!.media.ssrc ?? undefined },
-      callee: { number: plan.legs.callee?.number ?? 'unknown', srtp: srtpKey(plan.legs.callee?.srtp ?? null), ssrc: plan.legs.callee?.media.ssrc ?? undefined },
+      callee: {
+        number: plan.legs.callee?.number ?? 'unknown',
+        srtp: srtpKey(plan.legs.callee?.srtp ?? null),
+        ssrc: plan.legs.callee?.media.ssrc ?? undefined,
+      },
       siprec,
     };
   }
@@ -362,12 +413,17 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       ? buildResponse(req, 481, 'Call/Transaction Does Not Exist')
       : result instanceof SipError
         ? buildResponse(req, ...refusal(result), { toTag: s.localTag, headers: refusalHeaders(result) })
-        : buildResponse(req, 200, 'OK', { toTag: s.localTag, headers: [['Contact', s.contact], ['Allow', ALLOW], ...timerHeaders(result!.timer)], body: result!.answer ?? this.#answerAgain(s), contentType: 'application/sdp' });
+        : buildResponse(req, 200, 'OK', {
+            toTag: s.localTag,
+            headers: [['Contact', s.contact], ['Allow', ALLOW], ...timerHeaders(result!.timer)],
+            body: result!.answer ?? this.#answerAgain(s),
+            contentType: 'application/sdp',
+          });
     const txn: InviteTransaction = { request: req, response, final: true, cancelled: false, retransmit: undefined };
     this.#invites.set(key, txn);
     setTimeout(() => this.#invites.delete(key), TRANSACTION_MS).unref();
     peer.send(txn.response);
-    this.emit('request', 'INVITE', !s ? 481 : result instanceof SipError ? refusal(result)[0] : 200);
+    this.safeEmit('request', 'INVITE', !s ? 481 : result instanceof SipError ? refusal(result)[0] : 200);
     if (s && peer.transport === 'udp') this.#retransmit(txn, peer);
   }
 
@@ -389,12 +445,12 @@ export class SrsServer extends EventEmitter<SrsEvents> {
    */
   async #dialogChange(req: SipRequest, s: Session): Promise<{ answer: Buffer | null; timer: TimerTerms | null } | SipError> {
     if (s.offerPending) {
-      this.emit('rejected', 'offer-pending');
+      this.safeEmit('rejected', 'offer-pending');
       return new SipError(500, 'SIP_OFFER_PENDING', 'another offer in this dialog is being answered');
     }
     const terms = negotiateTimer(req);
     if (terms instanceof SipError) {
-      this.emit('rejected', terms.status === 422 ? 'session-interval' : 'malformed');
+      this.safeEmit('rejected', terms.status === 422 ? 'session-interval' : 'malformed');
       return terms;
     }
     let offerText: string | null = null;
@@ -405,20 +461,24 @@ export class SrsServer extends EventEmitter<SrsEvents> {
       meta = metadataOf(parts);
     } catch (err) {
       if (!(err instanceof SipError)) throw err;
-      this.emit('rejected', 'malformed');
+      this.safeEmit('rejected', 'malformed');
       return err;
     }
     const offer = offerText === null ? null : parseSdp(offerText);
     const streams = offer ? updateStreams(offer, s.legs, s.declined, req.method) : null;
     if (streams instanceof SipError) {
-      this.emit('rejected', 'stream-change');
+      this.safeEmit('rejected', 'stream-change');
       return streams;
     }
     const legs = streams?.legs ?? s.legs;
     const siprec = meta ? { method: req.method, participants: storedParticipants(meta), numbers: numbersByLabel(meta, legs) } : undefined;
     s.offerPending = true;
     try {
-      if (s.recordingId) await this.recorder.updateCall(s.sipCallId, { ...(streams ? { paused: streams.paused, relearn: streams.relearn, streamChanges: streams.changes } : {}), ...(siprec ? { siprec } : {}) });
+      if (s.recordingId)
+        await this.recorder.updateCall(s.sipCallId, {
+          ...(streams ? { paused: streams.paused, relearn: streams.relearn, streamChanges: streams.changes } : {}),
+          ...(siprec ? { siprec } : {}),
+        });
     } finally {
       s.offerPending = false;
     }
@@ -431,13 +491,26 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     if (!offer || !streams) return { answer: null, timer: terms };
     s.version++;
     s.answer = answerFor(offer, s.legs, s.ip, s.sdpSessionId, s.version);
-    this.log.info({ sipCallId: s.sipCallId, method: req.method, paused: streams.paused, relearn: Object.keys(streams.relearn), changes: streams.changes, metadata: meta !== null }, 'SIPREC session changed');
+    this.log.info(
+      {
+        sipCallId: s.sipCallId,
+        method: req.method,
+        paused: streams.paused,
+        relearn: Object.keys(streams.relearn),
+        changes: streams.changes,
+        metadata: meta !== null,
+      },
+      'SIPREC session changed',
+    );
     return { answer: s.answer, timer: terms };
   }
 
   /** We are the session-timer refresher: an UPDATE without an offer (RFC 4028 §7.4); true when the SRC took it. */
   async #refresh(s: Session, terms: TimerTerms): Promise<boolean> {
-    const status = await this.#send(s, 'UPDATE', [['Session-Expires', `${terms.seconds};refresher=uas`], ['Supported', 'timer']]);
+    const status = await this.#send(s, 'UPDATE', [
+      ['Session-Expires', `${terms.seconds};refresher=uas`],
+      ['Supported', 'timer'],
+    ]);
     return status !== null && status >= 200 && status < 300;
   }
 
@@ -458,10 +531,19 @@ export class SrsServer extends EventEmitter<SrsEvents> {
 
   /** A request of ours in the session's dialog, sent the way its INVITE came; resolves with the final status (null: none). */
   async #send(s: Session, method: string, headers: readonly (readonly [string, string])[]): Promise<number | null> {
-    const { message, branch } = dialogRequest(s.dialog, method, { transport: s.peer.transport, host: hostOf(this.host), port: this.#ports[s.peer.transport] ?? 0 }, headers);
+    const { message, branch } = dialogRequest(
+      s.dialog,
+      method,
+      { transport: s.peer.transport, host: hostOf(this.host), port: this.#ports[s.peer.transport] ?? 0 },
+      headers,
+    );
     const status = await this.#client.request(s.peer, message, branch);
-    this.emit('sent', method, status);
-    if (status === null || status >= 300) this.log.warn({ sipCallId: s.sipCallId, method, status }, status === null ? 'the SRC did not answer our request' : 'the SRC refused our request');
+    this.safeEmit('sent', method, status);
+    if (status === null || status >= 300)
+      this.log.warn(
+        { sipCallId: s.sipCallId, method, status },
+        status === null ? 'the SRC did not answer our request' : 'the SRC refused our request',
+      );
     return status;
   }
 
@@ -475,14 +557,17 @@ export class SrsServer extends EventEmitter<SrsEvents> {
     txn.final = true;
     txn.response = buildResponse(txn.request, 487, 'Request Terminated', { toTag: randomBytes(6).toString('hex') });
     peer.send(txn.response);
-    this.emit('request', 'INVITE', 487);
+    this.safeEmit('request', 'INVITE', 487);
     if (peer.transport === 'udp') this.#retransmit(txn, peer);
   }
 
   async #end(s: Session, reason: 'bye' | 'cancel'): Promise<void> {
     this.#sessions.delete(s.sipCallId);
     s.timer.clear();
-    if (s.recordingId) await this.recorder.endCall(s.sipCallId, reason).catch((err: unknown) => this.log.warn({ err, sipCallId: s.sipCallId }, 'SIPREC session ended, but its call was already over'));
+    if (s.recordingId)
+      await this.recorder
+        .endCall(s.sipCallId, reason)
+        .catch((err: unknown) => this.log.warn({ err, sipCallId: s.sipCallId }, 'SIPREC session ended, but its call was already over'));
   }
 
   #remember(map: Map<string, Buffer>, key: string, res: Buffer): void {
@@ -521,7 +606,8 @@ function refusal(err: SipError): [number, string] {
 
 /** A refusal's Warning, and what its status requires with it: Min-SE for 422 (RFC 4028), Retry-After of 0–10 s for 500 (RFC 3261 §14.2). */
 function refusalHeaders(err: SipError): [string, string][] {
-  const extra: [string, string][] = err.status === 422 ? [['Min-SE', String(MIN_SE)]] : err.status === 500 ? [['Retry-After', String(randomInt(0, 11))]] : [];
+  const extra: [string, string][] =
+    err.status === 422 ? [['Min-SE', String(MIN_SE)]] : err.status === 500 ? [['Retry-After', String(randomInt(0, 11))]] : [];
   return [...extra, ['Warning', warning(err.message)]];
 }
 

@@ -41,7 +41,12 @@ export function dialogOf(invite: SipRequest, localTag: string): DialogIds {
 }
 
 /** A new request in the dialog, and the branch its response is matched by. */
-export function dialogRequest(d: DialogIds, method: string, via: SentBy, headers: readonly (readonly [string, string])[] = []): { message: Buffer; branch: string } {
+export function dialogRequest(
+  d: DialogIds,
+  method: string,
+  via: SentBy,
+  headers: readonly (readonly [string, string])[] = [],
+): { message: Buffer; branch: string } {
   const branch = `z9hG4bK${randomBytes(8).toString('hex')}`;
   d.localCseq++;
   const lines = [

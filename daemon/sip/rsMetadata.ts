@@ -87,7 +87,7 @@ function find(n: unknown, key: string, depth = 0): unknown {
 
 /** The stream ids in an element's <send> children. */
 function sent(n: Node): string[] {
-  return (Array.isArray(n['send']) ? (n['send'] as unknown[]) : []).map(text).filter((x): x is string => x !== null);
+  return (Array.isArray(n.send) ? (n.send as unknown[]) : []).map(text).filter((x): x is string => x !== null);
 }
 
 export function parseRsMetadata(body: Buffer): RsMetadata {
@@ -99,35 +99,35 @@ export function parseRsMetadata(body: Buffer): RsMetadata {
   } catch (err) {
     throw new SipError(400, 'SIP_METADATA', `recording metadata is not XML: ${(err as Error).message}`);
   }
-  const root = nodes(doc['recording'])[0];
+  const root = nodes(doc.recording)[0];
   if (!root) throw new SipError(400, 'SIP_METADATA', 'recording metadata has no <recording> element');
-  const streams: RsStream[] = nodes(root['stream']).flatMap((s) => {
+  const streams: RsStream[] = nodes(root.stream).flatMap((s) => {
     const id = attr(s, 'stream_id', 'id');
-    return id ? [{ id, label: text(s['label']) }] : [];
+    return id ? [{ id, label: text(s.label) }] : [];
   });
   const assoc = new Map<string, string[]>();
-  for (const a of nodes(root['participantstreamassoc'])) {
+  for (const a of nodes(root.participantstreamassoc)) {
     const id = attr(a, 'participant_id', 'id');
     if (id) assoc.set(id, [...(assoc.get(id) ?? []), ...sent(a)]);
   }
   let callingParticipant: string | null = null;
-  const participants: RsParticipant[] = nodes(root['participant']).flatMap((p) => {
+  const participants: RsParticipant[] = nodes(root.participant).flatMap((p) => {
     const id = attr(p, 'participant_id', 'id');
     if (!id) return [];
-    const nameId = nodes(p['nameID'] ?? p['nameid'])[0];
-    const aor = (nameId && attr(nameId, 'aor')) ?? text(p['aor']);
-    const name = nameId ? text(nameId['name']) : null;
+    const nameId = nodes(p.nameID ?? p.nameid)[0];
+    const aor = (nameId && attr(nameId, 'aor')) ?? text(p.aor);
+    const name = nameId ? text(nameId.name) : null;
     // The draft form lists what a participant sends inside it.
     const own = sent(p);
     if (/^true$/i.test(text(find(p, 'callingparty')) ?? '')) callingParticipant ??= id;
     return [{ id, aor, name, sends: [...new Set([...(assoc.get(id) ?? []), ...own])] }];
   });
-  const session = nodes(root['session'])[0];
+  const session = nodes(root.session)[0];
   const from = text(find(root, 'fromhdr'));
   const to = text(find(root, 'tohdr'));
   const callId = text(find(root, 'callid'));
   return {
-    sessionId: (session && (attr(session, 'session_id', 'id') ?? text(session['sipSessionID']))) ?? null,
+    sessionId: (session && (attr(session, 'session_id', 'id') ?? text(session.sipSessionID))) ?? null,
     participants,
     streams,
     callingParticipant,
@@ -138,7 +138,9 @@ export function parseRsMetadata(body: Buffer): RsMetadata {
 
 /** The recording metadata among a request's body parts, by media type (RFC 9806's or RFC 7866's) or disposition; null without one. */
 export function metadataOf(parts: readonly BodyPart[]): RsMetadata | null {
-  const part = parts.find((p) => p.contentType === 'application/rs-metadata+xml' || p.contentType === 'application/rs-metadata' || p.disposition === 'recording-session');
+  const part = parts.find(
+    (p) => p.contentType === 'application/rs-metadata+xml' || p.contentType === 'application/rs-metadata' || p.disposition === 'recording-session',
+  );
   return part ? parseRsMetadata(part.body) : null;
 }
 

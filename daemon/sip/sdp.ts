@@ -58,7 +58,18 @@ const STATIC: Readonly<Record<number, string>> = { 0: 'PCMU', 8: 'PCMA' };
 export function parseSdp(text: string): SdpOffer {
   let sessionAddress: string | null = null;
   let sessionDirection: Direction = 'sendrecv';
-  const media: { type: string; port: number; proto: string; formats: number[]; rtpmap: Map<number, { encoding: string; clock: number }>; label: string | null; direction: Direction | null; address: string | null; crypto: SdesCrypto[]; ssrc: number | null }[] = [];
+  const media: {
+    type: string;
+    port: number;
+    proto: string;
+    formats: number[];
+    rtpmap: Map<number, { encoding: string; clock: number }>;
+    label: string | null;
+    direction: Direction | null;
+    address: string | null;
+    crypto: SdesCrypto[];
+    ssrc: number | null;
+  }[] = [];
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
     const m = /^([a-z])=(.*)$/.exec(line);
@@ -68,8 +79,23 @@ export function parseSdp(text: string): SdpOffer {
     if (key === 'm') {
       const f = /^(\S+) (\d+)(?:\/\d+)? (\S+)(.*)$/.exec(value);
       if (!f) continue;
-      const formats = f[4]!.trim().split(/\s+/).filter((x) => /^\d+$/.test(x)).map(Number);
-      media.push({ type: f[1]!, port: Number(f[2]), proto: f[3]!, formats, rtpmap: new Map(), label: null, direction: null, address: null, crypto: [], ssrc: null });
+      const formats = f[4]!
+        .trim()
+        .split(/\s+/)
+        .filter((x) => /^\d+$/.test(x))
+        .map(Number);
+      media.push({
+        type: f[1]!,
+        port: Number(f[2]),
+        proto: f[3]!,
+        formats,
+        rtpmap: new Map(),
+        label: null,
+        direction: null,
+        address: null,
+        crypto: [],
+        ssrc: null,
+      });
     } else if (key === 'c') {
       const addr = /^IN IP[46] (\S+?)(?:\/\d+)*$/.exec(value)?.[1] ?? null;
       if (current) current.address = addr;
@@ -136,7 +162,12 @@ export function chooseCodec(m: SdpMedia): StreamCodec | null {
  * if still offered so, else the offer's first; telephone-event only at the
  * leg's payload type. Null when none fits.
  */
-export function chooseCodecWithin(m: SdpMedia, payloadTypes: Readonly<Partial<Record<G711Law, number>>>, prefer: G711Law, dtmfPayloadType: number | null): StreamCodec | null {
+export function chooseCodecWithin(
+  m: SdpMedia,
+  payloadTypes: Readonly<Partial<Record<G711Law, number>>>,
+  prefer: G711Law,
+  dtmfPayloadType: number | null,
+): StreamCodec | null {
   const fits = g711Formats(m).filter((f) => payloadTypes[f.law] === f.payloadType);
   const pick = fits.find((f) => f.law === prefer) ?? fits[0];
   if (!pick) return null;
@@ -147,7 +178,11 @@ export function chooseCodecWithin(m: SdpMedia, payloadTypes: Readonly<Partial<Re
 export interface AnswerStream {
   readonly offer: SdpMedia;
   /** null: declined (port 0). */
-  readonly receive: { readonly port: number; readonly codec: StreamCodec; readonly srtp?: { readonly tag: string; readonly suite: string; readonly keyBase64: string } | undefined } | null;
+  readonly receive: {
+    readonly port: number;
+    readonly codec: StreamCodec;
+    readonly srtp?: { readonly tag: string; readonly suite: string; readonly keyBase64: string } | undefined;
+  } | null;
 }
 
 /**
@@ -176,5 +211,5 @@ export function buildAnswer(ip: string, sessionId: string, version: number, stre
     if (s.offer.label !== null) lines.push(`a=label:${s.offer.label}`);
     lines.push(s.offer.direction === 'inactive' || s.offer.port === 0 ? 'a=inactive' : 'a=recvonly');
   }
-  return lines.join('\r\n') + '\r\n';
+  return `${lines.join('\r\n')}\r\n`;
 }

@@ -34,15 +34,26 @@ export type PlanResult = { readonly ok: true; readonly plan: SessionPlan } | { r
 export function planSession(offer: SdpOffer, meta: RsMetadata | null): PlanResult {
   const audio = offer.media.map((media, index) => ({ media, index })).filter((m) => m.media.type === 'audio');
   // An SRTP stream is recordable only with a key of a suite we can decrypt.
-  const codecs = new Map(audio.flatMap((m) => {
-    const c = chooseCodec(m.media);
-    return c && (!isSecure(m.media) || chooseCrypto(m.media)) ? [[m.index, c] as const] : [];
-  }));
+  const codecs = new Map(
+    audio.flatMap((m) => {
+      const c = chooseCodec(m.media);
+      return c && (!isSecure(m.media) || chooseCrypto(m.media)) ? [[m.index, c] as const] : [];
+    }),
+  );
   if (!codecs.size) {
     const offered = [...new Set(audio.flatMap((m) => m.media.formats.map((f) => m.media.rtpmap.get(f)?.encoding ?? `PT ${f}`)))];
     const srtp = audio.some((m) => isSecure(m.media) && chooseCodec(m.media) && !chooseCrypto(m.media));
-    if (srtp) return { ok: false, status: 488, warning: `SRTP offered without a crypto suite callvault decrypts (AES_CM_128_HMAC_SHA1_80/32, AEAD_AES_128/256_GCM)` };
-    return { ok: false, status: 488, warning: `no stream offers a codec callvault records (PCMU, PCMA); offered: ${offered.join(', ') || 'nothing'}` };
+    if (srtp)
+      return {
+        ok: false,
+        status: 488,
+        warning: `SRTP offered without a crypto suite callvault decrypts (AES_CM_128_HMAC_SHA1_80/32, AEAD_AES_128/256_GCM)`,
+      };
+    return {
+      ok: false,
+      status: 488,
+      warning: `no stream offers a codec callvault records (PCMU, PCMA); offered: ${offered.join(', ') || 'nothing'}`,
+    };
   }
   // Both legs of one recording share a codec: the first recordable stream's.
   const law = codecs.values().next().value!.law;
@@ -72,7 +83,15 @@ export function planSession(offer: SdpOffer, meta: RsMetadata | null): PlanResul
   const [first, second] = recordable;
   const legs: Partial<Record<LegRole, PlannedLeg>> = { caller: leg(first!.index, null) };
   if (second) legs.callee = leg(second.index, null);
-  return { ok: true, plan: { legs, decided: meta ? 'the metadata ties no participant to an offered stream: caller = first stream, callee = second, in SDP order' : 'no metadata: caller = first stream, callee = second, in SDP order' } };
+  return {
+    ok: true,
+    plan: {
+      legs,
+      decided: meta
+        ? 'the metadata ties no participant to an offered stream: caller = first stream, callee = second, in SDP order'
+        : 'no metadata: caller = first stream, callee = second, in SDP order',
+    },
+  };
 }
 
 function callingParty(senders: readonly RsParticipant[], meta: RsMetadata): { caller: RsParticipant; why: string } {

@@ -29,8 +29,19 @@ export interface StreamUpdate {
  * declined with port 0 and noted. SDES keys may change (a new key: the leg's
  * transport takes it); a stream cannot switch between RTP and SRTP.
  */
-export function updateStreams(offer: SdpOffer, legs: Partial<Record<LegRole, SessionLeg>>, declinedBefore: ReadonlySet<string>, method: string): StreamUpdate | SipError {
-  const out: { paused: Partial<Record<LegRole, boolean>>; relearn: Partial<Record<LegRole, LegStreamChange>>; changes: StreamChangeNote[]; legs: Partial<Record<LegRole, SessionLeg>>; declined: string[] } = { paused: {}, relearn: {}, changes: [], legs: {}, declined: [] };
+export function updateStreams(
+  offer: SdpOffer,
+  legs: Partial<Record<LegRole, SessionLeg>>,
+  declinedBefore: ReadonlySet<string>,
+  method: string,
+): StreamUpdate | SipError {
+  const out: {
+    paused: Partial<Record<LegRole, boolean>>;
+    relearn: Partial<Record<LegRole, LegStreamChange>>;
+    changes: StreamChangeNote[];
+    legs: Partial<Record<LegRole, SessionLeg>>;
+    declined: string[];
+  } = { paused: {}, relearn: {}, changes: [], legs: {}, declined: [] };
   const roles = Object.keys(legs) as LegRole[];
   const active = (m: SdpMedia | undefined): m is SdpMedia => m !== undefined && m.port !== 0 && m.direction !== 'inactive';
   const claimed = new Set<SdpMedia>();
@@ -46,7 +57,9 @@ export function updateStreams(offer: SdpOffer, legs: Partial<Record<LegRole, Ses
     const change: { ssrc?: number; srtp?: LegStreamChange['srtp'] } = {};
     let moved = false;
     if (!active(m)) {
-      const taker = fresh.findIndex(({ m: f }) => chooseCodecWithin(f, leg.payloadTypes, leg.codec.law, leg.dtmfPayloadType) !== null && isSecure(f) === (leg.remoteKey !== null));
+      const taker = fresh.findIndex(
+        ({ m: f }) => chooseCodecWithin(f, leg.payloadTypes, leg.codec.law, leg.dtmfPayloadType) !== null && isSecure(f) === (leg.remoteKey !== null),
+      );
       if (taker >= 0) {
         const [{ m: f, index }] = fresh.splice(taker, 1) as [{ m: SdpMedia; index: number }];
         leg = { ...leg, index, label: f.label };
@@ -62,7 +75,8 @@ export function updateStreams(offer: SdpOffer, legs: Partial<Record<LegRole, Ses
       const name = streamName(m, leg.index);
       const codec = chooseCodecWithin(m, leg.payloadTypes, leg.codec.law, leg.dtmfPayloadType);
       if (!codec) return refuse(m, name, leg.payloadTypes);
-      if (isSecure(m) !== (leg.remoteKey !== null)) return new SipError(488, 'SIP_SRTP_CHANGE', `stream ${name} switches between RTP and SRTP, which a leg's transport cannot`);
+      if (isSecure(m) !== (leg.remoteKey !== null))
+        return new SipError(488, 'SIP_SRTP_CHANGE', `stream ${name} switches between RTP and SRTP, which a leg's transport cannot`);
       if (codec.law !== leg.codec.law) out.changes.push({ method, change: 'codec', leg: role, label: name, codec: codec.law });
       let remoteKey = leg.remoteKey;
       if (leg.remoteKey) {
@@ -75,7 +89,8 @@ export function updateStreams(offer: SdpOffer, legs: Partial<Record<LegRole, Ses
         }
       }
       leg = { ...leg, codec, remoteKey, ...(leg.srtp && remoteKey ? { srtp: { ...leg.srtp, tag: remoteKey.tag, suite: remoteKey.suite } } : {}) };
-      if (moved || change.srtp || leg.offered.paused || now.address !== leg.offered.address || now.port !== leg.offered.port) out.relearn[role] = change;
+      if (moved || change.srtp || leg.offered.paused || now.address !== leg.offered.address || now.port !== leg.offered.port)
+        out.relearn[role] = change;
     }
     out.legs[role] = { ...leg, offered: now };
   }
@@ -92,7 +107,11 @@ function refuse(m: SdpMedia, name: string, payloadTypes: Readonly<Partial<Record
   const elsewhere = g711Formats(m)[0];
   if (elsewhere) {
     const taken = payloadTypes[elsewhere.law];
-    return new SipError(488, 'SIP_CODEC_PAYLOAD', `stream ${name} offers ${elsewhere.law} at payload type ${elsewhere.payloadType}; its leg takes ${elsewhere.law} ${taken === undefined ? 'at no payload type (the number is in use)' : `at ${taken} only`}`);
+    return new SipError(
+      488,
+      'SIP_CODEC_PAYLOAD',
+      `stream ${name} offers ${elsewhere.law} at payload type ${elsewhere.payloadType}; its leg takes ${elsewhere.law} ${taken === undefined ? 'at no payload type (the number is in use)' : `at ${taken} only`}`,
+    );
   }
   return new SipError(488, 'SIP_CODEC_CHANGE', `stream ${name} offers no codec callvault records (PCMU, PCMA)`);
 }

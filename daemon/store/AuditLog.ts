@@ -56,7 +56,9 @@ const GENESIS = '0'.repeat(64);
 const CHECKPOINT_CONTEXT = 'callvault-audit-checkpoint';
 
 function entryHash(e: Omit<AuditEntry, 'hash'>): string {
-  return createHash('sha256').update(JSON.stringify([e.seq, e.at, e.actor, e.action, e.subject, e.details, e.prev])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([e.seq, e.at, e.actor, e.action, e.subject, e.details, e.prev]))
+    .digest('hex');
 }
 
 /** The text a checkpoint signs: the chain up to and including `seq` is the one ending in `hash`. */
@@ -130,7 +132,11 @@ export class AuditLog {
     const dir = path.join(dataDir, 'audit');
     mkdirSync(dir, { recursive: true, mode: 0o750 });
     const file = path.join(dir, 'audit.mdb');
-    checkLmdbFile(file, 'the audit log', 'stop the daemon and restore the audit directory from a backup (or move it aside to start a new chain; the gap is then visible to `callvault audit verify`)');
+    checkLmdbFile(
+      file,
+      'the audit log',
+      'stop the daemon and restore the audit directory from a backup (or move it aside to start a new chain; the gap is then visible to `callvault audit verify`)',
+    );
     const root = open({ path: file, compression: false });
     return new AuditLog(root, root.openDB({ name: 'entries', keyEncoding: 'uint32' }));
   }
@@ -161,7 +167,12 @@ export class AuditLog {
     return entry;
   }
 
-  private appendInTxn(actor: string, action: AuditAction, subject: string | null, details: (lastSeq: number, lastHash: string) => Record<string, unknown>): AuditEntry {
+  private appendInTxn(
+    actor: string,
+    action: AuditAction,
+    subject: string | null,
+    details: (lastSeq: number, lastHash: string) => Record<string, unknown>,
+  ): AuditEntry {
     const last = this.last();
     const lastSeq = last?.seq ?? 0;
     const prev = last?.hash ?? GENESIS;
@@ -182,7 +193,8 @@ export class AuditLog {
    */
   checkHead(head: AuditHead): string | undefined {
     const e = this.get(head.seq);
-    if (!e) return `the chain ends at entry ${this.last()?.seq ?? 0}, but entry ${head.seq} (hash ${head.hash}) was seen before: entries were removed from its end`;
+    if (!e)
+      return `the chain ends at entry ${this.last()?.seq ?? 0}, but entry ${head.seq} (hash ${head.hash}) was seen before: entries were removed from its end`;
     if (e.hash !== head.hash) return `entry ${head.seq} has hash ${e.hash}, but ${head.hash} was seen before: the chain was rewritten`;
     return undefined;
   }
@@ -204,15 +216,25 @@ export class AuditLog {
     let entries = 0;
     let checkpoints = 0;
     let lastCheckpointAt: string | null = null;
-    const result = (firstBroken: AuditVerification['firstBroken']): AuditVerification => ({ ok: firstBroken === null, entries, checkpoints, lastCheckpointAt, firstBroken });
+    const result = (firstBroken: AuditVerification['firstBroken']): AuditVerification => ({
+      ok: firstBroken === null,
+      entries,
+      checkpoints,
+      lastCheckpointAt,
+      firstBroken,
+    });
     for (const { key: seq, value: e } of this.entries.getRange()) {
       const { hash, ...body } = e;
       if (seq !== expectSeq || e.seq !== seq) return result({ seq: expectSeq, reason: `entry ${expectSeq} is missing (next is ${seq})` });
-      if (e.prev !== prev) return result({ seq, reason: 'prev does not match the hash of the entry before: an entry before it was changed or removed' });
+      if (e.prev !== prev)
+        return result({ seq, reason: 'prev does not match the hash of the entry before: an entry before it was changed or removed' });
       if (entryHash(body) !== hash) return result({ seq, reason: 'hash does not match the entry: it was edited' });
       if (e.action === 'checkpoint') {
         const d = e.details as { upTo: number; hash: string; signature: string };
-        const ok = d.upTo === seq - 1 && d.hash === prev && verifySignature('sha256', Buffer.from(checkpointText(d.upTo, d.hash)), key, Buffer.from(d.signature, 'base64'));
+        const ok =
+          d.upTo === seq - 1 &&
+          d.hash === prev &&
+          verifySignature('sha256', Buffer.from(checkpointText(d.upTo, d.hash)), key, Buffer.from(d.signature, 'base64'));
         if (!ok) return result({ seq, reason: 'checkpoint signature does not verify under the instance certificate' });
         checkpoints++;
         lastCheckpointAt = e.at;

@@ -63,7 +63,10 @@ export class RecordingIndex {
     this.secondaries = {
       // By the one-word state the API and `--state` use: what version 1 keyed it by, so its keys stay valid.
       state: { db: db('recordings-by-state'), keys: (e) => [pairKey(legacyState(e), e.recordingId)] },
-      number: { db: db('recordings-by-number'), keys: (e) => [...new Set([e.caller.normalized, e.callee.normalized])].map((n) => pairKey(n, e.recordingId)) },
+      number: {
+        db: db('recordings-by-number'),
+        keys: (e) => [...new Set([e.caller.normalized, e.callee.normalized])].map((n) => pairKey(n, e.recordingId)),
+      },
       call: { db: db('recordings-by-call'), keys: (e) => [pairKey(e.callId, e.recordingId)] },
       expiry: { db: db('recordings-by-expiry'), keys: (e) => (expiresBySweep(e) ? [pairKey(e.retainUntil as string, e.recordingId)] : []) },
       // Which recordings a KEK protects: what `keys status` counts and `keys revoke` walks.
@@ -75,9 +78,19 @@ export class RecordingIndex {
     const dir = path.join(dataDir, 'index');
     mkdirSync(dir, { recursive: true, mode: 0o750 });
     const file = path.join(dir, 'index.mdb');
-    checkLmdbFile(file, 'the recording index', 'stop the daemon and run `callvault reindex`: it moves the damaged index aside and rebuilds it from the recordings on disk');
+    checkLmdbFile(
+      file,
+      'the recording index',
+      'stop the daemon and run `callvault reindex`: it moves the damaged index aside and rebuilds it from the recordings on disk',
+    );
     const root = open({ path: file, compression: false });
-    const index = new RecordingIndex(root, root.openDB({ name: 'recordings' }), root.openDB({ name: 'jobs' }), root.openDB({ name: 'key-jobs' }), root.openDB({ name: 'meta' }));
+    const index = new RecordingIndex(
+      root,
+      root.openDB({ name: 'recordings' }),
+      root.openDB({ name: 'jobs' }),
+      root.openDB({ name: 'key-jobs' }),
+      root.openDB({ name: 'meta' }),
+    );
     index.migrate();
     return index;
   }
@@ -158,7 +171,11 @@ export class RecordingIndex {
   }
 
   /** Ids with one value in a secondary index, in start order, optionally within an id range [from, to). */
-  *idsWith(index: 'state' | 'number' | 'call' | 'kek', value: string, range: { from?: string | undefined; to?: string | undefined } = {}): Generator<string> {
+  *idsWith(
+    index: 'state' | 'number' | 'call' | 'kek',
+    value: string,
+    range: { from?: string | undefined; to?: string | undefined } = {},
+  ): Generator<string> {
     const start = pairKey(value, range.from ?? '');
     const end = pairKey(value, range.to ?? AFTER);
     for (const key of this.secondaries[index].db.getKeys({ start, end })) yield idOfPairKey(key);
@@ -214,7 +231,11 @@ export class RecordingIndex {
       this.jobs.apply([{ remove: job }]);
       let next: KeyJob;
       if ('error' in outcome) {
-        next = { ...keyJob, failed: keyJob.failed + 1, failures: [...keyJob.failures, { recordingId: job.recordingId, error: outcome.error }].slice(-MAX_FAILURES_KEPT) };
+        next = {
+          ...keyJob,
+          failed: keyJob.failed + 1,
+          failures: [...keyJob.failures, { recordingId: job.recordingId, error: outcome.error }].slice(-MAX_FAILURES_KEPT),
+        };
       } else {
         const prev = this.entries.get(job.recordingId);
         if (prev) this.write(apply(withoutStamp(current(prev)), { type: 'converted', files: outcome.files, kekId: outcome.kekId }));
@@ -286,11 +307,15 @@ export class RecordingIndex {
       for (const { value } of this.entries.getRange()) {
         const e = current(value);
         if (value.stage === undefined) this.entries.put(e.recordingId, e);
-        if (e.stage === 'closed' || e.stage === 'failed') this.jobs.apply([{ put: { ...newJob('seal', e.recordingId, '', null), parked: e.stage === 'failed' } }]);
+        if (e.stage === 'closed' || e.stage === 'failed')
+          this.jobs.apply([{ put: { ...newJob('seal', e.recordingId, '', null), parked: e.stage === 'failed' } }]);
       }
-      for (const { value: u } of old.uploads.getRange()) this.jobs.apply([{ put: { ...newJob('upload', u.recordingId, u.target, null), attempts: u.attempts } }]);
-      for (const { value: d } of old.deletions.getRange()) this.jobs.apply([{ put: newJob('delete', d.recordingId, '', { reason: d.reason, actor: d.actor, startedAt: d.startedAt }) }]);
-      for (const { key, value: c } of old.conversions.getRange()) this.jobs.apply([{ put: newJob('convert', c.recordingId, String(key).split(SEP)[0]!, { staged: c.staged }) }]);
+      for (const { value: u } of old.uploads.getRange())
+        this.jobs.apply([{ put: { ...newJob('upload', u.recordingId, u.target, null), attempts: u.attempts } }]);
+      for (const { value: d } of old.deletions.getRange())
+        this.jobs.apply([{ put: newJob('delete', d.recordingId, '', { reason: d.reason, actor: d.actor, startedAt: d.startedAt }) }]);
+      for (const { key, value: c } of old.conversions.getRange())
+        this.jobs.apply([{ put: newJob('convert', c.recordingId, String(key).split(SEP)[0]!, { staged: c.staged }) }]);
       for (const db of Object.values(old)) for (const { key } of db.getRange()) db.remove(key);
       this.meta.put('schema', SCHEMA);
     });

@@ -1,4 +1,4 @@
-import { CallvaultError } from '../errors.js';
+import { QueryError } from '../errors.js';
 import { isRecordingId } from '../record/recordingId.js';
 import { normalizeNumber } from './numbers.js';
 import { entryView, legacyState, type EntryView } from '../archive/lifecycle.js';
@@ -29,16 +29,6 @@ export interface RecordingPage {
   readonly nextCursor: string | null;
 }
 
-/** A query field that cannot be understood; `field` names it. */
-export class QueryError extends CallvaultError {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super('BAD_QUERY', message, { field });
-  }
-}
-
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
 
 /**
@@ -47,7 +37,8 @@ const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{
  * something else than the operator typed is worse than an error.
  */
 function parseTime(v: string, field: string): Date {
-  const bad = () => new QueryError(field, `${field} must be an ISO 8601 date or date-time (2026-03-01, 2026-03-01T09:30:00Z), got ${JSON.stringify(v)}`);
+  const bad = () =>
+    new QueryError(field, `${field} must be an ISO 8601 date or date-time (2026-03-01, 2026-03-01T09:30:00Z), got ${JSON.stringify(v)}`);
   const m = ISO_TIME.exec(v);
   if (!m) throw bad();
   const [y, mo, d, h = 0, mi = 0, sec = 0] = m.slice(1, 7).map((x) => (x === undefined ? undefined : Number(x))) as number[];
@@ -61,14 +52,16 @@ function parseTime(v: string, field: string): Date {
 /** A positive decimal integer as a person types it: no 0x, exponent, sign or blanks. */
 function parseLimit(v: string | undefined): number {
   const limit = v === undefined ? DEFAULT_LIMIT : /^[1-9][0-9]{0,5}$/.test(v) ? Number(v) : NaN;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new QueryError('limit', `limit must be a decimal integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(v)}`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+    throw new QueryError('limit', `limit must be a decimal integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(v)}`);
   return limit;
 }
 
 /** Query fields as strings (URL parameters, CLI flags) → a checked query. */
 export function parseQuery(p: Readonly<Record<string, string | undefined>>): RecordingQuery {
   const limit = parseLimit(p.limit);
-  if (p.state !== undefined && !LEGACY_STATES.includes(p.state as LegacyState)) throw new QueryError('state', `state must be one of ${LEGACY_STATES.join(', ')}`);
+  if (p.state !== undefined && !LEGACY_STATES.includes(p.state as LegacyState))
+    throw new QueryError('state', `state must be one of ${LEGACY_STATES.join(', ')}`);
   let cursor: string | undefined;
   if (p.cursor !== undefined) {
     cursor = Buffer.from(p.cursor, 'base64url').toString('latin1');

@@ -62,7 +62,12 @@ async function* recordingIds(dataDir: string): AsyncGenerator<string> {
  * storage target that has one — and the jobs still owed: its seal, or the
  * uploads missing.
  */
-async function entryFromDisk(dataDir: string, id: string, targets: ReadonlyMap<string, StorageTarget>, holds: Map<string, LegalHold>): Promise<{ entry: NewIndexEntry; jobs: JobChange[] }> {
+async function entryFromDisk(
+  dataDir: string,
+  id: string,
+  targets: ReadonlyMap<string, StorageTarget>,
+  holds: Map<string, LegalHold>,
+): Promise<{ entry: NewIndexEntry; jobs: JobChange[] }> {
   const dir = recordingDir(dataDir, id);
   const tombstone = await readTombstone(dir, id);
   if (tombstone) return { entry: tombstone, jobs: [] };
@@ -98,7 +103,12 @@ async function entryFromDisk(dataDir: string, id: string, targets: ReadonlyMap<s
  * copies on storage targets, and legal holds from the audit log. The old index directory, if any, is
  * moved aside (never deleted). Stop the daemon first.
  */
-export async function rebuildIndex(dataDir: string, audit: AuditLog, targets: ReadonlyMap<string, StorageTarget>, onProgress?: (n: number) => void): Promise<RebuildResult> {
+export async function rebuildIndex(
+  dataDir: string,
+  audit: AuditLog,
+  targets: ReadonlyMap<string, StorageTarget>,
+  onProgress?: (n: number) => void,
+): Promise<RebuildResult> {
   const indexDir = path.join(dataDir, 'index');
   let previous: string | null = `${indexDir}.old-${new Date().toISOString().replace(/[:.]/g, '')}`;
   await rename(indexDir, previous).catch((err: NodeJS.ErrnoException) => {

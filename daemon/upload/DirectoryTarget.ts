@@ -1,3 +1,4 @@
+import { StoreError } from '../errors.js';
 import { copyFile, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { syncDir } from '../fsutil.js';
@@ -101,6 +102,6 @@ export class DirectoryTarget implements StorageTarget {
       const h = hashes[i];
       if (!h || h.sha256 !== e.sha256) problems.push(`${e.name} ${h ? 'differs' : 'missing'}`);
     });
-    if (problems.length) throw new Error(`copy in ${dir} does not match the seal: ${problems.join(', ')}`);
+    if (problems.length) throw new StoreError('COPY_MISMATCH', `copy in ${dir} does not match the seal: ${problems.join(', ')}`, { dir, problems });
   }
 }

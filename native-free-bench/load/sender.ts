@@ -72,14 +72,17 @@ export async function send(plan: SenderPlan): Promise<SenderResult> {
       const now = performance.now() - t0;
       for (; made < frames && made * 20 <= now; made++) {
         maxLagMs = Math.max(maxLagMs, now - made * 20);
-        templates.forEach((tpl, leg) => {
-          if (plan.loss && Math.random() < plan.loss) return void dropped++;
+        for (const [leg, tpl] of templates.entries()) {
+          if (plan.loss && Math.random() < plan.loss) {
+            dropped++;
+            continue;
+          }
           const pkt = Buffer.from(tpl);
           pkt.writeUInt16BE((seq0[leg]! + made) & 0xffff, 2);
           pkt.writeUInt32BE((ts0[leg]! + made * FRAME) >>> 0, 4);
           const late = plan.reorder && Math.random() < plan.reorder ? 21 : 0;
           schedule(made * 20 + late + Math.random() * plan.jitterMs, leg, pkt);
-        });
+        }
       }
       for (const end = Math.floor(now / STEP_MS); slot <= end; slot++) {
         for (const { leg, pkt } of due.get(slot) ?? []) {

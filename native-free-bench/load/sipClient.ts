@@ -27,7 +27,11 @@ export class SipClient {
   ) {
     sock.on('message', (buf) => {
       const msg = buf.toString('utf8');
-      for (const p of this.#pending) if (p.match(msg)) (this.#pending.delete(p), p.resolve(msg));
+      for (const p of this.#pending) {
+        if (!p.match(msg)) continue;
+        this.#pending.delete(p);
+        p.resolve(msg);
+      }
     });
   }
 
@@ -60,14 +64,31 @@ export class SipClient {
     const callId = `load-${i}-${randomBytes(4).toString('hex')}@127.0.0.1`;
     const tag = randomBytes(4).toString('hex');
     const target = `${this.target.host}:${this.target.port}`;
-    const sdp = ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0',
-      ...(['1', '2'] as const).flatMap((label) => [`m=audio ${40000 + Number(label) * 2} RTP/AVP 0 101`, 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:101 telephone-event/8000', `a=ssrc:${label === '1' ? ssrc.caller : ssrc.callee} cname:load`, `a=label:${label}`, 'a=sendonly'])].join('\r\n') + '\r\n';
+    const sdp = `${[
+      'v=0',
+      'o=- 1 1 IN IP4 127.0.0.1',
+      's=-',
+      'c=IN IP4 127.0.0.1',
+      't=0 0',
+      ...(['1', '2'] as const).flatMap((label) => [
+        `m=audio ${40000 + Number(label) * 2} RTP/AVP 0 101`,
+        'a=rtpmap:0 PCMU/8000',
+        'a=rtpmap:101 telephone-event/8000',
+        `a=ssrc:${label === '1' ? ssrc.caller : ssrc.callee} cname:load`,
+        `a=label:${label}`,
+        'a=sendonly',
+      ]),
+    ].join('\r\n')}\r\n`;
     const xml = `<?xml version="1.0" encoding="UTF-8"?>\r\n<recording xmlns='urn:ietf:params:xml:ns:recording:1'><datamode>complete</datamode><session session_id="s${i}"/><participant participant_id="a"><nameID aor="sip:+4930${100000 + i}@load"/></participant><participant participant_id="b"><nameID aor="sip:+4989654321@load"/></participant><stream stream_id="s1" session_id="s${i}"><label>1</label></stream><stream stream_id="s2" session_id="s${i}"><label>2</label></stream><participantstreamassoc participant_id="a"><send>s1</send></participantstreamassoc><participantstreamassoc participant_id="b"><send>s2</send></participantstreamassoc></recording>\r\n`;
     const body = `--b1\r\nContent-Type: application/sdp\r\n\r\n${sdp}\r\n--b1\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n${xml}\r\n--b1--\r\n`;
     const head = (method: string, cseq: string, toTag = '') =>
       `${method} sip:srs@${target} SIP/2.0\r\nVia: SIP/2.0/UDP ${this.#local};branch=z9hG4bK${randomBytes(6).toString('hex')}\r\nFrom: <sip:src@127.0.0.1>;tag=${tag}\r\nTo: <sip:srs@${target}>${toTag}\r\nCall-ID: ${callId}\r\nCSeq: ${cseq}\r\nMax-Forwards: 70\r\n`;
     const t0 = performance.now();
-    const ok = await this.#request(`${head('INVITE', '1 INVITE')}Contact: <sip:src@${this.#local}>;+sip.src\r\nRequire: siprec\r\nContent-Type: multipart/mixed;boundary=b1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, callId, '1 INVITE');
+    const ok = await this.#request(
+      `${head('INVITE', '1 INVITE')}Contact: <sip:src@${this.#local}>;+sip.src\r\nRequire: siprec\r\nContent-Type: multipart/mixed;boundary=b1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      callId,
+      '1 INVITE',
+    );
     const setupMs = performance.now() - t0;
     if (!ok.startsWith('SIP/2.0 200')) throw new Error(`INVITE ${i}: ${ok.split('\r\n')[0]}`);
     const toTag = /^To: .*(;tag=[^;\r\n]+)/m.exec(ok)?.[1] ?? '';

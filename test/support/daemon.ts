@@ -49,7 +49,11 @@ export class DaemonProcess {
         line = { level: 'raw', msg: text };
       }
       this.logs.push(line);
-      this.waiters = this.waiters.filter((w) => (w.match(line) ? (w.resolve(line), false) : true));
+      this.waiters = this.waiters.filter((w) => {
+        if (!w.match(line)) return true;
+        w.resolve(line);
+        return false;
+      });
     });
     child.stderr!.on('data', (d: Buffer) => this.logs.push({ level: 'stderr', msg: d.toString() }));
     this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
@@ -79,14 +83,24 @@ export class DaemonProcess {
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`log line not seen in ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({ match, resolve: (l) => (clearTimeout(t), resolve(l)) });
+      this.waiters.push({
+        match,
+        resolve: (l) => {
+          clearTimeout(t);
+          resolve(l);
+        },
+      });
     });
   }
 
   async api(method: string, route: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; body: any }> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (token !== null) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(this.controlUrl + route, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+    const res = await fetch(this.controlUrl + route, {
+      method,
+      headers,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   }

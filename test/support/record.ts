@@ -36,7 +36,11 @@ export async function recordCalls(d: DaemonProcess, plans: CallPlan[]): Promise<
     plans.map(async (o) => {
       const ssrcs = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
       const t0 = performance.now();
-      const call = await startCall(d, { callId: o.callId, codec: o.codec ?? 'PCMU', ...(o.announceSsrc ? { callerSsrc: ssrcs.caller, calleeSsrc: ssrcs.callee } : {}) });
+      const call = await startCall(d, {
+        callId: o.callId,
+        codec: o.codec ?? 'PCMU',
+        ...(o.announceSsrc ? { callerSsrc: ssrcs.caller, calleeSsrc: ssrcs.callee } : {}),
+      });
       return { o, call, ssrcs, t0, roles: ROLES.filter((r) => o[r]) };
     }),
   );

@@ -91,7 +91,13 @@ export async function send(plan: SendPlan): Promise<StreamResult[]> {
     sockets.set(key, sock);
   }
   const socketOf = (s: StreamPlan) => sockets.get(`${s.fromHost ?? '127.0.0.1'}:${s.fromPort ?? 0}`) as Socket;
-  const queues = plan.streams.map((s, i) => ({ s, sock: socketOf(s), q: schedule(s, i + 1), i: 0, result: { port: s.port, sent: 0, rawSent: 0, rawBytes: 0 } }));
+  const queues = plan.streams.map((s, i) => ({
+    s,
+    sock: socketOf(s),
+    q: schedule(s, i + 1),
+    i: 0,
+    result: { port: s.port, sent: 0, rawSent: 0, rawBytes: 0 },
+  }));
   const t0 = performance.now();
   const last = Math.max(0, ...queues.map((x) => x.q[x.q.length - 1]?.atMs ?? 0));
   await new Promise<void>((resolve) => {

@@ -18,7 +18,14 @@ export interface SippRequest {
   readonly await?: readonly string[];
   /** siprec-hold: how long after the UPDATE the SRC hangs up (default 300 ms). */
   readonly afterUpdateMs?: number;
-  readonly hold?: { readonly holdBody: string; readonly resumeBody: string; readonly updateBody: string; readonly updateContentType: string; readonly holdMs: number; readonly holdExpect?: number };
+  readonly hold?: {
+    readonly holdBody: string;
+    readonly resumeBody: string;
+    readonly updateBody: string;
+    readonly updateContentType: string;
+    readonly holdMs: number;
+    readonly holdExpect?: number;
+  };
 }
 
 export interface SippRun {
@@ -71,7 +78,33 @@ export async function runSipp(req: SippRequest, run: SippRun): Promise<SippResul
   const messages = path.join(dir, 'messages.log');
   const port = nextPort++;
   const calls = run.calls ?? 1;
-  const args = ['-sf', file, '-m', String(calls), '-l', String(calls), '-r', String(run.rate ?? 10), '-d', String(run.holdMs ?? 1000), '-i', '127.0.0.1', '-p', String(port), '-t', run.transport === 'tcp' ? 't1' : 'u1', '-nostdin', '-timeout', `${run.timeoutS ?? 30}s`, '-timeout_error', '-trace_msg', '-message_file', messages, ...(run.auth ? ['-au', run.auth.username, '-ap', run.auth.password] : []), run.target];
+  const args = [
+    '-sf',
+    file,
+    '-m',
+    String(calls),
+    '-l',
+    String(calls),
+    '-r',
+    String(run.rate ?? 10),
+    '-d',
+    String(run.holdMs ?? 1000),
+    '-i',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-t',
+    run.transport === 'tcp' ? 't1' : 'u1',
+    '-nostdin',
+    '-timeout',
+    `${run.timeoutS ?? 30}s`,
+    '-timeout_error',
+    '-trace_msg',
+    '-message_file',
+    messages,
+    ...(run.auth ? ['-au', run.auth.username, '-ap', run.auth.password] : []),
+    run.target,
+  ];
   const child = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
@@ -99,7 +132,11 @@ ${method === 'UPDATE' ? '[last_Session-Expires:]\n' : ''}Content-Length: 0
 }
 
 /** A SIPREC INVITE body: multipart/mixed with an SDP offer and the metadata, in that order unless `metadataFirst`. */
-export function siprecBody(sdp: string, metadata: string, opts: { boundary?: string; metadataType?: string; metadataFirst?: boolean } = {}): { body: string; contentType: string } {
+export function siprecBody(
+  sdp: string,
+  metadata: string,
+  opts: { boundary?: string; metadataType?: string; metadataFirst?: boolean } = {},
+): { body: string; contentType: string } {
   const boundary = opts.boundary ?? 'callvault-test-boundary';
   const sdpPart = `Content-Type: application/sdp\n\n${sdp}`;
   const metaPart = `Content-Type: ${opts.metadataType ?? 'application/rs-metadata+xml'}\nContent-Disposition: recording-session\n\n${metadata}`;
@@ -108,7 +145,12 @@ export function siprecBody(sdp: string, metadata: string, opts: { boundary?: str
 }
 
 /** An SDP offer of sendonly G.711 streams, one per label (`formats` per stream: default PCMU + telephone-event). */
-export function offerSdp(labels: readonly string[], formats = '0 101', rtpmap = 'a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000', direction = 'sendonly'): string {
+export function offerSdp(
+  labels: readonly string[],
+  formats = '0 101',
+  rtpmap = 'a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000',
+  direction = 'sendonly',
+): string {
   const media = labels.map((label, i) => `m=audio ${41000 + 2 * i} RTP/AVP ${formats}\n${rtpmap}\na=label:${label}\na=${direction}`);
-  return ['v=0', 'o=- 2890844526 2890844526 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', ...media].join('\n') + '\n';
+  return `${['v=0', 'o=- 2890844526 2890844526 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', ...media].join('\n')}\n`;
 }

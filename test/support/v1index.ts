@@ -9,7 +9,11 @@ import type { IndexEntry, LegacyState } from '../../daemon/archive/RecordingType
  * `state` instead of a `stage`, no job journal, schema 1 — so a test can
  * start today's daemon on an index of the earlier layout.
  */
-export async function asVersion1Index(dataDir: string, recordingId: string, patch: { readonly state: LegacyState; readonly [k: string]: unknown }): Promise<void> {
+export async function asVersion1Index(
+  dataDir: string,
+  recordingId: string,
+  patch: { readonly state: LegacyState; readonly [k: string]: unknown },
+): Promise<void> {
   const root = open({ path: path.join(dataDir, 'index', 'index.mdb'), compression: false });
   try {
     const entries = root.openDB<Record<string, unknown>, string>({ name: 'recordings' });

@@ -3,18 +3,20 @@ import { describe, test } from 'node:test';
 import { apply, expiresBySweep, isSealed, legacyState, replay, stageOfLegacy, type LifecycleEvent } from '../../daemon/archive/lifecycle.js';
 import { LEGACY_STATES, STAGES, type NewIndexEntry, type Stage } from '../../daemon/archive/RecordingTypes.js';
 import { LifecycleError } from '../../daemon/errors.js';
+import { testEntry } from './entries.js';
 
 function entry(stage: Stage = 'recording', o: Partial<NewIndexEntry> = {}): NewIndexEntry {
-  const n = { number: '+4930123456', normalized: '+4930123456' };
-  return {
-    recordingId: '01a2321bfe100abaf76426', callId: 'c1', profile: 'p', direction: 'inbound', caller: n, callee: n, codec: 'PCMU', channelMode: 'stereo', stage,
-    dir: 'recordings/x', files: ['x.wav', 'x.json'], startedAt: '2026-12-01T10:00:00.000Z', endedAt: null, durationMs: null, sealedAt: null, kekId: null, uploads: {},
-    retainUntil: '2027-12-01T10:00:00.000Z', hold: null, deletedAt: null, error: null, ...o,
-  };
+  return testEntry(26, { stage, files: ['x.wav', 'x.json'], retainUntil: '2027-12-01T10:00:00.000Z', ...o });
 }
 
 const closed: LifecycleEvent = { type: 'closed', endedAt: '2026-12-01T10:01:00.000Z', durationMs: 60_000 };
-const sealed = (targets: string[], kekId: string | null = null): LifecycleEvent => ({ type: 'sealed', files: ['x.json', 'x.wav.enc'], kekId, sealedAt: '2026-12-01T10:01:01.000Z', targets });
+const sealed = (targets: string[], kekId: string | null = null): LifecycleEvent => ({
+  type: 'sealed',
+  files: ['x.json', 'x.wav.enc'],
+  kekId,
+  sealedAt: '2026-12-01T10:01:01.000Z',
+  targets,
+});
 
 describe('recording lifecycle', () => {
   test('a whole life: recording → closed → sealed → archived (once every target has its copy) → deleted', () => {
@@ -49,7 +51,11 @@ describe('recording lifecycle', () => {
     ];
     for (const [stage, ev] of refused) {
       const before = entry(stage);
-      assert.throws(() => apply(before, ev), (err: unknown) => err instanceof LifecycleError && err.code === 'ILLEGAL_TRANSITION', `${stage} + ${ev.type}`);
+      assert.throws(
+        () => apply(before, ev),
+        (err: unknown) => err instanceof LifecycleError && err.code === 'ILLEGAL_TRANSITION',
+        `${stage} + ${ev.type}`,
+      );
       assert.equal(before.stage, stage);
     }
   });
@@ -78,6 +84,9 @@ describe('recording lifecycle', () => {
     assert.equal(legacyState({ stage: 'archived', kekId: 'k' }), 'uploaded');
     for (const s of LEGACY_STATES) assert.ok(STAGES.includes(stageOfLegacy(s)), s);
     for (const s of STAGES) assert.equal(stageOfLegacy(legacyState({ stage: s, kekId: null })), s);
-    assert.deepEqual(STAGES.filter((s) => isSealed({ stage: s })), ['sealed', 'archived']);
+    assert.deepEqual(
+      STAGES.filter((s) => isSealed({ stage: s })),
+      ['sealed', 'archived'],
+    );
   });
 });

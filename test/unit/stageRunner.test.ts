@@ -9,18 +9,13 @@ import type { NewIndexEntry } from '../../daemon/archive/RecordingTypes.js';
 import { StageRunner, type Failure, type StageHandler } from '../../daemon/archive/StageRunner.js';
 import { createLogger } from '../../daemon/log.js';
 import { RecordingIndex } from '../../daemon/store/RecordingIndex.js';
+import { testEntry } from './entries.js';
 
 const log = createLogger('silent');
 const HOST = os.hostname();
 
 function entry(i: number): NewIndexEntry {
-  const n = { number: '+4930123456', normalized: '+4930123456' };
-  const id = `01a2321bfe100abaf764${String(i).padStart(2, '0')}`;
-  return {
-    recordingId: id, callId: `c${i}`, profile: 'p', direction: 'inbound', caller: n, callee: n, codec: 'PCMU', channelMode: 'stereo', stage: 'closed',
-    dir: `recordings/${id}`, files: [], startedAt: '2026-12-01T10:00:00.000Z', endedAt: null, durationMs: null, sealedAt: null, kekId: null, uploads: {},
-    retainUntil: null, hold: null, deletedAt: null, error: null,
-  };
+  return testEntry(i, { stage: 'closed' });
 }
 
 /** A handler whose every attempt is recorded and whose outcome the test decides. */
@@ -75,7 +70,16 @@ describe('StageRunner over a real LMDB journal', () => {
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
       const e = entry(ids.length + (stage === 'seal' ? 0 : 50) + (lane ? 20 : 0));
-      await index.create(e, [{ put: newJob(stage, e.recordingId, lane, stage === 'delete' ? { reason: 'r', actor: 'a', startedAt: 'x' } : stage === 'convert' ? { staged: null } : null) as Job }]);
+      await index.create(e, [
+        {
+          put: newJob(
+            stage,
+            e.recordingId,
+            lane,
+            stage === 'delete' ? { reason: 'r', actor: 'a', startedAt: 'x' } : stage === 'convert' ? { staged: null } : null,
+          ) as Job,
+        },
+      ]);
       ids.push(e.recordingId);
     }
     return ids;
@@ -89,7 +93,10 @@ describe('StageRunner over a real LMDB journal', () => {
     await runner.start();
     await runner.idle();
     await runner.drain();
-    assert.deepEqual(probe.attempts.map((a) => a.attempts), [0, 1, 2, 3, 4]);
+    assert.deepEqual(
+      probe.attempts.map((a) => a.attempts),
+      [0, 1, 2, 3, 4],
+    );
     for (let k = 1; k < probe.attempts.length; k++) {
       const a = probe.attempts[k]!;
       const failedAt = probe.attempts[k - 1]!.at;
@@ -112,7 +119,11 @@ describe('StageRunner over a real LMDB journal', () => {
     await runner.start();
     await runner.idle();
     await runner.drain();
-    assert.deepEqual(probe.attempts.map((a) => a.id).sort(), [ids[0], ids[2]].sort(), 'the dead owner’s job and the free one ran; the live owner’s did not');
+    assert.deepEqual(
+      probe.attempts.map((a) => a.id).sort(),
+      [ids[0], ids[2]].sort(),
+      'the dead owner’s job and the free one ran; the live owner’s did not',
+    );
     assert.ok(index.jobs.get({ stage: 'seal', lane: '', recordingId: ids[1]! }), 'the held job is still journaled');
   });
 
@@ -127,7 +138,9 @@ describe('StageRunner over a real LMDB journal', () => {
     const other = RecordingIndex.open(dir);
     try {
       const a = new StageRunner({ index, log, owner: `${HOST}:${process.pid}:a`, attemptsPerJob: 1 }).register(new Probe('seal', index, slow, 2));
-      const b = new StageRunner({ index: other, log, owner: `${HOST}:${process.pid}:b`, attemptsPerJob: 1 }).register(new Probe('seal', other, slow, 2));
+      const b = new StageRunner({ index: other, log, owner: `${HOST}:${process.pid}:b`, attemptsPerJob: 1 }).register(
+        new Probe('seal', other, slow, 2),
+      );
       await Promise.all([a.start(), b.start()]);
       await Promise.all([a.idle(), b.idle()]);
       await Promise.all([a.drain(), b.drain()]);
@@ -135,7 +148,13 @@ describe('StageRunner over a real LMDB journal', () => {
       await other.close();
     }
     assert.equal(new Set(ran).size, ran.length, `ran ${ran.length} attempts for ${new Set(ran).size} jobs`);
-    assert.equal(index.jobs.count('seal'), 0);
+    // A fresh handle: the other runner's commits, as another process would read them.
+    const fresh = RecordingIndex.open(dir);
+    try {
+      assert.equal(fresh.jobs.count('seal'), 0, 'every job was done by one of them');
+    } finally {
+      await fresh.close();
+    }
   });
 
   test('drain finishes the seals due now, starts no upload, and waits for the one under way', async () => {

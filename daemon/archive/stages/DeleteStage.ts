@@ -44,17 +44,28 @@ export class DeleteStage implements StageHandler<'delete'> {
       const target = targets.get(name);
       // A copy may exist even while pending (crash after the rename): delete wherever the target is known.
       if (!target) {
-        if (status.state === 'done') throw new StoreError('TARGET_GONE', `storage target ${name} holds a copy but is no longer configured; add it back to delete the copy`, { recordingId, target: name });
+        if (status.state === 'done')
+          throw new StoreError('TARGET_GONE', `storage target ${name} holds a copy but is no longer configured; add it back to delete the copy`, {
+            recordingId,
+            target: name,
+          });
         continue;
       }
       await target.remove(rec);
     }
-    for (const name of [...entry.files, checksumFileName(recordingId), signatureFileName(recordingId)]) await rm(path.join(dir, name), { force: true });
+    for (const name of [...entry.files, checksumFileName(recordingId), signatureFileName(recordingId)])
+      await rm(path.join(dir, name), { force: true });
     const event = { type: 'deleted', at: new Date().toISOString() } as const;
     const { updatedAt: _, ...rest } = entry;
-    await writeFileDurably(path.join(dir, tombstoneName(recordingId)), JSON.stringify(apply(rest, event), null, 2) + '\n', 0o640);
+    await writeFileDurably(path.join(dir, tombstoneName(recordingId)), `${JSON.stringify(apply(rest, event), null, 2)}\n`, 0o640);
     const { reason, actor } = job.data;
-    await this.audit.append(actor, 'recording.deleted', recordingId, { reason, profile: entry.profile, retainUntil: entry.retainUntil, startedAt: entry.startedAt, targets: Object.keys(entry.uploads) });
+    await this.audit.append(actor, 'recording.deleted', recordingId, {
+      reason,
+      profile: entry.profile,
+      retainUntil: entry.retainUntil,
+      startedAt: entry.startedAt,
+      targets: Object.keys(entry.uploads),
+    });
     await this.index.commit(recordingId, event, [{ remove: job }]);
     this.log.info({ recordingId, reason, actor }, 'recording deleted');
   }

@@ -68,17 +68,33 @@ export class SealStage implements StageHandler<'seal'> {
     const t0 = performance.now();
     const { result, sealedAt } = await this.seal(meta, dir);
     const targets = meta.profile.storage;
-    await this.index.commit(id, { type: 'sealed', files: result.files.map((f) => f.name).sort(), kekId: result.kekId, sealedAt: sealedAt.toISOString(), targets }, [
-      { remove: job },
-      ...targets.map((t) => ({ put: newJob('upload', id, t, null) })),
-    ]);
-    this.log.info({ recordingId: id, callId: meta.callId, files: result.files.length, bytes: result.bytes, kekId: result.kekId, sealMs: Math.round(performance.now() - t0) }, 'recording sealed');
+    await this.index.commit(
+      id,
+      { type: 'sealed', files: result.files.map((f) => f.name).sort(), kekId: result.kekId, sealedAt: sealedAt.toISOString(), targets },
+      [{ remove: job }, ...targets.map((t) => ({ put: newJob('upload', id, t, null) }))],
+    );
+    this.log.info(
+      {
+        recordingId: id,
+        callId: meta.callId,
+        files: result.files.length,
+        bytes: result.bytes,
+        kekId: result.kekId,
+        sealMs: Math.round(performance.now() - t0),
+      },
+      'recording sealed',
+    );
   }
 
   failed(job: Job<'seal'>, err: unknown): Failure {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `file missing: ${(err as Error).message}` : (err as Error).message;
     const code = transientCode(err) ?? null;
-    if (code) return { action: 'retry', code, event: { type: 'seal-retrying', error: `seal attempt ${job.attempts + 1} failed (${code}), retrying: ${reason}` } };
+    if (code)
+      return {
+        action: 'retry',
+        code,
+        event: { type: 'seal-retrying', error: `seal attempt ${job.attempts + 1} failed (${code}), retrying: ${reason}` },
+      };
     // Parked, not dropped: the next start tries once more (a failure that was transient after all, or a fixed file).
     return { action: 'park', code: null, event: { type: 'failed', error: `seal failed: ${reason}` } };
   }
@@ -104,7 +120,12 @@ export class SealStage implements StageHandler<'seal'> {
   private async encrypt(dir: string, name: string, recordingId: string): Promise<StoredFile> {
     const plain = path.join(dir, name);
     const stored = envelopeName(name);
-    if (await access(plain).then(() => true, () => false)) {
+    if (
+      await access(plain).then(
+        () => true,
+        () => false,
+      )
+    ) {
       const kek = this.kekFor(recordingId);
       const w = await writeEnvelope(this.pool, kek, plain, path.join(dir, stored));
       await removePlaintext(plain);
@@ -125,7 +146,12 @@ export class SealStage implements StageHandler<'seal'> {
     const signature = await this.pool.sign(Buffer.from(checksums), this.identity.privateKey);
     const sigFile = path.join(dir, signatureFileName(id));
     await writeFileDurably(sigFile, formatSignature(signature), 0o640);
-    const result = { recordingId: id, files: files.map(({ name, sha256 }) => ({ name, sha256 })), bytes: files.reduce((s, f) => s + f.bytes, 0), kekId: files.find((f) => f.kekId)?.kekId ?? null };
+    const result = {
+      recordingId: id,
+      files: files.map(({ name, sha256 }) => ({ name, sha256 })),
+      bytes: files.reduce((s, f) => s + f.bytes, 0),
+      kekId: files.find((f) => f.kekId)?.kekId ?? null,
+    };
     return { result, sealedAt: (await stat(sigFile)).mtime };
   }
 }

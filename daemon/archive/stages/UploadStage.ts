@@ -49,7 +49,10 @@ export class UploadStage implements StageHandler<'upload'> {
 
   async run(job: Job<'upload'>): Promise<void> {
     const entry = this.index.get(job.recordingId);
-    if (!entry) throw new StoreError('NO_SUCH_RECORDING', `upload job for recording ${job.recordingId}, which the index does not have`, { recordingId: job.recordingId });
+    if (!entry)
+      throw new StoreError('NO_SUCH_RECORDING', `upload job for recording ${job.recordingId}, which the index does not have`, {
+        recordingId: job.recordingId,
+      });
     const target = this.#targets.get(job.lane)!;
     const t0 = performance.now();
     const doneAt = await target.put({ recordingId: job.recordingId, dir: path.join(this.dataDir, entry.dir), relDir: entry.dir });
@@ -59,6 +62,10 @@ export class UploadStage implements StageHandler<'upload'> {
 
   failed(job: Job<'upload'>, err: unknown): Failure {
     if (err instanceof StoreError && err.code === 'NO_SUCH_RECORDING') return { action: 'drop', event: null, code: null };
-    return { action: 'retry', event: { type: 'upload-failed', target: job.lane, error: err instanceof Error ? err.message : String(err) }, code: transientCode(err) ?? null };
+    return {
+      action: 'retry',
+      event: { type: 'upload-failed', target: job.lane, error: err instanceof Error ? err.message : String(err) },
+      code: transientCode(err) ?? null,
+    };
   }
 }

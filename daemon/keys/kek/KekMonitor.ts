@@ -57,7 +57,10 @@ export class KekMonitor {
     for (const k of untrusted) {
       if (this.alarmed.get(k.id) === day) continue;
       this.alarmed.set(k.id, day);
-      this.log.error({ kekId: k.id, fingerprintSha256: k.fingerprintSha256, createdAt: k.createdAt }, 'a KEK in the data dir is not in encryption.trustedKeks and is not used: pin it if your administrators made it, investigate if not');
+      this.log.error(
+        { kekId: k.id, fingerprintSha256: k.fingerprintSha256, createdAt: k.createdAt },
+        'a KEK in the data dir is not in encryption.trustedKeks and is not used: pin it if your administrators made it, investigate if not',
+      );
     }
     const before = this.seen;
     this.seen = current;
@@ -66,7 +69,10 @@ export class KekMonitor {
     const removed = [...before.keys()].filter((id) => !current.has(id));
     if (!added.length && !removed.length) return undefined;
     const change = { added, removed, untrusted };
-    this.log.warn({ added: added.map((k) => ({ kekId: k.id, fingerprintSha256: k.fingerprintSha256, trusted: this.store.isTrusted(k) })), removed }, 'the set of KEKs changed');
+    this.log.warn(
+      { added: added.map((k) => ({ kekId: k.id, fingerprintSha256: k.fingerprintSha256, trusted: this.store.isTrusted(k) })), removed },
+      'the set of KEKs changed',
+    );
     for (const l of this.listeners) {
       try {
         l(change);
@@ -97,12 +103,22 @@ export class KekMonitor {
     if (this.notified.get(s.kek.id) === day) return s;
     this.notified.set(s.kek.id, day);
     const fields = { kekId: s.kek.id, expiresAt: s.expiresAt.toISOString(), daysLeft: Math.floor(s.secondsLeft / 86_400) };
-    this.log.warn(fields, s.secondsLeft > 0 ? 'the current KEK is near the end of its cryptoperiod: run `callvault keys rotate`' : 'the current KEK is past its cryptoperiod; recording continues under it: run `callvault keys rotate`');
+    this.log.warn(
+      fields,
+      s.secondsLeft > 0
+        ? 'the current KEK is near the end of its cryptoperiod: run `callvault keys rotate`'
+        : 'the current KEK is past its cryptoperiod; recording continues under it: run `callvault keys rotate`',
+    );
     const cmd = this.settings.notifyCommand;
     if (cmd) {
-      const env = { ...process.env, CALLVAULT_KEK_ID: s.kek.id, CALLVAULT_KEK_EXPIRES_AT: fields.expiresAt, CALLVAULT_KEK_SECONDS_LEFT: String(s.secondsLeft) };
+      const env = {
+        ...process.env,
+        CALLVAULT_KEK_ID: s.kek.id,
+        CALLVAULT_KEK_EXPIRES_AT: fields.expiresAt,
+        CALLVAULT_KEK_SECONDS_LEFT: String(s.secondsLeft),
+      };
       execFile(cmd[0]!, cmd.slice(1), { env, timeout: NOTIFY_TIMEOUT_MS }, (err) => {
-        if (err) this.log.error({ command: cmd[0], err: err.message }, 'KEK expiry notification hook failed');
+        if (err) this.log.error({ command: cmd[0], err }, 'KEK expiry notification hook failed');
         else this.log.info({ command: cmd[0], kekId: s.kek.id }, 'KEK expiry notification sent');
       });
     }

@@ -40,7 +40,9 @@ export function wipeShareInputs(inputs: ShareInputs): void {
 }
 
 export function spkiFingerprint(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 export function kekExpiry(kek: KekRecord, cryptoperiodDays: number): Date {
@@ -157,7 +159,10 @@ export class KekStore {
    */
   async create(opts: { bits: number; shares: ShareInputs; now?: Date; backupDirs?: Readonly<Partial<Record<ShareLetter, string>>> }): Promise<Kek> {
     if (opts.shares.A.passphrase.equals(opts.shares.B.passphrase)) {
-      throw new KeyError('SAME_PASSPHRASE', 'both shares would have the same passphrase: dual control needs two administrators with different passphrases');
+      throw new KeyError(
+        'SAME_PASSPHRASE',
+        'both shares would have the same passphrase: dual control needs two administrators with different passphrases',
+      );
     }
     const backups = opts.backupDirs ?? {};
     assertSeparatePlaces(backups, 'backed up');
@@ -170,7 +175,7 @@ export class KekStore {
     const parts = splitSecret(der);
     der.fill(0);
     for (const [i, letter] of SHARE_LETTERS.entries()) {
-      const text = JSON.stringify(sealShare(id, letter, parts[i]!, opts.shares[letter].passphrase), null, 2) + '\n';
+      const text = `${JSON.stringify(sealShare(id, letter, parts[i]!, opts.shares[letter].passphrase), null, 2)}\n`;
       parts[i]!.fill(0);
       await writeFileDurably(path.join(dir, shareFileName(letter)), text, 0o600);
       const backup = backups[letter];
@@ -186,7 +191,8 @@ export class KekStore {
   async importPublic(k: { id: string; bits: number; createdAt: string; publicKey: KeyObject }): Promise<Kek> {
     const known = this.list().find((x) => x.id === k.id);
     if (known) {
-      if (known.fingerprintSha256 !== spkiFingerprint(k.publicKey)) throw new KeyError('KEK_CHANGED', `the key manager's KEK ${k.id} has a different public key than the one recorded here`, { kekId: k.id });
+      if (known.fingerprintSha256 !== spkiFingerprint(k.publicKey))
+        throw new KeyError('KEK_CHANGED', `the key manager's KEK ${k.id} has a different public key than the one recorded here`, { kekId: k.id });
       return known;
     }
     const dir = this.kekDir(k.id);
@@ -194,7 +200,10 @@ export class KekStore {
     return this.record(dir, { ...k, provider: 'lkm' });
   }
 
-  private async record(dir: string, k: { id: string; provider: KekProviderName; bits: number; createdAt: string; publicKey: KeyObject }): Promise<Kek> {
+  private async record(
+    dir: string,
+    k: { id: string; provider: KekProviderName; bits: number; createdAt: string; publicKey: KeyObject },
+  ): Promise<Kek> {
     await writeFileDurably(path.join(dir, 'public.pem'), k.publicKey.export({ type: 'spki', format: 'pem' }) as string, 0o644);
     const record: KekRecord = {
       format: KEK_FORMAT,
@@ -211,7 +220,7 @@ export class KekStore {
   }
 
   private writeRecord(record: KekRecord): Promise<void> {
-    return writeFileDurably(path.join(this.kekDir(record.id), 'kek.json'), JSON.stringify(record, null, 2) + '\n', 0o644);
+    return writeFileDurably(path.join(this.kekDir(record.id), 'kek.json'), `${JSON.stringify(record, null, 2)}\n`, 0o644);
   }
 
   /** No new recording is encrypted under a revoked KEK; `keys revoke` moves the old ones off it. */
@@ -226,7 +235,10 @@ export class KekStore {
    * (never over a file there), or destroyed. Returns what was done to which
    * file, for the audit log.
    */
-  async retireShares(id: string, escrowDirs: Readonly<Partial<Record<ShareLetter, string>>> = {}): Promise<{ destroyed: string[]; escrowed: string[] }> {
+  async retireShares(
+    id: string,
+    escrowDirs: Readonly<Partial<Record<ShareLetter, string>>> = {},
+  ): Promise<{ destroyed: string[]; escrowed: string[] }> {
     assertSeparatePlaces(escrowDirs, 'escrowed');
     const destroyed: string[] = [];
     const escrowed: string[] = [];
@@ -260,7 +272,8 @@ export class KekStore {
   /** Both shares, opened and combined; the result is checked against the public key before it is returned. */
   async openPrivate(id: string, shares: ShareInputs): Promise<KeyObject> {
     const kek = this.get(id);
-    if (kek.provider !== 'local') throw new KeyError('KEK_NOT_LOCAL', `KEK ${id} is held by the key manager; its private key is not here`, { kekId: id });
+    if (kek.provider !== 'local')
+      throw new KeyError('KEK_NOT_LOCAL', `KEK ${id} is held by the key manager; its private key is not here`, { kekId: id });
     const parts: Buffer[] = [];
     for (const letter of SHARE_LETTERS) {
       const file = shares[letter].file ?? path.join(this.kekDir(id), shareFileName(letter));
@@ -268,21 +281,28 @@ export class KekStore {
       try {
         text = await readFile(file, 'utf8');
       } catch (err) {
-        throw new KeyError('SHARE_UNREADABLE', `cannot read share ${letter} of KEK ${id} at ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { file });
+        throw new KeyError(
+          'SHARE_UNREADABLE',
+          `cannot read share ${letter} of KEK ${id} at ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+          { file },
+        );
       }
       parts.push(openShare(text, id, letter, shares[letter].passphrase, file));
     }
     const der = combineShares(parts[0]!, parts[1]!);
-    parts.forEach((p) => p.fill(0));
+    for (const p of parts) p.fill(0);
     try {
       const key = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
       if (spkiFingerprint(createPublicKey(key)) !== kek.fingerprintSha256) throw new Error('fingerprint');
       return key;
     } catch {
-      throw new KeyError('SHARES_MISMATCH', `the shares of KEK ${id} do not combine into its private key: one of them belongs to another key generation`, { kekId: id });
+      throw new KeyError(
+        'SHARES_MISMATCH',
+        `the shares of KEK ${id} do not combine into its private key: one of them belongs to another key generation`,
+        { kekId: id },
+      );
     } finally {
       der.fill(0);
     }
   }
 }
-

@@ -39,14 +39,19 @@ export class LkmClient {
    * with `tokenFile` — the unwrap credential a command was given.
    */
   static async create(cfg: EncryptionConfig['lkm'], tokenFile: string | null = cfg.tokenFile): Promise<LkmClient> {
-    if (!cfg.url || !tokenFile) throw new KeyError('LKM_NOT_CONFIGURED', 'encryption.lkm.url and encryption.lkm.tokenFile must be set for provider lkm');
+    if (!cfg.url || !tokenFile)
+      throw new KeyError('LKM_NOT_CONFIGURED', 'encryption.lkm.url and encryption.lkm.tokenFile must be set for provider lkm');
     const read = (file: string | null, key: string) =>
       file
         ? readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
             throw new KeyError('LKM_FILE_UNREADABLE', `cannot read encryption.lkm.${key} ${file}: ${err.code ?? String(err)}`);
           })
         : Promise.resolve(undefined);
-    const [ca, cert, key] = await Promise.all([read(cfg.caFile, 'caFile'), read(cfg.clientCertFile, 'clientCertFile'), read(cfg.clientKeyFile, 'clientKeyFile')]);
+    const [ca, cert, key] = await Promise.all([
+      read(cfg.caFile, 'caFile'),
+      read(cfg.clientCertFile, 'clientCertFile'),
+      read(cfg.clientKeyFile, 'clientKeyFile'),
+    ]);
     return new LkmClient(new URL(cfg.url), await firstLine(tokenFile, 'key manager token file'), { ca, cert, key }, cfg.timeoutMs);
   }
 
@@ -61,7 +66,9 @@ export class LkmClient {
 
   /** Unwrap one data key; the key manager records which recording it is for, and why. */
   async unwrap(kekId: string, wrapped: Uint8Array, recordingId: string, purpose: string): Promise<Buffer> {
-    const body = (await this.request('POST', '/v1/unwrap', { kekId, wrappedDek: Buffer.from(wrapped).toString('base64'), recordingId, purpose })) as { dek: string };
+    const body = (await this.request('POST', '/v1/unwrap', { kekId, wrappedDek: Buffer.from(wrapped).toString('base64'), recordingId, purpose })) as {
+      dek: string;
+    };
     return Buffer.from(body.dek, 'base64');
   }
 
@@ -75,7 +82,11 @@ export class LkmClient {
           method,
           ...this.tls,
           timeout: this.timeoutMs,
-          headers: { authorization: `Bearer ${this.token}`, accept: 'application/json', ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
+          headers: {
+            authorization: `Bearer ${this.token}`,
+            accept: 'application/json',
+            ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
+          },
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -86,15 +97,24 @@ export class LkmClient {
             try {
               body = JSON.parse(text) as typeof body;
             } catch {
-              return reject(new KeyError('LKM_BAD_REPLY', `key manager ${url.origin} answered ${method} ${route} with ${res.statusCode} and no JSON`));
+              return reject(
+                new KeyError('LKM_BAD_REPLY', `key manager ${url.origin} answered ${method} ${route} with ${res.statusCode} and no JSON`),
+              );
             }
-            if (res.statusCode !== 200) return reject(new KeyError('LKM_REFUSED', `key manager ${url.origin} refused ${method} ${route}: ${res.statusCode} ${body.error ?? ''}`.trim(), { status: res.statusCode }));
+            if (res.statusCode !== 200)
+              return reject(
+                new KeyError('LKM_REFUSED', `key manager ${url.origin} refused ${method} ${route}: ${res.statusCode} ${body.error ?? ''}`.trim(), {
+                  status: res.statusCode,
+                }),
+              );
             resolve(body);
           });
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(new KeyError('LKM_UNREACHABLE', `cannot reach the key manager at ${url.origin}: ${err.code ?? err.message}`, { url: url.origin })));
+      req.on('timeout', () => req.destroy(new KeyError('LKM_TIMEOUT', `no answer within ${this.timeoutMs} ms`, { timeoutMs: this.timeoutMs })));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        reject(new KeyError('LKM_UNREACHABLE', `cannot reach the key manager at ${url.origin}: ${err.code ?? err.message}`, { url: url.origin })),
+      );
       req.end(data);
     });
   }

@@ -106,7 +106,11 @@ export function openShare(text: string, kekId: string, share: ShareLetter, passp
     d.setAuthTag(Buffer.from(f.tag, 'base64'));
     return Buffer.concat([d.update(Buffer.from(f.data, 'base64')), d.final()]);
   } catch {
-    throw new KeyError('WRONG_PASSPHRASE', `cannot open share ${share} of KEK ${kekId} (${file}): wrong passphrase for this share, or the file is damaged`, { file, kekId, share });
+    throw new KeyError(
+      'WRONG_PASSPHRASE',
+      `cannot open share ${share} of KEK ${kekId} (${file}): wrong passphrase for this share, or the file is damaged`,
+      { file, kekId, share },
+    );
   } finally {
     key.fill(0);
   }

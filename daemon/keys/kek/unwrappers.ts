@@ -96,7 +96,13 @@ export class LkmUnwrapper implements DekUnwrapper {
     try {
       this.seen.add(kekId);
       if (dek.length !== 32) throw new KeyError('LKM_BAD_REPLY', `the key manager returned a ${dek.length}-byte data key for KEK ${kekId}`);
-      await this.record({ kekId, recordingId, wrappedDekSha256: createHash('sha256').update(wrapped).digest('hex'), keyManager: this.client.origin, purpose: this.purpose });
+      await this.record({
+        kekId,
+        recordingId,
+        wrappedDekSha256: createHash('sha256').update(wrapped).digest('hex'),
+        keyManager: this.client.origin,
+        purpose: this.purpose,
+      });
       return dek;
     } catch (err) {
       dek.fill(0);
