@@ -9,8 +9,8 @@ import { readTlsIdentity } from './sip/tlsIdentity.js';
 import { DigestAuth } from './sip/DigestAuth.js';
 import { resolveControlToken } from './control/token.js';
 import { MediaIngest } from './ingest/MediaIngest.js';
-import { PUBLISHED_PASSPHRASES, resolvePassphrase } from './keys/passphrase.js';
-import { SigningIdentity } from './keys/SigningIdentity.js';
+import { openDaemonIdentity } from './keys/daemonIdentity.js';
+import type { SigningIdentity } from './keys/SigningIdentity.js';
 import { KekMonitor } from './keys/kek/KekMonitor.js';
 import { KekStore } from './keys/kek/KekStore.js';
 import { ensureEncryptionReady } from './keys/kek/encryptionPolicy.js';
@@ -243,44 +243,8 @@ export class Daemon {
     void run.catch((err: unknown) => this.opts.log.error({ err }, 'KEK check failed')).finally(() => this.kekMonitor?.check());
   }
 
-  private async openIdentity(): Promise<SigningIdentity> {
-    const { log } = this.opts;
-    const passphrase = await resolvePassphrase(this.config.signing, { dataDir: this.config.dataDir, generate: this.opts.generatePassphrase });
-    if (PUBLISHED_PASSPHRASES.includes(passphrase.value)) {
-      log.warn(
-        { passphraseSource: passphrase.origin },
-        'the signing key passphrase is the placeholder an earlier example config shipped, known to anyone: set a secret one (README: Changing the signing passphrase)',
-      );
-    }
-    if (passphrase.source === 'generated') {
-      log.warn(
-        { passphraseFile: passphrase.origin },
-        'the signing key passphrase was generated for a trial into the data dir, beside the key it protects: fine for a trial, not for production (use a systemd credential or signing.passphraseFile)',
-      );
-    }
-    const identity = await SigningIdentity.loadOrCreate({
-      dataDir: this.config.dataDir,
-      keyBits: this.config.signing.keyBits,
-      passphrase: passphrase.value,
-      pinned: this.config.signing.fingerprint,
-    });
-    if (!this.config.signing.fingerprint) {
-      log.warn(
-        { fingerprintSha256: identity.info.fingerprintSha256 },
-        `the signing certificate is not pinned: set signing.fingerprint: "${identity.info.fingerprintSha256}" in the config, so a certificate replaced in the data dir stops the daemon instead of signing`,
-      );
-    }
-    log.info(
-      {
-        instanceId: identity.instanceId,
-        created: identity.created,
-        passphraseSource: passphrase.source,
-        ...identity.info,
-        certificate: identity.certificatePem,
-      },
-      'signing certificate',
-    );
-    return identity;
+  private openIdentity(): Promise<SigningIdentity> {
+    return openDaemonIdentity(this.config.signing, this.config.dataDir, this.opts.generatePassphrase ?? false, this.opts.log);
   }
 
   /** SIGHUP: reload soon; a burst of signals is one reload. */

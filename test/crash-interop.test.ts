@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -9,6 +9,7 @@ import { firstSound, readWav, soundFraction, tonePower } from './support/audio.j
 import { RecordingIndex } from '../daemon/store/RecordingIndex.js';
 import { DaemonProcess, sendRtp, startCall } from './support/daemon.js';
 import { recordCalls } from './support/record.js';
+import { ffmpegTone } from './support/ffmpeg.js';
 
 test('SIGKILL mid-call, then restart: the recording is repaired, marked recovered, and playable', async () => {
   const d1 = await DaemonProcess.start();
@@ -99,33 +100,7 @@ test('interop: Debian ffmpeg as the RTP sender (pcm_mulaw / pcm_alaw over RTP, S
   try {
     for (const codec of ['PCMU', 'PCMA'] as const) {
       const call = await startCall(d, { callId: `ffmpeg-${codec}`, codec });
-      const ff = (freq: number, port: number) =>
-        new Promise<void>((resolve, reject) => {
-          const p = spawn(
-            'ffmpeg',
-            [
-              '-nostdin',
-              '-hide_banner',
-              '-loglevel',
-              'error',
-              '-re',
-              '-f',
-              'lavfi',
-              '-i',
-              `sine=frequency=${freq}:sample_rate=8000:duration=3`,
-              '-ac',
-              '1',
-              '-c:a',
-              codec === 'PCMU' ? 'pcm_mulaw' : 'pcm_alaw',
-              '-f',
-              'rtp',
-              `rtp://127.0.0.1:${port}?rtcpport=${sinkPort}`,
-            ],
-            { stdio: ['ignore', 'ignore', 'inherit'] },
-          );
-          p.once('error', reject);
-          p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}`))));
-        });
+      const ff = (freq: number, port: number) => ffmpegTone({ port, freq, seconds: 3, law: codec, rtcpPort: sinkPort });
       await Promise.all([ff(700, call.legs.caller.port), ff(1900, call.legs.callee.port)]);
       assert.equal((await d.api('DELETE', `/v1/calls/ffmpeg-${codec}`)).status, 202);
       const st = await d.waitForState(call.recordingId, 'sealed');

@@ -13,6 +13,7 @@ import { cli } from './support/cli.js';
 import { DaemonProcess, MAIN, sendRtp, startCall, testConfigYaml } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
 import type { StreamPlan } from './support/rtpPlan.js';
+import { selfSigned } from './support/pki.js';
 
 const PROFILES = `profiles:
   - name: ivr
@@ -714,21 +715,7 @@ test("lkm provider: the daemon encrypts under the key manager's KEK with the rec
 test('lkm provider with mutual TLS: a client without a certificate from the configured CA is refused in the handshake; the daemon and export with theirs work', async () => {
   const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-mtls-'));
   const pki = (args: string[]) => execFileSync('openssl', args, { cwd: root, stdio: 'ignore' });
-  pki([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=callvault test client CA',
-  ]);
+  selfSigned(path.join(root, 'ca.key'), path.join(root, 'ca.pem'), '/CN=callvault test client CA');
   pki(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=recorder-host-1']);
   pki(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2']);
   const km = await keyManager(root, ['--client-ca', path.join(root, 'ca.pem')]);

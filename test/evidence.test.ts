@@ -22,6 +22,7 @@ import { WorkerPool } from '../daemon/seal/WorkerPool.js';
 import { cli } from './support/cli.js';
 import { DaemonProcess, ROOT } from './support/daemon.js';
 import { recordCall } from './support/record.js';
+import { selfSigned } from './support/pki.js';
 
 const sha = async (f: string) =>
   createHash('sha256')
@@ -157,25 +158,7 @@ test('entries cut from the end of the audit chain are found: the daemon alarms a
 async function forgeReseal(dataDir: string, recDir: string, id: string): Promise<void> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'callvault-forger-'));
   const key = path.join(work, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      path.join(dataDir, 'identity/signing-cert.pem'),
-      '-days',
-      '30',
-      '-subj',
-      '/CN=callvault forged',
-    ],
-    { stdio: 'ignore' },
-  );
+  selfSigned(key, path.join(dataDir, 'identity/signing-cert.pem'), '/CN=callvault forged', 30);
   const metaFile = path.join(recDir, `${id}.json`);
   const meta = JSON.parse(await readFile(metaFile, 'utf8'));
   meta.legs.caller.number = '+15550000000';

@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import { access, cp, mkdir, mkdtemp, open, readdir, readFile, rm, statfs, truncate, unlink, writeFile } from 'node:fs/promises';
 import { request, Agent } from 'node:http';
 import os from 'node:os';
@@ -17,25 +16,14 @@ import { asVersion1Index } from './support/v1index.js';
 import { DaemonProcess, MAIN, PASSPHRASE, sendRtp, startCall, testConfigYaml, TOKEN } from './support/daemon.js';
 import { parsePrometheusText } from './support/promtext.js';
 import { recordCall } from './support/record.js';
-import type { StreamPlan } from './support/rtpPlan.js';
+import { toneStream, type StreamPlan } from './support/rtpPlan.js';
 
 const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const callvault = (...args: string[]) =>
   spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, CALLVAULT_SIGNING_PASSPHRASE: PASSPHRASE } });
 
-function stream(port: number, freq: number, durationMs: number): StreamPlan {
-  return {
-    port,
-    law: 'PCMU',
-    payloadType: 0,
-    ssrc: randomInt(1, 2 ** 31),
-    seqStart: randomInt(0, 65536),
-    tsStart: randomInt(0, 2 ** 32),
-    freq,
-    durationMs,
-  };
-}
+const stream = (port: number, freq: number, durationMs: number): StreamPlan => toneStream(port, freq, { durationMs });
 
 async function fillTo(file: string, dir: string, leaveBytes: number): Promise<void> {
   const fs = await statfs(dir);

@@ -12,7 +12,7 @@ import { buildRtp } from '../daemon/media/rtp.js';
 import { readWav, tonePower } from './support/audio.js';
 import { DaemonProcess, sendRtp, testConfigYaml } from './support/daemon.js';
 import { parsePrometheusText } from './support/promtext.js';
-import type { StreamPlan } from './support/rtpPlan.js';
+import { toneStream } from './support/rtpPlan.js';
 
 const PBX = { caller: 440, callee: 1000 };
 const ATTACK = 3000;
@@ -27,19 +27,7 @@ function dominates(x: Float64Array, freq: number, other: number): boolean {
   return a > 100 * b;
 }
 
-function stream(port: number, freq: number, o: Partial<StreamPlan> = {}): StreamPlan {
-  return {
-    port,
-    law: 'PCMU',
-    payloadType: 0,
-    ssrc: randomInt(1, 2 ** 31),
-    seqStart: randomInt(0, 65536),
-    tsStart: randomInt(0, 2 ** 32),
-    freq,
-    durationMs: 1500,
-    ...o,
-  };
-}
+const stream = toneStream;
 
 describe('hostile RTP (real mediasoup worker, senders in another process)', () => {
   let d: DaemonProcess;

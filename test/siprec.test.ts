@@ -5,7 +5,7 @@
  * callvault's 200 OK gave each a=label.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -19,6 +19,9 @@ import { cli } from './support/cli.js';
 import { DaemonProcess, sendRtp, testConfigYaml, type LogLine } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
 import { offerSdp, runSipp, siprecBody, type SippRun } from './support/sipp.js';
+import { selfSigned } from './support/pki.js';
+import { toneStream } from './support/rtpPlan.js';
+import { ffmpegTone } from './support/ffmpeg.js';
 
 const sipYaml = (allowed = '[127.0.0.1]') => testConfigYaml(`sip:\n  listen: 127.0.0.1:0\n  allowedSources: ${allowed}\n`);
 
@@ -57,16 +60,7 @@ async function recordSiprecCall(
   const answered = await d.waitFor((l: LogLine) => l.msg === 'SIPREC session answered' && d.logs.indexOf(l) >= seen, 15_000);
   const streams = answered.streams as { label: string; port: number }[];
   await sendRtp({
-    streams: Object.entries(tones).map(([label, freq]) => ({
-      port: streams.find((s) => s.label === label)!.port,
-      law: 'PCMU' as const,
-      payloadType: 0,
-      ssrc: randomInt(1, 2 ** 31),
-      seqStart: randomInt(0, 65536),
-      tsStart: randomInt(0, 2 ** 32),
-      freq,
-      durationMs: 1500,
-    })),
+    streams: Object.entries(tones).map(([label, freq]) => toneStream(streams.find((s) => s.label === label)!.port, freq)),
   });
   const done = await sipp;
   assert.equal(done.status, 0, `SIPp: ${done.output.slice(-2000)}\n${done.messages.slice(-3000)}`);
@@ -77,36 +71,7 @@ async function recordSiprecCall(
 
 /** Debian's ffmpeg as an SRTP sender (AES_CM_128_HMAC_SHA1_80, PCMU): a 2 s tone to 127.0.0.1:`port`, its RTCP to `rtcpPort`. */
 function ffmpegSrtp(port: number, keyBase64: string, freq: number, rtcpPort: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const p = spawn(
-      'ffmpeg',
-      [
-        '-nostdin',
-        '-hide_banner',
-        '-loglevel',
-        'error',
-        '-re',
-        '-f',
-        'lavfi',
-        '-i',
-        `sine=frequency=${freq}:sample_rate=8000:duration=2`,
-        '-ac',
-        '1',
-        '-c:a',
-        'pcm_mulaw',
-        '-f',
-        'rtp',
-        '-srtp_out_suite',
-        'AES_CM_128_HMAC_SHA1_80',
-        '-srtp_out_params',
-        keyBase64,
-        `srtp://127.0.0.1:${port}?rtcpport=${rtcpPort}`,
-      ],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
-    );
-    p.once('error', reject);
-    p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}`))));
-  });
+  return ffmpegTone({ port, freq, seconds: 2, rtcpPort, srtpKeyBase64: keyBase64 });
 }
 
 /** An offer of SRTP streams, one per label with its own SDES key. */
@@ -485,25 +450,7 @@ test('SIPREC under load and at the limit: 50 concurrent sessions (one SIPp, UDP)
 
 test('SIP over TLS: openssl s_client as the SRC gets a 200 OK with an SDP answer from the TLS listener', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-siptls-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      path.join(dir, 'key.pem'),
-      '-out',
-      path.join(dir, 'cert.pem'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-    ],
-    { stdio: 'ignore' },
-  );
+  selfSigned(path.join(dir, 'key.pem'), path.join(dir, 'cert.pem'), '/CN=localhost');
   const yaml = sipYaml().replace(
     '  allowedSources: [127.0.0.1]\n',
     `  allowedSources: [127.0.0.1]\n  tls:\n    listen: 127.0.0.1:0\n    certFile: ${path.join(dir, 'cert.pem')}\n    keyFile: ${path.join(dir, 'key.pem')}\n`,

@@ -54,11 +54,25 @@ export function decryptPkcs8(pemText: string, passphrase: string, file: string):
     return createPrivateKey({ key: pemText, format: 'pem', passphrase });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    const wrong = /BAD_DECRYPT|DECRYPT/.test(code);
+    // A wrong key usually fails AES-CBC's padding (BAD_DECRYPT), but about one time in 256 the padding
+    // happens to fit and the garbage fails to parse instead (UNSUPPORTED, an ASN.1 error): when the
+    // encrypted container itself is well formed, either way the passphrase did not open it.
+    const wrong = /BAD_DECRYPT|DECRYPT/.test(code) || wellFormedContainer(pemText);
     throw new KeyError(
       wrong ? 'WRONG_PASSPHRASE' : 'KEY_UNREADABLE',
       wrong ? `cannot decrypt ${file}: wrong passphrase` : `cannot read the key in ${file}: ${code || 'damaged or unsupported file'}`,
       { file },
     );
   }
+}
+
+/** Whether the PEM holds a well-formed EncryptedPrivateKeyInfo: an algorithm and an encrypted octet string. */
+function wellFormedContainer(pemText: string): boolean {
+  const b64 = /-----BEGIN ENCRYPTED PRIVATE KEY-----([\s\S]*?)-----END ENCRYPTED PRIVATE KEY-----/.exec(pemText)?.[1]?.replace(/\s+/g, '');
+  if (!b64) return false;
+  const der = Buffer.from(b64, 'base64');
+  const parsed = asn1js.fromBER(new Uint8Array(der));
+  if (parsed.offset === -1 || parsed.offset !== der.length || !(parsed.result instanceof asn1js.Sequence)) return false;
+  const [alg, data] = parsed.result.valueBlock.value;
+  return alg instanceof asn1js.Sequence && data instanceof asn1js.OctetString && data.valueBlock.valueHexView.length > 0;
 }

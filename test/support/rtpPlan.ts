@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { G711Law } from '../../daemon/media/g711.js';
 
 /** What one RTP stream (one leg) sends; all times are from the sender's start. */
@@ -43,4 +44,19 @@ export interface StreamResult {
   readonly sent: number;
   readonly rawSent: number;
   readonly rawBytes: number;
+}
+
+/** A PCMU tone to `port` from a random SSRC, sequence and timestamp start; `o` overrides any of it. */
+export function toneStream(port: number, freq: number, o: Partial<StreamPlan> = {}): StreamPlan {
+  return {
+    port,
+    law: 'PCMU',
+    payloadType: 0,
+    ssrc: randomInt(1, 2 ** 31),
+    seqStart: randomInt(0, 65536),
+    tsStart: randomInt(0, 2 ** 32),
+    freq,
+    durationMs: 1500,
+    ...o,
+  };
 }
