@@ -88,3 +88,32 @@ test('callvault config check: 0 for the example, 1 with path, value, allowed val
     ['media.portMin@4', 'signing.keyBits@6'],
   );
 });
+
+test('storage targets in the config: each template shown expanded for a sample call; a template that could escape, an unknown time zone, an sftp target without its host key or credential are refused with their paths', async () => {
+  const check = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'config', 'check', ...args], { encoding: 'utf8' });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cv-check-'));
+  const good = path.join(dir, 'good.yaml');
+  const fp = `SHA256:${'A'.repeat(43)}`;
+  await writeFile(
+    good,
+    `storage:\n  nas:\n    type: directory\n    path: /mnt/nas\n    template: Record-$Y_$M_$D_$h_$m_$s/$caller-$id\n    timeZone: Europe/Berlin\n  ssh:\n    type: sftp\n    host: 192.0.2.7\n    username: rec\n    hostKey: ${fp}\n    privateKeyFile: /etc/callvault/sftp.key\n`,
+  );
+  const ok = JSON.parse(check(good, '--json').stdout);
+  assert.equal(ok.ok, true, JSON.stringify(ok.problems));
+  assert.deepEqual(ok.targets, [
+    { name: 'nas', type: 'directory', sample: '/mnt/nas/Record-2026_12_01_15_30_05/+4930123456-01a2321bfe100abaf76426' },
+    { name: 'ssh', type: 'sftp', sample: 'sftp://rec@192.0.2.7:22/recordings/2026/12/01/01a2321bfe100abaf76426' },
+  ]);
+  const bad = path.join(dir, 'bad.yaml');
+  await writeFile(
+    bad,
+    `storage:\n  nas:\n    type: directory\n    path: /mnt/nas\n    template: ../$id\n  tz:\n    type: directory\n    path: /mnt/x\n    timeZone: Mars/Olympus\n  ssh:\n    type: sftp\n    host: 192.0.2.7\n    username: rec\n`,
+  );
+  const r = JSON.parse(check(bad, '--json').stdout);
+  assert.equal(r.ok, false);
+  const byPath = Object.fromEntries(r.problems.map((p: { path: string; message: string }) => [p.path, p.message]));
+  assert.match(byPath['storage.nas.template'], /"\.\."/);
+  assert.match(byPath['storage.tz.timeZone'], /not a time zone/);
+  assert.match(byPath['storage.ssh.hostKey'], /required for a sftp target/);
+  assert.match(byPath['storage.ssh.privateKeyFile'], /exactly one of privateKeyFile and passwordFile/);
+});

@@ -1,7 +1,27 @@
+import path from 'node:path';
 import type { CommandModule } from 'yargs';
+import type { Config } from '../config/Config.js';
 import { loadConfig } from '../config/load.js';
+import { expandTemplate, type TemplateFields } from '../upload/pathTemplate.js';
 import { ConfigError } from '../errors.js';
 import { EXIT, printJson, runCommand } from './run.js';
+
+/** A made-up call, so an operator sees where each target's template puts recordings. */
+const SAMPLE: TemplateFields = {
+  recordingId: '01a2321bfe100abaf76426',
+  startedAt: '2026-12-01T14:30:05.000Z',
+  profile: 'default',
+  direction: 'inbound',
+  caller: '+4930123456',
+  callee: '+4989654321',
+};
+
+function samplePaths(config: Config): { name: string; type: string; sample: string }[] {
+  return Object.entries(config.storage).map(([name, t]) => {
+    const place = path.posix.join(t.path, expandTemplate(t.template, SAMPLE, t.timeZone, 'posix'));
+    return { name, type: t.type, sample: t.type === 'directory' ? place : `sftp://${t.username}@${t.host}:${t.port}/${place}` };
+  });
+}
 
 interface CheckArgs {
   file: string;
@@ -12,21 +32,28 @@ const checkCommand: CommandModule<object, CheckArgs> = {
   command: 'check <file>',
   describe: 'Validate a config file against config/callvault.schema.json without running anything',
   builder: (y) =>
-    y
-      .positional('file', { type: 'string', demandOption: true, normalize: true, describe: 'YAML config file' })
-      .option('json', { type: 'boolean', default: false, describe: '{ ok, file, problems: [{ path, line, message }] } on stdout' }),
+    y.positional('file', { type: 'string', demandOption: true, normalize: true, describe: 'YAML config file' }).option('json', {
+      type: 'boolean',
+      default: false,
+      describe: '{ ok, file, problems: [{ path, line, message }], targets: [{ name, type, sample }] } on stdout',
+    }),
   handler: (args) =>
     runCommand(async () => {
+      let config: Config;
       try {
-        loadConfig(args.file);
+        config = loadConfig(args.file);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         if (args.json) printJson({ ok: false, file: err.file, problems: err.problems });
         else process.stderr.write(`${err.message}\n`);
         return EXIT.failed;
       }
-      if (args.json) printJson({ ok: true, file: args.file, problems: [] });
-      else process.stdout.write(`${args.file}: OK\n`);
+      const targets = samplePaths(config);
+      if (args.json) printJson({ ok: true, file: args.file, problems: [], targets });
+      else {
+        process.stdout.write(`${args.file}: OK\n`);
+        for (const t of targets) process.stdout.write(`storage ${t.name} (${t.type}): a sample call goes to ${t.sample}\n`);
+      }
       return EXIT.ok;
     }),
 };

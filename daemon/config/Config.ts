@@ -106,10 +106,33 @@ export interface ProfileMatch {
   readonly memberCalls: boolean;
 }
 
-export interface StorageTargetConfig {
+/** What every storage target has: where under it a recording goes. */
+interface TargetPlacement {
+  /** Path template (daemon/upload/pathTemplate.ts). */
+  readonly template: string;
+  readonly timeZone: string;
+}
+
+export interface DirectoryTargetConfig extends TargetPlacement {
   readonly type: 'directory';
   readonly path: string;
 }
+
+export interface SftpTargetConfig extends TargetPlacement {
+  readonly type: 'sftp';
+  readonly host: string;
+  readonly port: number;
+  readonly username: string;
+  /** `SHA256:…` as ssh-keygen -lf prints it. */
+  readonly hostKey: string;
+  readonly privateKeyFile: string | null;
+  readonly passwordFile: string | null;
+  /** The remote directory, relative to the user's home unless absolute. */
+  readonly path: string;
+  readonly timeoutSeconds: number;
+}
+
+export type StorageTargetConfig = DirectoryTargetConfig | SftpTargetConfig;
 
 /** A HOST:PORT listener; IPv6 hosts without brackets. */
 export interface ListenAddress {

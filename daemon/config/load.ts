@@ -5,6 +5,7 @@ import { ConfigError, type ConfigProblem } from '../errors.js';
 import { checkSourceEntry } from '../ingest/sourceFilter.js';
 import { applySchema, configSchema } from './schema.js';
 import { parseListen, type Config } from './Config.js';
+import { checkTemplate, isTimeZone } from '../upload/pathTemplate.js';
 import { ProfileSet } from '../record/profiles.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/callvault/callvault.yaml';
@@ -50,8 +51,15 @@ export function parseConfigText(text: string, file: string): Config {
   const crossProblems = crossCheck(config);
   if (crossProblems.length) throw located(crossProblems);
   const base = path.dirname(file);
-  const storage = Object.fromEntries(Object.entries(config.storage).map(([name, t]) => [name, { ...t, path: path.resolve(base, t.path) }]));
   const relative = (f: string | null) => (f === null ? null : path.resolve(base, f));
+  const storage = Object.fromEntries(
+    Object.entries(config.storage).map(([name, t]) => [
+      name,
+      t.type === 'directory'
+        ? { ...t, path: path.resolve(base, t.path) }
+        : { ...t, path: t.path ?? '.', privateKeyFile: relative(t.privateKeyFile), passwordFile: relative(t.passwordFile) },
+    ]),
+  );
   const { lkm } = config.encryption;
   const encryption = {
     ...config.encryption,
@@ -75,6 +83,7 @@ export function parseConfigText(text: string, file: string): Config {
 /** Rules that span keys, which the schema cannot express. */
 function crossCheck(config: Config): ConfigProblem[] {
   const problems = ProfileSet.compile(config).problems;
+  problems.push(...storageProblems(config.storage));
   const { provider, lkm } = config.encryption;
   if (provider === 'lkm') {
     if (!lkm.url) problems.push({ path: 'encryption.lkm.url', message: 'is required when encryption.provider is lkm' });
@@ -140,4 +149,26 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}): Confi
     },
     metrics: { ...c.metrics, listen: overrides.metricsListen ?? c.metrics.listen },
   };
+}
+
+/** What each storage target needs by its type, and a template and time zone that can be used. */
+function storageProblems(storage: Config['storage']): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const [name, t] of Object.entries(storage)) {
+    const at = (key: string) => `storage.${name}.${key}`;
+    const templateProblem = checkTemplate(t.template);
+    if (templateProblem) problems.push({ path: at('template'), message: templateProblem });
+    if (!isTimeZone(t.timeZone))
+      problems.push({ path: at('timeZone'), message: `${JSON.stringify(t.timeZone)} is not a time zone this runtime knows` });
+    const given = t as unknown as Record<string, unknown>;
+    const need = t.type === 'directory' ? ['path'] : ['host', 'username', 'hostKey'];
+    for (const key of need) if (given[key] === undefined) problems.push({ path: at(key), message: `is required for a ${t.type} target` });
+    if (t.type === 'sftp' && (t.privateKeyFile === null) === (t.passwordFile === null)) {
+      problems.push({ path: at('privateKeyFile'), message: 'an sftp target needs exactly one of privateKeyFile and passwordFile' });
+    }
+    if (t.type === 'directory')
+      for (const key of ['host', 'username', 'hostKey'])
+        if (given[key] !== undefined) problems.push({ path: at(key), message: 'is for sftp targets' });
+  }
+  return problems;
 }

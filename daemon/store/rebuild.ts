@@ -6,7 +6,7 @@ import { activeMarker } from '../record/recovery.js';
 import { isRecordingId, recordingDir } from '../record/recordingId.js';
 import { readTombstone } from '../retention/tombstone.js';
 import { signatureFileName, checksumFileName, parseChecksums, readChecksumFile } from '../seal/checksumFile.js';
-import type { StorageTarget } from '../upload/StorageTarget.js';
+import { sealedRecording, type StorageTarget } from '../upload/StorageTarget.js';
 import type { AuditLog } from './AuditLog.js';
 import { newJob } from '../archive/JobTypes.js';
 import type { JobChange } from '../archive/JobJournal.js';
@@ -90,7 +90,7 @@ async function entryFromDisk(
   events.push({ type: 'sealed', files, kekId, sealedAt: sealedAt.toISOString(), targets: meta.profile.storage });
   const jobs: JobChange[] = [];
   for (const name of meta.profile.storage) {
-    const at = await targets.get(name)?.find({ recordingId: id, dir, relDir: started.dir });
+    const at = await targets.get(name)?.find(sealedRecording(dataDir, started));
     if (at) events.push({ type: 'uploaded', target: name, at: at.toISOString() });
     else jobs.push({ put: newJob('upload', id, name, null) });
   }

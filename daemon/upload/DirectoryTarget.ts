@@ -3,7 +3,9 @@ import { copyFile, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promi
 import path from 'node:path';
 import { syncDir } from '../fsutil.js';
 import { checksumFileName, parseChecksums, signatureFileName } from '../seal/checksumFile.js';
+import type { DirectoryTargetConfig } from '../config/Config.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
+import { expandTemplate } from './pathTemplate.js';
 import type { SealedRecording, StorageTarget } from './StorageTarget.js';
 
 const STAGING_SUFFIX = '.partial';
@@ -36,12 +38,17 @@ async function exists(p: string): Promise<boolean> {
 export class DirectoryTarget implements StorageTarget {
   constructor(
     readonly name: string,
-    private readonly root: string,
+    private readonly config: DirectoryTargetConfig,
     private readonly pool: WorkerPool,
   ) {}
 
+  /** Where the recording goes: its template expanded under the target's directory. */
+  #dest(rec: SealedRecording): string {
+    return path.join(this.config.path, expandTemplate(this.config.template, rec.fields, this.config.timeZone, 'posix'));
+  }
+
   async put(rec: SealedRecording): Promise<Date> {
-    const dest = path.join(this.root, rec.relDir);
+    const dest = this.#dest(rec);
     const checksumName = checksumFileName(rec.recordingId);
     const sealedChecksums = await readFile(path.join(rec.dir, checksumName));
     if (await exists(dest)) {
@@ -65,7 +72,7 @@ export class DirectoryTarget implements StorageTarget {
   }
 
   async find(rec: SealedRecording): Promise<Date | undefined> {
-    const dest = path.join(this.root, rec.relDir);
+    const dest = this.#dest(rec);
     if (!(await exists(dest))) return undefined;
     // The copy was hashed against the seal when it was made; here its seal files must match.
     const problems = await this.sealFilesDiffer(dest, rec);
@@ -73,7 +80,7 @@ export class DirectoryTarget implements StorageTarget {
   }
 
   async remove(rec: SealedRecording): Promise<void> {
-    const dest = path.join(this.root, rec.relDir);
+    const dest = this.#dest(rec);
     await rm(dest, { recursive: true, force: true });
     await rm(dest + STAGING_SUFFIX, { recursive: true, force: true });
     await syncDir(path.dirname(dest)).catch(() => undefined);

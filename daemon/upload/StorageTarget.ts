@@ -1,14 +1,36 @@
 import type { StorageTargetConfig } from '../config/Config.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
+import path from 'node:path';
+import type { IndexEntry } from '../archive/RecordingTypes.js';
 import { DirectoryTarget } from './DirectoryTarget.js';
+import type { TemplateFields } from './pathTemplate.js';
+import { SftpTarget } from './SftpTarget.js';
 
-/** A sealed recording as handed to a target: where it is and what it consists of. */
+/** A sealed recording as handed to a target: where it is locally, and what its path template is filled with. */
 export interface SealedRecording {
   readonly recordingId: string;
   /** Absolute local directory. */
   readonly dir: string;
-  /** Directory relative to the data dir; targets mirror it. */
-  readonly relDir: string;
+  readonly fields: TemplateFields;
+}
+
+/** What a target is handed for the recording an index entry describes. */
+export function sealedRecording(
+  dataDir: string,
+  e: Pick<IndexEntry, 'recordingId' | 'dir' | 'startedAt' | 'profile' | 'direction' | 'caller' | 'callee'>,
+): SealedRecording {
+  return {
+    recordingId: e.recordingId,
+    dir: path.join(dataDir, e.dir),
+    fields: {
+      recordingId: e.recordingId,
+      startedAt: e.startedAt,
+      profile: e.profile,
+      direction: e.direction,
+      caller: e.caller.number,
+      callee: e.callee.number,
+    },
+  };
 }
 
 /**
@@ -34,6 +56,8 @@ export function createTargets(storage: Readonly<Record<string, StorageTargetConf
 function createTarget(name: string, config: StorageTargetConfig, pool: WorkerPool): StorageTarget {
   switch (config.type) {
     case 'directory':
-      return new DirectoryTarget(name, config.path, pool);
+      return new DirectoryTarget(name, config, pool);
+    case 'sftp':
+      return new SftpTarget(name, config);
   }
 }

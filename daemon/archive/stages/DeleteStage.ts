@@ -8,7 +8,7 @@ import { transientCode } from '../../retry.js';
 import { checksumFileName, signatureFileName } from '../../seal/checksumFile.js';
 import type { AuditLog } from '../../store/AuditLog.js';
 import type { RecordingIndex } from '../../store/RecordingIndex.js';
-import type { StorageTarget } from '../../upload/StorageTarget.js';
+import { sealedRecording, type StorageTarget } from '../../upload/StorageTarget.js';
 import { apply } from '../lifecycle.js';
 import type { Job } from '../JobTypes.js';
 import type { Failure, StageHandler } from '../StageRunner.js';
@@ -38,7 +38,7 @@ export class DeleteStage implements StageHandler<'delete'> {
     const entry = this.index.get(recordingId);
     if (!entry) throw new StoreError('NO_SUCH_RECORDING', `deletion of recording ${recordingId}, which the index does not have`, { recordingId });
     const dir = path.join(this.dataDir, entry.dir);
-    const rec = { recordingId, dir, relDir: entry.dir };
+    const rec = sealedRecording(this.dataDir, entry);
     const targets = this.targets();
     for (const [name, status] of Object.entries(entry.uploads)) {
       const target = targets.get(name);

@@ -1,11 +1,10 @@
-import path from 'node:path';
 import type { StorageTargetConfig } from '../../config/Config.js';
 import { StoreError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { transientCode } from '../../retry.js';
 import type { WorkerPool } from '../../seal/WorkerPool.js';
 import type { RecordingIndex } from '../../store/RecordingIndex.js';
-import { createTargets, type StorageTarget } from '../../upload/StorageTarget.js';
+import { createTargets, sealedRecording, type StorageTarget } from '../../upload/StorageTarget.js';
 import type { Job } from '../JobTypes.js';
 import type { Failure, StageHandler } from '../StageRunner.js';
 
@@ -55,7 +54,7 @@ export class UploadStage implements StageHandler<'upload'> {
       });
     const target = this.#targets.get(job.lane)!;
     const t0 = performance.now();
-    const doneAt = await target.put({ recordingId: job.recordingId, dir: path.join(this.dataDir, entry.dir), relDir: entry.dir });
+    const doneAt = await target.put(sealedRecording(this.dataDir, entry));
     await this.index.commit(job.recordingId, { type: 'uploaded', target: job.lane, at: doneAt.toISOString() }, [{ remove: job }]);
     this.log.info({ recordingId: job.recordingId, target: job.lane, ms: Math.round(performance.now() - t0) }, 'recording uploaded');
   }
