@@ -21,6 +21,7 @@ import { MetricsServer } from './metrics/MetricsServer.js';
 import { Recorder } from './record/Recorder.js';
 import { recoverInterrupted } from './record/recovery.js';
 import { Archive } from './archive/Archive.js';
+import { Notifier } from './notify/Notifier.js';
 import { WorkerPool } from './seal/WorkerPool.js';
 import { AuditHeadWatch } from './store/AuditHeadWatch.js';
 import { AuditLog } from './store/AuditLog.js';
@@ -59,6 +60,7 @@ export class Daemon {
   private index: RecordingIndex | undefined;
   private pool: WorkerPool | undefined;
   private archive: Archive | undefined;
+  private notifier: Notifier | undefined;
   private audit: AuditLog | undefined;
   private auditWatch: AuditHeadWatch | undefined;
   private identity: SigningIdentity | undefined;
@@ -132,6 +134,11 @@ export class Daemon {
       );
     const archive = this.archive;
     archive.configure(this.config.storage);
+    this.notifier = new Notifier(this.config.notifications, log);
+    this.notifier.observe(archive.runner);
+    this.metrics.observeNotifier(this.notifier.mailer);
+    const notifier = this.notifier;
+    this.kekMonitor.onExpiryWarning((s) => notifier.kekExpiry(s));
     this.metrics.observePool(this.pool);
     this.metrics.observeArchive(archive);
 
@@ -283,6 +290,7 @@ export class Daemon {
     log.level = this.config.logging.level;
     this.recorder?.reconfigure(this.config);
     this.archive?.configure(this.config.storage);
+    this.notifier?.configure(this.config.notifications);
     this.metrics?.configLoaded(true);
     void this.audit?.append(ACTOR, 'config.reload', null, { ok: true, needRestart }).catch(() => undefined);
     if (needRestart.length) log.warn({ needRestart, signals }, 'config reloaded; these sections changed but keep their old values until a restart');
@@ -296,6 +304,7 @@ export class Daemon {
     await this.sipTransport?.close();
     await this.recorder?.shutdown();
     await this.archive?.drain();
+    this.notifier?.close();
     for (const t of this.timers) clearTimeout(t);
     await this.sweeping;
     await this.pool?.close();

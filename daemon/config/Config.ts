@@ -54,8 +54,27 @@ export interface Config {
     readonly fingerprint: string | null;
   };
   readonly encryption: EncryptionConfig;
+  readonly notifications: NotificationsConfig;
   readonly pool: { readonly threads: number | 'auto' };
   readonly logging: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+}
+
+export interface MailConfig {
+  /** SMTP server; null: no mail. */
+  readonly host: string | null;
+  readonly port: number;
+  /** starttls: upgrade required; tls: TLS from the first byte (465); none: plain (loopback relays only). */
+  readonly security: 'starttls' | 'tls' | 'none';
+  readonly username: string | null;
+  readonly passwordFile: string | null;
+  readonly from: string;
+  readonly to: readonly string[];
+}
+
+export interface NotificationsConfig {
+  readonly mail: MailConfig;
+  /** While something keeps failing, at most one reminder per this many seconds. */
+  readonly digestSeconds: number;
 }
 
 export interface EncryptionConfig {

@@ -77,7 +77,11 @@ export function parseConfigText(text: string, file: string): Config {
     digest,
     tls: { ...config.sip.tls, certFile: relative(config.sip.tls.certFile), keyFile: relative(config.sip.tls.keyFile) },
   };
-  return { ...config, dataDir: path.resolve(base, config.dataDir), storage, encryption, sip };
+  const notifications = {
+    ...config.notifications,
+    mail: { ...config.notifications.mail, passwordFile: relative(config.notifications.mail.passwordFile) },
+  };
+  return { ...config, dataDir: path.resolve(base, config.dataDir), storage, encryption, sip, notifications };
 }
 
 /** Rules that span keys, which the schema cannot express. */

@@ -7,6 +7,7 @@ import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { AuditHeadWatch } from '../store/AuditHeadWatch.js';
 import type { Recorder } from '../record/Recorder.js';
 import type { Archive } from '../archive/Archive.js';
+import type { Mailer } from '../notify/Mailer.js';
 import type { SipTransport } from '../sip/SipTransport.js';
 import type { SrsServer } from '../sip/SrsServer.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
@@ -300,6 +301,17 @@ export class Metrics {
         if (s) this.set({ kek: s.kek.id }, s.secondsLeft);
       },
     });
+  }
+
+  /** Notification mails, by kind (target-failing, target-digest, target-recovered, seal-…, kek-expiry) and result. */
+  observeNotifier(mailer: Mailer): void {
+    const mails = new Counter({
+      name: 'callvault_notifications_total',
+      help: 'Notification mails, by kind (target-failing/-digest/-recovered, seal-…, kek-expiry) and result (sent; failed: given up after a day of retries).',
+      labelNames: ['kind', 'result'],
+      registers: [this.registry],
+    });
+    mailer.on('mail', (kind, sent) => mails.inc({ kind, result: sent ? 'sent' : 'failed' }));
   }
 
   /** The archive pipeline, through its runner's observer: seals and uploads. */

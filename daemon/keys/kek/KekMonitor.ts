@@ -32,6 +32,7 @@ export class KekMonitor {
   private seen: Map<string, string> | undefined;
   private readonly alarmed = new Map<string, string>();
   private readonly listeners: ((change: KekSetChange) => void)[] = [];
+  private readonly expiryListeners: ((s: KekStatus) => void)[] = [];
 
   constructor(
     private readonly store: KekStore,
@@ -83,6 +84,11 @@ export class KekMonitor {
     return change;
   }
 
+  /** Be told once a day while the current KEK is in its warning window or past its cryptoperiod (the notifier mails it). */
+  onExpiryWarning(listener: (s: KekStatus) => void): void {
+    this.expiryListeners.push(listener);
+  }
+
   configure(settings: EncryptionConfig): void {
     this.settings = settings;
   }
@@ -109,6 +115,13 @@ export class KekMonitor {
         ? 'the current KEK is near the end of its cryptoperiod: run `callvault keys rotate`'
         : 'the current KEK is past its cryptoperiod; recording continues under it: run `callvault keys rotate`',
     );
+    for (const l of this.expiryListeners) {
+      try {
+        l(s);
+      } catch (err) {
+        this.log.error({ err }, 'a KEK-expiry listener failed');
+      }
+    }
     const cmd = this.settings.notifyCommand;
     if (cmd) {
       const env = {

@@ -1,0 +1,86 @@
+/**
+ * Failure mail against a real SMTP server on loopback (smtp-server from
+ * npm): a storage target that fails again and again is one mail when it
+ * starts, a reminder per digest interval at most, and one mail when it works
+ * again — never one per attempt; mail that cannot be sent (the SMTP server
+ * not up yet) is retried, and recording goes on meanwhile.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { SMTPServer } from 'smtp-server';
+import { DaemonProcess, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
+import { parsePrometheusText, sampleValue } from './support/promtext.js';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+test('failure mail: one when a target starts failing (sent once the SMTP server is up), at most one reminder per digest interval, one when it works again — not one per attempt', async () => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-mail-'));
+  const archive = path.join(root, 'mnt');
+  await writeFile(archive, 'not a directory: the mount is missing');
+  const smtpPort = await freePort();
+  const mails: { to: string; subject: string; text: string }[] = [];
+  const smtp = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, session, cb) {
+      let raw = '';
+      stream.on('data', (c: Buffer) => (raw += c.toString()));
+      stream.on('end', () => {
+        mails.push({ to: session.envelope.rcptTo.map((r) => r.address).join(','), subject: /^Subject: (.*)$/m.exec(raw)?.[1] ?? '', text: raw });
+        cb();
+      });
+    },
+  });
+  const yaml = testConfigYaml(
+    `storage:\n  archive:\n    type: directory\n    path: ${archive}\nprofiles:\n  - name: all\n    storage: [archive]\nnotifications:\n  mail:\n    host: 127.0.0.1\n    port: ${smtpPort}\n    security: none\n    from: callvault@test.example\n    to: [ops@test.example]\n  digestSeconds: 10\n`,
+  );
+  const d = await DaemonProcess.start({ yaml });
+  try {
+    const c = await startCall(d, { callId: 'mail-1' });
+    assert.equal((await d.api('DELETE', '/v1/calls/mail-1')).status, 202);
+    // The first failure's mail cannot leave yet: no SMTP server.
+    await d.waitFor((l: LogLine) => l.msg === 'notification mail not sent; retrying', 20_000);
+    await new Promise<void>((r) => smtp.listen(smtpPort, '127.0.0.1', r));
+    const waitMail = async (re: RegExp, ms: number) => {
+      for (let t = 0; t < ms && !mails.some((m) => re.test(m.subject)); t += 100) await new Promise((r) => setTimeout(r, 100));
+      return mails.find((m) => re.test(m.subject));
+    };
+    const failing = await waitMail(/storage target archive is failing/, 20_000);
+    assert.ok(failing, 'the failing mail arrives once the server is up');
+    assert.equal(failing.to, 'ops@test.example');
+    assert.match(failing.text, new RegExp(c.recordingId));
+    assert.match(failing.text, /not a directory|ENOTDIR|EEXIST/);
+    const digest = await waitMail(/storage target archive is still failing/, 25_000);
+    assert.ok(digest, 'a reminder after the digest interval, as it kept failing');
+    await rm(archive);
+    await mkdir(archive);
+    const recovered = await waitMail(/storage target archive works again/, 40_000);
+    assert.ok(recovered, 'one mail when it works again');
+    await d.waitForState(c.recordingId, 'uploaded', 10_000);
+    const attempts = d.logs.filter((l) => l.msg === 'upload failed; will retry').length;
+    const count = (re: RegExp) => mails.filter((m) => re.test(m.subject)).length;
+    assert.equal(count(/is failing/), 1);
+    assert.equal(count(/works again/), 1);
+    assert.ok(count(/still failing/) >= 1 && count(/still failing/) <= 2, `${count(/still failing/)} reminders`);
+    assert.ok(attempts > mails.length, `${attempts} failed attempts, ${mails.length} mails`);
+    const at = (await d.waitFor((l) => l.msg === 'metrics listening')).metrics as string;
+    const m = parsePrometheusText(await (await fetch(`http://${at}/metrics`)).text());
+    assert.equal(sampleValue(m, 'callvault_notifications_total', { kind: 'target-failing', result: 'sent' }), 1);
+    assert.equal(sampleValue(m, 'callvault_notifications_total', { kind: 'target-recovered', result: 'sent' }), 1);
+  } finally {
+    assert.equal(await d.stop(), 0);
+    await new Promise<void>((r) => smtp.close(() => r()));
+  }
+});
