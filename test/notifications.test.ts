@@ -7,22 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { DaemonProcess, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './support/net.js';
 
 test('failure mail: one when a target starts failing (sent once the SMTP server is up), at most one reminder per digest interval, one when it works again — not one per attempt', async () => {
   const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-mail-'));
