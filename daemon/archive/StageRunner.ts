@@ -258,12 +258,16 @@ export class StageRunner {
         failure.action === 'drop'
           ? { remove: job }
           : { put: { ...job, attempts, notBefore, lastError, parked: failure.action === 'park', claim: null } as Job };
-      await index.commit(job.recordingId, failure.event, [change]).catch((commitErr: unknown) => {
-        log.error(
-          { err: commitErr, recordingId: job.recordingId, stage: job.stage },
-          'cannot record a failed attempt; the job is tried again when its claim expires',
-        );
-      });
+      // The attempt count and backoff are recorded even when the event no longer fits the recording's stage.
+      await index
+        .commit(job.recordingId, failure.event, [change])
+        .catch(() => index.commit(job.recordingId, null, [change]))
+        .catch((commitErr: unknown) => {
+          log.error(
+            { err: commitErr, recordingId: job.recordingId, stage: job.stage },
+            'cannot record a failed attempt; the job is tried again when its claim expires',
+          );
+        });
       const retry = failure.action === 'retry';
       log[retry ? 'warn' : 'error'](
         {

@@ -114,12 +114,12 @@ export class RecordingIndex {
    * Rejects, changing nothing, with a LifecycleError for an event the
    * recording's stage cannot take.
    */
-  async commit(recordingId: string, event: LifecycleEvent | null, jobs: readonly JobChange[] = []): Promise<IndexEntry> {
+  async commit(recordingId: string, event: LifecycleEvent | null, jobs: readonly JobChange[] = []): Promise<IndexEntry | undefined> {
     return this.transact(() => {
-      const prev = this.mustGet(recordingId);
-      const next = event ? this.write(apply(withoutStamp(prev), event)) : prev;
+      // Only the jobs (event null): recorded even for a recording the index no longer has, so a job never spins.
+      const next = event ? this.write(apply(withoutStamp(this.mustGet(recordingId)), event)) : this.entries.get(recordingId);
       this.jobs.apply(jobs);
-      return next;
+      return next && current(next);
     });
   }
 

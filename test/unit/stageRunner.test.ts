@@ -240,4 +240,27 @@ describe('StageRunner over a real LMDB journal', () => {
     assert.equal(heard.length, 2);
     assert.equal(index.jobs.count('seal'), 0);
   });
+  test('a failure whose event no longer fits the recording (deleted meanwhile) still backs off: the job never spins', async () => {
+    const e = testEntry(70, { stage: 'deleted' });
+    await index.create(e, [{ put: newJob('upload', e.recordingId, 'gone', null) }]);
+    const probe = new Probe('upload', index, async () => 'retry');
+    const failing: StageHandler<'upload'> = {
+      ...probe,
+      stage: 'upload',
+      concurrency: 1,
+      messages: probe.messages,
+      run: (job) => probe.run(job),
+      failed: () => ({ action: 'retry', event: { type: 'upload-failed', target: 'gone', error: 'x' }, code: null }),
+    };
+    const runner = new StageRunner({ index, log, owner: `${HOST}:${process.pid}`, backoff: { baseMs: 200, maxMs: 200 } }).register(failing);
+    await runner.start();
+    await new Promise((r) => setTimeout(r, 300));
+    await runner.drain();
+    assert.ok(probe.attempts.length >= 1 && probe.attempts.length <= 3, `${probe.attempts.length} attempts in 300 ms with a 100–200 ms backoff`);
+    assert.equal(
+      index.jobs.get({ stage: 'upload', lane: 'gone', recordingId: e.recordingId })?.attempts,
+      probe.attempts.length,
+      'each attempt journaled',
+    );
+  });
 });

@@ -66,7 +66,9 @@ export class DeleteStage implements StageHandler<'delete'> {
       startedAt: entry.startedAt,
       targets: Object.keys(entry.uploads),
     });
-    await this.index.commit(recordingId, event, [{ remove: job }]);
+    // Copies still owed to a target that was down go with the recording: nothing is left to copy.
+    const owed = this.index.jobs.list('upload').filter((j) => j.recordingId === recordingId);
+    await this.index.commit(recordingId, event, [{ remove: job }, ...owed.map((j) => ({ remove: j }))]);
     this.log.info({ recordingId, reason, actor }, 'recording deleted');
   }
 
