@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { cli } from './support/cli.js';
 import { DaemonProcess, ROOT, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
 import { startSshd, type Sshd } from './support/sshd.js';
 
@@ -96,4 +97,21 @@ test('a server that is down: the copy is retried with backoff and arrives once i
   const dir = await remoteDir(id);
   assert.deepEqual((await readdir(dir)).sort(), (await readdir(st.dir)).sort());
   assert.equal((await readdir(path.dirname(dir))).filter((n) => n.includes(id)).length, 1, 'one copy, no partial');
+});
+
+test('uploads status shows a failing target’s pending copies, attempts, last error and next attempt; uploads retry makes them due now and the copy arrives', async () => {
+  await sshd.stop();
+  const id = await call('sftp-5', '+4930123005');
+  await d.waitFor((l: LogLine) => l.msg === 'upload failed; will retry' && l.recordingId === id && (l.attempt as number) >= 2, 30_000);
+  const before = JSON.parse(cli(d, ['uploads', 'status', '--json']).stdout).targets.find((t: any) => t.target === 'vault');
+  assert.ok(before.configured && before.pending >= 1 && before.maxAttempts >= 2, JSON.stringify(before));
+  assert.match(before.lastError, /ECONNREFUSED|connect/);
+  assert.ok(before.oldestPendingSeconds >= 0);
+  await sshd.restart();
+  const retried = JSON.parse(cli(d, ['uploads', 'retry', '--target', 'vault', '--json']).stdout);
+  assert.ok(retried.retried >= 1);
+  const after = JSON.parse(cli(d, ['uploads', 'status', '--json']).stdout).targets.find((t: any) => t.target === 'vault');
+  assert.equal(after.nextAttemptAt, null, 'due now');
+  await d.waitForState(id, 'uploaded', 40_000);
+  assert.equal(JSON.parse(cli(d, ['uploads', 'status', '--json']).stdout).targets.find((t: any) => t.target === 'vault').pending, 0);
 });

@@ -10,6 +10,7 @@ import type { AuditLog } from '../store/AuditLog.js';
 import type { RecordingIndex } from '../store/RecordingIndex.js';
 import type { StorageTarget } from '../upload/StorageTarget.js';
 import { newJob } from './JobTypes.js';
+import { uploadStatus, type TargetUploads } from './uploadStatus.js';
 import { apply, startedEntry } from './lifecycle.js';
 import { StageRunner } from './StageRunner.js';
 import { DeleteStage } from './stages/DeleteStage.js';
@@ -85,11 +86,9 @@ export class Archive {
     if (pending.get('delete')) log.info({ count: pending.get('delete') }, 'finishing deletions left by the previous run');
   }
 
-  /** Recordings waiting for, or being copied to, each configured storage target (and any removed one still owed copies). */
-  uploadBacklog(): Map<string, number> {
-    const out = new Map([...this.#uploads.targets.keys()].map((t) => [t, 0]));
-    for (const [lane, n] of this.runner.backlog('upload')) out.set(lane, n);
-    return out;
+  /** Per storage target (configured, or removed and still owed copies): pending copies, the oldest one's age, attempts. */
+  uploadStatus(): TargetUploads[] {
+    return uploadStatus(this.parts.index, [...this.#uploads.targets.keys()]);
   }
 
   /** Retention: journal the deletion of what expired; the delete stage carries it out. */

@@ -59,9 +59,11 @@ export interface StageRunnerObserverEvents {
 const DEFAULT_BACKOFF = { baseMs: 1000, maxMs: 300_000 };
 const DEFAULT_LEASE_MS = 10 * 60_000;
 
+/** Jobs another process added or released (a CLI retry, a deletion journaled by `retention run`) are seen within this long. */
+const RESCAN_MS = 30_000;
+
 interface Lane {
   running: number;
-  notBefore: number;
 }
 
 /**
@@ -123,13 +125,6 @@ export class StageRunner {
     });
   }
 
-  /** Jobs in the journal per lane of a stage, running ones included. */
-  backlog(stage: JobStage): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const job of this.#jobs(stage)) out.set(job.lane, (out.get(job.lane) ?? 0) + 1);
-    return out;
-  }
-
   /** Resolves when nothing of ours is left to do, now or later (a CLI command's run to completion). */
   idle(): Promise<void> {
     return this.#until(() => this.#isIdle(false));
@@ -173,7 +168,7 @@ export class StageRunner {
     const key = `${stage}\0${lane}`;
     let l = this.#lanes.get(key);
     if (!l) {
-      l = { running: 0, notBefore: 0 };
+      l = { running: 0 };
       this.#lanes.set(key, l);
     }
     return l;
@@ -188,15 +183,14 @@ export class StageRunner {
         const key = jobKey(job);
         if (this.#running.has(key) || !this.#eligible(handler, job)) continue;
         const lane = this.#lane(job.stage, job.lane);
-        const due = Math.max(job.notBefore, lane.notBefore);
-        if (due > now) {
-          next = Math.min(next, due);
+        if (job.notBefore > now) {
+          next = Math.min(next, job.notBefore);
           continue;
         }
         if (lane.running >= handler.concurrency) continue;
         lane.running++;
         this.#tried.set(key, (this.#tried.get(key) ?? 0) + 1);
-        const run = this.#attempt(handler, job, lane).finally(() => {
+        const run = this.#attempt(handler, job).finally(() => {
           lane.running--;
           this.#running.delete(key);
           this.poke();
@@ -206,7 +200,7 @@ export class StageRunner {
       }
     }
     clearTimeout(this.#timer);
-    if (next < Infinity) this.#timer = setTimeout(() => this.poke(), Math.max(10, next - now)).unref();
+    this.#timer = setTimeout(() => this.poke(), Math.max(10, Math.min(next, now + RESCAN_MS) - now)).unref();
     this.#wake();
   }
 
@@ -227,15 +221,13 @@ export class StageRunner {
     if (this.#running.size) return false;
     const now = Date.now();
     for (const handler of this.#active()) {
-      const pending = this.#jobs(handler.stage).some(
-        (job) => this.#eligible(handler, job) && (!dueOnly || Math.max(job.notBefore, this.#lane(job.stage, job.lane).notBefore) <= now),
-      );
+      const pending = this.#jobs(handler.stage).some((job) => this.#eligible(handler, job) && (!dueOnly || job.notBefore <= now));
       if (pending) return false;
     }
     return true;
   }
 
-  async #attempt(handler: StageHandler, queued: Job, lane: Lane): Promise<void> {
+  async #attempt(handler: StageHandler, queued: Job): Promise<void> {
     const { index, log } = this.opts;
     const job = await index.claim(queued, this.opts.owner, this.opts.leaseMs ?? DEFAULT_LEASE_MS).catch((err: unknown) => {
       log.warn({ err, recordingId: queued.recordingId, stage: queued.stage }, 'cannot claim a job');
@@ -245,30 +237,35 @@ export class StageRunner {
     const t0 = performance.now();
     try {
       await handler.run(job);
-      lane.notBefore = 0;
       this.observer.safeEmit('done', job.stage, job.lane, job.recordingId, (performance.now() - t0) / 1000);
     } catch (err) {
       const failure = handler.failed(job, err);
       const attempts = job.attempts + 1;
       const { baseMs, maxMs } = this.opts.backoff ?? DEFAULT_BACKOFF;
-      const notBefore = failure.action === 'retry' ? Date.now() + backoffMs(attempts - 1, baseMs, maxMs) : 0;
-      if (handler.laneBackoff && failure.action === 'retry') lane.notBefore = notBefore;
+      const retry = failure.action === 'retry';
+      // A lane that backs off as a whole waits as long as its most-tried job says, every job of it alike — in the journal, where `uploads status` shows it and `uploads retry` lifts it.
+      const laneJobs =
+        retry && handler.laneBackoff
+          ? index.jobs.list(job.stage, job.lane).filter((j) => jobKey(j) !== jobKey(job) && !this.#running.has(jobKey(j)))
+          : [];
+      const exponent = Math.max(attempts, ...laneJobs.map((j) => j.attempts)) - 1;
+      const notBefore = retry ? Date.now() + backoffMs(exponent, baseMs, maxMs) : 0;
       const lastError = err instanceof Error ? err.message : String(err);
       const change =
         failure.action === 'drop'
           ? { remove: job }
           : { put: { ...job, attempts, notBefore, lastError, parked: failure.action === 'park', claim: null } as Job };
+      const changes = [change, ...laneJobs.filter((j) => j.notBefore < notBefore).map((j) => ({ put: { ...j, notBefore } as Job }))];
       // The attempt count and backoff are recorded even when the event no longer fits the recording's stage.
       await index
-        .commit(job.recordingId, failure.event, [change])
-        .catch(() => index.commit(job.recordingId, null, [change]))
+        .commit(job.recordingId, failure.event, changes)
+        .catch(() => index.commit(job.recordingId, null, changes))
         .catch((commitErr: unknown) => {
           log.error(
             { err: commitErr, recordingId: job.recordingId, stage: job.stage },
             'cannot record a failed attempt; the job is tried again when its claim expires',
           );
         });
-      const retry = failure.action === 'retry';
       log[retry ? 'warn' : 'error'](
         {
           err,

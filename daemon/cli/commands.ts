@@ -12,6 +12,7 @@ import { verifyCommand } from './verify.js';
 import { exportCommand } from './export.js';
 import { keysCommand } from './keys.js';
 import { lkmCommand } from './lkm.js';
+import { uploadsCommand } from './uploads.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('callvault')
@@ -27,6 +28,7 @@ await yargs(hideBin(process.argv))
   .command(keysCommand)
   .command(exportCommand)
   .command(lkmCommand)
+  .command(uploadsCommand)
   .demandCommand(1, 'name a command')
   .strict()
   .help()

@@ -349,7 +349,17 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const [target, n] of archive.uploadBacklog()) this.set({ target }, n);
+        for (const t of archive.uploadStatus()) this.set({ target: t.target }, t.pending);
+      },
+    });
+    new Gauge({
+      name: 'callvault_upload_oldest_pending_seconds',
+      help: 'Per storage target, seconds since the oldest recording still owed a copy there was sealed (0: none owed).',
+      labelNames: ['target'],
+      registers,
+      collect() {
+        this.reset();
+        for (const t of archive.uploadStatus()) this.set({ target: t.target }, t.oldestPendingSeconds);
       },
     });
     const uploadLatency = new Histogram({
