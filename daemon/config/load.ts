@@ -57,7 +57,9 @@ export function parseConfigText(text: string, file: string): Config {
       name,
       t.type === 'directory'
         ? { ...t, path: path.resolve(base, t.path) }
-        : { ...t, path: t.path ?? '.', privateKeyFile: relative(t.privateKeyFile), passwordFile: relative(t.passwordFile) },
+        : t.type === 'sftp'
+          ? { ...t, path: t.path ?? '.', port: t.port ?? 22, privateKeyFile: relative(t.privateKeyFile), passwordFile: relative(t.passwordFile) }
+          : { ...t, path: t.path ?? '.', port: t.port ?? 445, passwordFile: path.resolve(base, t.passwordFile) },
     ]),
   );
   const { lkm } = config.encryption;
@@ -165,14 +167,27 @@ function storageProblems(storage: Config['storage']): ConfigProblem[] {
     if (!isTimeZone(t.timeZone))
       problems.push({ path: at('timeZone'), message: `${JSON.stringify(t.timeZone)} is not a time zone this runtime knows` });
     const given = t as unknown as Record<string, unknown>;
-    const need = t.type === 'directory' ? ['path'] : ['host', 'username', 'hostKey'];
-    for (const key of need) if (given[key] === undefined) problems.push({ path: at(key), message: `is required for a ${t.type} target` });
+    const need = { directory: ['path'], sftp: ['host', 'username', 'hostKey'], smb: ['host', 'share', 'username', 'passwordFile'] }[t.type];
+    for (const key of need)
+      if (given[key] === undefined || given[key] === null) problems.push({ path: at(key), message: `is required for a ${t.type} target` });
+    if (t.type === 'smb' && /[\\/]/.test(t.share))
+      problems.push({ path: at('share'), message: 'is the share name only, without a sub-path (put that in path)' });
+    if (t.type === 'smb' && /[\\/:]/.test(t.host)) problems.push({ path: at('host'), message: 'is a host name or address only' });
     if (t.type === 'sftp' && (t.privateKeyFile === null) === (t.passwordFile === null)) {
       problems.push({ path: at('privateKeyFile'), message: 'an sftp target needs exactly one of privateKeyFile and passwordFile' });
     }
-    if (t.type === 'directory')
-      for (const key of ['host', 'username', 'hostKey'])
-        if (given[key] !== undefined) problems.push({ path: at(key), message: 'is for sftp targets' });
+    // Keys of another target type are refused, not ignored (defaults, which the schema fills in for every type, aside).
+    const only: Readonly<Record<string, readonly string[]>> = {
+      hostKey: ['sftp'],
+      privateKeyFile: ['sftp'],
+      share: ['smb'],
+      host: ['sftp', 'smb'],
+      username: ['sftp', 'smb'],
+    };
+    for (const [key, types] of Object.entries(only)) {
+      if (!types.includes(t.type) && given[key] !== undefined && given[key] !== null)
+        problems.push({ path: at(key), message: `is for ${types.join(' and ')} targets` });
+    }
   }
   return problems;
 }

@@ -5,6 +5,7 @@ import type { IndexEntry } from '../archive/RecordingTypes.js';
 import { DirectoryTarget } from './DirectoryTarget.js';
 import type { TemplateFields } from './pathTemplate.js';
 import { SftpTarget } from './SftpTarget.js';
+import { SmbTarget } from './SmbTarget.js';
 
 /** A sealed recording as handed to a target: where it is locally, and what its path template is filled with. */
 export interface SealedRecording {
@@ -59,5 +60,7 @@ function createTarget(name: string, config: StorageTargetConfig, pool: WorkerPoo
       return new DirectoryTarget(name, config, pool);
     case 'sftp':
       return new SftpTarget(name, config);
+    case 'smb':
+      return new SmbTarget(name, config);
   }
 }

@@ -1,0 +1,198 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { SmbTargetConfig } from '../config/Config.js';
+import { StoreError } from '../errors.js';
+import { checksumFileName, parseChecksums, signatureFileName } from '../seal/checksumFile.js';
+import { expandTemplate } from './pathTemplate.js';
+import type { SealedRecording, StorageTarget } from './StorageTarget.js';
+
+/** What smbclient's NT_STATUS codes mean to an operator. */
+const STATUS: Readonly<Record<string, string>> = {
+  NT_STATUS_LOGON_FAILURE: 'wrong user name, domain or password',
+  NT_STATUS_ACCESS_DENIED: 'access denied (the share or directory does not let this user write)',
+  NT_STATUS_BAD_NETWORK_NAME: 'no such share on the server',
+  NT_STATUS_CONNECTION_REFUSED: 'the server refused the connection (not listening on that port)',
+  NT_STATUS_HOST_UNREACHABLE: 'the server cannot be reached',
+  NT_STATUS_IO_TIMEOUT: 'the server did not answer in time',
+  NT_STATUS_NOT_SUPPORTED: 'the server refused the protocol, signing or encryption asked for',
+  NT_STATUS_DISK_FULL: 'the share is full',
+  NT_STATUS_OBJECT_PATH_NOT_FOUND: 'a directory on the way does not exist',
+};
+
+/** Failures a step may expect: a directory that is already there, a copy that is not. */
+type Tolerated = 'NT_STATUS_OBJECT_NAME_COLLISION' | 'NT_STATUS_OBJECT_NAME_NOT_FOUND' | 'NT_STATUS_OBJECT_PATH_NOT_FOUND' | 'NT_STATUS_NO_SUCH_FILE';
+
+interface RemoteFile {
+  readonly size: number;
+  readonly writeTime: Date;
+}
+
+/**
+ * A Windows share (SMB 3 with signing, and encryption when asked) as a
+ * storage target, through Debian's smbclient: no pure-JS SMB client on npm
+ * signs SMB3, and Windows 11 24H2 and Server 2025 refuse unsigned clients.
+ * The credentials go in a 0600 auth file in a private temp directory, never
+ * on a command line; arguments are passed without a shell; smbclient's exit
+ * status does not say whether a command failed, so its NT_STATUS output is
+ * read and mapped to clear errors. A copy is put into `<dest>.partial-<random>`,
+ * every size checked on the share, then renamed into place and checked again.
+ */
+export class SmbTarget implements StorageTarget {
+  constructor(
+    readonly name: string,
+    private readonly config: SmbTargetConfig,
+  ) {}
+
+  async put(rec: SealedRecording): Promise<Date> {
+    const files = await localFiles(rec);
+    const dest = this.#dest(rec);
+    const done = await this.#completedAt(dest, files, rec);
+    if (done) return done; // an earlier attempt got as far as the rename
+    const parents = path.posix
+      .dirname(dest)
+      .split('/')
+      .filter((p) => p && p !== '.');
+    await this.#run(
+      parents.map((_, i) => `mkdir ${quote(parents.slice(0, i + 1).join('/'))}`),
+      ['NT_STATUS_OBJECT_NAME_COLLISION'],
+    );
+    const staging = `${dest}.partial-${randomBytes(4).toString('hex')}`;
+    try {
+      await this.#run([`lcd "${rec.dir}"`, `mkdir ${quote(staging)}`, ...files.map((f) => `put ${quote(f.name)} ${quote(`${staging}/${f.name}`)}`)]);
+      const there = await this.#list(staging);
+      for (const f of files) {
+        const r = there.get(f.name);
+        if (!r || r.size !== f.size)
+          throw new StoreError('COPY_MISMATCH', `${f.name} is ${r?.size ?? 'missing'} bytes on ${this.name}, ${f.size} here`, {
+            target: this.name,
+            file: f.name,
+          });
+      }
+      await this.#run([`deltree ${quote(dest)}`], ['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE']);
+      await this.#run([`rename ${quote(staging)} ${quote(dest)}`]);
+    } catch (err) {
+      await this.#run(
+        [`deltree ${quote(staging)}`],
+        ['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE'],
+      ).catch(() => undefined);
+      throw err;
+    }
+    const at = await this.#completedAt(dest, files, rec);
+    if (!at)
+      throw new StoreError('COPY_MISMATCH', `the copy of ${rec.recordingId} on ${this.name} is not whole after the rename`, { target: this.name });
+    return at;
+  }
+
+  async find(rec: SealedRecording): Promise<Date | undefined> {
+    return (await this.#completedAt(this.#dest(rec), await localFiles(rec), rec)) ?? undefined;
+  }
+
+  async remove(rec: SealedRecording): Promise<void> {
+    await this.#run(
+      [`deltree ${quote(this.#dest(rec))}`],
+      ['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE'],
+    );
+  }
+
+  #dest(rec: SealedRecording): string {
+    return path.posix.join(this.config.path, expandTemplate(this.config.template, rec.fields, this.config.timeZone, 'windows'));
+  }
+
+  /** When the copy at `dest` became whole (its signature file's write time), or null. */
+  async #completedAt(dest: string, files: readonly LocalFile[], rec: SealedRecording): Promise<Date | null> {
+    const there = await this.#list(dest);
+    for (const f of files) if (there.get(f.name)?.size !== f.size) return null;
+    return there.get(signatureFileName(rec.recordingId))?.writeTime ?? null;
+  }
+
+  /** The files in a remote directory, by name (empty when it does not exist). */
+  async #list(dir: string): Promise<Map<string, RemoteFile>> {
+    const out = await this.#run(
+      [`ls ${quote(`${dir}/*`)}`],
+      ['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE'],
+    );
+    const files = new Map<string, RemoteFile>();
+    for (const line of out.split('\n')) {
+      const m = /^ {2}(.+?)\s+([A-Z]*)\s+(\d+)\s+\w{3} (\w{3})\s+(\d+) (\d\d):(\d\d):(\d\d) (\d{4})$/.exec(line);
+      if (!m || m[2]!.includes('D')) continue;
+      const month = 'JanFebMarAprMayJunJulAugSepOctNovDec'.indexOf(m[4]!) / 3;
+      files.set(m[1]!, {
+        size: Number(m[3]),
+        writeTime: new Date(Date.UTC(Number(m[9]), month, Number(m[5]), Number(m[6]), Number(m[7]), Number(m[8]))),
+      });
+    }
+    return files;
+  }
+
+  /** One smbclient session running `commands`; its output, or a StoreError for an NT_STATUS not tolerated. */
+  async #run(commands: readonly string[], tolerated: readonly Tolerated[] = []): Promise<string> {
+    if (!commands.length) return '';
+    const c = this.config;
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-smb-'));
+    try {
+      const password = (await readFile(c.passwordFile, 'utf8')).split('\n')[0]!.trimEnd();
+      const authFile = path.join(dir, 'auth');
+      await writeFile(authFile, `username = ${c.username}\npassword = ${password}\ndomain = ${c.domain}\n`, { mode: 0o600 });
+      const args = [
+        `//${c.host}/${c.share}`,
+        '-p',
+        String(c.port),
+        '-A',
+        authFile,
+        '-m',
+        'SMB3',
+        `--client-protection=${c.encrypt ? 'encrypt' : 'sign'}`,
+        '-c',
+        commands.join('; '),
+      ];
+      const out = await smbclient(args, c.timeoutSeconds * 1000);
+      const failures = [...out.matchAll(/NT_STATUS_[A-Z_]+/g)].map((m) => m[0]).filter((s) => !(tolerated as readonly string[]).includes(s));
+      if (failures.length) {
+        const code = failures[0]!;
+        throw new StoreError(
+          'SMB_FAILED',
+          `storage target ${this.name} (//${c.host}/${c.share}): ${STATUS[code] ?? 'the server refused'} (${code})`,
+          { target: this.name, status: code },
+        );
+      }
+      return out;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+interface LocalFile {
+  readonly name: string;
+  readonly size: number;
+}
+
+async function localFiles(rec: SealedRecording): Promise<LocalFile[]> {
+  const checksums = await readFile(path.join(rec.dir, checksumFileName(rec.recordingId)), 'utf8');
+  const names = [...parseChecksums(checksums).map((e) => e.name), checksumFileName(rec.recordingId), signatureFileName(rec.recordingId)];
+  return Promise.all(names.map(async (name) => ({ name, size: (await stat(path.join(rec.dir, name))).size })));
+}
+
+/** smbclient's command language quotes with double quotes; our names never hold one (the windows rules forbid it). */
+function quote(p: string): string {
+  return `"${p.replace(/\//g, '\\')}"`;
+}
+
+function smbclient(args: readonly string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    // TZ=UTC: ls prints write times in the client's zone.
+    const p = spawn('smbclient', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' }, timeout: timeoutMs });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.once('error', (err) => reject(new StoreError('SMB_CLIENT', `cannot run smbclient: ${err.message}`, {}, { cause: err })));
+    p.once('exit', (code, signal) =>
+      signal
+        ? reject(new StoreError('TARGET_TIMEOUT', `smbclient did not finish within ${timeoutMs / 1000} s`, {}))
+        : resolve(out + (code ? `\nexit ${code}` : '')),
+    );
+  });
+}
