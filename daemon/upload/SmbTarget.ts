@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { SmbTargetConfig } from '../config/Config.js';
 import { StoreError } from '../errors.js';
 import { checksumFileName, parseChecksums, signatureFileName } from '../seal/checksumFile.js';
-import { expandTemplate } from './pathTemplate.js';
+import { expandTemplate, type TemplateFields } from './pathTemplate.js';
 import type { SealedRecording, StorageTarget } from './StorageTarget.js';
 
 /** What smbclient's NT_STATUS codes mean to an operator. */
@@ -61,7 +61,11 @@ export class SmbTarget implements StorageTarget {
     );
     const staging = `${dest}.partial-${randomBytes(4).toString('hex')}`;
     try {
-      await this.#run([`lcd "${rec.dir}"`, `mkdir ${quote(staging)}`, ...files.map((f) => `put ${quote(f.name)} ${quote(`${staging}/${f.name}`)}`)]);
+      await this.#run([
+        `lcd ${quoteLocal(rec.dir)}`,
+        `mkdir ${quote(staging)}`,
+        ...files.map((f) => `put ${quote(f.name)} ${quote(`${staging}/${f.name}`)}`),
+      ]);
       const there = await this.#list(staging);
       for (const f of files) {
         const r = there.get(f.name);
@@ -98,7 +102,7 @@ export class SmbTarget implements StorageTarget {
   }
 
   #dest(rec: SealedRecording): string {
-    return path.posix.join(this.config.path, expandTemplate(this.config.template, rec.fields, this.config.timeZone, 'windows'));
+    return smbDest(this.config, rec.fields);
   }
 
   /** When the copy at `dest` became whole (its signature file's write time), or null. */
@@ -176,9 +180,26 @@ async function localFiles(rec: SealedRecording): Promise<LocalFile[]> {
   return Promise.all(names.map(async (name) => ({ name, size: (await stat(path.join(rec.dir, name))).size })));
 }
 
-/** smbclient's command language quotes with double quotes; our names never hold one (the windows rules forbid it). */
+/**
+ * Where a recording goes on the share. smbclient splits its command line at
+ * `;`, quoted or not: no name may carry one (nor a quote, which the windows
+ * rules forbid).
+ */
+export function smbDest(config: Pick<SmbTargetConfig, 'path' | 'template' | 'timeZone'>, fields: TemplateFields): string {
+  return path.posix.join(config.path, expandTemplate(config.template, fields, config.timeZone, 'windows')).replace(/;/g, '_');
+}
+
+/** A share path in smbclient's command language: double-quoted, backslashes; one that could break out of it is refused. */
 function quote(p: string): string {
+  if (/[";]/.test(p))
+    throw new StoreError('SMB_PATH', `the share path ${JSON.stringify(p)} holds a character smbclient commands cannot carry`, { path: p });
   return `"${p.replace(/\//g, '\\')}"`;
+}
+
+function quoteLocal(p: string): string {
+  if (/[";]/.test(p))
+    throw new StoreError('SMB_PATH', `the local path ${JSON.stringify(p)} holds a character smbclient commands cannot carry (" or ;)`, { path: p });
+  return `"${p}"`;
 }
 
 function smbclient(args: readonly string[], timeoutMs: number): Promise<string> {

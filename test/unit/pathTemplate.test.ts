@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { smbDest } from '../../daemon/upload/SmbTarget.js';
 import { checkTemplate, DEFAULT_TEMPLATE, expandTemplate, type NameRules, type TemplateFields } from '../../daemon/upload/pathTemplate.js';
 
 const rec: TemplateFields = {
@@ -69,5 +70,11 @@ describe('storage path templates', () => {
         }
       }
     }
+  });
+
+  test('an SMB path never carries what would break out of an smbclient command (; splits commands, " ends a quote)', () => {
+    const out = smbDest({ path: 'calls', template: '$caller/$id', timeZone: 'UTC' }, { ...rec, caller: 'x"; deltree \\; y' });
+    assert.ok(!/[";]/.test(out), out);
+    assert.equal(out.split('/').length, 3);
   });
 });
