@@ -1,14 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Client, type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
 import type { SftpTargetConfig } from '../config/Config.js';
 import { StoreError } from '../errors.js';
-import { checksumFileName, parseChecksums, signatureFileName } from '../seal/checksumFile.js';
+import { signatureFileName } from '../seal/checksumFile.js';
 import { expandTemplate } from './pathTemplate.js';
-import type { SealedRecording, StorageTarget } from './StorageTarget.js';
+import { sealedFiles, type SealedFile, type SealedRecording, type StorageTarget } from './StorageTarget.js';
 
 /** SFTP status codes (draft-ietf-secsh-filexfer-02 §7) the copy tells apart. */
 const NO_SUCH_FILE = 2;
@@ -113,18 +113,6 @@ export class SftpTarget implements StorageTarget {
       conn.end();
     }
   }
-}
-
-interface SealedFile {
-  readonly name: string;
-  readonly size: number;
-}
-
-/** Every file of the sealed recording (those its checksum file lists, then the checksum file and its signature), with its size here. */
-async function sealedFiles(rec: SealedRecording): Promise<SealedFile[]> {
-  const checksums = await readFile(path.join(rec.dir, checksumFileName(rec.recordingId)), 'utf8');
-  const names = [...parseChecksums(checksums).map((e) => e.name), checksumFileName(rec.recordingId), signatureFileName(rec.recordingId)];
-  return Promise.all(names.map(async (name) => ({ name, size: (await stat(path.join(rec.dir, name))).size })));
 }
 
 /** When the copy at `dest` became whole (its signature file, written last), or null if any file is missing or of another size. */

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { SmbTargetConfig } from '../config/Config.js';
 import { StoreError } from '../errors.js';
-import { checksumFileName, parseChecksums, signatureFileName } from '../seal/checksumFile.js';
+import { signatureFileName } from '../seal/checksumFile.js';
 import { expandTemplate, type TemplateFields } from './pathTemplate.js';
-import type { SealedRecording, StorageTarget } from './StorageTarget.js';
+import { sealedFiles, type SealedFile, type SealedRecording, type StorageTarget } from './StorageTarget.js';
 
 /** What smbclient's NT_STATUS codes mean to an operator. */
 const STATUS: Readonly<Record<string, string>> = {
@@ -47,7 +47,7 @@ export class SmbTarget implements StorageTarget {
   ) {}
 
   async put(rec: SealedRecording): Promise<Date> {
-    const files = await localFiles(rec);
+    const files = await sealedFiles(rec);
     const dest = this.#dest(rec);
     const done = await this.#completedAt(dest, files, rec);
     if (done) return done; // an earlier attempt got as far as the rename
@@ -91,7 +91,7 @@ export class SmbTarget implements StorageTarget {
   }
 
   async find(rec: SealedRecording): Promise<Date | undefined> {
-    return (await this.#completedAt(this.#dest(rec), await localFiles(rec), rec)) ?? undefined;
+    return (await this.#completedAt(this.#dest(rec), await sealedFiles(rec), rec)) ?? undefined;
   }
 
   async remove(rec: SealedRecording): Promise<void> {
@@ -106,7 +106,7 @@ export class SmbTarget implements StorageTarget {
   }
 
   /** When the copy at `dest` became whole (its signature file's write time), or null. */
-  async #completedAt(dest: string, files: readonly LocalFile[], rec: SealedRecording): Promise<Date | null> {
+  async #completedAt(dest: string, files: readonly SealedFile[], rec: SealedRecording): Promise<Date | null> {
     const there = await this.#list(dest);
     for (const f of files) if (there.get(f.name)?.size !== f.size) return null;
     return there.get(signatureFileName(rec.recordingId))?.writeTime ?? null;
@@ -167,17 +167,6 @@ export class SmbTarget implements StorageTarget {
       await rm(dir, { recursive: true, force: true });
     }
   }
-}
-
-interface LocalFile {
-  readonly name: string;
-  readonly size: number;
-}
-
-async function localFiles(rec: SealedRecording): Promise<LocalFile[]> {
-  const checksums = await readFile(path.join(rec.dir, checksumFileName(rec.recordingId)), 'utf8');
-  const names = [...parseChecksums(checksums).map((e) => e.name), checksumFileName(rec.recordingId), signatureFileName(rec.recordingId)];
-  return Promise.all(names.map(async (name) => ({ name, size: (await stat(path.join(rec.dir, name))).size })));
 }
 
 /**

@@ -1,6 +1,8 @@
 import type { StorageTargetConfig } from '../config/Config.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { checksumFileName, parseChecksums, signatureFileName } from '../seal/checksumFile.js';
 import type { IndexEntry } from '../archive/RecordingTypes.js';
 import { DirectoryTarget } from './DirectoryTarget.js';
 import type { TemplateFields } from './pathTemplate.js';
@@ -13,6 +15,19 @@ export interface SealedRecording {
   /** Absolute local directory. */
   readonly dir: string;
   readonly fields: TemplateFields;
+}
+
+/** A file of a sealed recording and its size here. */
+export interface SealedFile {
+  readonly name: string;
+  readonly size: number;
+}
+
+/** Every file a copy must hold: those the checksum file lists, then the checksum file and its signature, with their sizes here. */
+export async function sealedFiles(rec: SealedRecording): Promise<SealedFile[]> {
+  const checksums = await readFile(path.join(rec.dir, checksumFileName(rec.recordingId)), 'utf8');
+  const names = [...parseChecksums(checksums).map((e) => e.name), checksumFileName(rec.recordingId), signatureFileName(rec.recordingId)];
+  return Promise.all(names.map(async (name) => ({ name, size: (await stat(path.join(rec.dir, name))).size })));
 }
 
 /** What a target is handed for the recording an index entry describes. */
