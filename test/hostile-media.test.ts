@@ -9,23 +9,13 @@ import { randomInt } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildRtp } from '../daemon/media/rtp.js';
-import { readWav, tonePower } from './support/audio.js';
+import { dominates, readWav } from './support/audio.js';
 import { DaemonProcess, sendRtp, testConfigYaml } from './support/daemon.js';
 import { parsePrometheusText } from './support/promtext.js';
 import { toneStream } from './support/rtpPlan.js';
 
 const PBX = { caller: 440, callee: 1000 };
 const ATTACK = 3000;
-
-function dominates(x: Float64Array, freq: number, other: number): boolean {
-  let a = 0;
-  let b = 0;
-  for (let i = 0; i + 800 <= x.length; i += 800) {
-    a += tonePower(x, freq, i, i + 800);
-    b += tonePower(x, other, i, i + 800);
-  }
-  return a > 100 * b;
-}
 
 const stream = toneStream;
 

@@ -1,25 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { firstSound, rms, soundFraction, tonePower } from './support/audio.js';
+import { dominates, firstSound, rms, soundFraction, tonePower } from './support/audio.js';
 import { DaemonProcess, testConfigYaml } from './support/daemon.js';
 import { recordCall, recordCalls } from './support/record.js';
 
 const ms = (n: number) => n * 8; // samples at 8 kHz
-
-/**
- * The tone at `freq` is at least 20 dB above `other` over [from, to),
- * Welch-style: powers summed over 100 ms blocks, so a re-anchored stream
- * (which shifts the tone's phase) cannot cancel itself as in one long window.
- */
-function dominates(x: Float64Array, freq: number, other: number, from = 0, to = x.length): boolean {
-  let a = 0;
-  let b = 0;
-  for (let i = from; i + 800 <= to; i += 800) {
-    a += tonePower(x, freq, i, i + 800);
-    b += tonePower(x, other, i, i + 800);
-  }
-  return a > 100 * b;
-}
 
 describe('recording a call end to end (real mediasoup worker, RTP from another process)', { concurrency: true }, () => {
   let d: DaemonProcess;

@@ -32,6 +32,22 @@ export function tonePower(x: Float64Array, freq: number, from = 0, to = x.length
   return (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (n * n);
 }
 
+/**
+ * The tone at `freq` is at least 20 dB above `other` over [from, to),
+ * Welch-style: powers summed over 100 ms blocks, so two bursts of the same
+ * tone whose phases differ (a resumed stream, a re-anchored one) cannot
+ * cancel each other out as they can in one long window.
+ */
+export function dominates(x: Float64Array, freq: number, other: number, from = 0, to = x.length): boolean {
+  let a = 0;
+  let b = 0;
+  for (let i = from; i + 800 <= to; i += 800) {
+    a += tonePower(x, freq, i, i + 800);
+    b += tonePower(x, other, i, i + 800);
+  }
+  return a > 100 * b;
+}
+
 export function rms(x: Float64Array, from = 0, to = x.length): number {
   let s = 0;
   for (let i = from; i < to; i++) s += (x[i] as number) ** 2;
