@@ -13,7 +13,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { cli } from './support/cli.js';
-import { DaemonProcess, ROOT, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
+import { briefCall, DaemonProcess, ROOT, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
 import { startSshd, type Sshd } from './support/sshd.js';
 
 let sshd: Sshd;
@@ -34,11 +34,8 @@ after(async () => {
   await sshd.stop();
 });
 
-async function call(callId: string, caller: string, direction: 'inbound' | 'outbound' = 'inbound'): Promise<string> {
-  const c = await startCall(d, { callId, direction, caller: { number: caller } });
-  await new Promise((r) => setTimeout(r, 200));
-  assert.equal((await d.api('DELETE', `/v1/calls/${callId}`)).status, 202);
-  return c.recordingId;
+function call(callId: string, caller: string, direction: 'inbound' | 'outbound' = 'inbound'): Promise<string> {
+  return briefCall(d, { callId, direction, caller: { number: caller } });
 }
 
 /** Where the copy of a recording is on the server's disk (the sshd runs here), found by its id. */

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { DaemonProcess, ROOT, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
+import { briefCall, DaemonProcess, ROOT, testConfigYaml, type LogLine } from './support/daemon.js';
 import { startSmbd, type Smbd } from './support/smbd.js';
 
 let smbd: Smbd;
@@ -32,11 +32,8 @@ after(async () => {
   await smbd.stop();
 });
 
-async function call(callId: string, caller: string): Promise<string> {
-  const c = await startCall(d, { callId, caller: { number: caller } });
-  await new Promise((r) => setTimeout(r, 200));
-  assert.equal((await d.api('DELETE', `/v1/calls/${callId}`)).status, 202);
-  return c.recordingId;
+function call(callId: string, caller: string): Promise<string> {
+  return briefCall(d, { callId, caller: { number: caller } });
 }
 
 test('a recording is copied whole to the signed, encrypted share under its template, and verifies there with shasum and openssl', async () => {

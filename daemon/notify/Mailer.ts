@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { firstLine } from '../keys/passphrase.js';
 import { createTransport, type Transporter } from 'nodemailer';
 import type { MailConfig } from '../config/Config.js';
 import { SafeEmitter } from '../events/SafeEmitter.js';
@@ -121,6 +121,6 @@ export class Mailer extends SafeEmitter<MailerEvents> {
 
   async #password(): Promise<string> {
     const file = this.#config.passwordFile;
-    return file ? (await readFile(file, 'utf8')).split('\n')[0]!.trimEnd() : '';
+    return file ? firstLine(file, 'SMTP password file') : '';
   }
 }

@@ -6,7 +6,7 @@ import { checksumFileName, parseChecksums, signatureFileName } from '../seal/che
 import type { DirectoryTargetConfig } from '../config/Config.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 import { expandTemplate } from './pathTemplate.js';
-import type { SealedRecording, StorageTarget } from './StorageTarget.js';
+import { sealedFileNames, type SealedRecording, type StorageTarget } from './StorageTarget.js';
 
 const STAGING_SUFFIX = '.partial';
 
@@ -59,7 +59,7 @@ export class DirectoryTarget implements StorageTarget {
     const staging = dest + STAGING_SUFFIX;
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true, mode: 0o750 });
-    const names = [...parseChecksums(sealedChecksums.toString('utf8')).map((e) => e.name), checksumName, signatureFileName(rec.recordingId)];
+    const names = sealedFileNames(rec.recordingId, sealedChecksums.toString('utf8'));
     for (const name of names) {
       await copyFile(path.join(rec.dir, name), path.join(staging, name));
       await fsyncFile(path.join(staging, name));

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { firstLine } from '../keys/passphrase.js';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Client, type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
@@ -88,7 +89,7 @@ export class SftpTarget implements StorageTarget {
     const c = this.config;
     const auth: Partial<ConnectConfig> = c.privateKeyFile
       ? { privateKey: await readFile(c.privateKeyFile) }
-      : { password: (await readFile(c.passwordFile!, 'utf8')).split('\n')[0]!.trimEnd() };
+      : { password: await firstLine(c.passwordFile!, `password file of storage target ${this.name}`) };
     const conn = new Client();
     let seen: string | null = null;
     const timeoutMs = c.timeoutSeconds * 1000;

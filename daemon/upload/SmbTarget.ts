@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { firstLine } from '../keys/passphrase.js';
 import os from 'node:os';
 import path from 'node:path';
 import type { SmbTargetConfig } from '../config/Config.js';
@@ -137,7 +138,7 @@ export class SmbTarget implements StorageTarget {
     const c = this.config;
     const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-smb-'));
     try {
-      const password = (await readFile(c.passwordFile, 'utf8')).split('\n')[0]!.trimEnd();
+      const password = await firstLine(c.passwordFile, `password file of storage target ${this.name}`);
       const authFile = path.join(dir, 'auth');
       await writeFile(authFile, `username = ${c.username}\npassword = ${password}\ndomain = ${c.domain}\n`, { mode: 0o600 });
       const args = [

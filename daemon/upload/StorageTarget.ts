@@ -25,9 +25,13 @@ export interface SealedFile {
 
 /** Every file a copy must hold: those the checksum file lists, then the checksum file and its signature, with their sizes here. */
 export async function sealedFiles(rec: SealedRecording): Promise<SealedFile[]> {
-  const checksums = await readFile(path.join(rec.dir, checksumFileName(rec.recordingId)), 'utf8');
-  const names = [...parseChecksums(checksums).map((e) => e.name), checksumFileName(rec.recordingId), signatureFileName(rec.recordingId)];
+  const names = sealedFileNames(rec.recordingId, await readFile(path.join(rec.dir, checksumFileName(rec.recordingId)), 'utf8'));
   return Promise.all(names.map(async (name) => ({ name, size: (await stat(path.join(rec.dir, name))).size })));
+}
+
+/** The names of every file a copy must hold, from the recording's checksum file. */
+export function sealedFileNames(recordingId: string, checksums: string): string[] {
+  return [...parseChecksums(checksums).map((e) => e.name), checksumFileName(recordingId), signatureFileName(recordingId)];
 }
 
 /** What a target is handed for the recording an index entry describes. */

@@ -153,6 +153,15 @@ export async function startCall(d: DaemonProcess, p: CallParams): Promise<any> {
   return r.body;
 }
 
+/** A short call with no RTP: started, ended 200 ms later; resolves with its recording id. */
+export async function briefCall(d: DaemonProcess, p: CallParams): Promise<string> {
+  const c = await startCall(d, p);
+  await new Promise((r) => setTimeout(r, 200));
+  const ended = await d.api('DELETE', `/v1/calls/${p.callId}`);
+  if (ended.status !== 202) throw new Error(`end call ${p.callId}: ${ended.status} ${JSON.stringify(ended.body)}`);
+  return c.recordingId;
+}
+
 /** Run the RTP sender in its own process. */
 export function sendRtp(plan: SendPlan): Promise<StreamResult[]> {
   return new Promise((resolve, reject) => {
