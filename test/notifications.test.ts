@@ -10,32 +10,19 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { SMTPServer } from 'smtp-server';
 import { DaemonProcess, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
 import { freePort } from './support/net.js';
+import { captureSmtp, mailConfigYaml } from './support/smtp.js';
 
 test('failure mail: one when a target starts failing (sent once the SMTP server is up), at most one reminder per digest interval, one when it works again — not one per attempt', async () => {
   const root = await mkdtemp(path.join(os.tmpdir(), 'callvault-mail-'));
   const archive = path.join(root, 'mnt');
   await writeFile(archive, 'not a directory: the mount is missing');
   const smtpPort = await freePort();
-  const mails: { to: string; subject: string; text: string }[] = [];
-  const smtp = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onData(stream, session, cb) {
-      let raw = '';
-      stream.on('data', (c: Buffer) => (raw += c.toString()));
-      stream.on('end', () => {
-        mails.push({ to: session.envelope.rcptTo.map((r) => r.address).join(','), subject: /^Subject: (.*)$/m.exec(raw)?.[1] ?? '', text: raw });
-        cb();
-      });
-    },
-  });
+  const smtp = captureSmtp(smtpPort);
   const yaml = testConfigYaml(
-    `storage:\n  archive:\n    type: directory\n    path: ${archive}\nprofiles:\n  - name: all\n    storage: [archive]\nnotifications:\n  mail:\n    host: 127.0.0.1\n    port: ${smtpPort}\n    security: none\n    from: callvault@test.example\n    to: [ops@test.example]\n  digestSeconds: 10\n`,
+    `storage:\n  archive:\n    type: directory\n    path: ${archive}\nprofiles:\n  - name: all\n    storage: [archive]\n${mailConfigYaml(smtpPort, 10)}`,
   );
   const d = await DaemonProcess.start({ yaml });
   try {
@@ -43,11 +30,8 @@ test('failure mail: one when a target starts failing (sent once the SMTP server 
     assert.equal((await d.api('DELETE', '/v1/calls/mail-1')).status, 202);
     // The first failure's mail cannot leave yet: no SMTP server.
     await d.waitFor((l: LogLine) => l.msg === 'notification mail not sent; retrying', 20_000);
-    await new Promise<void>((r) => smtp.listen(smtpPort, '127.0.0.1', r));
-    const waitMail = async (re: RegExp, ms: number) => {
-      for (let t = 0; t < ms && !mails.some((m) => re.test(m.subject)); t += 100) await new Promise((r) => setTimeout(r, 100));
-      return mails.find((m) => re.test(m.subject));
-    };
+    await smtp.listen();
+    const { waitMail, count, mails } = smtp;
     const failing = await waitMail(/storage target archive is failing/, 20_000);
     assert.ok(failing, 'the failing mail arrives once the server is up');
     assert.equal(failing.to, 'ops@test.example');
@@ -61,7 +45,6 @@ test('failure mail: one when a target starts failing (sent once the SMTP server 
     assert.ok(recovered, 'one mail when it works again');
     await d.waitForState(c.recordingId, 'uploaded', 10_000);
     const attempts = d.logs.filter((l) => l.msg === 'upload failed; will retry').length;
-    const count = (re: RegExp) => mails.filter((m) => re.test(m.subject)).length;
     assert.equal(count(/is failing/), 1);
     assert.equal(count(/works again/), 1);
     assert.ok(count(/still failing/) >= 1 && count(/still failing/) <= 2, `${count(/still failing/)} reminders`);
@@ -72,6 +55,6 @@ test('failure mail: one when a target starts failing (sent once the SMTP server 
     assert.equal(sampleValue(m, 'callvault_notifications_total', { kind: 'target-recovered', result: 'sent' }), 1);
   } finally {
     assert.equal(await d.stop(), 0);
-    await new Promise<void>((r) => smtp.close(() => r()));
+    await smtp.close();
   }
 });

@@ -14,6 +14,7 @@ import { uploadStatus, type TargetUploads } from './uploadStatus.js';
 import { apply, startedEntry } from './lifecycle.js';
 import { StageRunner } from './StageRunner.js';
 import { DeleteStage } from './stages/DeleteStage.js';
+import { LockStage } from './stages/LockStage.js';
 import { SealStage } from './stages/SealStage.js';
 import { UploadStage } from './stages/UploadStage.js';
 
@@ -44,6 +45,7 @@ export class Archive {
     this.runner = new StageRunner({ index, log, owner: `${os.hostname()}:${process.pid}` })
       .register(new SealStage(dataDir, pool, identity, keks, index, log))
       .register(this.#uploads)
+      .register(new LockStage(dataDir, index, () => this.#uploads.targets, log))
       .register(new DeleteStage(dataDir, index, audit, () => this.#uploads.targets, log));
     this.#sweeper = new RetentionSweeper(index);
   }
@@ -56,6 +58,11 @@ export class Archive {
 
   get targets(): ReadonlyMap<string, StorageTarget> {
     return this.#uploads.targets;
+  }
+
+  /** Copies made, for monitoring. */
+  get uploadObserver(): UploadStage['observer'] {
+    return this.#uploads.observer;
   }
 
   /**

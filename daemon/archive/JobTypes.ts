@@ -1,6 +1,6 @@
 /** The work after a call, one kind per stage handler (see StageRunner). */
-export type JobStage = 'seal' | 'upload' | 'delete' | 'convert';
-export const JOB_STAGES: readonly JobStage[] = ['seal', 'upload', 'delete', 'convert'];
+export type JobStage = 'seal' | 'upload' | 'lock' | 'delete' | 'convert';
+export const JOB_STAGES: readonly JobStage[] = ['seal', 'upload', 'lock', 'delete', 'convert'];
 
 /** rewrap: a new key slot, the same data key; reencrypt: a fresh data key (a suspected compromise of the old ones). */
 export type KeyJobKind = 'encrypt' | 'rewrap' | 'reencrypt' | 'decrypt';
@@ -19,6 +19,8 @@ export interface StagedConversion {
 export interface JobData {
   readonly seal: null;
   readonly upload: null;
+  /** The target's copy is brought to the recording's legal hold as the index has it when the job runs. */
+  readonly lock: null;
   /** Why and by whom; from its first attempt on, the recording's files may be partly gone. */
   readonly delete: { readonly reason: string; readonly actor: string; readonly startedAt: string };
   /** null: nothing durable yet (leftovers are discarded and it starts over); set: roll forward. */
@@ -28,7 +30,7 @@ export interface JobData {
 interface JobBase<S extends JobStage> {
   readonly stage: S;
   readonly recordingId: string;
-  /** What the stage's work is per: upload the target's name, convert the key job's id, otherwise ''. */
+  /** What the stage's work is per: upload and lock the target's name, convert the key job's id, otherwise ''. */
   readonly lane: string;
   readonly attempts: number;
   /** Unix ms before which the job is not tried again. */

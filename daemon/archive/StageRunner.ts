@@ -60,7 +60,7 @@ const DEFAULT_BACKOFF = { baseMs: 1000, maxMs: 300_000 };
 const DEFAULT_LEASE_MS = 10 * 60_000;
 
 /** Jobs another process added or released (a CLI retry, a deletion journaled by `retention run`) are seen within this long. */
-const RESCAN_MS = 30_000;
+const RESCAN_MS = 5_000;
 
 interface Lane {
   running: number;

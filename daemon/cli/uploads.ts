@@ -40,7 +40,7 @@ const status: CommandModule<InstanceArgs, StatusArgs> = {
 
 const retry: CommandModule<InstanceArgs, RetryArgs> = {
   command: 'retry',
-  describe: 'Make pending copies due now instead of at the end of their backoff (the daemon takes them up within 30 s)',
+  describe: 'Make pending copies due now instead of at the end of their backoff (the daemon takes them up within 5 s)',
   builder: (y: Argv<InstanceArgs>) =>
     y
       .option('target', { type: 'string', describe: 'only this storage target' })

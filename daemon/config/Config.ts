@@ -168,7 +168,24 @@ export interface SmbTargetConfig extends TargetPlacement {
   readonly timeoutSeconds: number;
 }
 
-export type StorageTargetConfig = DirectoryTargetConfig | SftpTargetConfig | SmbTargetConfig;
+export interface S3TargetConfig extends TargetPlacement {
+  readonly type: 's3';
+  /** null: AWS's endpoint for the region. */
+  readonly endpoint: string | null;
+  readonly region: string;
+  readonly bucket: string;
+  /** Key prefix the template's path goes under ('' for the bucket's root). */
+  readonly path: string;
+  readonly pathStyle: boolean;
+  /** AWS shared-credentials style file; null: the SDK's chain (environment, instance role). */
+  readonly credentialsFile: string | null;
+  readonly objectLock: { readonly mode: 'GOVERNANCE' | 'COMPLIANCE' } | null;
+  readonly multipartThresholdMiB: number;
+  readonly partSizeMiB: number;
+  readonly timeoutSeconds: number;
+}
+
+export type StorageTargetConfig = DirectoryTargetConfig | SftpTargetConfig | SmbTargetConfig | S3TargetConfig;
 
 /** A HOST:PORT listener; IPv6 hosts without brackets. */
 export interface ListenAddress {

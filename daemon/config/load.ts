@@ -7,6 +7,7 @@ import { applySchema, configSchema } from './schema.js';
 import { parseListen, type Config } from './Config.js';
 import { checkTemplate, isTimeZone } from '../upload/pathTemplate.js';
 import { ProfileSet } from '../record/profiles.js';
+import { CREDENTIAL_PREFIX } from '../keys/passphrase.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/callvault/callvault.yaml';
 
@@ -51,7 +52,7 @@ export function parseConfigText(text: string, file: string): Config {
   const crossProblems = crossCheck(config);
   if (crossProblems.length) throw located(crossProblems);
   const base = path.dirname(file);
-  const relative = (f: string | null) => (f === null ? null : path.resolve(base, f));
+  const relative = <T extends string | null>(f: T): T => (f === null || f.startsWith(CREDENTIAL_PREFIX) ? f : (path.resolve(base, f) as T));
   const storage = Object.fromEntries(
     Object.entries(config.storage).map(([name, t]) => [
       name,
@@ -59,7 +60,9 @@ export function parseConfigText(text: string, file: string): Config {
         ? { ...t, path: path.resolve(base, t.path) }
         : t.type === 'sftp'
           ? { ...t, path: t.path ?? '.', port: t.port ?? 22, privateKeyFile: relative(t.privateKeyFile), passwordFile: relative(t.passwordFile) }
-          : { ...t, path: t.path ?? '.', port: t.port ?? 445, passwordFile: path.resolve(base, t.passwordFile) },
+          : t.type === 'smb'
+            ? { ...t, path: t.path ?? '.', port: t.port ?? 445, passwordFile: relative(t.passwordFile) }
+            : { ...t, path: t.path ?? '', credentialsFile: relative(t.credentialsFile) },
     ]),
   );
   const { lkm } = config.encryption;
@@ -167,12 +170,21 @@ function storageProblems(storage: Config['storage']): ConfigProblem[] {
     if (!isTimeZone(t.timeZone))
       problems.push({ path: at('timeZone'), message: `${JSON.stringify(t.timeZone)} is not a time zone this runtime knows` });
     const given = t as unknown as Record<string, unknown>;
-    const need = { directory: ['path'], sftp: ['host', 'username', 'hostKey'], smb: ['host', 'share', 'username', 'passwordFile'] }[t.type];
+    const need = {
+      directory: ['path'],
+      sftp: ['host', 'username', 'hostKey'],
+      smb: ['host', 'share', 'username', 'passwordFile'],
+      s3: ['bucket'],
+    }[t.type];
     for (const key of need)
       if (given[key] === undefined || given[key] === null) problems.push({ path: at(key), message: `is required for a ${t.type} target` });
     if (t.type === 'smb' && /[\\/]/.test(t.share))
       problems.push({ path: at('share'), message: 'is the share name only, without a sub-path (put that in path)' });
     if (t.type === 'smb' && /[\\/:]/.test(t.host)) problems.push({ path: at('host'), message: 'is a host name or address only' });
+    if (t.type === 's3' && t.partSizeMiB > t.multipartThresholdMiB)
+      problems.push({ path: at('partSizeMiB'), message: `must not exceed multipartThresholdMiB (${t.multipartThresholdMiB})` });
+    if (t.type === 's3' && t.endpoint !== null && !/^https?:\/\/[^/]+\/?$/.test(t.endpoint))
+      problems.push({ path: at('endpoint'), message: 'is a URL with scheme and host only (http(s)://host[:port]); the bucket goes in bucket' });
     if (t.type === 'sftp' && (t.privateKeyFile === null) === (t.passwordFile === null)) {
       problems.push({ path: at('privateKeyFile'), message: 'an sftp target needs exactly one of privateKeyFile and passwordFile' });
     }
@@ -183,6 +195,10 @@ function storageProblems(storage: Config['storage']): ConfigProblem[] {
       share: ['smb'],
       host: ['sftp', 'smb'],
       username: ['sftp', 'smb'],
+      bucket: ['s3'],
+      endpoint: ['s3'],
+      credentialsFile: ['s3'],
+      objectLock: ['s3'],
     };
     for (const [key, types] of Object.entries(only)) {
       if (!types.includes(t.type) && given[key] !== undefined && given[key] !== null)

@@ -24,10 +24,24 @@ export interface Passphrase {
   readonly origin: string;
 }
 
+/** A secret file named `credential:NAME` is the systemd credential NAME (LoadCredential=), in $CREDENTIALS_DIRECTORY. */
+export const CREDENTIAL_PREFIX = 'credential:';
+
+export function secretFilePath(file: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (!file.startsWith(CREDENTIAL_PREFIX)) return file;
+  const name = file.slice(CREDENTIAL_PREFIX.length);
+  if (!env.CREDENTIALS_DIRECTORY || !/^[A-Za-z0-9_.@-]+$/.test(name))
+    throw new KeyError('CREDENTIAL_UNAVAILABLE', `${file}: no systemd credential directory (LoadCredential=${name}:… in the unit), or a bad name`, {
+      file,
+    });
+  return path.join(env.CREDENTIALS_DIRECTORY, name);
+}
+
+/** Read a secret file's first line (a password): clear errors for unreadable or empty files, never the value. */
 export async function firstLine(file: string, what: string): Promise<string> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readFile(secretFilePath(file), 'utf8');
   } catch (err) {
     throw new KeyError('PASSPHRASE_UNREADABLE', `cannot read the ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { file });
   }

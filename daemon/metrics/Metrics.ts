@@ -342,6 +342,12 @@ export class Metrics {
       labelNames: ['target', 'result'],
       registers,
     });
+    // One journal read per scrape for both gauges.
+    let status: { at: number; value: ReturnType<Archive['uploadStatus']> } | null = null;
+    const uploadStatus = () => {
+      if (!status || performance.now() - status.at > 1000) status = { at: performance.now(), value: archive.uploadStatus() };
+      return status.value;
+    };
     new Gauge({
       name: 'callvault_upload_backlog',
       help: 'Recordings waiting for, or being copied to, each storage target.',
@@ -349,7 +355,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const t of archive.uploadStatus()) this.set({ target: t.target }, t.pending);
+        for (const t of uploadStatus()) this.set({ target: t.target }, t.pending);
       },
     });
     new Gauge({
@@ -359,7 +365,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const t of archive.uploadStatus()) this.set({ target: t.target }, t.oldestPendingSeconds);
+        for (const t of uploadStatus()) this.set({ target: t.target }, t.oldestPendingSeconds);
       },
     });
     const uploadLatency = new Histogram({
@@ -369,6 +375,13 @@ export class Metrics {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
+    const uploadedBytes = new Counter({
+      name: 'callvault_upload_bytes_total',
+      help: 'Bytes sent to each storage target by copies that were verified there (a copy an earlier attempt had made counts once).',
+      labelNames: ['target'],
+      registers,
+    });
+    archive.uploadObserver.on('uploaded', (target, _recordingId, bytes) => uploadedBytes.inc({ target }, bytes));
     runner.observer.on('done', (stage, lane, _recordingId, seconds) => {
       if (stage === 'seal') {
         sealed.inc();

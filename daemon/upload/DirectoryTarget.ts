@@ -6,14 +6,16 @@ import { checksumFileName, parseChecksums, signatureFileName } from '../seal/che
 import type { DirectoryTargetConfig } from '../config/Config.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 import { expandTemplate } from './pathTemplate.js';
-import { sealedFileNames, type SealedRecording, type StorageTarget } from './StorageTarget.js';
+import { NOTHING_KEPT, sealedFileNames, type PutResult, type RemoveOutcome, type SealedRecording, type StorageTarget } from './StorageTarget.js';
 
 const STAGING_SUFFIX = '.partial';
 
-async function fsyncFile(file: string): Promise<void> {
+/** fsync a file; its size. */
+async function fsyncFile(file: string): Promise<number> {
   const fh = await open(file, 'r');
   try {
     await fh.sync();
+    return (await fh.stat()).size;
   } finally {
     await fh.close();
   }
@@ -47,28 +49,29 @@ export class DirectoryTarget implements StorageTarget {
     return path.join(this.config.path, expandTemplate(this.config.template, rec.fields, this.config.timeZone, 'posix'));
   }
 
-  async put(rec: SealedRecording): Promise<Date> {
+  async put(rec: SealedRecording): Promise<PutResult> {
     const dest = this.#dest(rec);
     const checksumName = checksumFileName(rec.recordingId);
     const sealedChecksums = await readFile(path.join(rec.dir, checksumName));
     if (await exists(dest)) {
       // An earlier attempt got as far as the rename: prove it rather than copy again.
       await this.check(dest, rec, sealedChecksums);
-      return this.completedAt(dest, rec);
+      return { completedAt: await this.completedAt(dest, rec), bytesSent: 0 };
     }
     const staging = dest + STAGING_SUFFIX;
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true, mode: 0o750 });
     const names = sealedFileNames(rec.recordingId, sealedChecksums.toString('utf8'));
+    let bytesSent = 0;
     for (const name of names) {
       await copyFile(path.join(rec.dir, name), path.join(staging, name));
-      await fsyncFile(path.join(staging, name));
+      bytesSent += await fsyncFile(path.join(staging, name));
     }
     await syncDir(staging);
     await this.check(staging, rec, sealedChecksums);
     await rename(staging, dest);
     await syncDir(path.dirname(dest));
-    return this.completedAt(dest, rec);
+    return { completedAt: await this.completedAt(dest, rec), bytesSent };
   }
 
   async find(rec: SealedRecording): Promise<Date | undefined> {
@@ -79,11 +82,12 @@ export class DirectoryTarget implements StorageTarget {
     return problems.length ? undefined : this.completedAt(dest, rec);
   }
 
-  async remove(rec: SealedRecording): Promise<void> {
+  async remove(rec: SealedRecording): Promise<RemoveOutcome> {
     const dest = this.#dest(rec);
     await rm(dest, { recursive: true, force: true });
     await rm(dest + STAGING_SUFFIX, { recursive: true, force: true });
     await syncDir(path.dirname(dest)).catch(() => undefined);
+    return NOTHING_KEPT;
   }
 
   private async sealFilesDiffer(dir: string, rec: SealedRecording): Promise<string[]> {

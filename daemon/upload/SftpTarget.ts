@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { firstLine } from '../keys/passphrase.js';
@@ -7,9 +7,17 @@ import { pipeline } from 'node:stream/promises';
 import { Client, type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
 import type { SftpTargetConfig } from '../config/Config.js';
 import { StoreError } from '../errors.js';
-import { signatureFileName } from '../seal/checksumFile.js';
 import { expandTemplate } from './pathTemplate.js';
-import { sealedFiles, type SealedFile, type SealedRecording, type StorageTarget } from './StorageTarget.js';
+import { copyToRemote, remoteCompletedAt, type RemoteFile, type RemoteTree } from './remoteCopy.js';
+import {
+  NOTHING_KEPT,
+  sealedFiles,
+  type PutResult,
+  type RemoveOutcome,
+  type SealedFile,
+  type SealedRecording,
+  type StorageTarget,
+} from './StorageTarget.js';
 
 /** SFTP status codes (draft-ietf-secsh-filexfer-02 §7) the copy tells apart. */
 const NO_SUCH_FILE = 2;
@@ -22,12 +30,9 @@ export function hostKeyFingerprint(key: Buffer): string {
 /**
  * An SSH server as a storage target (ssh2, pure JavaScript). The host key
  * is pinned by fingerprint: an unknown or changed key refuses the upload and
- * says which key it saw. A copy is streamed into `<dest>.partial-<random>`
- * (never `fastPut`, which its own documentation says can truncate), every
- * file's size checked on the server, the directory renamed into place
- * (OpenSSH's posix-rename where offered), and the result checked again:
- * the server never shows a recording that is incomplete. Directories the
- * server lacks are made one level at a time.
+ * says which key it saw. Files are streamed (never `fastPut`, which its own
+ * documentation says can truncate) by the copy protocol of remoteCopy.ts;
+ * directories the server lacks are made one level at a time.
  */
 export class SftpTarget implements StorageTarget {
   constructor(
@@ -35,49 +40,19 @@ export class SftpTarget implements StorageTarget {
     private readonly config: SftpTargetConfig,
   ) {}
 
-  async put(rec: SealedRecording): Promise<Date> {
+  async put(rec: SealedRecording): Promise<PutResult> {
     const files = await sealedFiles(rec);
-    return this.#session(async (sftp) => {
-      const dest = this.#dest(rec);
-      const done = await completedAt(sftp, dest, files, rec);
-      if (done) return done; // an earlier attempt got as far as the rename
-      await mkdirs(sftp, path.posix.dirname(dest));
-      const staging = `${dest}.partial-${randomBytes(4).toString('hex')}`;
-      await call<void>((cb) => sftp.mkdir(staging, { mode: 0o750 }, cb));
-      try {
-        for (const f of files) {
-          await pipeline(createReadStream(path.join(rec.dir, f.name)), sftp.createWriteStream(path.posix.join(staging, f.name), { mode: 0o640 }));
-          const there = await statOrNull(sftp, path.posix.join(staging, f.name));
-          if (!there || there.size !== f.size)
-            throw new StoreError('COPY_MISMATCH', `${f.name} is ${there?.size ?? 'missing'} bytes on ${this.name}, ${f.size} here`, {
-              target: this.name,
-              file: f.name,
-            });
-        }
-        // A half-made copy left at dest by someone else would block the rename: it never counts as a copy (completedAt said so).
-        if (await statOrNull(sftp, dest)) await removeTree(sftp, dest);
-        await rename(sftp, staging, dest);
-      } catch (err) {
-        await removeTree(sftp, staging).catch(() => undefined);
-        throw err;
-      }
-      const at = await completedAt(sftp, dest, files, rec);
-      if (!at)
-        throw new StoreError('COPY_MISMATCH', `the copy of ${rec.recordingId} on ${this.name} is not whole after the rename`, { target: this.name });
-      return at;
-    });
+    return this.#session((sftp) => copyToRemote(new SftpTree(sftp), this.name, rec, files, this.#dest(rec)));
   }
 
   async find(rec: SealedRecording): Promise<Date | undefined> {
     const files = await sealedFiles(rec);
-    return this.#session(async (sftp) => (await completedAt(sftp, this.#dest(rec), files, rec)) ?? undefined);
+    return this.#session(async (sftp) => (await remoteCompletedAt(new SftpTree(sftp), this.#dest(rec), files, rec)) ?? undefined);
   }
 
-  async remove(rec: SealedRecording): Promise<void> {
-    await this.#session(async (sftp) => {
-      const dest = this.#dest(rec);
-      if (await statOrNull(sftp, dest)) await removeTree(sftp, dest);
-    });
+  async remove(rec: SealedRecording): Promise<RemoveOutcome> {
+    await this.#session((sftp) => new SftpTree(sftp).removeTree(this.#dest(rec)));
+    return NOTHING_KEPT;
   }
 
   #dest(rec: SealedRecording): string {
@@ -116,50 +91,66 @@ export class SftpTarget implements StorageTarget {
   }
 }
 
-/** When the copy at `dest` became whole (its signature file, written last), or null if any file is missing or of another size. */
-async function completedAt(sftp: SFTPWrapper, dest: string, files: readonly SealedFile[], rec: SealedRecording): Promise<Date | null> {
-  for (const f of files) {
-    const there = await statOrNull(sftp, path.posix.join(dest, f.name));
-    if (!there || there.size !== f.size) return null;
+/** An SFTP session's file operations, for the copy protocol. */
+class SftpTree implements RemoteTree {
+  constructor(private readonly sftp: SFTPWrapper) {}
+
+  async list(dir: string): Promise<Map<string, RemoteFile>> {
+    const entries = await call<{ filename: string; attrs: Stats }[]>((cb) => this.sftp.readdir(dir, cb)).catch((err: { code?: number }) => {
+      if (err.code === NO_SUCH_FILE) return [];
+      throw err;
+    });
+    return new Map(
+      entries.filter((e) => e.attrs.isFile()).map((e) => [e.filename, { size: e.attrs.size, writeTime: new Date(e.attrs.mtime * 1000) }] as const),
+    );
   }
-  const sig = await statOrNull(sftp, path.posix.join(dest, signatureFileName(rec.recordingId)));
-  return sig ? new Date(sig.mtime * 1000) : null;
-}
 
-/** mkdir -p, one level at a time (SFTP has no recursive mkdir). */
-async function mkdirs(sftp: SFTPWrapper, dir: string): Promise<void> {
-  if (dir === '.' || dir === '/' || dir === '') return;
-  if (await statOrNull(sftp, dir)) return;
-  await mkdirs(sftp, path.posix.dirname(dir));
-  await call<void>((cb) => sftp.mkdir(dir, { mode: 0o750 }, cb)).catch(async (err: unknown) => {
-    // Made meanwhile by a parallel copy: fine.
-    if (!(await statOrNull(sftp, dir))) throw err;
-  });
-}
-
-async function removeTree(sftp: SFTPWrapper, dir: string): Promise<void> {
-  const entries = await call<{ filename: string; attrs: Stats }[]>((cb) => sftp.readdir(dir, cb));
-  for (const e of entries) {
-    const p = path.posix.join(dir, e.filename);
-    if (e.attrs.isDirectory()) await removeTree(sftp, p);
-    else await call<void>((cb) => sftp.unlink(p, cb));
+  /** mkdir -p, one level at a time (SFTP has no recursive mkdir). */
+  async mkdirs(dir: string): Promise<void> {
+    if (dir === '.' || dir === '/' || dir === '') return;
+    if (await this.#exists(dir)) return;
+    await this.mkdirs(path.posix.dirname(dir));
+    await call<void>((cb) => this.sftp.mkdir(dir, { mode: 0o750 }, cb)).catch(async (err: unknown) => {
+      // Made meanwhile by a parallel copy: fine.
+      if (!(await this.#exists(dir))) throw err;
+    });
   }
-  await call<void>((cb) => sftp.rmdir(dir, cb));
-}
 
-async function rename(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
-  // posix-rename@openssh.com replaces atomically; plain SFTP rename refuses an existing target, which we removed.
-  const posix = (sftp as unknown as { ext_openssh_rename?: (a: string, b: string, cb: (err?: Error | null) => void) => void }).ext_openssh_rename;
-  await call<void>((cb) => (posix ? posix.call(sftp, from, to, cb) : sftp.rename(from, to, cb))).catch(() =>
-    call<void>((cb) => sftp.rename(from, to, cb)),
-  );
-}
+  async upload(localDir: string, files: readonly SealedFile[], remoteDir: string): Promise<void> {
+    await call<void>((cb) => this.sftp.mkdir(remoteDir, { mode: 0o750 }, cb));
+    for (const f of files)
+      await pipeline(createReadStream(path.join(localDir, f.name)), this.sftp.createWriteStream(path.posix.join(remoteDir, f.name), { mode: 0o640 }));
+  }
 
-async function statOrNull(sftp: SFTPWrapper, p: string): Promise<Stats | null> {
-  return call<Stats>((cb) => sftp.stat(p, cb)).catch((err: { code?: number }) => {
-    if (err.code === NO_SUCH_FILE) return null;
-    throw err;
-  });
+  async removeTree(dir: string): Promise<void> {
+    if (!(await this.#exists(dir))) return;
+    const entries = await call<{ filename: string; attrs: Stats }[]>((cb) => this.sftp.readdir(dir, cb));
+    for (const e of entries) {
+      const p = path.posix.join(dir, e.filename);
+      if (e.attrs.isDirectory()) await this.removeTree(p);
+      else await call<void>((cb) => this.sftp.unlink(p, cb));
+    }
+    await call<void>((cb) => this.sftp.rmdir(dir, cb));
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    // posix-rename@openssh.com where offered, plain SFTP rename otherwise (the target does not exist).
+    const sftp = this.sftp as unknown as { ext_openssh_rename?: (a: string, b: string, cb: (err?: Error | null) => void) => void };
+    const posix = sftp.ext_openssh_rename;
+    await call<void>((cb) => (posix ? posix.call(this.sftp, from, to, cb) : this.sftp.rename(from, to, cb))).catch(() =>
+      call<void>((cb) => this.sftp.rename(from, to, cb)),
+    );
+  }
+
+  async #exists(p: string): Promise<boolean> {
+    return call<Stats>((cb) => this.sftp.stat(p, cb)).then(
+      () => true,
+      (err: { code?: number }) => {
+        if (err.code === NO_SUCH_FILE) return false;
+        throw err;
+      },
+    );
+  }
 }
 
 function call<T>(fn: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {

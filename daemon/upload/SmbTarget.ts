@@ -1,14 +1,13 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { firstLine } from '../keys/passphrase.js';
 import os from 'node:os';
 import path from 'node:path';
 import type { SmbTargetConfig } from '../config/Config.js';
 import { StoreError } from '../errors.js';
-import { signatureFileName } from '../seal/checksumFile.js';
 import { expandTemplate, type TemplateFields } from './pathTemplate.js';
-import { sealedFiles, type SealedFile, type SealedRecording, type StorageTarget } from './StorageTarget.js';
+import { copyToRemote, remoteCompletedAt, type RemoteFile, type RemoteTree } from './remoteCopy.js';
+import { NOTHING_KEPT, sealedFiles, type PutResult, type RemoveOutcome, type SealedRecording, type StorageTarget } from './StorageTarget.js';
 
 /** What smbclient's NT_STATUS codes mean to an operator. */
 const STATUS: Readonly<Record<string, string>> = {
@@ -26,10 +25,8 @@ const STATUS: Readonly<Record<string, string>> = {
 /** Failures a step may expect: a directory that is already there, a copy that is not. */
 type Tolerated = 'NT_STATUS_OBJECT_NAME_COLLISION' | 'NT_STATUS_OBJECT_NAME_NOT_FOUND' | 'NT_STATUS_OBJECT_PATH_NOT_FOUND' | 'NT_STATUS_NO_SUCH_FILE';
 
-interface RemoteFile {
-  readonly size: number;
-  readonly writeTime: Date;
-}
+/** What smbclient says of a path that is not there. */
+const MISSING: readonly Tolerated[] = ['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE'];
 
 /**
  * A Windows share (SMB 3 with signing, and encryption when asked) as a
@@ -38,8 +35,7 @@ interface RemoteFile {
  * The credentials go in a 0600 auth file in a private temp directory, never
  * on a command line; arguments are passed without a shell; smbclient's exit
  * status does not say whether a command failed, so its NT_STATUS output is
- * read and mapped to clear errors. A copy is put into `<dest>.partial-<random>`,
- * every size checked on the share, then renamed into place and checked again.
+ * read and mapped to clear errors. Copies follow the protocol of remoteCopy.ts.
  */
 export class SmbTarget implements StorageTarget {
   constructor(
@@ -47,90 +43,56 @@ export class SmbTarget implements StorageTarget {
     private readonly config: SmbTargetConfig,
   ) {}
 
-  async put(rec: SealedRecording): Promise<Date> {
-    const files = await sealedFiles(rec);
-    const dest = this.#dest(rec);
-    const done = await this.#completedAt(dest, files, rec);
-    if (done) return done; // an earlier attempt got as far as the rename
-    const parents = path.posix
-      .dirname(dest)
-      .split('/')
-      .filter((p) => p && p !== '.');
-    await this.#run(
-      parents.map((_, i) => `mkdir ${quote(parents.slice(0, i + 1).join('/'))}`),
-      ['NT_STATUS_OBJECT_NAME_COLLISION'],
-    );
-    const staging = `${dest}.partial-${randomBytes(4).toString('hex')}`;
-    try {
-      await this.#run([
-        `lcd ${quoteLocal(rec.dir)}`,
-        `mkdir ${quote(staging)}`,
-        ...files.map((f) => `put ${quote(f.name)} ${quote(`${staging}/${f.name}`)}`),
-      ]);
-      const there = await this.#list(staging);
-      for (const f of files) {
-        const r = there.get(f.name);
-        if (!r || r.size !== f.size)
-          throw new StoreError('COPY_MISMATCH', `${f.name} is ${r?.size ?? 'missing'} bytes on ${this.name}, ${f.size} here`, {
-            target: this.name,
-            file: f.name,
-          });
-      }
-      await this.#run([`deltree ${quote(dest)}`], ['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE']);
-      await this.#run([`rename ${quote(staging)} ${quote(dest)}`]);
-    } catch (err) {
-      await this.#run(
-        [`deltree ${quote(staging)}`],
-        ['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE'],
-      ).catch(() => undefined);
-      throw err;
-    }
-    const at = await this.#completedAt(dest, files, rec);
-    if (!at)
-      throw new StoreError('COPY_MISMATCH', `the copy of ${rec.recordingId} on ${this.name} is not whole after the rename`, { target: this.name });
-    return at;
+  async put(rec: SealedRecording): Promise<PutResult> {
+    return copyToRemote(this.#tree, this.name, rec, await sealedFiles(rec), smbDest(this.config, rec.fields));
   }
 
   async find(rec: SealedRecording): Promise<Date | undefined> {
-    return (await this.#completedAt(this.#dest(rec), await sealedFiles(rec), rec)) ?? undefined;
+    return (await remoteCompletedAt(this.#tree, smbDest(this.config, rec.fields), await sealedFiles(rec), rec)) ?? undefined;
   }
 
-  async remove(rec: SealedRecording): Promise<void> {
-    await this.#run(
-      [`deltree ${quote(this.#dest(rec))}`],
-      ['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE'],
-    );
+  async remove(rec: SealedRecording): Promise<RemoveOutcome> {
+    await this.#tree.removeTree(smbDest(this.config, rec.fields));
+    return NOTHING_KEPT;
   }
 
-  #dest(rec: SealedRecording): string {
-    return smbDest(this.config, rec.fields);
-  }
-
-  /** When the copy at `dest` became whole (its signature file's write time), or null. */
-  async #completedAt(dest: string, files: readonly SealedFile[], rec: SealedRecording): Promise<Date | null> {
-    const there = await this.#list(dest);
-    for (const f of files) if (there.get(f.name)?.size !== f.size) return null;
-    return there.get(signatureFileName(rec.recordingId))?.writeTime ?? null;
-  }
-
-  /** The files in a remote directory, by name (empty when it does not exist). */
-  async #list(dir: string): Promise<Map<string, RemoteFile>> {
-    const out = await this.#run(
-      [`ls ${quote(`${dir}/*`)}`],
-      ['NT_STATUS_OBJECT_NAME_NOT_FOUND', 'NT_STATUS_OBJECT_PATH_NOT_FOUND', 'NT_STATUS_NO_SUCH_FILE'],
-    );
-    const files = new Map<string, RemoteFile>();
-    for (const line of out.split('\n')) {
-      const m = /^ {2}(.+?)\s+([A-Z]*)\s+(\d+)\s+\w{3} (\w{3})\s+(\d+) (\d\d):(\d\d):(\d\d) (\d{4})$/.exec(line);
-      if (!m || m[2]!.includes('D')) continue;
-      const month = 'JanFebMarAprMayJunJulAugSepOctNovDec'.indexOf(m[4]!) / 3;
-      files.set(m[1]!, {
-        size: Number(m[3]),
-        writeTime: new Date(Date.UTC(Number(m[9]), month, Number(m[5]), Number(m[6]), Number(m[7]), Number(m[8]))),
-      });
-    }
-    return files;
-  }
+  /** The share's file operations for the copy protocol, each one smbclient session. */
+  readonly #tree: RemoteTree = {
+    list: async (dir) => {
+      const out = await this.#run([`ls ${quote(`${dir}/*`)}`], MISSING);
+      const files = new Map<string, RemoteFile>();
+      for (const line of out.split('\n')) {
+        const m = /^ {2}(.+?)\s+([A-Z]*)\s+(\d+)\s+\w{3} (\w{3})\s+(\d+) (\d\d):(\d\d):(\d\d) (\d{4})$/.exec(line);
+        if (!m || m[2]!.includes('D')) continue;
+        const month = 'JanFebMarAprMayJunJulAugSepOctNovDec'.indexOf(m[4]!) / 3;
+        files.set(m[1]!, {
+          size: Number(m[3]),
+          writeTime: new Date(Date.UTC(Number(m[9]), month, Number(m[5]), Number(m[6]), Number(m[7]), Number(m[8]))),
+        });
+      }
+      return files;
+    },
+    mkdirs: async (dir) => {
+      const parts = dir.split('/').filter((p) => p && p !== '.');
+      await this.#run(
+        parts.map((_, i) => `mkdir ${quote(parts.slice(0, i + 1).join('/'))}`),
+        ['NT_STATUS_OBJECT_NAME_COLLISION'],
+      );
+    },
+    upload: async (localDir, files, remoteDir) => {
+      await this.#run([
+        `lcd ${quoteLocal(localDir)}`,
+        `mkdir ${quote(remoteDir)}`,
+        ...files.map((f) => `put ${quote(f.name)} ${quote(`${remoteDir}/${f.name}`)}`),
+      ]);
+    },
+    removeTree: async (dir) => {
+      await this.#run([`deltree ${quote(dir)}`], MISSING);
+    },
+    rename: async (from, to) => {
+      await this.#run([`rename ${quote(from)} ${quote(to)}`]);
+    },
+  };
 
   /** One smbclient session running `commands`; its output, or a StoreError for an NT_STATUS not tolerated. */
   async #run(commands: readonly string[], tolerated: readonly Tolerated[] = []): Promise<string> {

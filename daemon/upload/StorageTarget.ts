@@ -6,6 +6,7 @@ import { checksumFileName, parseChecksums, signatureFileName } from '../seal/che
 import type { IndexEntry } from '../archive/RecordingTypes.js';
 import { DirectoryTarget } from './DirectoryTarget.js';
 import type { TemplateFields } from './pathTemplate.js';
+import { S3Target } from './S3Target.js';
 import { SftpTarget } from './SftpTarget.js';
 import { SmbTarget } from './SmbTarget.js';
 
@@ -15,6 +16,18 @@ export interface SealedRecording {
   /** Absolute local directory. */
   readonly dir: string;
   readonly fields: TemplateFields;
+  /** When its retention ends (an object lock's retain-until), or null: kept until deleted by hand. */
+  readonly retainUntil: string | null;
+  /** Under legal hold (`callvault hold`). */
+  readonly legalHold: boolean;
+}
+
+/** What a copy took. */
+export interface PutResult {
+  /** When the copy became complete (a time the target itself records, so a rebuild finds it again). */
+  readonly completedAt: Date;
+  /** Bytes sent this time: 0 when an earlier attempt had made the copy already. */
+  readonly bytesSent: number;
 }
 
 /** A file of a sealed recording and its size here. */
@@ -37,7 +50,7 @@ export function sealedFileNames(recordingId: string, checksums: string): string[
 /** What a target is handed for the recording an index entry describes. */
 export function sealedRecording(
   dataDir: string,
-  e: Pick<IndexEntry, 'recordingId' | 'dir' | 'startedAt' | 'profile' | 'direction' | 'caller' | 'callee'>,
+  e: Pick<IndexEntry, 'recordingId' | 'dir' | 'startedAt' | 'profile' | 'direction' | 'caller' | 'callee' | 'retainUntil' | 'hold'>,
 ): SealedRecording {
   return {
     recordingId: e.recordingId,
@@ -50,6 +63,8 @@ export function sealedRecording(
       caller: e.caller.number,
       callee: e.callee.number,
     },
+    retainUntil: e.retainUntil,
+    legalHold: e.hold !== null,
   };
 }
 
@@ -60,13 +75,21 @@ export function sealedRecording(
  */
 export interface StorageTarget {
   readonly name: string;
-  /** Resolves with when the copy became complete (a time the target itself records, so a rebuild finds it again). */
-  put(recording: SealedRecording): Promise<Date>;
+  put(recording: SealedRecording): Promise<PutResult>;
   /** The time of a complete, verified copy, or undefined when there is none. */
   find(recording: SealedRecording): Promise<Date | undefined>;
-  /** Remove the copy (retention); no error when there is none. */
-  remove(recording: SealedRecording): Promise<void>;
+  /** Remove the copy (retention); no error when there is none. What a WORM lock keeps is reported, never forced. */
+  remove(recording: SealedRecording): Promise<RemoveOutcome>;
+  /** Targets with object locks: put the copy under legal hold, or release it. */
+  setLegalHold?(recording: SealedRecording, on: boolean): Promise<void>;
 }
+
+/** What a removal could not delete: objects a lock (retention or legal hold) still protects. */
+export interface RemoveOutcome {
+  readonly kept: readonly { readonly object: string; readonly reason: string }[];
+}
+
+export const NOTHING_KEPT: RemoveOutcome = { kept: [] };
 
 /** Every configured target, by name. */
 export function createTargets(storage: Readonly<Record<string, StorageTargetConfig>>, pool: WorkerPool): Map<string, StorageTarget> {
@@ -81,5 +104,7 @@ function createTarget(name: string, config: StorageTargetConfig, pool: WorkerPoo
       return new SftpTarget(name, config);
     case 'smb':
       return new SmbTarget(name, config);
+    case 's3':
+      return new S3Target(name, config);
   }
 }

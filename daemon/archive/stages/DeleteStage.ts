@@ -40,6 +40,7 @@ export class DeleteStage implements StageHandler<'delete'> {
     const dir = path.join(this.dataDir, entry.dir);
     const rec = sealedRecording(this.dataDir, entry);
     const targets = this.targets();
+    const keptUnderLock: { target: string; object: string; reason: string }[] = [];
     for (const [name, status] of Object.entries(entry.uploads)) {
       const target = targets.get(name);
       // A copy may exist even while pending (crash after the rename): delete wherever the target is known.
@@ -51,8 +52,11 @@ export class DeleteStage implements StageHandler<'delete'> {
           });
         continue;
       }
-      await target.remove(rec);
+      // A WORM lock that outlives the local retention (a longer bucket default, a hold set on the bucket) is reported, never bypassed.
+      for (const k of (await target.remove(rec)).kept) keptUnderLock.push({ target: name, ...k });
     }
+    if (keptUnderLock.length)
+      this.log.warn({ recordingId, keptUnderLock }, 'copies under object lock stay on their storage targets until the lock ends');
     for (const name of [...entry.files, checksumFileName(recordingId), signatureFileName(recordingId)])
       await rm(path.join(dir, name), { force: true });
     const event = { type: 'deleted', at: new Date().toISOString() } as const;
@@ -65,6 +69,7 @@ export class DeleteStage implements StageHandler<'delete'> {
       retainUntil: entry.retainUntil,
       startedAt: entry.startedAt,
       targets: Object.keys(entry.uploads),
+      ...(keptUnderLock.length ? { keptUnderLock } : {}),
     });
     // Copies still owed to a target that was down go with the recording: nothing is left to copy.
     const owed = this.index.jobs.list('upload').filter((j) => j.recordingId === recordingId);

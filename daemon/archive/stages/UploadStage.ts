@@ -1,5 +1,6 @@
 import type { StorageTargetConfig } from '../../config/Config.js';
 import { StoreError } from '../../errors.js';
+import { SafeEmitter } from '../../events/SafeEmitter.js';
 import type { Logger } from '../../log.js';
 import { transientCode } from '../../retry.js';
 import type { WorkerPool } from '../../seal/WorkerPool.js';
@@ -7,6 +8,11 @@ import type { RecordingIndex } from '../../store/RecordingIndex.js';
 import { createTargets, sealedRecording, type StorageTarget } from '../../upload/StorageTarget.js';
 import type { Job } from '../JobTypes.js';
 import type { Failure, StageHandler } from '../StageRunner.js';
+
+export interface UploadStageObserverEvents {
+  /** A verified copy is journaled; `bytesSent` is 0 when an earlier attempt had made it. */
+  uploaded: [target: string, recordingId: string, bytesSent: number];
+}
 
 /** Copies at once per target: enough to hide latency, few enough not to flood a mount. */
 const PER_TARGET_CONCURRENCY = 2;
@@ -24,13 +30,17 @@ export class UploadStage implements StageHandler<'upload'> {
   readonly laneBackoff = true;
   readonly messages = { retry: 'upload failed; will retry', failed: 'upload dropped' };
   #targets = new Map<string, StorageTarget>();
+  /** Copies made, after they are journaled: for monitoring. */
+  readonly observer: SafeEmitter<UploadStageObserverEvents>;
 
   constructor(
     private readonly dataDir: string,
     private readonly index: RecordingIndex,
     private readonly pool: WorkerPool,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.observer = new SafeEmitter((err, event) => log.error({ err, event }, 'an upload observer failed; the upload stands'));
+  }
 
   /** Targets from the config (at start and on reload). */
   configure(storage: Readonly<Record<string, StorageTargetConfig>>): void {
@@ -54,9 +64,14 @@ export class UploadStage implements StageHandler<'upload'> {
       });
     const target = this.#targets.get(job.lane)!;
     const t0 = performance.now();
-    const doneAt = await target.put(sealedRecording(this.dataDir, entry));
-    await this.index.commit(job.recordingId, { type: 'uploaded', target: job.lane, at: doneAt.toISOString() }, [{ remove: job }]);
-    this.log.info({ recordingId: job.recordingId, target: job.lane, ms: Math.round(performance.now() - t0) }, 'recording uploaded');
+    const rec = sealedRecording(this.dataDir, entry);
+    const { completedAt, bytesSent } = await target.put(rec);
+    // A hold placed while the copy was being made: the lock job may have found nothing to hold yet.
+    const now = this.index.get(job.recordingId);
+    if (target.setLegalHold && now && (now.hold !== null) !== rec.legalHold) await target.setLegalHold(rec, now.hold !== null);
+    await this.index.commit(job.recordingId, { type: 'uploaded', target: job.lane, at: completedAt.toISOString() }, [{ remove: job }]);
+    this.observer.safeEmit('uploaded', job.lane, job.recordingId, bytesSent);
+    this.log.info({ recordingId: job.recordingId, target: job.lane, bytesSent, ms: Math.round(performance.now() - t0) }, 'recording uploaded');
   }
 
   failed(job: Job<'upload'>, err: unknown): Failure {
