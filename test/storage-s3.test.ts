@@ -68,13 +68,14 @@ function headerRecorder() {
   let head = '';
   return (chunk: Buffer) => {
     head += chunk.toString('latin1');
-    for (let end = head.indexOf('\r\n\r\n'); end >= 0; end = head.indexOf('\r\n\r\n')) {
+    const end = head.indexOf('\r\n\r\n');
+    if (end >= 0) {
+      // One head per chunk at most: the rest of this chunk is body.
       const lines = head.slice(0, end).split('\r\n');
       const [method, url] = lines[0]!.split(' ');
       const sum = lines.find((l) => /^x-amz-checksum-sha256:/i.test(l));
       if (method === 'PUT' && sum) sentChecksums.set(decodeURIComponent(new URL(url!, 'http://x').pathname), sum.split(':')[1]!.trim());
       head = '';
-      break; // the rest of this chunk is body
     }
     if (head.length > 65536) head = '';
     return chunk;

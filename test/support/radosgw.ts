@@ -61,7 +61,7 @@ export async function startRadosgw(): Promise<Radosgw> {
       `public addr = 127.0.0.1:${monPort}`,
       '[client.rgw.a]',
       `rgw frontends = beast endpoint=127.0.0.1:${rgwPort}`,
-      'rgw data = ' + path.join(dir, 'rgw'),
+      `rgw data = ${path.join(dir, 'rgw')}`,
       '',
     ].join('\n'),
   );
