@@ -12,8 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -27,7 +26,6 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import type { S3TargetConfig } from '../daemon/config/Config.js';
-import { formatChecksums, signatureFileName } from '../daemon/seal/checksumFile.js';
 import { S3Target } from '../daemon/upload/S3Target.js';
 import type { SealedRecording } from '../daemon/upload/StorageTarget.js';
 import { cli } from './support/cli.js';
@@ -36,6 +34,7 @@ import { startFaultProxy, type FaultProxy } from './support/faultProxy.js';
 import { freePort } from './support/net.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
 import { startRadosgw, type Radosgw } from './support/radosgw.js';
+import { sealedFixture as sealed } from './support/sealedFixture.js';
 import { captureSmtp, mailConfigYaml, type SmtpCapture } from './support/smtp.js';
 
 let gw: Radosgw;
@@ -100,34 +99,6 @@ function config(over: Partial<S3TargetConfig> = {}): S3TargetConfig {
     timeoutSeconds: 10,
     template: '$Y/$M/$id',
     timeZone: 'UTC',
-    ...over,
-  };
-}
-
-/** A sealed recording on disk: audio of `bytes` random bytes, metadata, the checksum file and a signature file. */
-async function sealed(bytes: number, over: Partial<SealedRecording> = {}): Promise<SealedRecording & { audio: Buffer }> {
-  const recordingId = randomBytes(11).toString('hex');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'callvault-s3rec-'));
-  const audio = randomBytes(bytes);
-  const meta = Buffer.from(JSON.stringify({ recordingId }));
-  await writeFile(path.join(dir, `${recordingId}.wav`), audio);
-  await writeFile(path.join(dir, `${recordingId}.json`), meta);
-  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-  await writeFile(
-    path.join(dir, `${recordingId}.sha256`),
-    formatChecksums([
-      { name: `${recordingId}.wav`, sha256: sha(audio) },
-      { name: `${recordingId}.json`, sha256: sha(meta) },
-    ]),
-  );
-  await writeFile(path.join(dir, signatureFileName(recordingId)), `${randomBytes(256).toString('base64')}\n`);
-  return {
-    recordingId,
-    dir,
-    audio,
-    fields: { recordingId, startedAt: '2026-12-01T10:00:00.000Z', profile: 'default', direction: 'inbound', caller: '+4930123', callee: '+4989456' },
-    retainUntil: null,
-    legalHold: false,
     ...over,
   };
 }

@@ -12,6 +12,7 @@ import { verifyCommand } from './verify.js';
 import { exportCommand } from './export.js';
 import { keysCommand } from './keys.js';
 import { lkmCommand } from './lkm.js';
+import { storageCommand } from './storage.js';
 import { uploadsCommand } from './uploads.js';
 
 await yargs(hideBin(process.argv))
@@ -29,6 +30,7 @@ await yargs(hideBin(process.argv))
   .command(exportCommand)
   .command(lkmCommand)
   .command(uploadsCommand)
+  .command(storageCommand)
   .demandCommand(1, 'name a command')
   .strict()
   .help()

@@ -24,6 +24,7 @@ function samplePaths(config: Config): { name: string; type: string; sample: stri
       sftp: t.type === 'sftp' ? `sftp://${t.username}@${t.host}:${t.port}/` : '',
       smb: t.type === 'smb' ? `smb://${t.host}:${t.port}/${t.share}/` : '',
       s3: t.type === 's3' ? `s3://${t.bucket}/` : '',
+      onedrive: t.type === 'onedrive' ? `onedrive:${t.driveId}/` : '',
     }[t.type];
     return { name, type: t.type, sample: `${where}${place}` };
   });

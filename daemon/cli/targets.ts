@@ -6,7 +6,7 @@ import { createTargets, type StorageTarget } from '../upload/StorageTarget.js';
 export async function withTargets<T>(config: Config, body: (targets: ReadonlyMap<string, StorageTarget>) => Promise<T>): Promise<T> {
   const pool = new WorkerPool(1);
   try {
-    return await body(createTargets(config.storage, pool));
+    return await body(createTargets(config.storage, pool, config.dataDir));
   } finally {
     await pool.close();
   }

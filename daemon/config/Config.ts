@@ -185,7 +185,28 @@ export interface S3TargetConfig extends TargetPlacement {
   readonly timeoutSeconds: number;
 }
 
-export type StorageTargetConfig = DirectoryTargetConfig | SftpTargetConfig | SmbTargetConfig | S3TargetConfig;
+export interface OneDriveTargetConfig extends TargetPlacement {
+  readonly type: 'onedrive';
+  /** client-credentials: app-only (the daemon's own identity); auth-code: a user signed in with `callvault storage login`. */
+  readonly auth: 'client-credentials' | 'auth-code';
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly clientSecretFile: string | null;
+  readonly tokenCacheFile: string | null;
+  /** The drive (OneDrive or a SharePoint document library) by id. */
+  readonly driveId: string;
+  /** The folder under the drive's root. */
+  readonly path: string;
+  readonly authorityUrl: string;
+  readonly graphUrl: string;
+  /** Fragment size of an upload session: a multiple of 320 KiB, under 60 MiB. */
+  readonly fragmentKiB: number;
+  /** Loopback port `callvault storage login` takes the sign-in's redirect on. */
+  readonly redirectPort: number;
+  readonly timeoutSeconds: number;
+}
+
+export type StorageTargetConfig = DirectoryTargetConfig | SftpTargetConfig | SmbTargetConfig | S3TargetConfig | OneDriveTargetConfig;
 
 /** A HOST:PORT listener; IPv6 hosts without brackets. */
 export interface ListenAddress {

@@ -62,7 +62,9 @@ export function parseConfigText(text: string, file: string): Config {
           ? { ...t, path: t.path ?? '.', port: t.port ?? 22, privateKeyFile: relative(t.privateKeyFile), passwordFile: relative(t.passwordFile) }
           : t.type === 'smb'
             ? { ...t, path: t.path ?? '.', port: t.port ?? 445, passwordFile: relative(t.passwordFile) }
-            : { ...t, path: t.path ?? '', credentialsFile: relative(t.credentialsFile) },
+            : t.type === 's3'
+              ? { ...t, path: t.path ?? '', credentialsFile: relative(t.credentialsFile) }
+              : { ...t, path: t.path ?? 'callvault', clientSecretFile: relative(t.clientSecretFile), tokenCacheFile: relative(t.tokenCacheFile) },
     ]),
   );
   const { lkm } = config.encryption;
@@ -175,6 +177,7 @@ function storageProblems(storage: Config['storage']): ConfigProblem[] {
       sftp: ['host', 'username', 'hostKey'],
       smb: ['host', 'share', 'username', 'passwordFile'],
       s3: ['bucket'],
+      onedrive: ['tenantId', 'clientId', 'driveId'],
     }[t.type];
     for (const key of need)
       if (given[key] === undefined || given[key] === null) problems.push({ path: at(key), message: `is required for a ${t.type} target` });
@@ -185,6 +188,15 @@ function storageProblems(storage: Config['storage']): ConfigProblem[] {
       problems.push({ path: at('partSizeMiB'), message: `must not exceed multipartThresholdMiB (${t.multipartThresholdMiB})` });
     if (t.type === 's3' && t.endpoint !== null && !/^https?:\/\/[^/]+\/?$/.test(t.endpoint))
       problems.push({ path: at('endpoint'), message: 'is a URL with scheme and host only (http(s)://host[:port]); the bucket goes in bucket' });
+    if (t.type === 'onedrive' && t.fragmentKiB % 320 !== 0)
+      problems.push({ path: at('fragmentKiB'), message: 'must be a multiple of 320 (Graph takes upload fragments in multiples of 320 KiB)' });
+    if (t.type === 'onedrive' && t.auth === 'client-credentials' && t.clientSecretFile === null)
+      problems.push({ path: at('clientSecretFile'), message: 'is required for auth: client-credentials' });
+    if (t.type === 'onedrive' && t.auth === 'auth-code' && t.tokenCacheFile === null)
+      problems.push({
+        path: at('tokenCacheFile'),
+        message: 'is required for auth: auth-code (the signed-in account and its refresh token live there)',
+      });
     if (t.type === 'sftp' && (t.privateKeyFile === null) === (t.passwordFile === null)) {
       problems.push({ path: at('privateKeyFile'), message: 'an sftp target needs exactly one of privateKeyFile and passwordFile' });
     }
@@ -199,6 +211,11 @@ function storageProblems(storage: Config['storage']): ConfigProblem[] {
       endpoint: ['s3'],
       credentialsFile: ['s3'],
       objectLock: ['s3'],
+      tenantId: ['onedrive'],
+      clientId: ['onedrive'],
+      driveId: ['onedrive'],
+      clientSecretFile: ['onedrive'],
+      tokenCacheFile: ['onedrive'],
     };
     for (const [key, types] of Object.entries(only)) {
       if (!types.includes(t.type) && given[key] !== undefined && given[key] !== null)

@@ -6,6 +6,7 @@ import { checksumFileName, parseChecksums, signatureFileName } from '../seal/che
 import type { IndexEntry } from '../archive/RecordingTypes.js';
 import { DirectoryTarget } from './DirectoryTarget.js';
 import type { TemplateFields } from './pathTemplate.js';
+import { OneDriveTarget } from './OneDriveTarget.js';
 import { S3Target } from './S3Target.js';
 import { SftpTarget } from './SftpTarget.js';
 import { SmbTarget } from './SmbTarget.js';
@@ -92,11 +93,11 @@ export interface RemoveOutcome {
 export const NOTHING_KEPT: RemoveOutcome = { kept: [] };
 
 /** Every configured target, by name. */
-export function createTargets(storage: Readonly<Record<string, StorageTargetConfig>>, pool: WorkerPool): Map<string, StorageTarget> {
-  return new Map(Object.entries(storage).map(([name, config]) => [name, createTarget(name, config, pool)]));
+export function createTargets(storage: Readonly<Record<string, StorageTargetConfig>>, pool: WorkerPool, dataDir: string): Map<string, StorageTarget> {
+  return new Map(Object.entries(storage).map(([name, config]) => [name, createTarget(name, config, pool, dataDir)]));
 }
 
-function createTarget(name: string, config: StorageTargetConfig, pool: WorkerPool): StorageTarget {
+function createTarget(name: string, config: StorageTargetConfig, pool: WorkerPool, dataDir: string): StorageTarget {
   switch (config.type) {
     case 'directory':
       return new DirectoryTarget(name, config, pool);
@@ -106,5 +107,7 @@ function createTarget(name: string, config: StorageTargetConfig, pool: WorkerPoo
       return new SmbTarget(name, config);
     case 's3':
       return new S3Target(name, config);
+    case 'onedrive':
+      return new OneDriveTarget(name, config, dataDir);
   }
 }

@@ -22,6 +22,12 @@ export interface RemoteTree {
   removeTree(dir: string): Promise<void>;
   /** Rename a directory; `to` does not exist. */
   rename(from: string, to: string): Promise<void>;
+  /**
+   * Uploads resume (OneDrive's upload sessions): the staging directory is
+   * `<dest>.partial`, the same for every attempt, and is kept when an
+   * attempt fails so the next one carries on where it stopped.
+   */
+  readonly resumable?: boolean;
 }
 
 /** When the copy at `dest` became whole (its signature file, written last), or null if any file is missing or of another size. */
@@ -48,7 +54,7 @@ export async function copyToRemote(
   const done = await remoteCompletedAt(tree, dest, files, rec);
   if (done) return { completedAt: done, bytesSent: 0 };
   await tree.mkdirs(path.posix.dirname(dest));
-  const staging = `${dest}.partial-${randomBytes(4).toString('hex')}`;
+  const staging = tree.resumable ? `${dest}.partial` : `${dest}.partial-${randomBytes(4).toString('hex')}`;
   try {
     await tree.upload(rec.dir, files, staging);
     const there = await tree.list(staging);
@@ -60,7 +66,7 @@ export async function copyToRemote(
     await tree.removeTree(dest);
     await tree.rename(staging, dest);
   } catch (err) {
-    await tree.removeTree(staging).catch(() => undefined);
+    if (!tree.resumable) await tree.removeTree(staging).catch(() => undefined);
     throw err;
   }
   const at = await remoteCompletedAt(tree, dest, files, rec);

@@ -44,7 +44,7 @@ export class UploadStage implements StageHandler<'upload'> {
 
   /** Targets from the config (at start and on reload). */
   configure(storage: Readonly<Record<string, StorageTargetConfig>>): void {
-    this.#targets = createTargets(storage, this.pool);
+    this.#targets = createTargets(storage, this.pool, this.dataDir);
   }
 
   /** The configured targets, by name. */
