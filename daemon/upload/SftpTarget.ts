@@ -84,7 +84,14 @@ export class SftpTarget implements StorageTarget {
           },
         });
       });
-      return await withTimeout(body(sftp), timeoutMs * 4, this.name);
+      // A connection that dies mid-copy leaves ssh2's pending SFTP requests unanswered: fail the attempt at once instead.
+      const lost = new Promise<never>((_, reject) =>
+        conn.once('close', () =>
+          reject(new StoreError('TARGET_UNREACHABLE', `storage target ${this.name}: the connection closed mid-copy`, { target: this.name })),
+        ),
+      );
+      lost.catch(() => undefined);
+      return await withTimeout(Promise.race([body(sftp), lost]), timeoutMs * 4, this.name);
     } finally {
       conn.end();
     }

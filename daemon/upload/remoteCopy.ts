@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { StoreError } from '../errors.js';
 import { signatureFileName } from '../seal/checksumFile.js';
@@ -23,9 +22,8 @@ export interface RemoteTree {
   /** Rename a directory; `to` does not exist. */
   rename(from: string, to: string): Promise<void>;
   /**
-   * Uploads resume (OneDrive's upload sessions): the staging directory is
-   * `<dest>.partial`, the same for every attempt, and is kept when an
-   * attempt fails so the next one carries on where it stopped.
+   * Uploads resume (OneDrive's upload sessions): the staging directory an
+   * attempt leaves is kept, not made anew, so the next one carries on where it stopped.
    */
   readonly resumable?: boolean;
 }
@@ -39,7 +37,7 @@ export async function remoteCompletedAt(tree: RemoteTree, dest: string, files: r
 
 /**
  * Copy a sealed recording to `dest` on a remote file system so that the
- * server never shows an incomplete copy: into `<dest>.partial-<random>`,
+ * server never shows an incomplete copy: into `<dest>.partial`,
  * every size checked there, renamed into place, checked again. A whole copy
  * already at `dest` (an earlier attempt got as far as the rename) is kept;
  * a half one someone left there is replaced. Idempotent, as targets must be.
@@ -54,7 +52,9 @@ export async function copyToRemote(
   const done = await remoteCompletedAt(tree, dest, files, rec);
   if (done) return { completedAt: done, bytesSent: 0 };
   await tree.mkdirs(path.posix.dirname(dest));
-  const staging = tree.resumable ? `${dest}.partial` : `${dest}.partial-${randomBytes(4).toString('hex')}`;
+  // One staging name per copy (jobs are claimed: no two attempts run at once), so what a cut connection could not clean up is found and replaced.
+  const staging = `${dest}.partial`;
+  if (!tree.resumable) await tree.removeTree(staging);
   try {
     await tree.upload(rec.dir, files, staging);
     const there = await tree.list(staging);
