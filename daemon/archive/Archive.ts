@@ -15,6 +15,7 @@ import { apply, startedEntry } from './lifecycle.js';
 import { StageRunner } from './StageRunner.js';
 import { DeleteStage } from './stages/DeleteStage.js';
 import { LockStage } from './stages/LockStage.js';
+import { OffloadStage } from './stages/OffloadStage.js';
 import { SealStage } from './stages/SealStage.js';
 import { UploadStage } from './stages/UploadStage.js';
 
@@ -46,6 +47,7 @@ export class Archive {
       .register(new SealStage(dataDir, pool, identity, keks, index, log))
       .register(this.#uploads)
       .register(new LockStage(dataDir, index, () => this.#uploads.targets, log))
+      .register(new OffloadStage(dataDir, index, audit, () => this.#uploads.targets, log))
       .register(new DeleteStage(dataDir, index, audit, () => this.#uploads.targets, log));
     this.#sweeper = new RetentionSweeper(index);
   }

@@ -1,6 +1,6 @@
 /** The work after a call, one kind per stage handler (see StageRunner). */
-export type JobStage = 'seal' | 'upload' | 'lock' | 'delete' | 'convert';
-export const JOB_STAGES: readonly JobStage[] = ['seal', 'upload', 'lock', 'delete', 'convert'];
+export type JobStage = 'seal' | 'upload' | 'lock' | 'offload' | 'delete' | 'convert';
+export const JOB_STAGES: readonly JobStage[] = ['seal', 'upload', 'lock', 'offload', 'delete', 'convert'];
 
 /** rewrap: a new key slot, the same data key; reencrypt: a fresh data key (a suspected compromise of the old ones). */
 export type KeyJobKind = 'encrypt' | 'rewrap' | 'reencrypt' | 'decrypt';
@@ -21,6 +21,8 @@ export interface JobData {
   readonly upload: null;
   /** The target's copy is brought to the recording's legal hold as the index has it when the job runs. */
   readonly lock: null;
+  /** The local audio is removed once every target's copy is found whole (offloadManifest.ts). */
+  readonly offload: null;
   /** Why and by whom; from its first attempt on, the recording's files may be partly gone. */
   readonly delete: { readonly reason: string; readonly actor: string; readonly startedAt: string };
   /** null: nothing durable yet (leftovers are discarded and it starts over); set: roll forward. */

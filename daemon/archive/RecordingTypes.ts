@@ -37,9 +37,17 @@ export interface IndexEntry {
   readonly retainUntil: string | null;
   readonly hold: LegalHold | null;
   readonly deletedAt: string | null;
+  /** The profile wanted the local audio removed once every target holds a verified copy; when it was. Absent: kept. */
+  readonly local?: LocalCopy;
   /** Why the recording is `failed`, or what the last failed attempt said. */
   readonly error: string | null;
   readonly updatedAt: string;
+}
+
+export interface LocalCopy {
+  readonly removeAfterUpload: boolean;
+  /** When the audio went (offloadManifest.ts); metadata, checksum file and signature stay. */
+  readonly removedAt: string | null;
 }
 
 export interface IndexedNumber {

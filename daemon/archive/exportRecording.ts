@@ -10,7 +10,7 @@ import { checkAgainstIndex } from '../seal/verifyAgainstIndex.js';
 import type { WorkerPool } from '../seal/WorkerPool.js';
 import type { AuditLog } from '../store/AuditLog.js';
 import type { RecordingIndex } from '../store/RecordingIndex.js';
-import { isSealed, legacyState } from './lifecycle.js';
+import { audioIsLocal, isSealed, legacyState } from './lifecycle.js';
 
 export interface ExportRequest {
   readonly recordingId: string;
@@ -53,6 +53,12 @@ export async function exportRecording(ctx: ExportContext, req: ExportRequest): P
   if (!entry) throw new CallvaultError('NO_SUCH_RECORDING', `no recording ${recordingId} in the index`, { recordingId });
   if (!isSealed(entry))
     throw new CallvaultError('NOT_SEALED', `recording ${recordingId} is ${legacyState(entry)}: only sealed recordings are exported`, { recordingId });
+  if (!audioIsLocal(entry))
+    throw new CallvaultError(
+      'OFFLOADED',
+      `recording ${recordingId}'s audio was removed here after upload (${entry.local?.removedAt}); its copies are on ${Object.keys(entry.uploads).join(', ')} (see ${recordingId}.offloaded.json)`,
+      { recordingId },
+    );
   const dir = path.join(ctx.dataDir, entry.dir);
   const v = checkAgainstIndex(await verifyRecording(dir, ctx.certificatePem), { dataDir: ctx.dataDir, instanceId: ctx.instanceId, index: ctx.index });
   if (!v.ok)

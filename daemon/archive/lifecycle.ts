@@ -33,10 +33,14 @@ export type LifecycleEvent =
       readonly kekId: string | null;
       readonly sealedAt: string;
       readonly targets: readonly string[];
+      /** The profile removes the local audio once every target holds a verified copy. */
+      readonly removeLocalAfterUpload?: boolean;
     }
   | { readonly type: 'upload-failed'; readonly target: string; readonly error: string }
   /** A verified copy is on `target` since `at`. */
   | { readonly type: 'uploaded'; readonly target: string; readonly at: string }
+  /** Every target's copy was found whole and the local audio removed (metadata, checksum file, signature stay). */
+  | { readonly type: 'offloaded'; readonly at: string }
   /** A key job replaced the stored files (encrypted, re-wrapped, re-encrypted or decrypted). */
   | { readonly type: 'converted'; readonly files: readonly string[]; readonly kekId: string | null }
   | { readonly type: 'failed'; readonly error: string }
@@ -53,6 +57,7 @@ const FROM: Readonly<Record<LifecycleEvent['type'], readonly Stage[]>> = {
   'upload-failed': ['sealed', 'archived'],
   uploaded: ['sealed', 'archived'],
   converted: ['sealed', 'archived'],
+  offloaded: ['archived'],
   failed: ['recording', 'closed', 'failed'],
   held: ['recording', 'closed', 'sealed', 'archived', 'failed'],
   released: ['recording', 'closed', 'sealed', 'archived', 'failed'],
@@ -77,7 +82,8 @@ export function apply<E extends NewIndexEntry>(entry: E, event: LifecycleEvent):
       const uploads: Record<string, UploadStatus> = Object.fromEntries(
         event.targets.map((t) => [t, { state: 'pending', attempts: 0, lastError: null }]),
       );
-      return { ...entry, stage: 'sealed', files: [...event.files], kekId: event.kekId, sealedAt: event.sealedAt, uploads, error: null };
+      const local = event.removeLocalAfterUpload ? { local: { removeAfterUpload: true, removedAt: null } } : {};
+      return { ...entry, stage: 'sealed', files: [...event.files], kekId: event.kekId, sealedAt: event.sealedAt, uploads, error: null, ...local };
     }
     case 'upload-failed': {
       const prev = entry.uploads[event.target];
@@ -88,6 +94,8 @@ export function apply<E extends NewIndexEntry>(entry: E, event: LifecycleEvent):
       const uploads: Record<string, UploadStatus> = { ...entry.uploads, [event.target]: { state: 'done', doneAt: event.at } };
       return { ...entry, uploads, stage: Object.values(uploads).every((u) => u.state === 'done') ? 'archived' : entry.stage };
     }
+    case 'offloaded':
+      return { ...entry, local: { removeAfterUpload: true, removedAt: event.at } };
     case 'converted':
       return { ...entry, files: [...event.files], kekId: event.kekId };
     case 'failed':
@@ -143,6 +151,16 @@ export function stageOfLegacy(state: LegacyState): Stage {
     default:
       return state;
   }
+}
+
+/** Whether the entry's audio is still here (not offloaded to its storage targets). */
+export function audioIsLocal(e: Pick<IndexEntry, 'local'>): boolean {
+  return !e.local?.removedAt;
+}
+
+/** Whether a just-archived entry is owed its offload job. */
+export function owesOffload(e: Pick<IndexEntry, 'stage' | 'local'>): boolean {
+  return e.stage === 'archived' && e.local?.removeAfterUpload === true && !e.local.removedAt;
 }
 
 /** Sealed, stored and verifiable: what export, verify and key jobs work on. */

@@ -110,6 +110,7 @@ export interface ProfileConfig {
   readonly encryption: boolean;
   readonly retention: string | null;
   readonly dtmfDigits: DtmfDigits;
+  readonly removeLocalAfterUpload: boolean;
 }
 
 /** discard: only that keys were pressed is kept. encrypted: the keys too, in an envelope, never in the clear. */

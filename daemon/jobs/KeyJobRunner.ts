@@ -5,6 +5,7 @@ import { StageRunner } from '../archive/StageRunner.js';
 import type { KeyJob, KeyJobKind } from '../archive/JobTypes.js';
 import { JobError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { audioIsLocal } from '../archive/lifecycle.js';
 import type { RecordingIndex } from '../store/RecordingIndex.js';
 import type { ConversionContext } from './convertRecording.js';
 
@@ -17,9 +18,14 @@ export interface KeyJobSpec {
 
 /** The recordings a new job of this kind takes on. */
 function selectRecordings(index: RecordingIndex, spec: KeyJobSpec, kekIds: readonly string[]): string[] {
-  if (spec.kind === 'rewrap' || spec.kind === 'reencrypt') return [...index.idsWith('kek', spec.fromKekId!)];
-  if (spec.kind === 'decrypt') return kekIds.flatMap((k) => [...index.idsWith('kek', k)]).sort();
-  return [...index.idsInState('sealed'), ...index.idsInState('uploaded')].filter((id) => index.get(id)?.kekId === null).sort();
+  // Offloaded recordings have no audio here to convert: their copies are the storage targets' (as for any copy there).
+  const local = (id: string) => {
+    const e = index.get(id);
+    return e !== undefined && audioIsLocal(e);
+  };
+  if (spec.kind === 'rewrap' || spec.kind === 'reencrypt') return [...index.idsWith('kek', spec.fromKekId!)].filter(local);
+  if (spec.kind === 'decrypt') return kekIds.flatMap((k) => [...index.idsWith('kek', k)].filter(local)).sort();
+  return [...index.idsInState('sealed'), ...index.idsInState('uploaded')].filter((id) => local(id) && index.get(id)?.kekId === null).sort();
 }
 
 /**

@@ -31,6 +31,8 @@ export interface ProfileTerms {
   readonly retention: string | null;
   /** Absent in recordings made before it was kept: discard. */
   readonly dtmfDigits?: DtmfDigits;
+  /** Remove the local audio once every storage target holds a verified copy. Absent: keep it. */
+  readonly removeLocalAfterUpload?: boolean;
 }
 
 export interface RecordingPolicy {
@@ -144,6 +146,11 @@ export class ProfileSet {
       seen.set(p.name, i);
       if (p.dtmfDigits === 'encrypted' && !p.encryption)
         problems.push({ path: `${at}.dtmfDigits`, message: 'encrypted needs encryption: true: the keys pressed are kept only in an envelope' });
+      if (p.removeLocalAfterUpload && !p.storage.length)
+        problems.push({
+          path: `${at}.removeLocalAfterUpload`,
+          message: 'needs storage: the local audio goes only once a target holds a verified copy',
+        });
       p.storage.forEach((target, j) => {
         if (!Object.hasOwn(config.storage, target)) {
           const known = Object.keys(config.storage);
@@ -155,7 +162,14 @@ export class ProfileSet {
       });
       const policy: RecordingPolicy = {
         channelMode: p.channelMode ?? config.recording.channelMode,
-        profile: { name: p.name, storage: p.storage, encryption: p.encryption, retention: p.retention, dtmfDigits: p.dtmfDigits },
+        profile: {
+          name: p.name,
+          storage: p.storage,
+          encryption: p.encryption,
+          retention: p.retention,
+          dtmfDigits: p.dtmfDigits,
+          ...(p.removeLocalAfterUpload ? { removeLocalAfterUpload: true } : {}),
+        },
       };
       return { config: p, matches: compileMatch(p, at, problems), policy };
     });

@@ -6,9 +6,11 @@ import path from 'node:path';
 import hashFile from '../../workers/hashFile.js';
 import { metadataFileName, type RecordingMetadata } from '../record/metadata.js';
 import { isRecordingId } from '../record/recordingId.js';
+import { offloadManifestName, readOffloadManifest } from '../archive/offloadManifest.js';
 import { parseChecksums, parseSignature, readChecksumFile, SIGNATURE_SUFFIX, type ChecksumEntry } from './checksumFile.js';
 
-export type FileStatus = 'OK' | 'MODIFIED' | 'MISSING' | 'UNLISTED';
+/** OFFLOADED: removed here by removeLocalAfterUpload, its copies named in the offload manifest (verify them on the target). */
+export type FileStatus = 'OK' | 'MODIFIED' | 'MISSING' | 'UNLISTED' | 'OFFLOADED';
 export type SignatureStatus = 'OK' | 'BAD' | 'MISSING';
 
 export interface FileVerification {
@@ -99,7 +101,13 @@ export async function verifyRecording(dir: string, certificatePem: string): Prom
 
   const files: FileVerification[] = [];
   let bytes = 0;
+  const manifestName = recordingId ? offloadManifestName(recordingId) : null;
+  const offloaded = new Set(manifestName && present.get(manifestName) ? ((await readOffloadManifest(dir, recordingId!))?.removed ?? []) : []);
   for (const { name, sha256 } of listed) {
+    if (!present.get(name) && offloaded.has(name)) {
+      files.push({ name, status: 'OFFLOADED' });
+      continue;
+    }
     if (!present.get(name)) {
       files.push({ name, status: 'MISSING' });
       problems.push(`${name}: MISSING (listed in ${checksumFile})`);
@@ -111,7 +119,7 @@ export async function verifyRecording(dir: string, certificatePem: string): Prom
     files.push({ name, status });
     if (status === 'MODIFIED') problems.push(`${name}: MODIFIED (SHA-256 ${actual.sha256}, checksum file says ${sha256})`);
   }
-  const known = new Set([checksumFile, sigName, ...listed.map((e) => e.name)]);
+  const known = new Set([checksumFile, sigName, ...listed.map((e) => e.name), ...(offloaded.size && manifestName ? [manifestName] : [])]);
   for (const name of [...present.keys()].sort()) {
     if (known.has(name)) continue;
     files.push({ name, status: 'UNLISTED' });

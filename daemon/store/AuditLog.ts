@@ -26,6 +26,7 @@ export type AuditAction =
   | 'recording.hold'
   | 'recording.release'
   | 'recording.deleted'
+  | 'recording.offloaded'
   | 'verify.failed'
   | 'index.rebuilt';
 

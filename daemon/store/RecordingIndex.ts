@@ -114,11 +114,16 @@ export class RecordingIndex {
    * Rejects, changing nothing, with a LifecycleError for an event the
    * recording's stage cannot take.
    */
-  async commit(recordingId: string, event: LifecycleEvent | null, jobs: readonly JobChange[] = []): Promise<IndexEntry | undefined> {
+  async commit(
+    recordingId: string,
+    event: LifecycleEvent | null,
+    jobs: readonly JobChange[] | ((next: IndexEntry | undefined) => readonly JobChange[]) = [],
+  ): Promise<IndexEntry | undefined> {
     return this.transact(() => {
       // Only the jobs (event null): recorded even for a recording the index no longer has, so a job never spins.
       const next = event ? this.write(apply(withoutStamp(this.mustGet(recordingId)), event)) : this.entries.get(recordingId);
-      this.jobs.apply(jobs);
+      // Jobs that depend on the entry as this transaction leaves it (two uploads finishing at once: only the last makes it archived).
+      this.jobs.apply(typeof jobs === 'function' ? jobs(next && current(next)) : jobs);
       return next && current(next);
     });
   }

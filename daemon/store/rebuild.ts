@@ -10,7 +10,8 @@ import { sealedRecording, type StorageTarget } from '../upload/StorageTarget.js'
 import type { AuditLog } from './AuditLog.js';
 import { newJob } from '../archive/JobTypes.js';
 import type { JobChange } from '../archive/JobJournal.js';
-import { legacyState, replay, startedEntry, type LifecycleEvent } from '../archive/lifecycle.js';
+import { legacyState, owesOffload, replay, startedEntry, type LifecycleEvent } from '../archive/lifecycle.js';
+import { readOffloadManifest } from '../archive/offloadManifest.js';
 import type { LegacyState, LegalHold, NewIndexEntry } from '../archive/RecordingTypes.js';
 import { RecordingIndex } from './RecordingIndex.js';
 
@@ -85,16 +86,39 @@ async function entryFromDisk(
   if (!sealedAt) return { entry: replay(started, events), jobs: [{ put: newJob('seal', id, '', null) }] };
   // The checksum file says what is stored (plain or envelopes); the envelope header, under which KEK.
   const files = parseChecksums((await readChecksumFile(path.join(dir, checksumFileName(id)))).toString('utf8')).map((e) => e.name);
+  const offloaded = await readOffloadManifest(dir, id);
+  if (offloaded) {
+    // The audio left after every copy was found whole: the manifest says where, and under which KEK.
+    events.push(
+      {
+        type: 'sealed',
+        files,
+        kekId: offloaded.kekId,
+        sealedAt: sealedAt.toISOString(),
+        targets: meta.profile.storage,
+        removeLocalAfterUpload: true,
+      },
+      ...offloaded.targets.map((t) => ({ type: 'uploaded', target: t.name, at: t.copiedAt }) as const),
+      { type: 'offloaded', at: offloaded.at },
+    );
+    return { entry: replay(started, events), jobs: [] };
+  }
   const envelope = files.find(isEnvelope);
   const kekId = envelope ? readEnvelopeHeader(path.join(dir, envelope)).kekId : null;
-  events.push({ type: 'sealed', files, kekId, sealedAt: sealedAt.toISOString(), targets: meta.profile.storage });
+  const removeLocal = meta.profile.removeLocalAfterUpload && meta.profile.storage.length ? { removeLocalAfterUpload: true } : {};
+  events.push({ type: 'sealed', files, kekId, sealedAt: sealedAt.toISOString(), targets: meta.profile.storage, ...removeLocal });
   const jobs: JobChange[] = [];
   for (const name of meta.profile.storage) {
-    const at = await targets.get(name)?.find(sealedRecording(dataDir, started));
+    // A target that cannot answer now (down, misconfigured) gets the upload job: its put is idempotent and finds a copy it has.
+    const at = await targets
+      .get(name)
+      ?.find(sealedRecording(dataDir, started))
+      .catch(() => undefined);
     if (at) events.push({ type: 'uploaded', target: name, at: at.toISOString() });
     else jobs.push({ put: newJob('upload', id, name, null) });
   }
-  return { entry: replay(started, events), jobs };
+  const entry = replay(started, events);
+  return { entry, jobs: owesOffload(entry) ? [...jobs, { put: newJob('offload', id, '', null) }] : jobs };
 }
 
 /**

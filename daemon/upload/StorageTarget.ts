@@ -3,6 +3,7 @@ import type { WorkerPool } from '../seal/WorkerPool.js';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { checksumFileName, parseChecksums, signatureFileName } from '../seal/checksumFile.js';
+import { readOffloadManifest } from '../archive/offloadManifest.js';
 import type { IndexEntry } from '../archive/RecordingTypes.js';
 import { DirectoryTarget } from './DirectoryTarget.js';
 import type { TemplateFields } from './pathTemplate.js';
@@ -39,6 +40,9 @@ export interface SealedFile {
 
 /** Every file a copy must hold: those the checksum file lists, then the checksum file and its signature, with their sizes here. */
 export async function sealedFiles(rec: SealedRecording): Promise<SealedFile[]> {
+  // Offloaded: the audio is gone from here, its sizes are in the manifest.
+  const manifest = await readOffloadManifest(rec.dir, rec.recordingId);
+  if (manifest) return [...manifest.files];
   const names = sealedFileNames(rec.recordingId, await readFile(path.join(rec.dir, checksumFileName(rec.recordingId)), 'utf8'));
   return Promise.all(names.map(async (name) => ({ name, size: (await stat(path.join(rec.dir, name))).size })));
 }

@@ -10,6 +10,7 @@ import type { AuditLog } from '../../store/AuditLog.js';
 import type { RecordingIndex } from '../../store/RecordingIndex.js';
 import { sealedRecording, type StorageTarget } from '../../upload/StorageTarget.js';
 import { apply } from '../lifecycle.js';
+import { offloadManifestName } from '../offloadManifest.js';
 import type { Job } from '../JobTypes.js';
 import type { Failure, StageHandler } from '../StageRunner.js';
 
@@ -57,7 +58,7 @@ export class DeleteStage implements StageHandler<'delete'> {
     }
     if (keptUnderLock.length)
       this.log.warn({ recordingId, keptUnderLock }, 'copies under object lock stay on their storage targets until the lock ends');
-    for (const name of [...entry.files, checksumFileName(recordingId), signatureFileName(recordingId)])
+    for (const name of [...entry.files, checksumFileName(recordingId), signatureFileName(recordingId), offloadManifestName(recordingId)])
       await rm(path.join(dir, name), { force: true });
     const event = { type: 'deleted', at: new Date().toISOString() } as const;
     const { updatedAt: _, ...rest } = entry;

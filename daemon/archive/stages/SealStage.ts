@@ -70,7 +70,14 @@ export class SealStage implements StageHandler<'seal'> {
     const targets = meta.profile.storage;
     await this.index.commit(
       id,
-      { type: 'sealed', files: result.files.map((f) => f.name).sort(), kekId: result.kekId, sealedAt: sealedAt.toISOString(), targets },
+      {
+        type: 'sealed',
+        files: result.files.map((f) => f.name).sort(),
+        kekId: result.kekId,
+        sealedAt: sealedAt.toISOString(),
+        targets,
+        ...(meta.profile.removeLocalAfterUpload && targets.length ? { removeLocalAfterUpload: true } : {}),
+      },
       [{ remove: job }, ...targets.map((t) => ({ put: newJob('upload', id, t, null) }))],
     );
     this.log.info(

@@ -6,7 +6,8 @@ import { transientCode } from '../../retry.js';
 import type { WorkerPool } from '../../seal/WorkerPool.js';
 import type { RecordingIndex } from '../../store/RecordingIndex.js';
 import { createTargets, sealedRecording, type StorageTarget } from '../../upload/StorageTarget.js';
-import type { Job } from '../JobTypes.js';
+import { newJob, type Job } from '../JobTypes.js';
+import { owesOffload } from '../lifecycle.js';
 import type { Failure, StageHandler } from '../StageRunner.js';
 
 export interface UploadStageObserverEvents {
@@ -69,7 +70,12 @@ export class UploadStage implements StageHandler<'upload'> {
     // A hold placed while the copy was being made: the lock job may have found nothing to hold yet.
     const now = this.index.get(job.recordingId);
     if (target.setLegalHold && now && (now.hold !== null) !== rec.legalHold) await target.setLegalHold(rec, now.hold !== null);
-    await this.index.commit(job.recordingId, { type: 'uploaded', target: job.lane, at: completedAt.toISOString() }, [{ remove: job }]);
+    const event = { type: 'uploaded', target: job.lane, at: completedAt.toISOString() } as const;
+    // The last copy a profile that removes local audio waited for: its offload is journaled with it.
+    await this.index.commit(job.recordingId, event, (next) => [
+      { remove: job },
+      ...(next && owesOffload(next) ? [{ put: newJob('offload', job.recordingId, '', null) }] : []),
+    ]);
     this.observer.safeEmit('uploaded', job.lane, job.recordingId, bytesSent);
     this.log.info({ recordingId: job.recordingId, target: job.lane, bytesSent, ms: Math.round(performance.now() - t0) }, 'recording uploaded');
   }
