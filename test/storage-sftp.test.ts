@@ -4,7 +4,8 @@
  * land whole under the path template, verify there with shasum and openssl;
  * a server offering another host key is refused and named; a caller id
  * written to escape the root stays inside it; a server that is down gets the
- * copy once it is back.
+ * copy once it is back; a connection cut mid-copy (a proxy in front of sshd)
+ * ends in one whole copy, one failure mail and one recovery mail.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,17 +15,26 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { cli } from './support/cli.js';
 import { briefCall, DaemonProcess, ROOT, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
+import { startFaultProxy, type FaultProxy } from './support/faultProxy.js';
+import { freePort } from './support/net.js';
+import { captureSmtp, mailConfigYaml, type SmtpCapture } from './support/smtp.js';
 import { startSshd, type Sshd } from './support/sshd.js';
 
 let sshd: Sshd;
 let d: DaemonProcess;
+let proxy: FaultProxy;
+let smtp: SmtpCapture;
 
 before(async () => {
   sshd = await startSshd();
-  const target = (hostKey: string, dir = 'archive', template = 'Record-$Y_$M_$D_$h_$m_$s/$caller-$id') =>
-    `    type: sftp\n    host: 127.0.0.1\n    port: ${sshd.port}\n    username: ${sshd.user}\n    hostKey: "${hostKey}"\n    privateKeyFile: ${sshd.clientKey}\n    path: ${dir}\n    template: ${template}\n    timeoutSeconds: 10\n`;
+  proxy = await startFaultProxy(sshd.port);
+  const smtpPort = await freePort();
+  smtp = captureSmtp(smtpPort);
+  await smtp.listen();
+  const target = (hostKey: string, dir = 'archive', template = 'Record-$Y_$M_$D_$h_$m_$s/$caller-$id', port = sshd.port) =>
+    `    type: sftp\n    host: 127.0.0.1\n    port: ${port}\n    username: ${sshd.user}\n    hostKey: "${hostKey}"\n    privateKeyFile: ${sshd.clientKey}\n    path: ${dir}\n    template: ${template}\n    timeoutSeconds: 10\n`;
   const yaml = testConfigYaml(
-    `storage:\n  vault:\n${target(sshd.hostKey)}  impostor:\n${target(`SHA256:${'x'.repeat(43)}`)}  bycaller:\n${target(sshd.hostKey, 'bycaller', '$caller/$callee/$id')}profiles:\n  - name: both\n    match:\n      numbers: ["+4930888*"]\n    storage: [vault, impostor]\n  - name: outbound\n    match:\n      direction: [outbound]\n    storage: [bycaller]\n  - name: vault\n    storage: [vault]\n`,
+    `storage:\n  vault:\n${target(sshd.hostKey)}  impostor:\n${target(`SHA256:${'x'.repeat(43)}`)}  bycaller:\n${target(sshd.hostKey, 'bycaller', '$caller/$callee/$id')}  flaky:\n${target(sshd.hostKey, 'flaky', '$id', proxy.port)}profiles:\n  - name: flaky\n    match:\n      numbers: ["+4930777*"]\n    storage: [flaky]\n  - name: both\n    match:\n      numbers: ["+4930888*"]\n    storage: [vault, impostor]\n  - name: outbound\n    match:\n      direction: [outbound]\n    storage: [bycaller]\n  - name: vault\n    storage: [vault]\n${mailConfigYaml(smtpPort)}`,
   );
   d = await DaemonProcess.start({ yaml });
 });
@@ -32,6 +42,8 @@ before(async () => {
 after(async () => {
   assert.equal(await d.stop(), 0);
   await sshd.stop();
+  await proxy.close();
+  await smtp.close();
 });
 
 function call(callId: string, caller: string, direction: 'inbound' | 'outbound' = 'inbound'): Promise<string> {
@@ -111,4 +123,30 @@ test('uploads status shows a failing target’s pending copies, attempts, last e
   assert.equal(after.nextAttemptAt, null, 'due now');
   await d.waitForState(id, 'uploaded', 40_000);
   assert.equal(JSON.parse(cli(d, ['uploads', 'status', '--json']).stdout).targets.find((t: any) => t.target === 'vault').pending, 0);
+});
+
+test('fault run: the connection dies in the middle of the copy and the server stays away; once back the recording arrives once and whole; one failure mail, one recovery mail', async () => {
+  proxy.afterCut = 'refuse';
+  proxy.cutAfter = 20_000; // past the SSH handshake and login (a few KB), inside the audio (about 48 KB)
+  proxy.mode = 'cut';
+  const c = await startCall(d, { callId: 'sftp-fault', caller: { number: '+4930777001' } });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await d.api('DELETE', '/v1/calls/sftp-fault')).status, 202);
+  const id = c.recordingId;
+  assert.ok(await smtp.waitMail(/storage target flaky is failing/, 15_000), 'a failure mail, soon: a dead connection fails the attempt at once');
+  assert.equal(proxy.cuts, 1);
+  await new Promise((r) => setTimeout(r, 2000));
+  proxy.mode = 'pass';
+  const st = await d.waitForState(id, 'uploaded', 60_000);
+  assert.ok(await smtp.waitMail(/storage target flaky works again/, 30_000), 'a recovery mail');
+  assert.equal(smtp.count(/flaky is failing/), 1);
+  assert.equal(smtp.count(/flaky works again/), 1);
+  assert.equal(d.child.exitCode, null, 'the daemon is still running (a connection dropped before the SSH handshake once ended it)');
+  const root = path.join(sshd.root, 'flaky');
+  assert.deepEqual(await readdir(root), [id], 'one copy, no partial left by the cut');
+  assert.deepEqual((await readdir(path.join(root, id))).sort(), (await readdir(st.dir)).sort());
+  const verify = spawnSync('bash', [path.join(ROOT, 'scripts/verify.sh'), path.join(root, id), path.join(d.dataDir, 'identity/signing-cert.pem')], {
+    encoding: 'utf8',
+  });
+  assert.equal(verify.status, 0, verify.stderr);
 });

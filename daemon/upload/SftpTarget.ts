@@ -70,7 +70,9 @@ export class SftpTarget implements StorageTarget {
     const timeoutMs = c.timeoutSeconds * 1000;
     try {
       const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
-        conn.once('error', (err) => reject(seen && seen !== c.hostKey ? hostKeyRefused(this.name, c, seen) : wrap(this.name, err)));
+        // on, not once: ssh2 can emit 'error' more than once for one connection (a socket error, then "Connection lost before
+        // handshake"), and an 'error' without a listener would end the daemon.
+        conn.on('error', (err) => reject(seen && seen !== c.hostKey ? hostKeyRefused(this.name, c, seen) : wrap(this.name, err)));
         conn.once('ready', () => conn.sftp((err, s) => (err ? reject(wrap(this.name, err)) : resolve(s))));
         conn.connect({
           host: c.host,
