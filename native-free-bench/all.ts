@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { check } from './args.js';
 
-const BENCHES = ['ingest-paths', 'mixer', 'seal', 'encryption', 'index', 'load'] as const;
+const BENCHES = ['ingest-paths', 'mixer', 'seal', 'encryption', 'index', 'uploads', 'load'] as const;
 
 const failed: string[] = [];
 for (const name of BENCHES) {

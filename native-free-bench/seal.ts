@@ -18,15 +18,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { SigningIdentity } from '../daemon/keys/SigningIdentity.js';
 import { createLogger } from '../daemon/log.js';
-import { emptyLegStats } from '../daemon/media/LegTimeline.js';
-import { metadataPath, METADATA_FORMAT, type RecordingMetadata } from '../daemon/record/metadata.js';
+import type { RecordingMetadata } from '../daemon/record/metadata.js';
+import { WAV_HEADER_BYTES } from '../daemon/record/wavFormat.js';
 import { newRecordingId, recordingDir } from '../daemon/record/recordingId.js';
-import { WAV_HEADER_BYTES, wavHeader } from '../daemon/record/wavFormat.js';
 import { KekStore } from '../daemon/keys/kek/KekStore.js';
 import { apply, startedEntry } from '../daemon/archive/lifecycle.js';
 import { newJob } from '../daemon/archive/JobTypes.js';
@@ -34,6 +33,7 @@ import { SealStage } from '../daemon/archive/stages/SealStage.js';
 import { WorkerPool } from '../daemon/seal/WorkerPool.js';
 import { RecordingIndex } from '../daemon/store/RecordingIndex.js';
 import { numberOption } from './args.js';
+import { writeCall } from './fixtures.js';
 import { report } from './report.js';
 
 const opt = numberOption;
@@ -42,37 +42,6 @@ const runs = opt('runs', 5);
 const cores = availableParallelism();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-
-/** A WAV of `minutes` of stereo noise-like audio, written in 4 MiB blocks. */
-async function writeCall(dir: string, id: string, encryption = false): Promise<RecordingMetadata> {
-  const dataBytes = minutes * 60 * 8000 * 4;
-  const fh = await open(path.join(dir, `${id}.wav`), 'w');
-  await fh.write(wavHeader(2, dataBytes), 0, WAV_HEADER_BYTES, 0);
-  const block = randomBytes(4 << 20);
-  for (let off = 0; off < dataBytes; off += block.length) await fh.write(block, 0, Math.min(block.length, dataBytes - off));
-  await fh.close();
-  const leg = { ...emptyLegStats(), number: '+4930123456', ssrcs: [1], firstPacketMs: 0, nonMediaBytes: 0 };
-  const meta = {
-    format: METADATA_FORMAT,
-    recordingId: id,
-    callId: `bench-${id}`,
-    state: 'closed',
-    recovered: false,
-    direction: 'inbound',
-    codec: 'PCMU',
-    channelMode: 'stereo',
-    profile: { name: 'bench', storage: [], encryption, retention: null },
-    startedAt: new Date().toISOString(),
-    endedAt: new Date().toISOString(),
-    durationMs: minutes * 60_000,
-    endReason: 'api',
-    legs: { caller: leg, callee: leg },
-    dtmf: [],
-    files: [{ name: `${id}.wav`, legs: ['caller', 'callee'], channels: 2, dataBytes, durationMs: minutes * 60_000 }],
-  } as unknown as RecordingMetadata;
-  await writeFile(metadataPath(dir, id), JSON.stringify(meta, null, 2));
-  return meta;
-}
 
 function rawSha256MBps(): number {
   const buf = randomBytes(64 << 20);
@@ -151,7 +120,7 @@ async function main(): Promise<void> {
     const id = newRecordingId();
     const dir = recordingDir(dataDir, id);
     await mkdir(dir, { recursive: true });
-    const meta = await writeCall(dir, id);
+    const meta = await writeCall(dir, id, { seconds: minutes * 60 });
     const wavBytes = meta.files[0]!.dataBytes + WAV_HEADER_BYTES;
 
     const raw = rawSha256MBps();
@@ -189,7 +158,7 @@ async function main(): Promise<void> {
       const encId = newRecordingId();
       const encDir = recordingDir(dataDir, encId);
       await mkdir(encDir, { recursive: true });
-      const encMeta = await writeCall(encDir, encId, true);
+      const encMeta = await writeCall(encDir, encId, { seconds: minutes * 60, encryption: true });
       sealEncMs.push(await seal(encMeta));
     }
 

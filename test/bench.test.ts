@@ -66,3 +66,12 @@ test('encryption bench: every measure runs (files, the pool, the in-memory envel
   assert.match(stdout, /envelope encryption in the pool, \d+ threads \| [\d.]+ MB\/s \| \d+ % of node:crypto raw .*(✓|✗ not met)/);
   assert.equal(f.rewrapS > 0, true);
 });
+
+test('uploads bench: the directory target against cp, then a backlog drained while new calls are sealed; every owed copy is made and the seal p99 row is judged', () => {
+  const { stdout, json } = bench('uploads', ['--mb', '2', '--runs', '1', '--backlog', '30', '--seals', '10', '--skip-servers']);
+  const f = json.figures;
+  assert.equal(f.owed, 30 + 10, 'the backlog and the calls sealed while the target was down');
+  assert.ok(f.drainMs > 0 && f.p99q > 0 && f.p99b > 0);
+  assert.match(stdout, /directory: upload, 2 MB recording \| \d+ MB\/s \| \d+ MB\/s plain/);
+  assert.equal(json.rows.find((r: { measure: string }) => r.measure.startsWith('seal latency p99')).met !== undefined, true);
+});

@@ -28,7 +28,7 @@ import {
 import type { S3TargetConfig } from '../daemon/config/Config.js';
 import { S3Target } from '../daemon/upload/S3Target.js';
 import type { SealedRecording } from '../daemon/upload/StorageTarget.js';
-import { cli } from './support/cli.js';
+import { cli, cliAsync } from './support/cli.js';
 import { briefCall, DaemonProcess, testConfigYaml } from './support/daemon.js';
 import { startFaultProxy, type FaultProxy } from './support/faultProxy.js';
 import { freePort } from './support/net.js';
@@ -320,5 +320,26 @@ describe('daemon with an S3 Object Lock target (radosgw)', () => {
     );
     for (const v of versions.Versions ?? [])
       assert.deepEqual(await body('worm', v.Key!), await readFile(path.join(st.dir, path.posix.basename(v.Key!))), `${v.Key} whole`);
+  });
+
+  test('retention past the local end, while the objects are still locked on the server: deleted here, the locked objects reported and left', async () => {
+    const [entry] = (await d.api('GET', '/v1/recordings?callId=s3-fault')).body.recordings;
+    const id = entry.recordingId;
+    // Our clock says retention is over; radosgw's says the lock (until retainUntil, a week on) is not.
+    const r = await cliAsync(d, ['retention', 'run', '--now', new Date(Date.now() + 8 * 86400_000).toISOString(), '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((await d.api('GET', `/v1/recordings/${id}`)).body.state, 'deleted');
+    assert.ok(await s3.send(new HeadObjectCommand({ Bucket: 'worm', Key: objectKey(id, 'wav') })), 'the object is still there: not forced');
+    type Entry = { action: string; subject: string; details: { keptUnderLock?: { target: string; object: string; reason: string }[] } };
+    const audit = cli(d, ['audit', 'list', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Entry);
+    const deleted = audit.find((e) => e.action === 'recording.deleted' && e.subject === id)!;
+    assert.equal(deleted.details.keptUnderLock?.length, 4, JSON.stringify(deleted.details));
+    for (const k of deleted.details.keptUnderLock!) {
+      assert.equal(k.target, 'worm');
+      assert.match(k.reason, new RegExp(`GOVERNANCE.*until ${entry.retainUntil.slice(0, 16)}`));
+    }
   });
 });

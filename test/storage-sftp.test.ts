@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { cli } from './support/cli.js';
+import { cli, cliAsync } from './support/cli.js';
 import { briefCall, DaemonProcess, ROOT, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
 import { startFaultProxy, type FaultProxy } from './support/faultProxy.js';
 import { freePort } from './support/net.js';
@@ -34,7 +34,7 @@ before(async () => {
   const target = (hostKey: string, dir = 'archive', template = 'Record-$Y_$M_$D_$h_$m_$s/$caller-$id', port = sshd.port) =>
     `    type: sftp\n    host: 127.0.0.1\n    port: ${port}\n    username: ${sshd.user}\n    hostKey: "${hostKey}"\n    privateKeyFile: ${sshd.clientKey}\n    path: ${dir}\n    template: ${template}\n    timeoutSeconds: 10\n`;
   const yaml = testConfigYaml(
-    `storage:\n  vault:\n${target(sshd.hostKey)}  impostor:\n${target(`SHA256:${'x'.repeat(43)}`)}  bycaller:\n${target(sshd.hostKey, 'bycaller', '$caller/$callee/$id')}  flaky:\n${target(sshd.hostKey, 'flaky', '$id', proxy.port)}profiles:\n  - name: flaky\n    match:\n      numbers: ["+4930777*"]\n    storage: [flaky]\n  - name: both\n    match:\n      numbers: ["+4930888*"]\n    storage: [vault, impostor]\n  - name: outbound\n    match:\n      direction: [outbound]\n    storage: [bycaller]\n  - name: vault\n    storage: [vault]\n${mailConfigYaml(smtpPort)}`,
+    `storage:\n  vault:\n${target(sshd.hostKey)}  impostor:\n${target(`SHA256:${'x'.repeat(43)}`)}  bycaller:\n${target(sshd.hostKey, 'bycaller', '$caller/$callee/$id')}  flaky:\n${target(sshd.hostKey, 'flaky', '$id', proxy.port)}profiles:\n  - name: flaky\n    match:\n      numbers: ["+4930777*"]\n    storage: [flaky]\n    retention: 1d\n  - name: both\n    match:\n      numbers: ["+4930888*"]\n    storage: [vault, impostor]\n  - name: outbound\n    match:\n      direction: [outbound]\n    storage: [bycaller]\n  - name: vault\n    storage: [vault]\n${mailConfigYaml(smtpPort)}`,
   );
   d = await DaemonProcess.start({ yaml });
 });
@@ -149,4 +149,14 @@ test('fault run: the connection dies in the middle of the copy and the server st
     encoding: 'utf8',
   });
   assert.equal(verify.status, 0, verify.stderr);
+});
+
+test('retention deletes the copy from the SFTP server too', async () => {
+  const root = path.join(sshd.root, 'flaky');
+  const [id] = await readdir(root);
+  const later = new Date(Date.now() + 2 * 86400_000).toISOString();
+  const r = await cliAsync(d, ['retention', 'run', '--now', later, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(await readdir(root), [], 'the copy is gone from the server');
+  assert.equal((await d.api('GET', `/v1/recordings/${id}`)).body.state, 'deleted');
 });

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { cliAsync } from './support/cli.js';
 import { briefCall, DaemonProcess, ROOT, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
 import { startFaultProxy, type FaultProxy } from './support/faultProxy.js';
 import { freePort } from './support/net.js';
@@ -33,7 +34,7 @@ before(async () => {
   const target = (passwordFile: string, port = smbd.port, template = 'Record-$Y_$M_$D/$caller-$id') =>
     `    type: smb\n    host: 127.0.0.1\n    port: ${port}\n    share: ${smbd.share}\n    username: ${smbd.user}\n    passwordFile: ${passwordFile}\n    encrypt: true\n    path: calls\n    template: ${template}\n    timeoutSeconds: 20\n`;
   const yaml = testConfigYaml(
-    `storage:\n  share:\n${target(smbd.passwordFile)}  badpass:\n${target(wrong)}  flaky:\n${target(smbd.passwordFile, proxy.port, 'flaky/$id')}profiles:\n  - name: flaky\n    match:\n      numbers: ["+4930666*"]\n    storage: [flaky]\n  - name: both\n    match:\n      numbers: ["+4930777*"]\n    storage: [share, badpass]\n  - name: share\n    storage: [share]\n${mailConfigYaml(smtpPort)}`,
+    `storage:\n  share:\n${target(smbd.passwordFile)}  badpass:\n${target(wrong)}  flaky:\n${target(smbd.passwordFile, proxy.port, 'flaky/$id')}profiles:\n  - name: flaky\n    match:\n      numbers: ["+4930666*"]\n    storage: [flaky]\n    retention: 1d\n  - name: both\n    match:\n      numbers: ["+4930777*"]\n    storage: [share, badpass]\n  - name: share\n    storage: [share]\n${mailConfigYaml(smtpPort)}`,
   );
   d = await DaemonProcess.start({ yaml });
 });
@@ -96,4 +97,14 @@ test('fault run: the connection dies in the middle of the copy and the server st
     encoding: 'utf8',
   });
   assert.equal(verify.status, 0, verify.stderr);
+});
+
+test('retention deletes the copy from the share too', async () => {
+  const root = path.join(smbd.root, 'calls', 'flaky');
+  const [id] = await readdir(root);
+  const later = new Date(Date.now() + 2 * 86400_000).toISOString();
+  const r = await cliAsync(d, ['retention', 'run', '--now', later, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(await readdir(root), [], 'the copy is gone from the share');
+  assert.equal((await d.api('GET', `/v1/recordings/${id}`)).body.state, 'deleted');
 });
