@@ -75,6 +75,7 @@ test('profiles: the default is one profile that records every call in recording.
       record: true,
       channelMode: null,
       storage: [],
+      removeLocalAfterUpload: false,
       encryption: false,
       retention: null,
       dtmfDigits: 'discard',
