@@ -16,6 +16,7 @@ import { KekStore } from './keys/kek/KekStore.js';
 import { ensureEncryptionReady } from './keys/kek/encryptionPolicy.js';
 import type { Logger } from './log.js';
 import type { ConnectionLimits } from './net/httpLimits.js';
+import { CapacityMonitor } from './capacity/CapacityMonitor.js';
 import { Metrics } from './metrics/Metrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
 import { Recorder } from './record/Recorder.js';
@@ -74,6 +75,7 @@ export class Daemon {
   private sipTransport: SipTransport | undefined;
   private srs: SrsServer | undefined;
   private metrics: Metrics | undefined;
+  private capacity: CapacityMonitor | undefined;
   private metricsServer: MetricsServer | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
   private reloadRequests = 0;
@@ -150,6 +152,16 @@ export class Daemon {
     const { token, source, file } = await resolveControlToken(this.config);
     this.ingest = await MediaIngest.create(this.config.media, log);
     this.recorder = new Recorder(this.config, this.ingest, this.index, identity.instanceId, this.keks, log);
+    const recorder = this.recorder;
+    const pool = this.pool;
+    this.capacity = new CapacityMonitor(
+      this.config.calls.admission,
+      () => recorder.liveCounters(),
+      () => pool.queueSize,
+    );
+    this.capacity.start();
+    this.recorder.admitBy(this.capacity);
+    this.metrics.observeCapacity(this.capacity);
     this.metrics.observeRecorder(this.recorder);
     this.metrics.observeIngest(this.ingest);
     // A closed recording's seal job is in the journal by now: the runner takes it up.
@@ -289,6 +301,7 @@ export class Daemon {
     this.kekMonitor?.check();
     log.level = this.config.logging.level;
     this.recorder?.reconfigure(this.config);
+    this.capacity?.configure(this.config.calls.admission);
     this.archive?.configure(this.config.storage);
     this.notifier?.configure(this.config.notifications);
     this.metrics?.configLoaded(true);
@@ -307,6 +320,7 @@ export class Daemon {
     this.notifier?.close();
     for (const t of this.timers) clearTimeout(t);
     await this.sweeping;
+    this.capacity?.stop();
     await this.pool?.close();
     await this.ingest?.close();
     clearTimeout(this.reloadTimer);

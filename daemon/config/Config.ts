@@ -1,3 +1,4 @@
+import type { AdmissionConfig } from '../capacity/CapacityTypes.js';
 import { CallvaultError } from '../errors.js';
 /** The validated, defaulted configuration (shape of config/callvault.schema.json). */
 export interface Config {
@@ -42,6 +43,8 @@ export interface Config {
     readonly maxDurationSeconds: number;
     readonly minFreeDiskMB: number;
     readonly diskReserveMB: number;
+    /** Admission by measured load (daemon/capacity/): a limit per signal, null = not used. */
+    readonly admission: AdmissionConfig;
   };
   readonly recording: { readonly channelMode: ChannelMode };
   readonly profiles: readonly ProfileConfig[];

@@ -7,6 +7,7 @@ import type { MediaIngest } from '../ingest/MediaIngest.js';
 import type { AuditHeadWatch } from '../store/AuditHeadWatch.js';
 import type { Recorder } from '../record/Recorder.js';
 import type { Archive } from '../archive/Archive.js';
+import type { CapacityMonitor } from '../capacity/CapacityMonitor.js';
 import type { Mailer } from '../notify/Mailer.js';
 import type { SipTransport } from '../sip/SipTransport.js';
 import type { SrsServer } from '../sip/SrsServer.js';
@@ -252,6 +253,32 @@ export class Metrics {
       registers: [this.registry],
     });
     ingest.on('foreign-packet', () => foreign.inc());
+  }
+
+  /** Admission's signals and headroom (daemon/capacity/). */
+  observeCapacity(capacity: CapacityMonitor): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'callvault_capacity_signal',
+      help: 'What admission measures each second: event_loop_delay_ms (p99), packets_per_second, late_ratio, pool_queue.',
+      labelNames: ['signal'],
+      registers,
+      collect() {
+        const s = capacity.signals;
+        this.set({ signal: 'event_loop_delay_ms' }, s.eventLoopDelayMs);
+        this.set({ signal: 'packets_per_second' }, s.packetsPerSecond);
+        this.set({ signal: 'late_ratio' }, s.lateRatio);
+        this.set({ signal: 'pool_queue' }, s.poolQueue);
+      },
+    });
+    new Gauge({
+      name: 'callvault_capacity_headroom',
+      help: 'Share of the tightest calls.admission limit still free with one more call (1: idle or no limit set; 0 or less: new calls get 503 CAPACITY).',
+      registers,
+      collect() {
+        this.set(capacity.headroom);
+      },
+    });
   }
 
   observePool(pool: WorkerPool): void {

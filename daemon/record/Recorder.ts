@@ -27,6 +27,7 @@ import { activeDir, activeMarker } from './recovery.js';
 import { DiskGuard } from './DiskGuard.js';
 import { retryTransient } from '../retry.js';
 import { isRecordingId, newRecordingId } from './recordingId.js';
+import type { AdmissionVerdict } from '../capacity/CapacityTypes.js';
 import { ProfileSet, type CallParties, type PartyInfo } from './profiles.js';
 import { Recording, ROLES, type CallInfo } from './Recording.js';
 
@@ -159,6 +160,8 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
   private readonly suspended = new Map<Recording, number>();
   private watchingDisk = false;
 
+  private admission: { admit(): AdmissionVerdict } | undefined;
+
   constructor(
     private config: Config,
     private readonly ingest: MediaIngest,
@@ -246,6 +249,17 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     const { calls, media, dataDir } = this.config;
     if (this.activeCalls >= calls.maxConcurrent) {
       throw new ApiError(503, 'CALL_LIMIT', `at the limit of ${calls.maxConcurrent} concurrent calls`, {}, 5);
+    }
+    const verdict = this.admission?.admit();
+    if (verdict && !verdict.admit) {
+      // The running calls come first: a call that would push a measured signal past its limit goes to another recorder.
+      throw new ApiError(
+        503,
+        'CAPACITY',
+        `at capacity: ${verdict.signal} would be ${round(verdict.value)} with this call, over calls.admission's ${verdict.limit}`,
+        { signal: verdict.signal },
+        verdict.retryAfterSeconds,
+      );
     }
     const free = await this.disk.sample();
     const needed = this.disk.needed(this.active.size);
@@ -404,6 +418,26 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       error: live ? writeProblem(live.recording) : entry.error,
       metadata: meta,
     };
+  }
+
+  /** Packet counts of each running call, by recording (monotonic while it runs): what admission measures the packet rate by. */
+  liveCounters(): Map<string, { received: number; late: number }> {
+    const out = new Map<string, { received: number; late: number }>();
+    for (const { recording } of this.active.values()) {
+      let received = 0;
+      let late = 0;
+      for (const role of ROLES) {
+        received += recording.legs[role].stats.received;
+        late += recording.legs[role].stats.late;
+      }
+      out.set(recording.id, { received, late });
+    }
+    return out;
+  }
+
+  /** Admission by measured load (CapacityMonitor), consulted for every new call after the hard cap. */
+  admitBy(admission: { admit(): AdmissionVerdict }): void {
+    this.admission = admission;
   }
 
   liveTotals(): LiveTotals {
@@ -566,4 +600,8 @@ function legAnswer(ip: string, leg: LegSource, payloadType: number): LegAnswer {
     dtmfPayloadType: leg.options.dtmfPayloadType,
     srtp: leg.localSrtp,
   };
+}
+
+function round(v: number): string {
+  return v >= 10 ? v.toFixed(0) : v.toPrecision(2);
 }

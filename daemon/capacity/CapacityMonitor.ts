@@ -1,0 +1,106 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
+import type { AdmissionConfig, AdmissionVerdict, CapacitySignal, CapacitySignals } from './CapacityTypes.js';
+
+/** Monotonic packet counts of the calls running now, by recording. */
+export type LiveCounters = () => ReadonlyMap<string, { readonly received: number; readonly late: number }>;
+
+const WINDOW_MS = 1000;
+
+/**
+ * Measures, once a second, what decides whether one more call fits: the
+ * event loop's delay, the packets placed per second and how many of them
+ * came too late, the pool's queue. Admission (`admit`) refuses a new call
+ * when a signal is past its limit — the calls already running are never cut
+ * to make room — and says which signal and when to try again, so the SRC or
+ * PBX sends the call to another recorder early instead of every call here
+ * degrading at once.
+ */
+export class CapacityMonitor {
+  #signals: CapacitySignals = { eventLoopDelayMs: 0, packetsPerSecond: 0, lateRatio: 0, poolQueue: 0 };
+  #prev = new Map<string, { received: number; late: number }>();
+  #histogram: IntervalHistogram | null = null;
+  #timer: NodeJS.Timeout | undefined;
+  #last = 0;
+
+  constructor(
+    private config: AdmissionConfig,
+    private readonly live: LiveCounters,
+    private readonly poolQueue: () => number,
+  ) {}
+
+  start(): void {
+    this.#histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.#histogram.enable();
+    this.#last = performance.now();
+    this.#timer = setInterval(() => this.#sample(), WINDOW_MS).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#histogram?.disable();
+  }
+
+  /** New limits (SIGHUP). */
+  configure(config: AdmissionConfig): void {
+    this.config = config;
+  }
+
+  get signals(): CapacitySignals {
+    return this.#signals;
+  }
+
+  /** The share of the tightest configured limit still free (1: idle, 0 or less: new calls are refused); 1 when no limit is set. */
+  get headroom(): number {
+    const used = this.#limits().map(([signal, limit]) => this.#projected(signal) / limit);
+    return used.length ? 1 - Math.max(...used) : 1;
+  }
+
+  admit(): AdmissionVerdict {
+    for (const [signal, limit] of this.#limits()) {
+      const value = this.#projected(signal);
+      if (value > limit) return { admit: false, signal, value, limit, retryAfterSeconds: signal === 'poolQueue' ? 30 : 10 };
+    }
+    return { admit: true };
+  }
+
+  /** A signal as it would be with one more call (only the packet rate grows by a call's share). */
+  #projected(signal: CapacitySignal): number {
+    return signal === 'packetsPerSecond' ? this.#signals.packetsPerSecond + this.config.packetsPerCall : this.#signals[signal];
+  }
+
+  #limits(): [CapacitySignal, number][] {
+    const c = this.config;
+    const all: [CapacitySignal, number | null][] = [
+      ['eventLoopDelayMs', c.maxEventLoopDelayMs],
+      ['packetsPerSecond', c.maxPacketsPerSecond],
+      ['lateRatio', c.maxLateRatio],
+      ['poolQueue', c.maxPoolQueue],
+    ];
+    return all.filter((e): e is [CapacitySignal, number] => e[1] !== null);
+  }
+
+  #sample(): void {
+    const now = performance.now();
+    const seconds = Math.max(0.001, (now - this.#last) / 1000);
+    this.#last = now;
+    let received = 0;
+    let late = 0;
+    const counters = this.live();
+    for (const [id, c] of counters) {
+      const p = this.#prev.get(id) ?? { received: 0, late: 0 };
+      received += Math.max(0, c.received - p.received);
+      late += Math.max(0, c.late - p.late);
+    }
+    this.#prev = new Map([...counters].map(([id, c]) => [id, { received: c.received, late: c.late }]));
+    const h = this.#histogram;
+    this.#signals = {
+      eventLoopDelayMs: h ? h.percentile(99) / 1e6 : 0,
+      packetsPerSecond: received / seconds,
+      lateRatio: received + late ? late / (received + late) : 0,
+      poolQueue: this.poolQueue(),
+    };
+    h?.reset();
+  }
+}

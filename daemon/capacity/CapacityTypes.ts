@@ -1,0 +1,27 @@
+/** What the monitor measures, over its last one-second window. */
+export interface CapacitySignals {
+  /** p99 of the event loop's delay: how late the thread that handles every packet runs what is due. */
+  readonly eventLoopDelayMs: number;
+  /** RTP packets placed on call timelines per second. */
+  readonly packetsPerSecond: number;
+  /** Of those, the share that arrived after their place was written (beyond the jitter buffer). */
+  readonly lateRatio: number;
+  /** Tasks waiting for a pool thread (seals, hashes, signatures). */
+  readonly poolQueue: number;
+}
+
+export type CapacitySignal = keyof CapacitySignals;
+
+/** `calls.admission`: a limit per signal, null = that signal does not refuse calls. */
+export interface AdmissionConfig {
+  readonly maxEventLoopDelayMs: number | null;
+  readonly maxPacketsPerSecond: number | null;
+  readonly maxLateRatio: number | null;
+  readonly maxPoolQueue: number | null;
+  /** Packets per second a new call is expected to add (two legs at 20 ms: 100). */
+  readonly packetsPerCall: number;
+}
+
+export type AdmissionVerdict =
+  | { readonly admit: true }
+  | { readonly admit: false; readonly signal: CapacitySignal; readonly value: number; readonly limit: number; readonly retryAfterSeconds: number };
