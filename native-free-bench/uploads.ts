@@ -21,7 +21,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { retryUploads } from '../daemon/archive/uploadStatus.js';
 import { newJob } from '../daemon/archive/JobTypes.js';
 import { apply, startedEntry } from '../daemon/archive/lifecycle.js';
@@ -187,12 +187,7 @@ async function throughputRows(pool: WorkerPool): Promise<Row[]> {
   }
   const gw = await startRadosgw();
   try {
-    const s3 = new S3Client({
-      endpoint: gw.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: gw.accessKeyId, secretAccessKey: gw.secretAccessKey },
-    });
+    const s3 = gw.client();
     await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
     rows.push(
       ...(await throughput(

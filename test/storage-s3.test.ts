@@ -23,7 +23,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectVersionsCommand,
-  S3Client,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import type { S3TargetConfig } from '../daemon/config/Config.js';
 import { S3Target } from '../daemon/upload/S3Target.js';
@@ -47,12 +47,7 @@ before(async () => {
   gw = await startRadosgw();
   proxy = await startFaultProxy(Number(new URL(gw.endpoint).port));
   proxy.tap = headerRecorder;
-  s3 = new S3Client({
-    endpoint: gw.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: gw.accessKeyId, secretAccessKey: gw.secretAccessKey },
-  });
+  s3 = gw.client();
   await s3.send(new CreateBucketCommand({ Bucket: 'plain' }));
   await s3.send(new CreateBucketCommand({ Bucket: 'worm', ObjectLockEnabledForBucket: true }));
 });

@@ -13,10 +13,11 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { cli, cliAsync } from './support/cli.js';
+import { cli } from './support/cli.js';
 import { briefCall, DaemonProcess, ROOT, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
 import { startFaultProxy, type FaultProxy } from './support/faultProxy.js';
 import { freePort } from './support/net.js';
+import { assertOneWholeCopy, assertRetentionRemoves, faultRun } from './support/faultRun.js';
 import { captureSmtp, mailConfigYaml, type SmtpCapture } from './support/smtp.js';
 import { startSshd, type Sshd } from './support/sshd.js';
 
@@ -126,37 +127,10 @@ test('uploads status shows a failing target’s pending copies, attempts, last e
 });
 
 test('fault run: the connection dies in the middle of the copy and the server stays away; once back the recording arrives once and whole; one failure mail, one recovery mail', async () => {
-  proxy.afterCut = 'refuse';
-  proxy.cutAfter = 20_000; // past the SSH handshake and login (a few KB), inside the audio (about 48 KB)
-  proxy.mode = 'cut';
-  const c = await startCall(d, { callId: 'sftp-fault', caller: { number: '+4930777001' } });
-  await new Promise((r) => setTimeout(r, 1500));
-  assert.equal((await d.api('DELETE', '/v1/calls/sftp-fault')).status, 202);
-  const id = c.recordingId;
-  assert.ok(await smtp.waitMail(/storage target flaky is failing/, 15_000), 'a failure mail, soon: a dead connection fails the attempt at once');
-  assert.equal(proxy.cuts, 1);
-  await new Promise((r) => setTimeout(r, 2000));
-  proxy.mode = 'pass';
-  const st = await d.waitForState(id, 'uploaded', 60_000);
-  assert.ok(await smtp.waitMail(/storage target flaky works again/, 30_000), 'a recovery mail');
-  assert.equal(smtp.count(/flaky is failing/), 1);
-  assert.equal(smtp.count(/flaky works again/), 1);
-  assert.equal(d.child.exitCode, null, 'the daemon is still running (a connection dropped before the SSH handshake once ended it)');
-  const root = path.join(sshd.root, 'flaky');
-  assert.deepEqual(await readdir(root), [id], 'one copy, no partial left by the cut');
-  assert.deepEqual((await readdir(path.join(root, id))).sort(), (await readdir(st.dir)).sort());
-  const verify = spawnSync('bash', [path.join(ROOT, 'scripts/verify.sh'), path.join(root, id), path.join(d.dataDir, 'identity/signing-cert.pem')], {
-    encoding: 'utf8',
-  });
-  assert.equal(verify.status, 0, verify.stderr);
+  const { id, st } = await faultRun({ d, proxy, smtp, target: 'flaky', caller: '+4930777001', cutAfter: 20_000 });
+  await assertOneWholeCopy(d, path.join(sshd.root, 'flaky'), id, st.dir);
 });
 
 test('retention deletes the copy from the SFTP server too', async () => {
-  const root = path.join(sshd.root, 'flaky');
-  const [id] = await readdir(root);
-  const later = new Date(Date.now() + 2 * 86400_000).toISOString();
-  const r = await cliAsync(d, ['retention', 'run', '--now', later, '--json']);
-  assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(await readdir(root), [], 'the copy is gone from the server');
-  assert.equal((await d.api('GET', `/v1/recordings/${id}`)).body.state, 'deleted');
+  await assertRetentionRemoves(d, path.join(sshd.root, 'flaky'));
 });

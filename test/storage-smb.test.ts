@@ -11,11 +11,11 @@ import { spawnSync } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { cliAsync } from './support/cli.js';
-import { briefCall, DaemonProcess, ROOT, startCall, testConfigYaml, type LogLine } from './support/daemon.js';
+import { briefCall, DaemonProcess, ROOT, testConfigYaml, type LogLine } from './support/daemon.js';
 import { startFaultProxy, type FaultProxy } from './support/faultProxy.js';
 import { freePort } from './support/net.js';
 import { startSmbd, type Smbd } from './support/smbd.js';
+import { assertOneWholeCopy, assertRetentionRemoves, faultRun } from './support/faultRun.js';
 import { captureSmtp, mailConfigYaml, type SmtpCapture } from './support/smtp.js';
 
 let smbd: Smbd;
@@ -75,36 +75,10 @@ test('a wrong password is named as such (NT_STATUS_LOGON_FAILURE), retried, and 
 });
 
 test('fault run: the connection dies in the middle of the copy and the server stays away; once back the recording arrives once and whole; one failure mail, one recovery mail', async () => {
-  proxy.afterCut = 'refuse';
-  proxy.cutAfter = 30_000; // past negotiation, session setup and tree connect, inside the audio (about 48 KB)
-  proxy.mode = 'cut';
-  const c = await startCall(d, { callId: 'smb-fault', caller: { number: '+4930666001' } });
-  await new Promise((r) => setTimeout(r, 1500));
-  assert.equal((await d.api('DELETE', '/v1/calls/smb-fault')).status, 202);
-  const id = c.recordingId;
-  assert.ok(await smtp.waitMail(/storage target flaky is failing/, 30_000), 'a failure mail');
-  assert.equal(proxy.cuts, 1);
-  await new Promise((r) => setTimeout(r, 2000));
-  proxy.mode = 'pass';
-  const st = await d.waitForState(id, 'uploaded', 60_000);
-  assert.ok(await smtp.waitMail(/storage target flaky works again/, 30_000), 'a recovery mail');
-  assert.equal(smtp.count(/flaky is failing/), 1);
-  assert.equal(smtp.count(/flaky works again/), 1);
-  const root = path.join(smbd.root, 'calls', 'flaky');
-  assert.deepEqual(await readdir(root), [id], 'one copy, no partial left by the cut');
-  assert.deepEqual((await readdir(path.join(root, id))).sort(), (await readdir(st.dir)).sort());
-  const verify = spawnSync('bash', [path.join(ROOT, 'scripts/verify.sh'), path.join(root, id), path.join(d.dataDir, 'identity/signing-cert.pem')], {
-    encoding: 'utf8',
-  });
-  assert.equal(verify.status, 0, verify.stderr);
+  const { id, st } = await faultRun({ d, proxy, smtp, target: 'flaky', caller: '+4930666001', cutAfter: 30_000 });
+  await assertOneWholeCopy(d, path.join(smbd.root, 'calls', 'flaky'), id, st.dir);
 });
 
 test('retention deletes the copy from the share too', async () => {
-  const root = path.join(smbd.root, 'calls', 'flaky');
-  const [id] = await readdir(root);
-  const later = new Date(Date.now() + 2 * 86400_000).toISOString();
-  const r = await cliAsync(d, ['retention', 'run', '--now', later, '--json']);
-  assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(await readdir(root), [], 'the copy is gone from the share');
-  assert.equal((await d.api('GET', `/v1/recordings/${id}`)).body.state, 'deleted');
+  await assertRetentionRemoves(d, path.join(smbd.root, 'calls', 'flaky'));
 });

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { S3Client } from '@aws-sdk/client-s3';
 import { freePort } from './net.js';
 
 const run = promisify(execFile);
@@ -14,6 +15,8 @@ export interface Radosgw {
   readonly secretAccessKey: string;
   /** An AWS shared-credentials file with those keys, as a target's credentialsFile. */
   readonly credentialsFile: string;
+  /** An S3 client of the test's own, straight to the gateway. */
+  client(): S3Client;
   /** Stop the gateway only (the cluster stays), as an outage. */
   stopGateway(): Promise<void>;
   startGateway(): Promise<void>;
@@ -129,6 +132,7 @@ export async function startRadosgw(): Promise<Radosgw> {
     accessKeyId,
     secretAccessKey,
     credentialsFile,
+    client: () => new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } }),
     stopGateway: async () => {
       if (gateway) await kill(gateway);
     },
