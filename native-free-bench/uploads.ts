@@ -18,7 +18,7 @@
  * figure against the local test server would measure that server.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -33,6 +33,7 @@ import { KekStore } from '../daemon/keys/kek/KekStore.js';
 import { SigningIdentity } from '../daemon/keys/SigningIdentity.js';
 import { createLogger } from '../daemon/log.js';
 import { newRecordingId, recordingDir } from '../daemon/record/recordingId.js';
+import { WAV_HEADER_BYTES } from '../daemon/record/wavFormat.js';
 import { WorkerPool } from '../daemon/seal/WorkerPool.js';
 import { RecordingIndex } from '../daemon/store/RecordingIndex.js';
 import { createTargets, type SealedRecording } from '../daemon/upload/StorageTarget.js';
@@ -190,40 +191,21 @@ async function throughputRows(pool: WorkerPool): Promise<Row[]> {
     const s3 = gw.client();
     await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
     rows.push(
-      ...(await throughput(
-        's3 (radosgw)',
-        {
-          type: 's3',
-          endpoint: gw.endpoint,
-          region: 'us-east-1',
-          bucket: 'bench',
-          path: 'callvault',
-          pathStyle: true,
-          credentialsFile: gw.credentialsFile,
-          objectLock: null,
-          multipartThresholdMiB: 64,
-          partSizeMiB: 16,
-          timeoutSeconds: 120,
-          ...base,
-        },
-        work,
-        pool,
-        (rec, i) => {
-          execFileSync('curl', [
-            '-sS',
-            '--fail',
-            '-T',
-            path.join(rec.dir, `${rec.recordingId}.wav`),
-            '-H',
-            'x-amz-content-sha256: UNSIGNED-PAYLOAD',
-            '--aws-sigv4',
-            'aws:amz:us-east-1:s3',
-            '--user',
-            `${gw.accessKeyId}:${gw.secretAccessKey}`,
-            `${gw.endpoint}/bench/plain-${i}.wav`,
-          ]);
-        },
-      )),
+      ...(await throughput('s3 (radosgw)', gw.targetConfig({ bucket: 'bench', timeoutSeconds: 120, ...base }), work, pool, (rec, i) => {
+        execFileSync('curl', [
+          '-sS',
+          '--fail',
+          '-T',
+          path.join(rec.dir, `${rec.recordingId}.wav`),
+          '-H',
+          'x-amz-content-sha256: UNSIGNED-PAYLOAD',
+          '--aws-sigv4',
+          'aws:amz:us-east-1:s3',
+          '--user',
+          `${gw.accessKeyId}:${gw.secretAccessKey}`,
+          `${gw.endpoint}/bench/plain-${i}.wav`,
+        ]);
+      })),
     );
   } finally {
     await gw.stop();
@@ -254,12 +236,14 @@ async function drainRows(): Promise<{ rows: Row[]; figures: Record<string, numbe
     else if (stage === 'upload') uploaded++;
   });
   await runner.start();
+  let wavBytes = 0;
   /** A call closes: its recording and seal job journaled together, as the recorder does; resolves with closed → sealed ms. */
   const close = async (): Promise<number> => {
     const id = newRecordingId();
     const dir = recordingDir(dataDir, id);
     await mkdir(dir, { recursive: true });
     const meta = await writeCall(dir, id, { seconds: 10, storage: ['archive'] });
+    wavBytes = meta.files[0]!.dataBytes + WAV_HEADER_BYTES;
     const done = new Promise<number>((r) => sealedAt.set(id, r));
     const t0 = performance.now();
     await index.create(apply(startedEntry(meta, dataDir), { type: 'closed', endedAt: meta.endedAt, durationMs: meta.durationMs }), [
@@ -295,15 +279,14 @@ async function drainRows(): Promise<{ rows: Row[]; figures: Record<string, numbe
   await runner.drain();
   await pool.close();
   await index.close();
-  const bytes = (await stat(path.join(recordingDir(dataDir, [...sealedAt.keys()][0]!), `${[...sealedAt.keys()][0]!}.wav`))).size;
   await rm(dataDir, { recursive: true, force: true });
   const [p99q, p99b, p50q, p50b] = [quantile(quiet, 0.99), quantile(busy, 0.99), quantile(quiet, 0.5), quantile(busy, 0.5)];
   return {
     rows: [
       { measure: `backlog: ${backlog} recordings sealed during the outage`, figure: `${(pileMs / 1000).toFixed(1)} s`, baseline: 'information' },
       {
-        measure: `drain: ${owed} owed copies (${(bytes / 1e3).toFixed(0)} kB each) + ${seals} new, to a directory target`,
-        figure: `${(drainMs / 1000).toFixed(1)} s (${((owed * bytes) / 1e6 / (drainMs / 1000)).toFixed(0)} MB/s)`,
+        measure: `drain: ${owed} owed copies (${(wavBytes / 1e3).toFixed(0)} kB each) + ${seals} new, to a directory target`,
+        figure: `${(drainMs / 1000).toFixed(1)} s (${((owed * wavBytes) / 1e6 / (drainMs / 1000)).toFixed(0)} MB/s)`,
         baseline: `${duringDrain} copies made while the ${seals} new calls were sealed`,
       },
       {

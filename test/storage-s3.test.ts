@@ -80,22 +80,7 @@ function headerRecorder() {
 }
 
 function config(over: Partial<S3TargetConfig> = {}): S3TargetConfig {
-  return {
-    type: 's3',
-    endpoint: `http://127.0.0.1:${proxy.port}`,
-    region: 'us-east-1',
-    bucket: 'plain',
-    path: 'callvault',
-    pathStyle: true,
-    credentialsFile: gw.credentialsFile,
-    objectLock: null,
-    multipartThresholdMiB: 64,
-    partSizeMiB: 16,
-    timeoutSeconds: 10,
-    template: '$Y/$M/$id',
-    timeZone: 'UTC',
-    ...over,
-  };
+  return gw.targetConfig({ endpoint: `http://127.0.0.1:${proxy.port}`, bucket: 'plain', ...over });
 }
 
 const key = (rec: SealedRecording, ext: string) => `callvault/2026/12/${rec.recordingId}/${rec.recordingId}.${ext}`;

@@ -30,6 +30,11 @@ interface DriveItem {
   readonly folder?: unknown;
 }
 
+interface DriveItemPage {
+  readonly value: readonly DriveItem[];
+  readonly '@odata.nextLink'?: string;
+}
+
 interface SessionState {
   readonly uploadUrl?: string;
   readonly expirationDateTime?: string;
@@ -99,11 +104,8 @@ export class OneDriveTarget implements StorageTarget {
       const files = new Map<string, RemoteFile>();
       let url: string | undefined = `${this.#item(dir)}/children?$select=name,size,file,folder,lastModifiedDateTime&$top=200`;
       while (url) {
-        const req: GraphRequest = { method: 'GET', url, auth: true };
-        const res = await this.#graph.request(req);
-        if (res.status === 404) return files;
-        if (res.status !== 200) throw await this.#graph.failure(req, res);
-        const page = (await res.json()) as { value: DriveItem[]; '@odata.nextLink'?: string };
+        const page: DriveItemPage | null = await this.#graph.jsonOrNull<DriveItemPage>({ method: 'GET', url, auth: true });
+        if (!page) return files;
         for (const item of page.value) if (item.file) files.set(item.name, { size: item.size, writeTime: new Date(item.lastModifiedDateTime) });
         url = page['@odata.nextLink'];
       }
@@ -243,26 +245,12 @@ export class OneDriveTarget implements StorageTarget {
 
   /** The size of a remote file, or null when there is none. */
   async #size(remote: string): Promise<number | null> {
-    const req: GraphRequest = { method: 'GET', url: this.#item(remote), auth: true };
-    const res = await this.#graph.request(req);
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return null;
-    }
-    if (res.status !== 200) throw await this.#graph.failure(req, res);
-    return ((await res.json()) as DriveItem).size;
+    return (await this.#graph.jsonOrNull<DriveItem>({ method: 'GET', url: this.#item(remote), auth: true }))?.size ?? null;
   }
 
   /** What an upload session has received; null when it is gone. */
-  async #status(uploadUrl: string): Promise<SessionState | null> {
-    const req: GraphRequest = { method: 'GET', url: uploadUrl, auth: false };
-    const res = await this.#graph.request(req);
-    if (res.status === 404) {
-      await res.body?.cancel();
-      return null;
-    }
-    if (res.status !== 200) throw await this.#graph.failure(req, res);
-    return (await res.json()) as SessionState;
+  #status(uploadUrl: string): Promise<SessionState | null> {
+    return this.#graph.jsonOrNull<SessionState>({ method: 'GET', url: uploadUrl, auth: false });
   }
 }
 

@@ -61,27 +61,24 @@ export class S3Target implements StorageTarget {
 
   async put(rec: SealedRecording): Promise<PutResult> {
     const client = await this.#s3();
-    const files = await sealedFiles(rec);
     const sealed = await this.#sealedDigests(rec);
     let bytesSent = 0;
     let last: HeadObjectCommandOutput | null = null;
-    for (const f of files) {
-      const d = await this.#digests(rec, f, sealed);
-      const key = this.#key(rec, f.name);
-      const multipart = d.size > this.config.multipartThresholdMiB * MIB;
-      let head = await this.#head(client, key);
-      if (!head || !matches(head, d, multipart)) {
-        if (multipart) await this.#putMultipart(client, key, path.join(rec.dir, f.name), d, rec);
-        else await this.#putSingle(client, key, path.join(rec.dir, f.name), d, rec);
-        bytesSent += d.size;
-        head = await this.#head(client, key);
-        if (!head || !matches(head, d, multipart))
-          throw new StoreError('COPY_MISMATCH', `${key} on ${this.name} is not what was sent (${head ? `ETag ${head.ETag}` : 'missing'})`, {
+    for (const f of await sealedFiles(rec)) {
+      const o = await this.#object(client, rec, f, sealed);
+      if (!o.stored) {
+        const file = path.join(rec.dir, f.name);
+        if (o.multipart) await this.#putMultipart(client, o.key, file, o.digests, rec);
+        else await this.#putSingle(client, o.key, file, o.digests, rec);
+        bytesSent += o.digests.size;
+        const head = await this.#head(client, o.key);
+        if (!head || !matches(head, o.digests, o.multipart))
+          throw new StoreError('COPY_MISMATCH', `${o.key} on ${this.name} is not what was sent (${head ? `ETag ${head.ETag}` : 'missing'})`, {
             target: this.name,
-            key,
+            key: o.key,
           });
-      }
-      last = head;
+        last = head;
+      } else last = o.stored;
     }
     return { completedAt: last?.LastModified ?? new Date(), bytesSent };
   }
@@ -91,17 +88,29 @@ export class S3Target implements StorageTarget {
     const sealed = await this.#sealedDigests(rec);
     let last: HeadObjectCommandOutput | null = null;
     for (const f of await sealedFiles(rec)) {
-      const d = await this.#digests(rec, f, sealed);
-      const head = await this.#head(client, this.#key(rec, f.name));
-      if (!head || !matches(head, d, d.size > this.config.multipartThresholdMiB * MIB)) return undefined;
-      last = head;
+      last = (await this.#object(client, rec, f, sealed)).stored;
+      if (!last) return undefined;
     }
     return last?.LastModified;
   }
 
+  /** A file's object: its key, the file's digests here, and the object's head when the server holds exactly the sealed file (else null). */
+  async #object(
+    client: S3Client,
+    rec: SealedRecording,
+    f: SealedFile,
+    sealed: ReadonlyMap<string, string>,
+  ): Promise<{ key: string; digests: FileDigests; multipart: boolean; stored: HeadObjectCommandOutput | null }> {
+    const digests = await this.#digests(rec, f, sealed);
+    const key = this.#key(rec, f.name);
+    const multipart = digests.size > this.config.multipartThresholdMiB * MIB;
+    const head = await this.#head(client, key);
+    return { key, digests, multipart, stored: head && matches(head, digests, multipart) ? head : null };
+  }
+
   async remove(rec: SealedRecording): Promise<RemoveOutcome> {
     const client = await this.#s3();
-    const prefix = `${this.#key(rec, '')}`;
+    const prefix = this.#prefix(rec);
     const kept: { object: string; reason: string }[] = [];
     let keyMarker: string | undefined;
     let versionMarker: string | undefined;
@@ -142,10 +151,13 @@ export class S3Target implements StorageTarget {
     }
   }
 
+  /** The recording's objects all start with this (ends in /). */
+  #prefix(rec: SealedRecording): string {
+    return `${path.posix.join(this.config.path, expandTemplate(this.config.template, rec.fields, this.config.timeZone, 'posix'))}/`;
+  }
+
   #key(rec: SealedRecording, file: string): string {
-    return (
-      path.posix.join(this.config.path, expandTemplate(this.config.template, rec.fields, this.config.timeZone, 'posix'), file) + (file ? '' : '/')
-    );
+    return this.#prefix(rec) + file;
   }
 
   /** The sealed SHA-256 of each audio and metadata file, by name. */

@@ -27,25 +27,27 @@ export interface FaultProxy {
  */
 export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   const sockets = new Set<Socket>();
-  const state = { mode: 'pass' as ProxyMode, cutAfter: 0, cutSent: 0, afterCut: 'pass' as ProxyMode, tap: null as (() => Tap) | null, cuts: 0 };
+  let mode: ProxyMode = 'pass';
+  /** Client bytes forwarded since cut was set. */
+  let cutSent = 0;
   const server: Server = createServer((client) => {
     sockets.add(client);
     client.once('close', () => sockets.delete(client));
-    if (state.mode === 'refuse') {
+    if (mode === 'refuse') {
       client.destroy();
       return;
     }
-    const tap = state.tap?.() ?? null;
+    const tap = proxy.tap?.() ?? null;
     const upstream = connect(targetPort, '127.0.0.1');
     sockets.add(upstream);
     upstream.once('close', () => sockets.delete(upstream));
     let sent = 0;
     client.on('data', (chunk: Buffer) => {
       let out = tap ? tap(chunk, sent) : chunk;
-      if (state.mode === 'cut' && state.cutSent + out.length >= state.cutAfter) {
-        out = out.subarray(0, Math.max(0, state.cutAfter - state.cutSent));
-        state.mode = state.afterCut;
-        state.cuts++;
+      if (mode === 'cut' && cutSent + out.length >= proxy.cutAfter) {
+        out = out.subarray(0, Math.max(0, proxy.cutAfter - cutSent));
+        mode = proxy.afterCut;
+        proxy.cuts++;
         client.pause();
         upstream.write(out, () => {
           client.destroy();
@@ -53,7 +55,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
         });
         return;
       }
-      if (state.mode === 'cut') state.cutSent += out.length;
+      if (mode === 'cut') cutSent += out.length;
       sent += out.length;
       upstream.write(out);
     });
@@ -68,41 +70,24 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     upstream.once('end', () => client.end());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    port,
+  const proxy: FaultProxy & { cuts: number } = {
+    port: (server.address() as { port: number }).port,
+    cutAfter: 0,
+    afterCut: 'pass',
+    tap: null,
+    cuts: 0,
     get mode() {
-      return state.mode;
+      return mode;
     },
     set mode(m: ProxyMode) {
-      state.mode = m;
-      state.cutSent = 0;
+      mode = m;
+      cutSent = 0;
       if (m === 'refuse') for (const s of sockets) s.destroy();
-    },
-    get cutAfter() {
-      return state.cutAfter;
-    },
-    set cutAfter(n: number) {
-      state.cutAfter = n;
-    },
-    get tap() {
-      return state.tap;
-    },
-    set tap(t: (() => Tap) | null) {
-      state.tap = t;
-    },
-    get afterCut() {
-      return state.afterCut;
-    },
-    set afterCut(m: ProxyMode) {
-      state.afterCut = m;
-    },
-    get cuts() {
-      return state.cuts;
     },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
     },
   };
+  return proxy;
 }

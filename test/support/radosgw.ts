@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
+import type { S3TargetConfig } from '../../daemon/config/Config.js';
 import { freePort } from './net.js';
 
 const run = promisify(execFile);
@@ -17,6 +18,8 @@ export interface Radosgw {
   readonly credentialsFile: string;
   /** An S3 client of the test's own, straight to the gateway. */
   client(): S3Client;
+  /** An s3 storage target's config for this gateway (path style, its credentials file), `over` applied. */
+  targetConfig(over: Partial<S3TargetConfig> & Pick<S3TargetConfig, 'bucket'>): S3TargetConfig;
   /** Stop the gateway only (the cluster stays), as an outage. */
   stopGateway(): Promise<void>;
   startGateway(): Promise<void>;
@@ -133,6 +136,21 @@ export async function startRadosgw(): Promise<Radosgw> {
     secretAccessKey,
     credentialsFile,
     client: () => new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } }),
+    targetConfig: (over) => ({
+      type: 's3',
+      endpoint,
+      region: 'us-east-1',
+      path: 'callvault',
+      pathStyle: true,
+      credentialsFile,
+      objectLock: null,
+      multipartThresholdMiB: 64,
+      partSizeMiB: 16,
+      timeoutSeconds: 10,
+      template: '$Y/$M/$id',
+      timeZone: 'UTC',
+      ...over,
+    }),
     stopGateway: async () => {
       if (gateway) await kill(gateway);
     },

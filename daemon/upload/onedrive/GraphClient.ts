@@ -72,6 +72,17 @@ export class GraphClient {
     return res.status === 204 ? (null as T) : ((await res.json()) as T);
   }
 
+  /** A GET whose 404 means "not there": its JSON, or null. */
+  async jsonOrNull<T>(r: GraphRequest): Promise<T | null> {
+    const res = await this.request(r);
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (res.status !== 200) throw await this.failure(r, res);
+    return (await res.json()) as T;
+  }
+
   /** A clear error for an answer the caller did not expect; Graph's own error code and message in it, never a token or upload URL. */
   async failure(r: GraphRequest, res: Response): Promise<StoreError> {
     const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
