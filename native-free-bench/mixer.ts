@@ -57,6 +57,7 @@ async function mix(kek: WrappingKey | null): Promise<MixRun> {
             recordingId: newRecordingId(),
             instanceId: 'bench',
             encryptTo: kek,
+            maxWriteBacklogBytes: 256 * 1024,
             info: { callId: `bench-${i}`, direction: 'inbound', caller: { number: '+4930123456' }, callee: { number: '+4989654321' }, codec: law },
             policy: { channelMode: 'stereo', profile: { name: 'bench', storage: [], encryption: kek !== null, retention: null } },
             payloadKinds,

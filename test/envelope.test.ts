@@ -178,7 +178,7 @@ test('an envelope written as the call runs (version 2): round trip at chunk boun
   for (const bytes of [0, 4, CS - 4, CS, CS + 4, 3 * CS + 400]) {
     const file = path.join(dir, `${bytes}.wav.enc`);
     const audio = randomBytes(bytes);
-    const w = await EnvelopeWriter.create(file, 2, kek);
+    const w = await EnvelopeWriter.create(file, 2, kek, 1 << 20);
     // In uneven pieces, as the mixer hands them over.
     for (let o = 0; o < bytes; ) {
       const n = Math.min(bytes - o, 4 * (1 + randomInt(900)));
@@ -205,7 +205,7 @@ test('an envelope written as the call runs (version 2): round trip at chunk boun
   // A crash: three whole chunks and part of a fourth on disk, the lead never written.
   const live = path.join(dir, 'live.wav.enc');
   const audio = randomBytes(3 * CS + 1000);
-  const w = await EnvelopeWriter.create(live, 2, kek);
+  const w = await EnvelopeWriter.create(live, 2, kek, 1 << 20);
   w.write(new Int16Array(audio.buffer, audio.byteOffset, audio.length / 2), frames(audio.length));
   const H = readEnvelopeHeader(live).bytes.length;
   const audioStart = H + WAV_HEADER_BYTES + TAG_BYTES;

@@ -17,7 +17,7 @@ const tmp = () => mkdtemp(path.join(os.tmpdir(), 'callvault-wav-'));
 
 test('WavWriter streams interleaved PCM and patches sizes on close; ffprobe agrees', async () => {
   const file = path.join(await tmp(), 'a.wav');
-  const w = await WavWriter.create(file, 2);
+  const w = await WavWriter.create(file, 2, 1 << 20);
   const frames = new Int16Array(2 * 800);
   for (let i = 0; i < 800; i++) {
     frames[2 * i] = i;
@@ -33,7 +33,7 @@ test('WavWriter streams interleaved PCM and patches sizes on close; ffprobe agre
   assert.equal(buf.readInt16LE(80 + 4 * 799 + 2), -799, 'right sample');
   const p = ffprobe(file);
   assert.deepEqual([p.codec_name, p.channels, p.sample_rate, Number(p.duration)], ['pcm_s16le', 2, '8000', 3]);
-  await assert.rejects(WavWriter.create(file, 2), /cannot create/, 'never overwrites an existing recording');
+  await assert.rejects(WavWriter.create(file, 2, 1 << 20), /cannot create/, 'never overwrites an existing recording');
 });
 
 test('past 4 GiB the header becomes RF64 with a ds64 chunk (sparse 5 GiB file read by ffprobe)', async () => {

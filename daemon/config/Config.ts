@@ -46,7 +46,11 @@ export interface Config {
     /** Admission by measured load (daemon/capacity/): a limit per signal, null = not used. */
     readonly admission: AdmissionConfig;
   };
-  readonly recording: { readonly channelMode: ChannelMode };
+  readonly recording: {
+    readonly channelMode: ChannelMode;
+    /** Per file: audio waiting for a disk that fell behind, past which new audio is dropped as a STALLED gap. */
+    readonly maxWriteBacklogKiB: number;
+  };
   readonly profiles: readonly ProfileConfig[];
   readonly storage: Readonly<Record<string, StorageTargetConfig>>;
   readonly signing: {

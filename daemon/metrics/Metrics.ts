@@ -145,6 +145,20 @@ export class Metrics {
       registers,
     });
     recorder.on('write-suspended', (code) => writeErrors.inc({ code }));
+    new Gauge({
+      name: 'callvault_audio_write_backlog_bytes',
+      help: 'Audio of running recordings handed to the file system and not written yet (bounded per file by recording.maxWriteBacklogKiB).',
+      registers,
+      collect() {
+        this.set(recorder.liveTotals().writeBacklogBytes);
+      },
+    });
+    const gapSeconds = new Counter({
+      name: 'callvault_audio_gap_seconds_total',
+      help: 'Audio of closed recordings that is a gap (not written: ENOSPC, EIO, STALLED, …), in seconds of call time, by code.',
+      labelNames: ['code'],
+      registers,
+    });
     new Counter({
       name: 'callvault_recording_bytes_written_total',
       help: 'Audio bytes written to recording files.',
@@ -167,6 +181,7 @@ export class Metrics {
     recorder.on('closed', (meta) => {
       recorded.inc({ end_reason: meta.endReason ?? 'unknown' });
       for (const f of meta.files) finished.bytesWritten += f.dataBytes;
+      for (const g of meta.gaps ?? []) gapSeconds.inc({ code: g.code }, (g.toMs - g.fromMs) / 1000);
       for (const leg of ROLES) {
         const l = meta.legs[leg];
         for (const what of ['received', 'lost', 'late', 'duplicate'] as const) finished.legs[leg][what] += l[what];

@@ -23,7 +23,11 @@ export interface AudioWriter {
   readonly dataBytes: number;
   /** The open gap while writes fail, else undefined. */
   readonly suspended: WriteGap | undefined;
-  /** Every gap so far, the open one last. */
+  /** The open STALLED gap while the disk is too far behind (writes waiting past the backlog bound), else undefined. */
+  readonly stalled: WriteGap | undefined;
+  /** Bytes handed to the file system and not yet written. */
+  readonly backlogBytes: number;
+  /** Every gap so far. */
   readonly gaps: readonly WriteGap[];
   /** Append `frames` interleaved frames from `samples`. */
   write(samples: Int16Array, frames: number): void;

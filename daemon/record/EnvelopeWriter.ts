@@ -29,16 +29,17 @@ export class EnvelopeWriter extends StreamingWriter {
   private constructor(
     file: string,
     channels: number,
+    maxBacklogBytes: number,
     private readonly fh: FileHandle,
     private readonly header: EnvelopeHeader,
     private readonly cipher: ChunkCipher,
   ) {
-    super(file, channels);
+    super(file, channels, maxBacklogBytes);
     this.#audioStart = header.bytes.length + header.leadBytes + TAG_BYTES;
   }
 
   /** Create the envelope (never over an existing file) with its header; the lead's place stays empty until close. */
-  static async create(file: string, channels: number, kek: WrappingKey): Promise<EnvelopeWriter> {
+  static async create(file: string, channels: number, kek: WrappingKey, maxBacklogBytes: number): Promise<EnvelopeWriter> {
     const { dek, header } = newEnvelope(kek, STREAM_CHUNK_SIZE, WAV_HEADER_BYTES);
     let cipher: ChunkCipher;
     try {
@@ -54,7 +55,7 @@ export class EnvelopeWriter extends StreamingWriter {
     } catch (err) {
       throw new RecordingError('WAV_CREATE', `cannot create ${file}: ${(err as Error).message}`, { file }, { cause: err });
     }
-    return new EnvelopeWriter(file, channels, fh, header, cipher);
+    return new EnvelopeWriter(file, channels, maxBacklogBytes, fh, header, cipher);
   }
 
   write(samples: Int16Array, frames: number): void {
@@ -101,7 +102,8 @@ export class EnvelopeWriter extends StreamingWriter {
     const sealed = Buffer.concat([c.update(text), c.final(), c.getAuthTag()]);
     if (index !== 0) this.#chunkBytes = 0;
     const at = this.#offset(index);
-    this.enqueue(() => this.#writeAt(sealed, at, index, mustWrite));
+    const span = { fromByte: Math.max(0, index - 1) * STREAM_CHUNK_SIZE, toByte: index * STREAM_CHUNK_SIZE, chunk: index };
+    this.enqueueWrite(sealed.length, span, () => this.#writeAt(sealed, at, index, mustWrite), mustWrite);
     return sealed;
   }
 

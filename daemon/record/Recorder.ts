@@ -25,6 +25,7 @@ import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadat
 import { normalizeNumber } from '../store/numbers.js';
 import { activeDir, activeMarker } from './recovery.js';
 import { DiskGuard } from './DiskGuard.js';
+import { STALLED } from './StreamingWriter.js';
 import { retryTransient } from '../retry.js';
 import { isRecordingId, newRecordingId } from './recordingId.js';
 import type { AdmissionVerdict } from '../capacity/CapacityTypes.js';
@@ -125,6 +126,8 @@ export interface RecorderEvents {
 /** Counters of the calls being recorded now, read at scrape time. */
 export interface LiveTotals {
   readonly bytesWritten: number;
+  /** Audio handed to the file system and not written yet. */
+  readonly writeBacklogBytes: number;
   readonly legs: Record<LegRole, { received: number; late: number; duplicate: number; out_of_sequence: number }>;
 }
 
@@ -315,6 +318,7 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
         payloadKinds: this.ingest.payloadKinds,
         jitterBufferMs: media.jitterBufferMs,
         encryptTo,
+        maxWriteBacklogBytes: this.config.recording.maxWriteBacklogKiB * 1024,
       });
       // Acknowledged only once the index holds it durably; a failed write leaves
       // no half-started call behind (the active marker lets the next start close the files).
@@ -446,8 +450,10 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       callee: { received: 0, late: 0, duplicate: 0, out_of_sequence: 0 },
     };
     let bytesWritten = 0;
+    let writeBacklogBytes = 0;
     for (const { recording } of this.active.values()) {
       bytesWritten += recording.bytesWritten;
+      writeBacklogBytes += recording.writeBacklogBytes;
       for (const role of ROLES) {
         const st = recording.legs[role].stats;
         legs[role].received += st.received;
@@ -456,7 +462,7 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
         legs[role].out_of_sequence += st.outOfSequence;
       }
     }
-    return { bytesWritten, legs };
+    return { bytesWritten, writeBacklogBytes, legs };
   }
 
   /** Refuse new calls, end every active one, wait until all files are closed. */
@@ -530,7 +536,9 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       this.safeEmit('write-suspended', gap.code);
       this.log.error(
         { recordingId: recording.id, callId: recording.meta.callId, code: gap.code, error: gap.message, atMs: recording.writeFailureMs },
-        'audio cannot be written; the call goes on, its audio is dropped (and marked as a gap) until writing works again',
+        gap.code === STALLED
+          ? 'the disk is too far behind; the call goes on, its audio is dropped (and marked as a gap) until the writes waiting have caught up'
+          : 'audio cannot be written; the call goes on, its audio is dropped (and marked as a gap) until writing works again',
       );
     }
     if (enospc && (await this.disk.release()))
@@ -545,6 +553,8 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
         this.suspended.delete(recording);
         continue;
       }
+      // A stall ends by itself, when the disk has taken what was waiting.
+      if (gap.code === STALLED) continue;
       if (isDiskFull(gap.code) ? !this.disk.roomToResume : now - since < RETRY_WRITE_MS) continue;
       this.suspended.delete(recording);
       recording.resumeWriting();

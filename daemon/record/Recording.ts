@@ -50,6 +50,8 @@ export interface RecordingOptions {
   readonly jitterBufferMs: number;
   /** For a profile that encrypts: the KEK the audio is encrypted under as it is written. */
   readonly encryptTo: WrappingKey | null;
+  /** Per file: audio waiting for the disk past this is dropped as a STALLED gap (recording.maxWriteBacklogKiB). */
+  readonly maxWriteBacklogBytes: number;
 }
 
 export const ROLES: readonly LegRole[] = ['caller', 'callee'];
@@ -63,11 +65,16 @@ interface Output extends OutputSpec {
 }
 
 /** A WAV file, or, when the profile encrypts, its envelope written as the call runs. */
-function openWriter(dir: string, spec: OutputSpec, encryptTo: WrappingKey | null): Promise<AudioWriter> {
+function openWriter(dir: string, spec: OutputSpec, opts: RecordingOptions): Promise<AudioWriter> {
   const channels = spec.legs.length;
+  const { encryptTo, maxWriteBacklogBytes } = opts;
   return encryptTo
-    ? EnvelopeWriter.create(path.join(dir, envelopeName(spec.name)), channels, encryptTo)
-    : WavWriter.create(path.join(dir, spec.name), channels);
+    ? EnvelopeWriter.create(path.join(dir, envelopeName(spec.name)), channels, encryptTo, maxWriteBacklogBytes)
+    : WavWriter.create(path.join(dir, spec.name), channels, maxWriteBacklogBytes);
+}
+
+function failureOf(w: AudioWriter): WriteGap | undefined {
+  return w.suspended ?? w.stalled;
 }
 
 /**
@@ -133,7 +140,7 @@ export class Recording {
     // Metadata first: crash recovery starts from it and repairs whatever audio exists.
     await writeMetadata(dir, meta);
     const outputs: Output[] = [];
-    for (const spec of specs) outputs.push({ ...spec, writer: await openWriter(dir, spec, opts.encryptTo) });
+    for (const spec of specs) outputs.push({ ...spec, writer: await openWriter(dir, spec, opts) });
     return new Recording(dir, meta, outputs, startMono, opts);
   }
 
@@ -201,19 +208,26 @@ export class Recording {
     return this.outputs.reduce((sum, o) => sum + o.writer.dataBytes, 0);
   }
 
-  /** A write error that is keeping audio off the disk now (the first writer's), or undefined. */
+  /** Bytes handed to the file system and not written yet, all files together. */
+  get writeBacklogBytes(): number {
+    return this.outputs.reduce((sum, o) => sum + o.writer.backlogBytes, 0);
+  }
+
+  /** What is keeping audio off the disk now (the first writer's failed write, or a disk too far behind), or undefined. */
   get writeFailure(): WriteGap | undefined {
-    return this.suspendedOutput()?.writer.suspended;
+    const o = this.failingOutput();
+    return o && failureOf(o.writer);
   }
 
   /** Call-clock ms at which the current write failure began, or undefined. */
   get writeFailureMs(): number | undefined {
-    const o = this.suspendedOutput();
-    return o?.writer.suspended ? pcmMs(o.writer.suspended.fromByte, o.legs.length) : undefined;
+    const o = this.failingOutput();
+    const gap = o && failureOf(o.writer);
+    return o && gap ? pcmMs(gap.fromByte, o.legs.length) : undefined;
   }
 
-  private suspendedOutput(): Output | undefined {
-    return this.outputs.find((o) => o.writer.suspended);
+  private failingOutput(): Output | undefined {
+    return this.outputs.find((o) => failureOf(o.writer));
   }
 
   /** Let suspended writers try again from their next flush. */

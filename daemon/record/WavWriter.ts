@@ -24,14 +24,15 @@ export class WavWriter extends StreamingWriter {
   private constructor(
     file: string,
     channels: number,
+    maxBacklogBytes: number,
     private readonly fh: FileHandle,
   ) {
-    super(file, channels);
+    super(file, channels, maxBacklogBytes);
     this.#pending = Buffer.allocUnsafe(FLUSH_BYTES + 4096);
   }
 
   /** Create the file (never overwriting one) with a provisional header. */
-  static async create(file: string, channels: number): Promise<WavWriter> {
+  static async create(file: string, channels: number, maxBacklogBytes: number): Promise<WavWriter> {
     let fh: FileHandle;
     try {
       fh = await open(file, 'wx', 0o640);
@@ -39,7 +40,7 @@ export class WavWriter extends StreamingWriter {
     } catch (err) {
       throw new RecordingError('WAV_CREATE', `cannot create ${file}: ${(err as Error).message}`, { file }, { cause: err });
     }
-    return new WavWriter(file, channels, fh);
+    return new WavWriter(file, channels, maxBacklogBytes, fh);
   }
 
   /** Append `frames` interleaved frames from `samples`. */
@@ -63,7 +64,7 @@ export class WavWriter extends StreamingWriter {
     const start = end - this.#pendingBytes;
     this.#pending = Buffer.allocUnsafe(this.#pending.length);
     this.#pendingBytes = 0;
-    this.enqueue(() => this.#writeAt(buf, start, end));
+    this.enqueueWrite(buf.length, { fromByte: start, toByte: end }, () => this.#writeAt(buf, start, end));
   }
 
   /** Flush, patch the header with the final sizes, fsync and close. The file is as long as all accepted audio. */
