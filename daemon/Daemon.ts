@@ -150,7 +150,8 @@ export class Daemon {
     await archive.start();
 
     const { token, source, file } = await resolveControlToken(this.config);
-    this.ingest = await MediaIngest.create(this.config.media, log);
+    const ingest = await MediaIngest.create(this.config.media, log);
+    this.ingest = ingest;
     this.recorder = new Recorder(this.config, this.ingest, this.index, identity.instanceId, this.keks, log);
     const recorder = this.recorder;
     const pool = this.pool;
@@ -158,6 +159,7 @@ export class Daemon {
       this.config.calls.admission,
       () => recorder.liveCounters(),
       () => pool.queueSize,
+      () => ingest.takeWorstLagMs(),
     );
     this.capacity.start();
     this.recorder.admitBy(this.capacity);

@@ -2,13 +2,18 @@
  * Admission by measured load (issue 21, part): with calls.admission's packet
  * limit, the call that would take the measured packet rate past it gets 503
  * CAPACITY with Retry-After while the running calls keep every packet; the
- * refusal and the signals show in metrics.
+ * refusal and the signals show in metrics. And overload's last line: when
+ * packets queue up in front of the daemon anyway, the newest call is shed
+ * (an OVERLOAD gap) and taken again once the queue has drained.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DaemonProcess, sendRtp, startCall, testConfigYaml, TOKEN } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
+import { CpuThrottle } from './support/cpuThrottle.js';
 import { toneStream } from './support/rtpPlan.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('admission: past the measured packet limit the next call gets 503 CAPACITY with Retry-After; the running calls lose nothing', async () => {
   // Two calls (100 packets/s each) fit under 250 only until a third would add its 100.
@@ -48,6 +53,8 @@ test('admission: past the measured packet limit the next call gets 503 CAPACITY 
     const pps = sampleValue(m, 'callvault_capacity_signal', { signal: 'packets_per_second' }) ?? 0;
     assert.ok(pps > 150 && pps < 250, `${pps} packets/s measured for two calls`);
     assert.ok((sampleValue(m, 'callvault_capacity_headroom') ?? 1) < 0, 'no headroom left');
+    const lag = sampleValue(m, 'callvault_capacity_signal', { signal: 'ingest_lag_ms' }) ?? -1;
+    assert.ok(lag > 0 && lag < 100, `ingest lag measured through the worker: ${lag} ms`);
     const sent = await sending;
     await new Promise((r) => setTimeout(r, 500)); // the last packets through the jitter buffer before the calls end
     for (const [i, c] of started.entries()) {
@@ -61,6 +68,58 @@ test('admission: past the measured packet limit the next call gets 503 CAPACITY 
       }
     }
   } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('overload: while packets wait past media.maxIngestLagMs (the daemon held to 1 % of a core) the newest calls are shed, their recordings mark the OVERLOAD gap, and they are recorded again once the lag is down; the oldest call is never shed', async () => {
+  const yaml = testConfigYaml().replace('media:\n', 'media:\n  maxIngestLagMs: 300\n');
+  const d = await DaemonProcess.start({ yaml });
+  const throttle = await CpuThrottle.create(`callvault-shed-${process.pid}`);
+  const pid = d.child.pid as number;
+  try {
+    const n = 6;
+    const ssrc = (i: number, leg: number) => 2000 + i * 10 + leg;
+    const started = [];
+    // One after another: the last is the newest.
+    for (let i = 0; i < n; i++) started.push(await startCall(d, { callId: `shed-${i + 1}`, callerSsrc: ssrc(i, 0), calleeSsrc: ssrc(i, 1) }));
+    const sending = sendRtp({
+      streams: started.flatMap((c, i) => [
+        toneStream(c.legs.caller.port, 400 + i * 100, { durationMs: 14_000, ssrc: ssrc(i, 0) }),
+        toneStream(c.legs.callee.port, 1000 + i * 100, { durationMs: 14_000, ssrc: ssrc(i, 1) }),
+      ]),
+    });
+    await sleep(2000);
+    // The daemon gets 1 % of a core for 4 s: its worker goes on receiving, the packets queue up in front of it.
+    await throttle.limit(pid, 1);
+    const shed = await d.waitFor((l) => l.msg.startsWith('overload: packets wait too long'), 8000);
+    assert.ok((shed.lagMs as number) > 300, `lag when shedding: ${shed.lagMs} ms`);
+    await sleep(3000);
+    await throttle.release();
+    await d.waitFor((l) => l.msg === 'load down again: shed calls are recorded again', 8000);
+    await sending;
+    const at = (await d.waitFor((l) => l.msg === 'metrics listening')).metrics as string;
+    const m = parsePrometheusText(await (await fetch(`http://${at}/metrics`)).text());
+    const shedTotal = sampleValue(m, 'callvault_calls_shed_total') ?? 0;
+    assert.ok(shedTotal >= 1);
+    assert.equal(sampleValue(m, 'callvault_calls_shed'), 0, 'all taken again');
+    const meta = [];
+    for (const [i, c] of started.entries()) {
+      await d.api('DELETE', `/v1/calls/shed-${i + 1}`);
+      meta.push((await d.waitForState(c.recordingId, 'sealed', 30_000)).metadata);
+    }
+    const overload = (md: { gaps: { code: string; fromMs: number; toMs: number }[] }) => md.gaps.filter((g) => g.code === 'OVERLOAD');
+    const shedCalls = meta.map((md) => overload(md).length > 0);
+    assert.deepEqual(overload(meta[0]), [], 'the oldest call is not shed');
+    assert.ok(shedCalls[n - 1], `the newest call has its OVERLOAD gap: ${JSON.stringify(meta[n - 1].gaps)}`);
+    assert.deepEqual(shedCalls, [...shedCalls].sort(), `the newest go first: ${shedCalls}`);
+    const [gap] = overload(meta[n - 1]);
+    assert.ok(gap.fromMs > 2000 && gap.toMs > gap.fromMs && gap.toMs < meta[n - 1].durationMs - 1000, JSON.stringify(gap));
+    const last = meta[n - 1].legs;
+    const expectedAfter = ((meta[n - 1].durationMs - gap.toMs - 1500) / 20) * 2;
+    assert.ok(last.caller.received + last.callee.received > expectedAfter, 'recorded again after the gap');
+  } finally {
+    await throttle.remove(pid);
     assert.equal(await d.stop(), 0);
   }
 });

@@ -49,7 +49,7 @@ test('errors name the key path, the bad value, what is allowed, and the line', (
     '4:media.workers: got "many", allowed: integer in [1, 64] or "auto"',
     '5:media.jitterBufferMs: 5 is too small; allowed: integer in [20, 1000]',
     '7:recording.channelMode: got "quad"; allowed: one of "stereo", "separate", "caller", "callee"',
-    '8:recording.colour: unknown key; known keys here: channelMode',
+    '8:recording.colour: unknown key; known keys here: channelMode, maxWriteBacklogKiB',
   ]);
 });
 

@@ -82,7 +82,10 @@ describe('a disk that stalls', () => {
     const file = await readFile(path.join(disk.mountPoint, 'a.wav'));
     const data = file.subarray(WAV_HEADER_BYTES);
     assert.equal(data.length, audio.length, 'the file keeps its length');
-    assert.ok(data.subarray(wg.fromByte, wg.toByte).every((b) => b === 0), 'the gap reads as silence');
+    assert.ok(
+      data.subarray(wg.fromByte, wg.toByte).every((b) => b === 0),
+      'the gap reads as silence',
+    );
     assert.deepEqual(data.subarray(0, wg.fromByte), audio.subarray(0, wg.fromByte), 'audio before the stall');
     assert.deepEqual(data.subarray(wg.toByte), audio.subarray(wg.toByte), 'audio after the stall, at its place');
 
@@ -99,7 +102,10 @@ describe('a disk that stalls', () => {
     });
     const back = (await readFile(out)).subarray(WAV_HEADER_BYTES);
     assert.deepEqual((await readFile(out)).subarray(0, WAV_HEADER_BYTES), wavHeader(2, audio.length));
-    assert.ok(back.subarray(eg.fromByte, eg.toByte).every((b) => b === 0), 'the envelope gap reads as silence');
+    assert.ok(
+      back.subarray(eg.fromByte, eg.toByte).every((b) => b === 0),
+      'the envelope gap reads as silence',
+    );
     assert.deepEqual(back.subarray(0, eg.fromByte), audio.subarray(0, eg.fromByte));
     assert.deepEqual(back.subarray(eg.toByte), audio.subarray(eg.toByte));
   });

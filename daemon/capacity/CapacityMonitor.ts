@@ -9,8 +9,8 @@ export type LiveCounters = () => ReadonlyMap<string, { readonly received: number
 const WINDOW_MS = 1000;
 
 /**
- * Measures, once a second, what decides whether one more call fits: the
- * event loop's delay, the packets placed per second and how many of them
+ * Measures, once a second, what decides whether one more call fits: how
+ * long packets wait between a mediasoup worker and us, the event loop's delay, the packets placed per second and how many of them
  * came too late, the pool's queue. Admission (`admit`) refuses a new call
  * when a signal is past its limit — the calls already running are never cut
  * to make room — and says which signal and when to try again, so the SRC or
@@ -18,7 +18,7 @@ const WINDOW_MS = 1000;
  * degrading at once.
  */
 export class CapacityMonitor {
-  #signals: CapacitySignals = { eventLoopDelayMs: 0, packetsPerSecond: 0, lateRatio: 0, poolQueue: 0 };
+  #signals: CapacitySignals = { ingestLagMs: 0, eventLoopDelayMs: 0, packetsPerSecond: 0, lateRatio: 0, poolQueue: 0 };
   #prev = new Map<string, { received: number; late: number }>();
   #histogram: IntervalHistogram | null = null;
   #timer: NodeJS.Timeout | undefined;
@@ -28,6 +28,8 @@ export class CapacityMonitor {
     private config: AdmissionConfig,
     private readonly live: LiveCounters,
     private readonly poolQueue: () => number,
+    /** The worst ingest lag since the last call. */
+    private readonly ingestLag: () => number,
   ) {}
 
   start(): void {
@@ -73,6 +75,7 @@ export class CapacityMonitor {
   #limits(): [CapacitySignal, number][] {
     const c = this.config;
     const all: [CapacitySignal, number | null][] = [
+      ['ingestLagMs', c.maxIngestLagMs],
       ['eventLoopDelayMs', c.maxEventLoopDelayMs],
       ['packetsPerSecond', c.maxPacketsPerSecond],
       ['lateRatio', c.maxLateRatio],
@@ -96,6 +99,7 @@ export class CapacityMonitor {
     this.#prev = new Map([...counters].map(([id, c]) => [id, { received: c.received, late: c.late }]));
     const h = this.#histogram;
     this.#signals = {
+      ingestLagMs: this.ingestLag(),
       eventLoopDelayMs: h ? h.percentile(99) / 1e6 : 0,
       packetsPerSecond: received / seconds,
       lateRatio: received + late ? late / (received + late) : 0,

@@ -1,5 +1,7 @@
 /** What the monitor measures, over its last one-second window. */
 export interface CapacitySignals {
+  /** Worst ingest lag of any worker (IngestProbe): how long a packet the worker received waited for the thread that handles it. */
+  readonly ingestLagMs: number;
   /** p99 of the event loop's delay: how late the thread that handles every packet runs what is due. */
   readonly eventLoopDelayMs: number;
   /** RTP packets placed on call timelines per second. */
@@ -14,6 +16,7 @@ export type CapacitySignal = keyof CapacitySignals;
 
 /** `calls.admission`: a limit per signal, null = that signal does not refuse calls. */
 export interface AdmissionConfig {
+  readonly maxIngestLagMs: number | null;
   readonly maxEventLoopDelayMs: number | null;
   readonly maxPacketsPerSecond: number | null;
   readonly maxLateRatio: number | null;

@@ -33,6 +33,8 @@ export interface Config {
     readonly portMax: number;
     readonly recvBufferSize: number;
     readonly jitterBufferMs: number;
+    /** Ingest lag (ms) past which the newest calls are shed (LoadShedder); null: never. */
+    readonly maxIngestLagMs: number | null;
     /** Networks RTP may come from when a call gives no media address; null: the address that started the call. */
     readonly allowedSources: readonly string[] | null;
     readonly portQuarantineSeconds: number;

@@ -104,6 +104,7 @@ export function legPayloadTypes(law: G711Law, payloadType: number, dtmfPayloadTy
 
 interface Binding {
   readonly producer: ms.Producer;
+  consumer?: ms.Consumer;
   confirmed: boolean;
 }
 
@@ -133,6 +134,8 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
   /** Wire bytes of producers already closed (evicted by later SSRCs, or with a re-armed transport). */
   #retiredMediaBytes = 0;
   #retiredBytesReceived = 0;
+  /** Shed under overload (LoadShedder): the worker forwards none of the leg's packets to Node. */
+  #held = false;
 
   private constructor(
     options: LegSourceOptions,
@@ -140,6 +143,8 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     private readonly makeTransport: TransportFactory,
     private readonly direct: ms.DirectTransport,
     private readonly routerCaps: ms.RtpCapabilities,
+    /** The mediasoup worker whose thread in Node handles this leg's packets. */
+    readonly workerPid: number,
   ) {
     super();
     this.#options = options;
@@ -152,6 +157,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     makeTransport: TransportFactory,
     direct: ms.DirectTransport,
     routerCaps: ms.RtpCapabilities,
+    workerPid: number,
   ): Promise<LegSource> {
     const transport = await makeTransport();
     try {
@@ -160,7 +166,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
       transport.close();
       throw err;
     }
-    return new LegSource(options, transport, makeTransport, direct, routerCaps);
+    return new LegSource(options, transport, makeTransport, direct, routerCaps, workerPid);
   }
 
   get options(): LegSourceOptions {
@@ -219,7 +225,8 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     }
     const binding: Binding = { producer, confirmed: false };
     this.#bindings.set(ssrc, binding);
-    const consumer = await this.direct.consume({ producerId: producer.id, rtpCapabilities: this.routerCaps });
+    const consumer = await this.direct.consume({ producerId: producer.id, rtpCapabilities: this.routerCaps, paused: this.#held });
+    binding.consumer = consumer;
     consumer.on('rtp', (packet: Buffer) => {
       if (!this.#accepting) return;
       this.lastPacketAt = performance.now();
@@ -235,6 +242,21 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
       const [oldest] = this.#bindings.keys();
       await this.unbind(oldest as number);
     }
+  }
+
+  /**
+   * Under overload: have the worker drop this leg's packets instead of
+   * queueing them for Node (held), or forward them again. The RTP timestamps
+   * put what comes after at its place; the gap is the Recording's to mark.
+   */
+  async hold(held: boolean): Promise<void> {
+    if (this.#held === held || this.#closed) return;
+    this.#held = held;
+    for (const b of this.#bindings.values()) await (held ? b.consumer?.pause() : b.consumer?.resume())?.catch(() => undefined);
+  }
+
+  get held(): boolean {
+    return this.#held;
   }
 
   /** Stop receiving `ssrc` here (a wrong guess, or an SSRC long gone). */

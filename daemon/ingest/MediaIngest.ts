@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { PayloadKind } from '../media/LegTimeline.js';
 import type { G711Law } from '../media/g711.js';
 import { DTMF_CARRIER, LegSource, type LegSourceOptions, type MediaAddress } from './LegSource.js';
+import { IngestProbe } from './IngestProbe.js';
 import { PortAllocator } from './PortAllocator.js';
 import { SsrcDiscovery } from './SsrcDiscovery.js';
 import { WorkerLog } from './WorkerLog.js';
@@ -22,6 +23,8 @@ export interface MediaIngestEvents {
   'refused-source': [LegSource, MediaAddress];
   /** A packet from a second source to a leg that has its source was dropped (per worker: the worker does not say which leg). */
   'foreign-packet': [];
+  /** A worker's ingest lag now (IngestProbe), every PROBE_INTERVAL_MS. */
+  lag: [workerPid: number, lagMs: number];
 }
 
 /** Dropped second-source packets are logged at most this often per worker, with their count. */
@@ -51,6 +54,9 @@ export interface WorkerSlot {
   readonly router: ms.Router;
   readonly direct: ms.DirectTransport;
   readonly legs: Set<LegSource>;
+  readonly probe: IngestProbe;
+  /** The probe's port, taken from the RTP range. */
+  readonly probePort: number;
 }
 
 /**
@@ -108,6 +114,11 @@ export class MediaIngest extends SafeEmitter<MediaIngestEvents> {
     return this.slots.map((s) => s.worker.pid);
   }
 
+  /** The worst ingest lag of any worker since the last call (the capacity signal). */
+  takeWorstLagMs(): number {
+    return this.slots.reduce((worst, s) => Math.max(worst, s.probe.takeWorst()), 0);
+  }
+
   async openLeg(options: LegSourceOptions): Promise<LegSource> {
     const slot = this.slots.reduce((a, b) => (b.legs.size < a.legs.size ? b : a));
     const { port, leg } = await this.openOnFreePort(slot, options);
@@ -134,38 +145,51 @@ export class MediaIngest extends SafeEmitter<MediaIngestEvents> {
   }
 
   /** A leg on a random, unquarantined port; a port another process holds is skipped. */
-  private async openOnFreePort(slot: WorkerSlot, options: LegSourceOptions): Promise<{ port: number; leg: LegSource }> {
+  private openOnFreePort(slot: WorkerSlot, options: LegSourceOptions): Promise<{ port: number; leg: LegSource }> {
+    return this.onFreePort(
+      (port) =>
+        LegSource.open(
+          options,
+          () => this.createTransport(slot, port, !options.remote, options.srtp?.cryptoSuite),
+          slot.direct,
+          slot.router.rtpCapabilities,
+          slot.worker.pid,
+        ),
+      (err, port) =>
+        new IngestError(
+          'LEG_OPEN',
+          `cannot set up the ${options.role} leg: ${(err as Error).message}`,
+          { callId: options.callId, port },
+          { cause: err },
+        ),
+      { callId: options.callId },
+    ).then(([port, leg]) => ({ port, leg }));
+  }
+
+  /** `open` on a port of the range that nobody holds: a port in use by another process is skipped, any other failure is `fail`'s. */
+  private async onFreePort<T>(
+    open: (port: number) => Promise<T>,
+    fail: (err: unknown, port: number) => Error,
+    context: Record<string, unknown>,
+  ): Promise<[number, T]> {
     let lastError: unknown;
     for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
       const port = this.ports.take();
       if (port === undefined) break;
       try {
-        const leg = await LegSource.open(
-          options,
-          () => this.createTransport(slot, port, !options.remote, options.srtp?.cryptoSuite),
-          slot.direct,
-          slot.router.rtpCapabilities,
-        );
-        return { port, leg };
+        return [port, await open(port)];
       } catch (err) {
         lastError = err;
         this.ports.release(port);
         // Only a port in use is worth another try; a bad remote address or a dead worker is not.
-        if (!/address already in use|EADDRINUSE/i.test((err as Error).message)) {
-          throw new IngestError(
-            'LEG_OPEN',
-            `cannot set up the ${options.role} leg: ${(err as Error).message}`,
-            { callId: options.callId, port },
-            { cause: err },
-          );
-        }
+        if (!/address already in use|EADDRINUSE/i.test((err as Error).message)) throw fail(err, port);
       }
     }
     const detail = lastError ? ` (last: ${(lastError as Error).message})` : '';
     throw new IngestError(
       'NO_PORT',
       `no RTP port free in ${this.opts.portMin}-${this.opts.portMax}: ${this.ports.free} neither in use nor quarantined${detail}`,
-      { callId: options.callId },
+      context,
     );
   }
 
@@ -188,7 +212,10 @@ export class MediaIngest extends SafeEmitter<MediaIngestEvents> {
     this.closing = true;
     this.discovery.stop();
     this.workerLog.stop();
-    for (const s of this.slots) s.worker.close();
+    for (const s of this.slots) {
+      s.probe.close();
+      s.worker.close();
+    }
     this.slots.length = 0;
   }
 
@@ -210,7 +237,19 @@ export class MediaIngest extends SafeEmitter<MediaIngestEvents> {
     const worker = await mediasoup.createWorker({ logLevel: 'debug', logTags: ['rtp'] });
     const router = await worker.createRouter({ mediaCodecs: ROUTER_CODECS });
     const direct = await router.createDirectTransport();
-    const slot: WorkerSlot = { worker, router, direct, legs: new Set() };
+    let probed: [number, IngestProbe];
+    try {
+      probed = await this.onFreePort(
+        (port) => IngestProbe.start(router, direct, port, (lagMs) => this.safeEmit('lag', worker.pid, lagMs)),
+        (err) => err as Error,
+        { workerPid: worker.pid },
+      );
+    } catch (err) {
+      worker.close();
+      throw err;
+    }
+    const [probePort, probe] = probed;
+    const slot: WorkerSlot = { worker, router, direct, legs: new Set(), probe, probePort };
     this.discovery.attach(slot);
     worker.on('died', (err) => void this.onWorkerDied(slot, err));
     return slot;
@@ -218,6 +257,8 @@ export class MediaIngest extends SafeEmitter<MediaIngestEvents> {
 
   private async onWorkerDied(slot: WorkerSlot, err: Error): Promise<void> {
     this.discovery.detach(slot);
+    slot.probe.close();
+    this.ports.release(slot.probePort);
     const lost = [...slot.legs];
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);

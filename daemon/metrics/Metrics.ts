@@ -146,6 +146,22 @@ export class Metrics {
     });
     recorder.on('write-suspended', (code) => writeErrors.inc({ code }));
     new Gauge({
+      name: 'callvault_calls_shed',
+      help: 'Running calls shed under overload now (their media dropped by the worker, an OVERLOAD gap marked): media.maxIngestLagMs.',
+      registers,
+      collect() {
+        this.set(recorder.shedCalls);
+      },
+    });
+    const shed = new Counter({
+      name: 'callvault_calls_shed_total',
+      help: 'Times a running call was shed under overload.',
+      registers,
+    });
+    recorder.on('shed', (n) => {
+      if (n > 0) shed.inc(n);
+    });
+    new Gauge({
       name: 'callvault_audio_write_backlog_bytes',
       help: 'Audio of running recordings handed to the file system and not written yet (bounded per file by recording.maxWriteBacklogKiB).',
       registers,
@@ -275,11 +291,12 @@ export class Metrics {
     const registers = [this.registry];
     new Gauge({
       name: 'callvault_capacity_signal',
-      help: 'What admission measures each second: event_loop_delay_ms (p99), packets_per_second, late_ratio, pool_queue.',
+      help: 'What admission measures each second: ingest_lag_ms (worst of any worker), event_loop_delay_ms (p99), packets_per_second, late_ratio, pool_queue.',
       labelNames: ['signal'],
       registers,
       collect() {
         const s = capacity.signals;
+        this.set({ signal: 'ingest_lag_ms' }, s.ingestLagMs);
         this.set({ signal: 'event_loop_delay_ms' }, s.eventLoopDelayMs);
         this.set({ signal: 'packets_per_second' }, s.packetsPerSecond);
         this.set({ signal: 'late_ratio' }, s.lateRatio);

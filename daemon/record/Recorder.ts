@@ -29,6 +29,7 @@ import { STALLED } from './StreamingWriter.js';
 import { retryTransient } from '../retry.js';
 import { isRecordingId, newRecordingId } from './recordingId.js';
 import type { AdmissionVerdict } from '../capacity/CapacityTypes.js';
+import { LoadShedder, type SheddableCall } from '../capacity/LoadShedder.js';
 import { ProfileSet, type CallParties, type PartyInfo } from './profiles.js';
 import { Recording, ROLES, type CallInfo } from './Recording.js';
 
@@ -121,6 +122,8 @@ export interface RecorderEvents {
   closed: [RecordingMetadata];
   /** A recording's audio stopped reaching the disk (errno code); the call goes on. */
   'write-suspended': [string];
+  /** Calls shed under overload (positive) or taken again (negative), on one worker. */
+  shed: [calls: number];
 }
 
 /** Counters of the calls being recorded now, read at scrape time. */
@@ -131,7 +134,7 @@ export interface LiveTotals {
   readonly legs: Record<LegRole, { received: number; late: number; duplicate: number; out_of_sequence: number }>;
 }
 
-interface ActiveCall {
+interface ActiveCall extends SheddableCall {
   readonly recording: Recording;
   readonly legs: Record<LegRole, LegSource>;
 }
@@ -164,6 +167,7 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
   private watchingDisk = false;
 
   private admission: { admit(): AdmissionVerdict } | undefined;
+  private readonly shedder: LoadShedder;
 
   constructor(
     private config: Config,
@@ -178,6 +182,8 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     super((err, event) => log.error({ err, event }, 'a recorder listener failed; the call goes on'));
     this.profiles = ProfileSet.compile(config).profiles;
     this.disk = new DiskGuard(config.dataDir, config.calls.minFreeDiskMB * MB, config.calls.diskReserveMB * MB);
+    this.shedder = new LoadShedder(config.media.maxIngestLagMs, () => this.active.values());
+    ingest.on('lag', (workerPid, lagMs) => this.onLag(workerPid, lagMs));
     ingest.on('legs-lost', (legs) => {
       const calls = new Set(legs.map((l) => l.options.callId));
       for (const callId of calls) void this.endCall(callId, 'ingest-failure').catch(() => undefined);
@@ -215,6 +221,25 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     this.config = config;
     this.profiles = ProfileSet.compile(config).profiles;
     this.disk.setMinFree(config.calls.minFreeDiskMB * MB);
+    this.shedder.configure(config.media.maxIngestLagMs);
+  }
+
+  /** Calls shed under overload now. */
+  get shedCalls(): number {
+    return this.shedder.shedCalls;
+  }
+
+  private onLag(workerPid: number, lagMs: number): void {
+    const changed = this.shedder.onLag(workerPid, lagMs);
+    if (changed === 0) return;
+    this.safeEmit('shed', changed);
+    const fields = { workerPid, lagMs: Math.round(lagMs), maxIngestLagMs: this.config.media.maxIngestLagMs, shedNow: this.shedder.shedCalls };
+    if (changed > 0)
+      this.log.error(
+        { ...fields, calls: changed },
+        'overload: packets wait too long for callvault; the newest calls are shed (their recordings mark the gap)',
+      );
+    else this.log.warn({ ...fields, calls: -changed }, 'load down again: shed calls are recorded again');
   }
 
   async startCall(req: StartCallRequest, from: CallSource = {}): Promise<StartCallAnswer> {
@@ -324,7 +349,7 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       // no half-started call behind (the active marker lets the next start close the files).
       await this.index.create(startedEntry(recording.meta, dataDir));
       for (const role of ROLES) legs[role].on('packet', (p) => recording.push(role, p));
-      this.active.set(req.callId, { recording, legs });
+      this.active.set(req.callId, activeCall(recording, legs));
       this.safeEmit('started', recording.meta);
       this.log.info(
         {
@@ -582,6 +607,22 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       else if (!recording.allPaused && nowMs - recording.lastActivityMs >= rtpTimeoutSeconds * 1000) void this.endCall(callId, 'rtp-timeout');
     }
   }
+}
+
+function activeCall(recording: Recording, legs: Record<LegRole, LegSource>): ActiveCall {
+  return {
+    recording,
+    legs,
+    startedMono: performance.now(),
+    workerPids: [...new Set(ROLES.map((r) => legs[r].workerPid))],
+    get held() {
+      return legs.caller.held;
+    },
+    hold(held) {
+      recording.noteHeld(held);
+      for (const role of ROLES) void legs[role].hold(held);
+    },
+  };
 }
 
 function isDiskFull(code: string): boolean {

@@ -55,6 +55,10 @@ export interface RecordingOptions {
 }
 
 export const ROLES: readonly LegRole[] = ['caller', 'callee'];
+/** The gap code of media shed under overload. */
+export const OVERLOAD = 'OVERLOAD';
+/** A call shed and restored again and again keeps this many stretches (the metadata stays bounded). */
+const MAX_HELD_NOTED = 1000;
 const CHUNK = 1600;
 // Shared by all recordings: the event loop drains one recording at a time.
 const scratch: Record<LegRole, Int16Array> = { caller: new Int16Array(CHUNK), callee: new Int16Array(CHUNK) };
@@ -146,6 +150,24 @@ export class Recording {
 
   get id(): string {
     return this.meta.recordingId;
+  }
+
+  /** Shed under overload: since when (call-clock ms), and the stretches already over. */
+  #heldSinceMs: number | undefined;
+  readonly #held: { fromMs: number; toMs: number }[] = [];
+
+  /**
+   * The call's media was shed under overload (its legs held: the worker
+   * drops their packets) or is taken again: each stretch becomes an OVERLOAD
+   * gap of every file.
+   */
+  noteHeld(held: boolean, mono: number = performance.now()): void {
+    const nowMs = Math.round(this.clock(mono) / 8);
+    if (held && this.#heldSinceMs === undefined) this.#heldSinceMs = nowMs;
+    else if (!held && this.#heldSinceMs !== undefined) {
+      if (this.#held.length < MAX_HELD_NOTED) this.#held.push({ fromMs: this.#heldSinceMs, toMs: nowMs });
+      this.#heldSinceMs = undefined;
+    }
   }
 
   /** Paused legs, since when (call-clock ms). */
@@ -285,7 +307,11 @@ export class Recording {
           ...(g.chunks ? { chunks: g.chunks } : {}),
         });
     }
-    this.meta.gaps = gaps;
+    this.noteHeld(false, mono);
+    for (const o of this.outputs)
+      for (const h of this.#held)
+        gaps.push({ file: o.name, ...h, code: OVERLOAD, message: 'media shed under overload: ingest lag past media.maxIngestLagMs' });
+    this.meta.gaps = gaps.sort((a, b) => a.fromMs - b.fromMs);
     for (const role of [...this.#pausedSince.keys()]) this.setPaused(role, false, mono);
     for (const role of ROLES) {
       const t = this.legs[role];

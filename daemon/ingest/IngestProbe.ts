@@ -1,0 +1,112 @@
+import { createSocket, type Socket } from 'node:dgram';
+import type { types as ms } from 'mediasoup';
+
+/** How often a probe packet is sent through each worker. */
+export const PROBE_INTERVAL_MS = 100;
+const PROBE_SSRC = 0x0ca11fa1;
+/** Probes remembered by number; one not back after this many intervals counts by its age alone. */
+const RING = 256;
+
+/**
+ * Measures a worker's ingest lag: how long a packet the worker has received
+ * waits before Node handles it. That wait is the queue in front of the one
+ * thread that handles every packet (the worker's channel to Node and the
+ * socket buffers), which nothing else shows until packets are already late.
+ *
+ * Every PROBE_INTERVAL_MS a small RTP packet goes from a loopback socket to a
+ * transport of the worker's own, through the same DirectTransport as every
+ * call's packets; its payload carries its number, and the time from sending
+ * to its 'rtp' event is the lag. A probe not back yet counts by its age, so a
+ * channel that stopped moving shows a lag that grows, not the last one seen.
+ */
+export class IngestProbe {
+  readonly #sentAt = new Float64Array(RING);
+  #next = 0;
+  /** Number of the newest probe handled. */
+  #back = -1;
+  #lastLagMs = 0;
+  #worstMs = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly transport: ms.PlainTransport,
+    private readonly onSample: (lagMs: number) => void,
+  ) {}
+
+  /** A probe through `router` into `direct`, listening on `port` (loopback; the port is the caller's to give back after close). */
+  static async start(router: ms.Router, direct: ms.DirectTransport, port: number, onSample: (lagMs: number) => void): Promise<IngestProbe> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, '127.0.0.1', () => resolve());
+    });
+    let transport: ms.PlainTransport | undefined;
+    try {
+      transport = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1', port }, rtcpMux: true, comedia: false });
+      await transport.connect({ ip: '127.0.0.1', port: socket.address().port });
+      const producer = await transport.produce({
+        kind: 'audio',
+        rtpParameters: { codecs: [{ mimeType: 'audio/PCMU', payloadType: 0, clockRate: 8000 }], encodings: [{ ssrc: PROBE_SSRC }] },
+      });
+      const consumer = await direct.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities });
+      const probe = new IngestProbe(socket, transport, onSample);
+      consumer.on('rtp', (packet: Buffer) => probe.#received(packet));
+      socket.on('error', () => undefined); // loopback sends do not fail but for a closing socket
+      probe.#timer = setInterval(() => probe.#tick(), PROBE_INTERVAL_MS).unref();
+      return probe;
+    } catch (err) {
+      transport?.close();
+      socket.close();
+      throw err;
+    }
+  }
+
+  /** The lag now: the last probe's, or the age of the oldest one not back if that is more. */
+  get lagMs(): number {
+    const waiting = this.#back + 1;
+    if (waiting >= this.#next || this.#next - waiting > RING) return this.#lastLagMs;
+    return Math.max(this.#lastLagMs, performance.now() - (this.#sentAt[waiting % RING] as number));
+  }
+
+  /** The worst lag since the last call. */
+  takeWorst(): number {
+    const worst = Math.max(this.#worstMs, this.lagMs);
+    this.#worstMs = 0;
+    return worst;
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.transport.close();
+    this.socket.close();
+  }
+
+  #tick(): void {
+    const lag = this.lagMs;
+    this.#worstMs = Math.max(this.#worstMs, lag);
+    this.onSample(lag);
+    const n = this.#next++;
+    this.#sentAt[n % RING] = performance.now();
+    const packet = Buffer.alloc(12 + 8);
+    packet[0] = 0x80;
+    packet.writeUInt16BE(n & 0xffff, 2);
+    packet.writeUInt32BE((n * 800) >>> 0, 4);
+    packet.writeUInt32BE(PROBE_SSRC, 8);
+    packet.writeUInt32BE(n >>> 0, 12);
+    this.socket.send(packet, this.transport.tuple.localPort, '127.0.0.1');
+  }
+
+  #received(packet: Buffer): void {
+    // mediasoup may add header extensions: the payload follows them.
+    const cc = (packet[0] as number) & 0x0f;
+    let at = 12 + 4 * cc;
+    if ((packet[0] as number) & 0x10 && packet.length >= at + 4) at += 4 + 4 * packet.readUInt16BE(at + 2);
+    if (packet.length < at + 4) return;
+    const n = packet.readUInt32BE(at);
+    if (n <= this.#back || n >= this.#next || this.#next - n > RING) return;
+    this.#back = n;
+    this.#lastLagMs = performance.now() - (this.#sentAt[n % RING] as number);
+    this.#worstMs = Math.max(this.#worstMs, this.#lastLagMs);
+  }
+}
