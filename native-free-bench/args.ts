@@ -6,6 +6,12 @@ export function numberOption(name: string, dflt: number): number {
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 }
 
+/** A number, or `none` for null. */
+export function optionalNumber(name: string, dflt: number | null): number | null {
+  const v = stringOption(name);
+  return v === undefined ? dflt : v === 'none' ? null : Number(v);
+}
+
 export function stringOption(name: string): string | undefined {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : undefined;

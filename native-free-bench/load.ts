@@ -19,28 +19,26 @@
  * and reports INVITE → 200 OK p50/p99 and the CPU per call against the HTTP
  * run as baseline.
  *
+ * --overload [--capacity 500] [--cps 20] [--max-lag-ms 30] [--max-loop-ms none] offers 1.5 × the
+ * capacity with admission on those measured signals (load/overload.ts).
+ *
  * --ramp runs one fresh daemon per N and reports the highest N that holds
  * the bar (≤ 0.01 % lost inside callvault, every recording sealed and verified).
  */
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { G711Law } from '../daemon/media/g711.js';
-import { flag, lawOption, numberOption, stringOption } from './args.js';
+import { flag, lawOption, numberOption, optionalNumber, stringOption } from './args.js';
 import { sample, type ProcSample } from './load/procstat.js';
 import { SipClient, type SiprecCall } from './load/sipClient.js';
-import type { SenderLeg, SenderPlan, SenderResult } from './load/sender.js';
+import { overload } from './load/overload.js';
+import { Daemon, ENV, MAIN, pooled, quantile, runSender, sleep, type Mode } from './load/daemon.js';
+import type { SenderLeg, SenderResult } from './load/sender.js';
 import { report, type Row } from './report.js';
 
-const MAIN = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
-const SENDER = fileURLToPath(new URL('./load/sender.js', import.meta.url));
-const TOKEN = `bench-${randomInt(2 ** 47)}-token-0123456789`;
-/** The bench's throwaway instance: its own signing key under a passphrase that dies with it. */
-const ENV = { ...process.env, CALLVAULT_CONTROL_TOKEN: TOKEN, CALLVAULT_SIGNING_PASSPHRASE: `bench-${randomInt(2 ** 47)}-passphrase` };
 const seconds = numberOption('seconds', 60);
 const law: G711Law = lawOption();
 const impair = { loss: numberOption('loss', 0), reorder: numberOption('reorder', 0), jitterMs: numberOption('jitter-ms', 0) };
@@ -51,111 +49,6 @@ const cps = numberOption('cps', 20);
 const MAX_LOSS = 0.0001;
 /** RSS a call may gain between early in the run and its end and still count as not growing with length (RSS noise is a few KB a call). */
 const MAX_GROWTH_KB = 10;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
-
-/** Run `fn` over `items` with at most `n` in flight. */
-async function pooled<T, R>(items: readonly T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, items.length) }, async () => {
-      for (let i: number; (i = next++) < items.length; ) out[i] = await fn(items[i] as T);
-    }),
-  );
-  return out;
-}
-
-type Mode = 'http' | 'siprec';
-
-class Daemon {
-  control = '';
-  metrics = '';
-  sip = '';
-  private constructor(
-    readonly child: ChildProcess,
-    readonly dataDir: string,
-    readonly configFile: string,
-  ) {}
-
-  static async start(dir: string, calls: number, mode: Mode): Promise<Daemon> {
-    const dataDir = path.join(dir, 'data');
-    const configFile = path.join(dir, 'callvault.yaml');
-    await writeFile(
-      configFile,
-      `${[
-        'control:\n  listen: 127.0.0.1:0\n  maxBodyBytes: 65536',
-        'metrics:\n  listen: 127.0.0.1:0',
-        `media:\n  portMin: 20000\n  portMax: ${20000 + 2 * calls + 200}`,
-        `calls:\n  maxConcurrent: ${calls + 10}\n  minFreeDiskMB: 1`,
-        'logging:\n  level: info',
-        ...(mode === 'siprec' ? ['sip:\n  listen: 127.0.0.1:0\n  transports: [udp]\n  allowedSources: [127.0.0.1]'] : []),
-      ].join('\n')}\n`,
-    );
-    const child = spawn(process.execPath, [MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], {
-      env: ENV,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const d = new Daemon(child, dataDir, configFile);
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('the daemon did not start in 30 s')), 30_000);
-      child.once('exit', (code) => reject(new Error(`the daemon exited with ${code}`)));
-      createInterface({ input: child.stdout! }).on('line', (text) => {
-        let line: { msg?: string; level?: string; control?: string; metrics?: string; sip?: string };
-        try {
-          line = JSON.parse(text) as typeof line;
-        } catch {
-          return void process.stderr.write(`daemon: ${text}\n`);
-        }
-        if (line.metrics) d.metrics = `http://${line.metrics}`;
-        if (line.control) d.control = `http://${line.control}`;
-        if (line.sip) d.sip = line.sip;
-        if (line.level === 'error' || line.level === 'fatal') process.stderr.write(`daemon: ${text}\n`);
-        if (d.control && d.metrics && (mode === 'http' || d.sip)) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
-    return d;
-  }
-
-  async api(method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const res = await fetch(this.control + route, {
-      method,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  }
-
-  /** Sum of every sample of a counter or gauge. */
-  async metric(name: string): Promise<number> {
-    const text = await (await fetch(`${this.metrics}/metrics`)).text();
-    return text
-      .split('\n')
-      .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-      .reduce((s, l) => s + Number(l.split(' ').at(-1)), 0);
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    this.child.kill('SIGTERM');
-    await exited;
-  }
-}
-
-function runSender(plan: SenderPlan): Promise<SenderResult> {
-  return new Promise((resolve, reject) => {
-    const child = fork(SENDER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    child.once('message', (m) => resolve(m as SenderResult));
-    child.once('exit', (code) => (code ? reject(new Error(`the RTP sender exited with ${code}`)) : undefined));
-    child.send(plan);
-  });
-}
 
 interface StepResult {
   readonly mode: Mode;
@@ -434,4 +327,13 @@ async function main(): Promise<void> {
   );
 }
 
-await main();
+if (flag('overload'))
+  await overload({
+    capacity: numberOption('capacity', 500),
+    cps,
+    seconds,
+    law,
+    maxIngestLagMs: optionalNumber('max-lag-ms', 30),
+    maxEventLoopDelayMs: optionalNumber('max-loop-ms', null),
+  });
+else await main();

@@ -44,7 +44,8 @@ describe('control API under attack', () => {
     d = await DaemonProcess.start({
       yaml: testConfigYaml()
         .replace('listen: 127.0.0.1:0', 'listen: 127.0.0.1:0\n  maxConnections: 40\n  idleTimeoutSeconds: 1')
-        .replace('portMax: 29999', 'portMax: 20005\n  portQuarantineSeconds: 600'),
+        // Seven ports: the ingest probe's, two for the duplicate-start test's call, four for two calls.
+        .replace('portMax: 29999', 'portMax: 20006\n  portQuarantineSeconds: 600'),
     });
   });
   after(async () => {

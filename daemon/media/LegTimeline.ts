@@ -47,7 +47,7 @@ export interface LegTimelineOptions {
   readonly payloadKinds: ReadonlyMap<number, PayloadKind>;
   /** How far behind the call clock the file is written (the jitter window). */
   readonly delaySamples: number;
-  /** Ring capacity in samples; a power of two. */
+  /** Ring capacity in samples; a power of two (default: sized to the jitter window, ringSamplesFor). */
   readonly ringSamples?: number;
   /** Collect the keys pressed, for a profile that keeps them encrypted. */
   readonly keepDigits?: boolean;
@@ -63,6 +63,15 @@ export interface KeyedDigit {
 }
 
 const SEQ_WINDOW = 1024;
+/** Room in the ring beyond the jitter window: the largest packet, and how far a timestamp may disagree with the clock before the leg is re-anchored. */
+const RING_SLACK = 1280 + 6000;
+
+/** The smallest power-of-two ring that holds the jitter window plus RING_SLACK (8192 samples, 16 KB, for 80 ms). */
+export function ringSamplesFor(delaySamples: number): number {
+  let size = 1024;
+  while (size < delaySamples + RING_SLACK) size *= 2;
+  return size;
+}
 const MAX_SEQ_JUMP = 3000;
 /**
  * A packet further than this (2 s at 20 ms) ahead of or behind the highest
@@ -119,7 +128,7 @@ export class LegTimeline {
   private lastDtmfTs: number | undefined;
 
   constructor(private readonly opts: LegTimelineOptions) {
-    const size = opts.ringSamples ?? 16384;
+    const size = opts.ringSamples ?? ringSamplesFor(opts.delaySamples);
     if (size & (size - 1)) throw new RangeError(`ringSamples must be a power of two, got ${size}`);
     this.ring = new Int16Array(size);
     this.mask = size - 1;

@@ -4,7 +4,8 @@ import type { WriteGap } from './AudioWriterTypes.js';
 import { StreamingWriter } from './StreamingWriter.js';
 import { WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
 
-const FLUSH_BYTES = 16 * 1024;
+/** A quarter second of stereo: memory per call is this (plus a packet's worth), the disk sees writes of this size. */
+const FLUSH_BYTES = 8 * 1024;
 
 /**
  * Streams 16-bit PCM to a WAV file as the call runs. Memory is one pending
@@ -28,7 +29,7 @@ export class WavWriter extends StreamingWriter {
     private readonly fh: FileHandle,
   ) {
     super(file, channels, maxBacklogBytes);
-    this.#pending = Buffer.allocUnsafe(FLUSH_BYTES + 4096);
+    this.#pending = Buffer.allocUnsafe(FLUSH_BYTES + 6400);
   }
 
   /** Create the file (never overwriting one) with a provisional header. */

@@ -2,7 +2,9 @@
  * The load generator's RTP side, in its own process (as an SBC would be):
  * every leg gets one 20 ms G.711 packet per frame, paced on the wall clock,
  * with optional loss, reordering and jitter. Started with fork(); the plan
- * arrives over IPC and the counts go back the same way.
+ * arrives over IPC and the counts go back the same way. Legs may be added
+ * while it runs (`{ add: [...] }`, for calls admitted one by one): each sends
+ * from then until the plan's end.
  */
 import { createSocket } from 'node:dgram';
 import { encode, type G711Law } from '../../daemon/media/g711.js';
@@ -27,6 +29,11 @@ export interface SenderPlan {
   readonly jitterMs: number;
 }
 
+/** More legs for a running sender. */
+export interface SenderAdd {
+  readonly add: readonly SenderLeg[];
+}
+
 export interface SenderResult {
   /** Packets handed to the kernel and acknowledged by the send callback. */
   readonly sent: number;
@@ -45,12 +52,15 @@ function template(leg: SenderLeg): Buffer {
   return buildRtp({ marker: false, payloadType: leg.law === 'PCMU' ? 0 : 8, sequence: 0, timestamp: 0, ssrc: leg.ssrc }, encode(leg.law, pcm));
 }
 
-export async function send(plan: SenderPlan): Promise<SenderResult> {
+export async function send(plan: SenderPlan, more: (add: (legs: readonly SenderLeg[]) => void) => void = () => undefined): Promise<SenderResult> {
   const sock = createSocket({ type: 'udp4', sendBufferSize: 8 << 20 });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
-  const templates = plan.legs.map(template);
-  const seq0 = plan.legs.map(() => Math.floor(Math.random() * 65536));
-  const ts0 = plan.legs.map(() => Math.floor(Math.random() * 2 ** 32));
+  const legs = [...plan.legs];
+  const templates = legs.map(template);
+  const seq0 = legs.map(() => Math.floor(Math.random() * 65536));
+  const ts0 = legs.map(() => Math.floor(Math.random() * 2 ** 32));
+  /** The frame each leg starts at (0 for the plan's own). */
+  const from = legs.map(() => 0);
   const due = new Map<number, { leg: number; pkt: Buffer }[]>(); // by STEP_MS slot
   const frames = Math.round((plan.seconds * 1000) / 20);
   let made = 0;
@@ -60,6 +70,15 @@ export async function send(plan: SenderPlan): Promise<SenderResult> {
   let pending = 0;
   let maxLagMs = 0;
   const t0 = performance.now();
+  more((added) => {
+    for (const leg of added) {
+      legs.push(leg);
+      templates.push(template(leg));
+      seq0.push(Math.floor(Math.random() * 65536));
+      ts0.push(Math.floor(Math.random() * 2 ** 32));
+      from.push(made);
+    }
+  });
   const schedule = (atMs: number, leg: number, pkt: Buffer) => {
     const slot = Math.floor(atMs / STEP_MS);
     const list = due.get(slot);
@@ -73,12 +92,13 @@ export async function send(plan: SenderPlan): Promise<SenderResult> {
       for (; made < frames && made * 20 <= now; made++) {
         maxLagMs = Math.max(maxLagMs, now - made * 20);
         for (const [leg, tpl] of templates.entries()) {
+          if (made < from[leg]!) continue;
           if (plan.loss && Math.random() < plan.loss) {
             dropped++;
             continue;
           }
           const pkt = Buffer.from(tpl);
-          pkt.writeUInt16BE((seq0[leg]! + made) & 0xffff, 2);
+          pkt.writeUInt16BE((seq0[leg]! + made - from[leg]!) & 0xffff, 2);
           pkt.writeUInt32BE((ts0[leg]! + made * FRAME) >>> 0, 4);
           const late = plan.reorder && Math.random() < plan.reorder ? 21 : 0;
           schedule(made * 20 + late + Math.random() * plan.jitterMs, leg, pkt);
@@ -87,7 +107,7 @@ export async function send(plan: SenderPlan): Promise<SenderResult> {
       for (const end = Math.floor(now / STEP_MS); slot <= end; slot++) {
         for (const { leg, pkt } of due.get(slot) ?? []) {
           pending++;
-          sock.send(pkt, plan.legs[leg]!.port, '127.0.0.1', (err) => {
+          sock.send(pkt, legs[leg]!.port, '127.0.0.1', (err) => {
             pending--;
             if (err) sendErrors++;
             else sent++;
@@ -106,5 +126,6 @@ export async function send(plan: SenderPlan): Promise<SenderResult> {
 }
 
 process.once('message', (plan: SenderPlan) => {
-  void send(plan).then((r) => process.send?.(r, () => process.exit(0)));
+  const more = (add: (legs: readonly SenderLeg[]) => void) => process.on('message', (m: SenderAdd) => add(m.add));
+  void send(plan, more).then((r) => process.send?.(r, () => process.exit(0)));
 });

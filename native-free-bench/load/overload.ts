@@ -1,0 +1,145 @@
+/**
+ * `bench:load --overload`: more calls offered than the machine can take.
+ * A real daemon with admission on measured signals (calls.admission: ingest
+ * lag, event-loop delay), 1.5 × --capacity calls offered at --cps, each
+ * admitted call's RTP starting as soon as it is admitted and running to the
+ * end; then --seconds more with everything offered. Reports what was
+ * admitted and refused (every refusal must be 503), the admitted calls' loss
+ * inside callvault, calls shed, and the daemon's RSS at full capacity against
+ * the end (no growth while overloaded).
+ */
+import { randomInt } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { G711Law } from '../../daemon/media/g711.js';
+import { report, type Row } from '../report.js';
+import { Daemon, pooled, sleep, startSender } from './daemon.js';
+import { sample } from './procstat.js';
+
+export interface OverloadOptions {
+  readonly capacity: number;
+  readonly cps: number;
+  readonly seconds: number;
+  readonly law: G711Law;
+  /** calls.admission limits; null: not used. */
+  readonly maxIngestLagMs: number | null;
+  readonly maxEventLoopDelayMs: number | null;
+}
+
+const MAX_LOSS = 0.0001;
+const MAX_RSS_GROWTH = 0.1;
+
+export async function overload(o: OverloadOptions): Promise<void> {
+  const offered = Math.round(1.5 * o.capacity);
+  const dir = await mkdtemp(path.join(tmpdir(), 'callvault-bench-overload-'));
+  const limit = (key: string, v: number | null) => (v === null ? '' : `\n    ${key}: ${v}`);
+  const admission = `\n  admission:${limit('maxIngestLagMs', o.maxIngestLagMs)}${limit('maxEventLoopDelayMs', o.maxEventLoopDelayMs)}`;
+  const d = await Daemon.start(dir, offered, 'http', { calls: admission });
+  try {
+    const pid = d.child.pid as number;
+    await sleep(2000);
+    const idle = sample(pid);
+    const offerSeconds = offered / o.cps;
+    const sender = startSender({ legs: [], seconds: offerSeconds + o.seconds + 1, loss: 0, reorder: 0, jitterMs: 0 });
+    const t0 = performance.now();
+    const cpu0 = sample(pid);
+    const admitted: { callId: string; recordingId: string }[] = [];
+    const refused = new Map<string, number>();
+    let firstRefusalAt: number | null = null;
+    const offers = Array.from({ length: offered }, async (_, i) => {
+      await sleep(Math.max(0, t0 + (i * 1000) / o.cps - performance.now()));
+      const ssrc = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
+      const callId = `over-${i}`;
+      const r = await d.api('POST', '/v1/calls', {
+        callId,
+        direction: 'inbound',
+        caller: { number: `+4930${100000 + i}`, ssrc: ssrc.caller },
+        callee: { number: '+4989654321', ssrc: ssrc.callee },
+        codec: o.law,
+      });
+      if (r.status === 201) {
+        admitted.push({ callId, recordingId: r.body.recordingId as string });
+        sender.add([
+          { port: r.body.legs.caller.port as number, law: o.law, ssrc: ssrc.caller, freq: 300 + 50 * (i % 10) },
+          { port: r.body.legs.callee.port as number, law: o.law, ssrc: ssrc.callee, freq: 1000 + 50 * (i % 10) },
+        ]);
+        return;
+      }
+      firstRefusalAt ??= (performance.now() - t0) / 1000;
+      const key = `${r.status} ${r.body?.error ?? ''}`;
+      refused.set(key, (refused.get(key) ?? 0) + 1);
+    });
+    await Promise.all(offers);
+    // Everything offered: "full capacity" from here; the daemon's memory must not grow from now to the end.
+    await sleep(5000);
+    const full = sample(pid);
+    const fullAtS = (performance.now() - t0) / 1000;
+    const rss: number[] = [];
+    const sending = sender.result;
+    let done = false;
+    void sending.finally(() => (done = true));
+    while (!done) {
+      await sleep(1000);
+      rss.push(sample(pid).rssBytes);
+    }
+    const sent = await sending;
+    const cpu1 = sample(pid);
+    const end = rss.at(-2) ?? rss.at(-1) ?? cpu1.rssBytes;
+    const peak = Math.max(full.rssBytes, ...rss);
+    const cpuPct = (100 * (cpu1.cpuS - cpu0.cpuS)) / ((performance.now() - t0) / 1000);
+    const shed = await d.metric('callvault_calls_shed_total');
+    await pooled(admitted, 16, (c) => d.api('DELETE', `/v1/calls/${c.callId}`));
+    const [received, late] = [await d.metric('callvault_rtp_packets_received_total'), await d.metric('callvault_rtp_packets_late_total')];
+    const written = received - late;
+    const lossInside = sent.sent ? Math.max(0, sent.sent - written) / sent.sent : 1;
+    const refusedTotal = [...refused.values()].reduce((a, b) => a + b, 0);
+    const refused503 = [...refused].filter(([k]) => k.startsWith('503 ')).reduce((a, [, n]) => a + n, 0);
+    const mb = (b: number) => (b / 2 ** 20).toFixed(0);
+    const rows: Row[] = [
+      {
+        measure: `**${offered} calls offered** (1.5 × ${o.capacity}) at ${o.cps}/s, then ${o.seconds} s`,
+        figure: `${admitted.length} admitted, ${refusedTotal} refused`,
+        baseline: `first refusal ${firstRefusalAt === null ? 'never' : `${(firstRefusalAt as number).toFixed(0)} s in`}; refusals ${JSON.stringify(Object.fromEntries(refused))}; admission ${admission.trim().replace(/\n\s*/g, ' ')}`,
+      },
+      {
+        measure: '  every refused call got 503',
+        figure: `${refused503} / ${refusedTotal}`,
+        baseline: 'CAPACITY (measured load) or CALL_LIMIT',
+        met: refused503 === refusedTotal,
+      },
+      {
+        measure: '  admitted calls: packets lost inside callvault',
+        figure: `${(lossInside * 100).toFixed(4)} %`,
+        baseline: `${sent.sent.toLocaleString('en')} sent, ${written.toLocaleString('en')} written (${late} late); ${shed} calls shed; target ≤ 0.01 %`,
+        met: lossInside <= MAX_LOSS,
+      },
+      {
+        measure: '  daemon RSS at full capacity → end',
+        figure: `${mb(full.rssBytes)} → ${mb(end)} MB (peak ${mb(peak)})`,
+        baseline: `idle ${mb(idle.rssBytes)} MB; full capacity ${fullAtS.toFixed(0)} s in; target: end within ${MAX_RSS_GROWTH * 100} % of full capacity`,
+        met: end <= full.rssBytes * (1 + MAX_RSS_GROWTH),
+      },
+      {
+        measure: '  daemon CPU (main + pool + mediasoup workers)',
+        figure: `${cpuPct.toFixed(0)} % of one core`,
+        baseline: `generator worst lag ${sent.maxLagMs} ms, send errors ${sent.sendErrors}`,
+      },
+    ];
+    report('load-overload', `callvault offered 1.5 × its capacity (${o.capacity} calls), ${o.law}`, rows, {
+      ...o,
+      offered,
+      admitted: admitted.length,
+      refused: Object.fromEntries(refused),
+      sent,
+      written,
+      late,
+      shed,
+      rss: { idle: idle.rssBytes, full: full.rssBytes, end, peak },
+      cpuPct,
+    });
+  } finally {
+    await d.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
