@@ -181,16 +181,7 @@ async function step(calls: number, mode: Mode): Promise<StepResult> {
       const r = await d.api('DELETE', `/v1/calls/${c.callId}`);
       if (r.status !== 202) throw new Error(`end call ${c.callId}: ${r.status}`);
     });
-    // Seal every recording; a bounded wait (recordings that never seal are reported, not waited for forever).
-    const deadline = Date.now() + 120_000 + calls * 200;
-    const status = await pooled(started, 8, async (c) => {
-      for (;;) {
-        const r = await d.api('GET', `/v1/recordings/${c.recordingId}`);
-        if (r.status === 200 && r.body.sealedAt) return r.body;
-        if (Date.now() > deadline) return r.body;
-        await sleep(250);
-      }
-    });
+    const status = await d.sealed(started.map((c) => c.recordingId));
     const sealedList = status.filter((s) => s?.sealedAt);
     const latencies = sealedList.map((s) => Date.parse(s.sealedAt) - Date.parse(s.metadata.endedAt));
     // One stereo file as long as the call (announce to hang-up, which includes the RTP's --seconds).

@@ -59,6 +59,8 @@ export const ROLES: readonly LegRole[] = ['caller', 'callee'];
 export const OVERLOAD = 'OVERLOAD';
 /** A call shed and restored again and again keeps this many stretches (the metadata stays bounded). */
 const MAX_HELD_NOTED = 1000;
+/** Entries kept per list of pauses, SIPREC updates and stream changes. */
+const MAX_NOTES = 1000;
 const CHUNK = 1600;
 // Shared by all recordings: the event loop drains one recording at a time.
 const scratch: Record<LegRole, Int16Array> = { caller: new Int16Array(CHUNK), callee: new Int16Array(CHUNK) };
@@ -186,7 +188,7 @@ export class Recording {
     if (paused && since === undefined) this.#pausedSince.set(role, nowMs);
     else if (!paused && since !== undefined) {
       this.#pausedSince.delete(role);
-      (this.meta.pauses ??= []).push({ leg: role, fromMs: since, toMs: nowMs });
+      this.#note((this.meta.pauses ??= []), [{ leg: role, fromMs: since, toMs: nowMs }]);
     } else return;
     this.#lastPauseChangeMs = nowMs;
   }
@@ -210,11 +212,18 @@ export class Recording {
   ): void {
     const siprec = this.meta.siprec;
     if (!siprec) return;
-    (siprec.updates ??= []).push({ atMs: Math.round(this.clock(mono) / 8), at: new Date().toISOString(), method, participants });
+    this.#note((siprec.updates ??= []), [{ atMs: Math.round(this.clock(mono) / 8), at: new Date().toISOString(), method, participants }]);
     for (const role of ROLES) {
       const n = numbers[role];
       if (n) this.meta.legs[role].number = n;
     }
+  }
+
+  /** Keep `items` in a list of the metadata, up to MAX_NOTES: an SRC that re-offers forever cannot grow a recording's memory or metadata without bound. */
+  #note<T>(list: T[], items: readonly T[]): void {
+    const room = Math.max(0, MAX_NOTES - list.length);
+    list.push(...items.slice(0, room));
+    if (items.length > room) this.meta.notesOmitted = (this.meta.notesOmitted ?? 0) + items.length - room;
   }
 
   /** Stream changes in a SIPREC dialog, kept with their time. */
@@ -222,7 +231,10 @@ export class Recording {
     const siprec = this.meta.siprec;
     if (!siprec) return;
     const stamp = { atMs: Math.round(this.clock(mono) / 8), at: new Date().toISOString() };
-    (siprec.streamChanges ??= []).push(...changes.map((c) => ({ ...c, ...stamp })));
+    this.#note(
+      (siprec.streamChanges ??= []),
+      changes.map((c) => ({ ...c, ...stamp })),
+    );
   }
 
   /** Audio bytes handed to the writers so far, all files together. */

@@ -55,6 +55,8 @@ export interface RecordingMetadata {
   dtmf: (DtmfEvent & { leg: LegRole })[];
   /** Where audio could not be written (a full disk, an I/O error): silence in the file, and why. Absent in older recordings. */
   gaps?: GapMetadata[];
+  /** Pauses, SIPREC updates and stream changes past the 1,000 kept of each: counted, not kept. Absent when none. */
+  notesOmitted?: number;
   /** Where the SRC paused a stream (SIPREC a=inactive or port 0: hold, a card number spoken): silence, on the call clock. */
   pauses?: PauseMetadata[];
   files: FileMetadata[];

@@ -93,6 +93,19 @@ export class Daemon {
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   }
 
+  /** Each recording's status once sealed; a bounded wait (recordings that never seal are returned as they are, not waited for forever). */
+  sealed(recordingIds: readonly string[]): Promise<any[]> {
+    const deadline = Date.now() + 120_000 + recordingIds.length * 200;
+    return pooled(recordingIds, 8, async (id) => {
+      for (;;) {
+        const r = await this.api('GET', `/v1/recordings/${id}`);
+        if (r.status === 200 && r.body.sealedAt) return r.body;
+        if (Date.now() > deadline) return r.body;
+        await sleep(250);
+      }
+    });
+  }
+
   /** Sum of every sample of a counter or gauge. */
   async metric(name: string): Promise<number> {
     const text = await (await fetch(`${this.metrics}/metrics`)).text();

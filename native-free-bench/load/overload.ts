@@ -47,6 +47,23 @@ export async function overload(o: OverloadOptions): Promise<void> {
     const admitted: { callId: string; recordingId: string }[] = [];
     const refused = new Map<string, number>();
     let firstRefusalAt: number | null = null;
+    // The signals admission decides on, every second, for the JSON and the summary.
+    const series: { atS: number; lagMs: number; loopMs: number; active: number; shedNow: number }[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const text = await (await fetch(`${d.metrics}/metrics`)).text();
+        const get = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+        series.push({
+          atS: Math.round((performance.now() - t0) / 100) / 10,
+          lagMs: get(/callvault_capacity_signal\{signal="ingest_lag_ms"\} (\S+)/),
+          loopMs: get(/callvault_capacity_signal\{signal="event_loop_delay_ms"\} (\S+)/),
+          active: get(/^callvault_active_calls (\S+)/m),
+          shedNow: get(/^callvault_calls_shed (\S+)/m),
+        });
+        await sleep(1000);
+      }
+    })();
     const offers = Array.from({ length: offered }, async (_, i) => {
       await sleep(Math.max(0, t0 + (i * 1000) / o.cps - performance.now()));
       const ssrc = { caller: randomInt(1, 2 ** 31), callee: randomInt(1, 2 ** 31) };
@@ -84,12 +101,20 @@ export async function overload(o: OverloadOptions): Promise<void> {
       rss.push(sample(pid).rssBytes);
     }
     const sent = await sending;
+    sampling = false;
+    await sampler;
+    const worst = (from: number, to: number, k: 'lagMs' | 'loopMs') =>
+      Math.max(0, ...series.filter((x) => x.atS >= from && x.atS < to).map((x) => x[k])).toFixed(0);
     const cpu1 = sample(pid);
     const end = rss.at(-2) ?? rss.at(-1) ?? cpu1.rssBytes;
     const peak = Math.max(full.rssBytes, ...rss);
     const cpuPct = (100 * (cpu1.cpuS - cpu0.cpuS)) / ((performance.now() - t0) / 1000);
     const shed = await d.metric('callvault_calls_shed_total');
     await pooled(admitted, 16, (c) => d.api('DELETE', `/v1/calls/${c.callId}`));
+    // The counters of a call move from live to finished when it is closed: read them once every one is.
+    const status = await d.sealed(admitted.map((c) => c.recordingId));
+    const sealed = status.filter((st) => st?.sealedAt).length;
+    const overloadGaps = status.filter((st) => st?.metadata?.gaps?.some((g: { code: string }) => g.code === 'OVERLOAD')).length;
     const [received, late] = [await d.metric('callvault_rtp_packets_received_total'), await d.metric('callvault_rtp_packets_late_total')];
     const written = received - late;
     const lossInside = sent.sent ? Math.max(0, sent.sent - written) / sent.sent : 1;
@@ -111,7 +136,7 @@ export async function overload(o: OverloadOptions): Promise<void> {
       {
         measure: '  admitted calls: packets lost inside callvault',
         figure: `${(lossInside * 100).toFixed(4)} %`,
-        baseline: `${sent.sent.toLocaleString('en')} sent, ${written.toLocaleString('en')} written (${late} late); ${shed} calls shed; target ≤ 0.01 %`,
+        baseline: `${sent.sent.toLocaleString('en')} sent, ${written.toLocaleString('en')} written (${late} late); ${shed} times a call was shed, ${overloadGaps} recordings with an OVERLOAD gap; ${sealed} / ${admitted.length} sealed; target ≤ 0.01 %`,
         met: lossInside <= MAX_LOSS,
       },
       {
@@ -119,6 +144,11 @@ export async function overload(o: OverloadOptions): Promise<void> {
         figure: `${mb(full.rssBytes)} → ${mb(end)} MB (peak ${mb(peak)})`,
         baseline: `idle ${mb(idle.rssBytes)} MB; full capacity ${fullAtS.toFixed(0)} s in; target: end within ${MAX_RSS_GROWTH * 100} % of full capacity`,
         met: end <= full.rssBytes * (1 + MAX_RSS_GROWTH),
+      },
+      {
+        measure: '  worst ingest lag / event-loop p99, offering → hold',
+        figure: `${worst(0, offerSeconds, 'lagMs')} / ${worst(0, offerSeconds, 'loopMs')} ms → ${worst(offerSeconds, Infinity, 'lagMs')} / ${worst(offerSeconds, Infinity, 'loopMs')} ms`,
+        baseline: `most calls shed at once ${Math.max(0, ...series.map((x) => x.shedNow))}; media.maxIngestLagMs 1000`,
       },
       {
         measure: '  daemon CPU (main + pool + mediasoup workers)',
@@ -135,8 +165,11 @@ export async function overload(o: OverloadOptions): Promise<void> {
       written,
       late,
       shed,
+      sealed,
+      overloadGaps,
       rss: { idle: idle.rssBytes, full: full.rssBytes, end, peak },
       cpuPct,
+      series,
     });
   } finally {
     await d.stop();
