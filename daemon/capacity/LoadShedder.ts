@@ -11,9 +11,22 @@ export interface SheddableCall {
 /** Of a worker's calls, the share shed (at least one) each time its lag is over the limit, and restored each time it is well under. */
 const SHED_SHARE = 0.05;
 const RESTORE_SHARE = 0.02;
-/** What shedding did takes a moment to show in the lag: act at most this often per worker. */
+/**
+ * What shedding did shows in the lag only once the packets queued before it
+ * are handled: probes sent after a shed come back a lag later. So a worker
+ * is shed again only after that long (at least SHED_COOLDOWN_MS), and only
+ * if its lag has not fallen by a tenth since — a queue that is draining is
+ * left to drain, not answered with more shedding.
+ */
 const SHED_COOLDOWN_MS = 500;
+const STILL_HIGH = 0.9;
 const RESTORE_COOLDOWN_MS = 1000;
+
+interface LastAction {
+  readonly at: number;
+  readonly shed: boolean;
+  readonly lagMs: number;
+}
 
 /**
  * The last line when admission was not enough (a burst, a machine slower
@@ -24,7 +37,7 @@ const RESTORE_COOLDOWN_MS = 1000;
  * are restored, oldest first, once the lag is under half the limit.
  */
 export class LoadShedder {
-  readonly #lastAction = new Map<number, number>();
+  readonly #lastAction = new Map<number, LastAction>();
 
   constructor(
     private maxLagMs: number | null,
@@ -48,15 +61,19 @@ export class LoadShedder {
     const mine = [...this.calls()].filter((c) => c.workerPids.includes(workerPid));
     const restoring = max === null || lagMs < max / 2;
     if (!restoring && lagMs <= max) return 0;
-    const last = this.#lastAction.get(workerPid) ?? -Infinity;
-    if (now - last < (restoring ? RESTORE_COOLDOWN_MS : SHED_COOLDOWN_MS)) return 0;
+    const last = this.#lastAction.get(workerPid);
+    if (last) {
+      const since = now - last.at;
+      if (restoring ? since < RESTORE_COOLDOWN_MS : since < Math.max(SHED_COOLDOWN_MS, last.shed ? last.lagMs : 0)) return 0;
+      if (!restoring && last.shed && lagMs < last.lagMs * STILL_HIGH) return 0;
+    }
     const candidates = mine
       .filter((c) => c.held === restoring)
       .sort((a, b) => (restoring ? a.startedMono - b.startedMono : b.startedMono - a.startedMono));
     if (candidates.length === 0) return 0;
     const n = Math.min(candidates.length, Math.max(1, Math.ceil(mine.length * (restoring ? RESTORE_SHARE : SHED_SHARE))));
     for (const c of candidates.slice(0, n)) c.hold(!restoring);
-    this.#lastAction.set(workerPid, now);
+    this.#lastAction.set(workerPid, { at: now, shed: !restoring, lagMs });
     return restoring ? -n : n;
   }
 }
