@@ -19,7 +19,7 @@
  * and reports INVITE → 200 OK p50/p99 and the CPU per call against the HTTP
  * run as baseline.
  *
- * --overload [--capacity 500] [--cps 20] [--max-lag-ms 30] [--max-loop-ms none] offers 1.5 × the
+ * --overload [--capacity 500] [--cps 20] [--max-lag-ms 30] [--max-loop-ms none] [--max-elu none] offers 1.5 × the
  * capacity with admission on those measured signals (load/overload.ts).
  *
  * --ramp runs one fresh daemon per N and reports the highest N that holds
@@ -326,5 +326,6 @@ if (flag('overload'))
     law,
     maxIngestLagMs: optionalNumber('max-lag-ms', 30),
     maxEventLoopDelayMs: optionalNumber('max-loop-ms', null),
+    maxEventLoopUtilization: optionalNumber('max-elu', null),
   });
 else await main();

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DaemonProcess, sendRtp, startCall, testConfigYaml, TOKEN } from './support/daemon.js';
+import { DaemonProcess, requestCall, sendRtp, startCall, testConfigYaml, TOKEN } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
 import { CpuThrottle } from './support/cpuThrottle.js';
 import { toneStream } from './support/rtpPlan.js';
@@ -72,7 +72,7 @@ test('admission: past the measured packet limit the next call gets 503 CAPACITY 
   }
 });
 
-test('overload: while packets wait past media.maxIngestLagMs (the daemon held to 1 % of a core) the newest calls are shed, their recordings mark the OVERLOAD gap, and they are recorded again once the lag is down; the oldest call is never shed', async () => {
+test("overload: while packets wait past media.maxIngestLagMs (the daemon held to 1 % of a core) the newest calls are shed, their recordings mark the OVERLOAD gap, and they are recorded again once the lag is down; the oldest call is never shed; a new call is refused on the event loop's utilization meanwhile", async () => {
   const yaml = testConfigYaml().replace('media:\n', 'media:\n  maxIngestLagMs: 300\n');
   const d = await DaemonProcess.start({ yaml });
   const throttle = await CpuThrottle.create(`callvault-shed-${process.pid}`);
@@ -85,16 +85,22 @@ test('overload: while packets wait past media.maxIngestLagMs (the daemon held to
     for (let i = 0; i < n; i++) started.push(await startCall(d, { callId: `shed-${i + 1}`, callerSsrc: ssrc(i, 0), calleeSsrc: ssrc(i, 1) }));
     const sending = sendRtp({
       streams: started.flatMap((c, i) => [
-        toneStream(c.legs.caller.port, 400 + i * 100, { durationMs: 14_000, ssrc: ssrc(i, 0) }),
-        toneStream(c.legs.callee.port, 1000 + i * 100, { durationMs: 14_000, ssrc: ssrc(i, 1) }),
+        toneStream(c.legs.caller.port, 400 + i * 100, { durationMs: 18_000, ssrc: ssrc(i, 0) }),
+        toneStream(c.legs.callee.port, 1000 + i * 100, { durationMs: 18_000, ssrc: ssrc(i, 1) }),
       ]),
     });
     await sleep(2000);
-    // The daemon gets 1 % of a core for 4 s: its worker goes on receiving, the packets queue up in front of it.
+    // The daemon gets 1 % of a core for about 7 s: its worker goes on receiving, the packets queue up in front of it.
     await throttle.limit(pid, 1);
     const shed = await d.waitFor((l) => l.msg.startsWith('overload: packets wait too long'), 8000);
     assert.ok((shed.lagMs as number) > 300, `lag when shedding: ${shed.lagMs} ms`);
-    await sleep(3000);
+    // Utilization is taken over 5 s: by then the loop has been busy all along.
+    await sleep(5000);
+    // Meanwhile a new call is refused on the event loop's utilization (calls.admission's default 0.75).
+    const refused = await requestCall(d, { callId: 'shed-refused' });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body.error, 'CAPACITY');
+    assert.match(refused.body.message, /eventLoopUtilization would be 0\.\d+ with this call, over calls.admission's 0.75/);
     await throttle.release();
     await d.waitFor((l) => l.msg === 'load down again: shed calls are recorded again', 8000);
     await sending;

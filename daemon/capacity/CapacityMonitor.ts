@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance as perf, type EventLoopUtilization } from 'node:perf_hooks';
 
 type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
 import type { AdmissionConfig, AdmissionVerdict, CapacitySignal, CapacitySignals } from './CapacityTypes.js';
@@ -7,10 +7,15 @@ import type { AdmissionConfig, AdmissionVerdict, CapacitySignal, CapacitySignals
 export type LiveCounters = () => ReadonlyMap<string, { readonly received: number; readonly late: number }>;
 
 const WINDOW_MS = 1000;
+/** The event loop's utilization is taken over this many windows: one busy second (a burst of set-ups, a collection) is not the load. */
+const ELU_WINDOWS = 5;
+/** A signal that refused a call admits again only below this share of its limit, so admission at the edge does not flap call by call. */
+const HYSTERESIS = 0.95;
 
 /**
  * Measures, once a second, what decides whether one more call fits: how
- * long packets wait between a mediasoup worker and us, the event loop's delay, the packets placed per second and how many of them
+ * long packets wait between a mediasoup worker and us, how busy the event
+ * loop was and its delay, the packets placed per second and how many of them
  * came too late, the pool's queue. Admission (`admit`) refuses a new call
  * when a signal is past its limit — the calls already running are never cut
  * to make room — and says which signal and when to try again, so the SRC or
@@ -18,10 +23,13 @@ const WINDOW_MS = 1000;
  * degrading at once.
  */
 export class CapacityMonitor {
-  #signals: CapacitySignals = { ingestLagMs: 0, eventLoopDelayMs: 0, packetsPerSecond: 0, lateRatio: 0, poolQueue: 0 };
+  #signals: CapacitySignals = { ingestLagMs: 0, eventLoopUtilization: 0, eventLoopDelayMs: 0, packetsPerSecond: 0, lateRatio: 0, poolQueue: 0 };
   #prev = new Map<string, { received: number; late: number }>();
   #histogram: IntervalHistogram | null = null;
   #timer: NodeJS.Timeout | undefined;
+  /** Snapshots of the event loop's utilization, one per window, oldest first. */
+  #elu: EventLoopUtilization[] = [];
+  readonly #refusing = new Set<CapacitySignal>();
   #last = 0;
 
   constructor(
@@ -36,6 +44,7 @@ export class CapacityMonitor {
     this.#histogram = monitorEventLoopDelay({ resolution: 10 });
     this.#histogram.enable();
     this.#last = performance.now();
+    this.#elu = [perf.eventLoopUtilization()];
     this.#timer = setInterval(() => this.#sample(), WINDOW_MS).unref();
   }
 
@@ -60,11 +69,17 @@ export class CapacityMonitor {
   }
 
   admit(): AdmissionVerdict {
+    let verdict: AdmissionVerdict = { admit: true };
     for (const [signal, limit] of this.#limits()) {
       const value = this.#projected(signal);
-      if (value > limit) return { admit: false, signal, value, limit, retryAfterSeconds: signal === 'poolQueue' ? 30 : 10 };
+      const over = value > (this.#refusing.has(signal) ? limit * HYSTERESIS : limit);
+      if (!over) this.#refusing.delete(signal);
+      else {
+        this.#refusing.add(signal);
+        if (verdict.admit) verdict = { admit: false, signal, value, limit, retryAfterSeconds: signal === 'poolQueue' ? 30 : 10 };
+      }
     }
-    return { admit: true };
+    return verdict;
   }
 
   /** A signal as it would be with one more call (only the packet rate grows by a call's share). */
@@ -76,6 +91,7 @@ export class CapacityMonitor {
     const c = this.config;
     const all: [CapacitySignal, number | null][] = [
       ['ingestLagMs', c.maxIngestLagMs],
+      ['eventLoopUtilization', c.maxEventLoopUtilization],
       ['eventLoopDelayMs', c.maxEventLoopDelayMs],
       ['packetsPerSecond', c.maxPacketsPerSecond],
       ['lateRatio', c.maxLateRatio],
@@ -98,8 +114,13 @@ export class CapacityMonitor {
     }
     this.#prev = new Map([...counters].map(([id, c]) => [id, { received: c.received, late: c.late }]));
     const h = this.#histogram;
+    const elu = perf.eventLoopUtilization();
+    const oldest = this.#elu[0];
+    const window = oldest ? perf.eventLoopUtilization(elu, oldest) : elu;
+    this.#elu = [...this.#elu, elu].slice(-ELU_WINDOWS);
     this.#signals = {
       ingestLagMs: this.ingestLag(),
+      eventLoopUtilization: window.utilization,
       eventLoopDelayMs: h ? h.percentile(99) / 1e6 : 0,
       packetsPerSecond: received / seconds,
       lateRatio: received + late ? late / (received + late) : 0,

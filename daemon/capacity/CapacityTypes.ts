@@ -2,6 +2,8 @@
 export interface CapacitySignals {
   /** Worst ingest lag of any worker (IngestProbe): how long a packet the worker received waited for the thread that handles it. */
   readonly ingestLagMs: number;
+  /** Share of the last 5 s the event loop was busy (0–1): at 1 the thread that handles every packet has no time left and queues grow. */
+  readonly eventLoopUtilization: number;
   /** p99 of the event loop's delay: how late the thread that handles every packet runs what is due. */
   readonly eventLoopDelayMs: number;
   /** RTP packets placed on call timelines per second. */
@@ -17,6 +19,7 @@ export type CapacitySignal = keyof CapacitySignals;
 /** `calls.admission`: a limit per signal, null = that signal does not refuse calls. */
 export interface AdmissionConfig {
   readonly maxIngestLagMs: number | null;
+  readonly maxEventLoopUtilization: number | null;
   readonly maxEventLoopDelayMs: number | null;
   readonly maxPacketsPerSecond: number | null;
   readonly maxLateRatio: number | null;

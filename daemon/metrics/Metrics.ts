@@ -291,12 +291,13 @@ export class Metrics {
     const registers = [this.registry];
     new Gauge({
       name: 'callvault_capacity_signal',
-      help: 'What admission measures each second: ingest_lag_ms (worst of any worker), event_loop_delay_ms (p99), packets_per_second, late_ratio, pool_queue.',
+      help: 'What admission measures each second: ingest_lag_ms (worst of any worker), event_loop_utilization (0-1), event_loop_delay_ms (p99), packets_per_second, late_ratio, pool_queue.',
       labelNames: ['signal'],
       registers,
       collect() {
         const s = capacity.signals;
         this.set({ signal: 'ingest_lag_ms' }, s.ingestLagMs);
+        this.set({ signal: 'event_loop_utilization' }, s.eventLoopUtilization);
         this.set({ signal: 'event_loop_delay_ms' }, s.eventLoopDelayMs);
         this.set({ signal: 'packets_per_second' }, s.packetsPerSecond);
         this.set({ signal: 'late_ratio' }, s.lateRatio);

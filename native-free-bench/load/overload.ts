@@ -25,6 +25,7 @@ export interface OverloadOptions {
   /** calls.admission limits; null: not used. */
   readonly maxIngestLagMs: number | null;
   readonly maxEventLoopDelayMs: number | null;
+  readonly maxEventLoopUtilization: number | null;
 }
 
 const MAX_LOSS = 0.0001;
@@ -34,7 +35,7 @@ export async function overload(o: OverloadOptions): Promise<void> {
   const offered = Math.round(1.5 * o.capacity);
   const dir = await mkdtemp(path.join(tmpdir(), 'callvault-bench-overload-'));
   const limit = (key: string, v: number | null) => (v === null ? '' : `\n    ${key}: ${v}`);
-  const admission = `\n  admission:${limit('maxIngestLagMs', o.maxIngestLagMs)}${limit('maxEventLoopDelayMs', o.maxEventLoopDelayMs)}`;
+  const admission = `\n  admission:${limit('maxIngestLagMs', o.maxIngestLagMs)}${limit('maxEventLoopDelayMs', o.maxEventLoopDelayMs)}${limit('maxEventLoopUtilization', o.maxEventLoopUtilization)}`;
   const d = await Daemon.start(dir, offered, 'http', { calls: admission });
   try {
     const pid = d.child.pid as number;
@@ -48,7 +49,7 @@ export async function overload(o: OverloadOptions): Promise<void> {
     const refused = new Map<string, number>();
     let firstRefusalAt: number | null = null;
     // The signals admission decides on, every second, for the JSON and the summary.
-    const series: { atS: number; lagMs: number; loopMs: number; active: number; shedNow: number }[] = [];
+    const series: { atS: number; lagMs: number; loopMs: number; elu: number; active: number; shedNow: number }[] = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
@@ -58,6 +59,7 @@ export async function overload(o: OverloadOptions): Promise<void> {
           atS: Math.round((performance.now() - t0) / 100) / 10,
           lagMs: get(/callvault_capacity_signal\{signal="ingest_lag_ms"\} (\S+)/),
           loopMs: get(/callvault_capacity_signal\{signal="event_loop_delay_ms"\} (\S+)/),
+          elu: get(/callvault_capacity_signal\{signal="event_loop_utilization"\} (\S+)/),
           active: get(/^callvault_active_calls (\S+)/m),
           shedNow: get(/^callvault_calls_shed (\S+)/m),
         });
@@ -103,8 +105,8 @@ export async function overload(o: OverloadOptions): Promise<void> {
     const sent = await sending;
     sampling = false;
     await sampler;
-    const worst = (from: number, to: number, k: 'lagMs' | 'loopMs') =>
-      Math.max(0, ...series.filter((x) => x.atS >= from && x.atS < to).map((x) => x[k])).toFixed(0);
+    const worst = (from: number, to: number, k: 'lagMs' | 'loopMs' | 'elu') =>
+      Math.max(0, ...series.filter((x) => x.atS >= from && x.atS < to).map((x) => x[k])).toFixed(k === 'elu' ? 2 : 0);
     const cpu1 = sample(pid);
     const end = rss.at(-2) ?? rss.at(-1) ?? cpu1.rssBytes;
     const peak = Math.max(full.rssBytes, ...rss);
@@ -146,8 +148,8 @@ export async function overload(o: OverloadOptions): Promise<void> {
         met: end <= full.rssBytes * (1 + MAX_RSS_GROWTH),
       },
       {
-        measure: '  worst ingest lag / event-loop p99, offering → hold',
-        figure: `${worst(0, offerSeconds, 'lagMs')} / ${worst(0, offerSeconds, 'loopMs')} ms → ${worst(offerSeconds, Infinity, 'lagMs')} / ${worst(offerSeconds, Infinity, 'loopMs')} ms`,
+        measure: '  worst ingest lag / event-loop p99 / event-loop utilization, offering → hold',
+        figure: `${worst(0, offerSeconds, 'lagMs')} ms / ${worst(0, offerSeconds, 'loopMs')} ms / ${worst(0, offerSeconds, 'elu')} → ${worst(offerSeconds, Infinity, 'lagMs')} ms / ${worst(offerSeconds, Infinity, 'loopMs')} ms / ${worst(offerSeconds, Infinity, 'elu')}`,
         baseline: `most calls shed at once ${Math.max(0, ...series.map((x) => x.shedNow))}; media.maxIngestLagMs 1000`,
       },
       {
