@@ -159,7 +159,7 @@ export class Daemon {
       this.config.calls.admission,
       () => recorder.liveCounters(),
       () => pool.queueSize,
-      () => ingest.takeWorstLagMs(),
+      () => ingest.ingestLagMs,
     );
     this.capacity.start();
     this.recorder.admitBy(this.capacity);

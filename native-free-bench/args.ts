@@ -6,10 +6,10 @@ export function numberOption(name: string, dflt: number): number {
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 }
 
-/** A number, or `none` for null. */
-export function optionalNumber(name: string, dflt: number | null): number | null {
+/** A number, `none` for null, undefined when not given. */
+export function optionalNumber(name: string): number | null | undefined {
   const v = stringOption(name);
-  return v === undefined ? dflt : v === 'none' ? null : Number(v);
+  return v === undefined ? undefined : v === 'none' ? null : Number(v);
 }
 
 export function stringOption(name: string): string | undefined {

@@ -19,8 +19,8 @@
  * and reports INVITE → 200 OK p50/p99 and the CPU per call against the HTTP
  * run as baseline.
  *
- * --overload [--capacity 500] [--cps 20] [--max-lag-ms 30] [--max-loop-ms none] [--max-elu none] offers 1.5 × the
- * capacity with admission on those measured signals (load/overload.ts).
+ * --overload [--capacity 500] [--cps 20] [--max-lag-ms N|none] [--max-loop-ms N|none] [--max-elu F|none]
+ * offers 1.5 × the capacity with admission on those signals, the daemon's defaults for the others (load/overload.ts).
  *
  * --ramp runs one fresh daemon per N and reports the highest N that holds
  * the bar (≤ 0.01 % lost inside callvault, every recording sealed and verified).
@@ -324,8 +324,8 @@ if (flag('overload'))
     cps,
     seconds,
     law,
-    maxIngestLagMs: optionalNumber('max-lag-ms', 30),
-    maxEventLoopDelayMs: optionalNumber('max-loop-ms', null),
-    maxEventLoopUtilization: optionalNumber('max-elu', null),
+    maxIngestLagMs: optionalNumber('max-lag-ms'),
+    maxEventLoopDelayMs: optionalNumber('max-loop-ms'),
+    maxEventLoopUtilization: optionalNumber('max-elu'),
   });
 else await main();

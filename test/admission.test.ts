@@ -74,6 +74,7 @@ test('admission: past the measured packet limit the next call gets 503 CAPACITY 
 
 test("overload: while packets wait past media.maxIngestLagMs (the daemon held to 1 % of a core) the newest calls are shed, their recordings mark the OVERLOAD gap, and they are recorded again once the lag is down; the oldest call is never shed; a new call is refused on the event loop's utilization meanwhile", async () => {
   const yaml = testConfigYaml().replace('media:\n', 'media:\n  maxIngestLagMs: 300\n');
+  // calls.admission as by default (the event loop's utilization, 0.75).
   const d = await DaemonProcess.start({ yaml });
   const throttle = await CpuThrottle.create(`callvault-shed-${process.pid}`);
   const pid = d.child.pid as number;
@@ -96,11 +97,11 @@ test("overload: while packets wait past media.maxIngestLagMs (the daemon held to
     assert.ok((shed.lagMs as number) > 300, `lag when shedding: ${shed.lagMs} ms`);
     // Utilization is taken over 5 s: by then the loop has been busy all along.
     await sleep(5000);
-    // Meanwhile a new call is refused on the event loop's utilization (calls.admission's default 0.75).
+    // Meanwhile a new call is refused: the loop has been busy all along (the lag may be down again, calls being shed).
     const refused = await requestCall(d, { callId: 'shed-refused' });
     assert.equal(refused.status, 503);
     assert.equal(refused.body.error, 'CAPACITY');
-    assert.match(refused.body.message, /eventLoopUtilization would be 0\.\d+ with this call, over calls.admission's 0.75/);
+    assert.match(refused.body.message, /^at capacity: .*eventLoopUtilization would be 0\.\d+(?: with this call)?, over (?:calls.admission's )?0.75/);
     await throttle.release();
     await d.waitFor((l) => l.msg === 'load down again: shed calls are recorded again', 8000);
     await sending;
@@ -124,6 +125,39 @@ test("overload: while packets wait past media.maxIngestLagMs (the daemon held to
     const last = meta[n - 1].legs;
     const expectedAfter = ((meta[n - 1].durationMs - gap.toMs - 1500) / 20) * 2;
     assert.ok(last.caller.received + last.callee.received > expectedAfter, 'recorded again after the gap');
+  } finally {
+    await throttle.remove(pid);
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('admission on the ingest lag (calls.admission.maxIngestLagMs 50): while packets queue up in front of the daemon (held to 1 % of a core) a new call gets 503 CAPACITY naming it', async () => {
+  // Shedding out of the way (at most 60 s), so the queue builds and stays.
+  const yaml = testConfigYaml()
+    .replace('media:\n', 'media:\n  maxIngestLagMs: 60000\n')
+    .replace('calls:\n', 'calls:\n  admission:\n    maxIngestLagMs: 50\n    maxEventLoopUtilization: null\n');
+  const d = await DaemonProcess.start({ yaml });
+  const throttle = await CpuThrottle.create(`callvault-lag-${process.pid}`);
+  const pid = d.child.pid as number;
+  try {
+    const started = [];
+    for (let i = 0; i < 6; i++) started.push(await startCall(d, { callId: `lag-${i}`, callerSsrc: 3000 + i, calleeSsrc: 3100 + i }));
+    const sending = sendRtp({
+      streams: started.flatMap((c, i) => [
+        toneStream(c.legs.caller.port, 400, { durationMs: 12_000, ssrc: 3000 + i }),
+        toneStream(c.legs.callee.port, 1000, { durationMs: 12_000, ssrc: 3100 + i }),
+      ]),
+    });
+    await sleep(1500);
+    assert.equal((await requestCall(d, { callId: 'lag-ok' })).status, 201, 'admitted while the lag is low');
+    await throttle.limit(pid, 1);
+    await sleep(6000); // the median of 5 s of probes is past 50 ms by now
+    const refused = await requestCall(d, { callId: 'lag-refused' });
+    await throttle.release();
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body.error, 'CAPACITY');
+    assert.match(refused.body.message, /^at capacity: ingestLagMs would be \d+ with this call, over calls.admission's 50$/);
+    await sending;
   } finally {
     await throttle.remove(pid);
     assert.equal(await d.stop(), 0);

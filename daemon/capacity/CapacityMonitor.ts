@@ -36,7 +36,7 @@ export class CapacityMonitor {
     private config: AdmissionConfig,
     private readonly live: LiveCounters,
     private readonly poolQueue: () => number,
-    /** The worst ingest lag since the last call. */
+    /** The ingest lag now (MediaIngest.ingestLagMs). */
     private readonly ingestLag: () => number,
   ) {}
 
@@ -69,17 +69,17 @@ export class CapacityMonitor {
   }
 
   admit(): AdmissionVerdict {
-    let verdict: AdmissionVerdict = { admit: true };
+    const over: { signal: CapacitySignal; value: number; limit: number }[] = [];
     for (const [signal, limit] of this.#limits()) {
       const value = this.#projected(signal);
-      const over = value > (this.#refusing.has(signal) ? limit * HYSTERESIS : limit);
-      if (!over) this.#refusing.delete(signal);
-      else {
+      if (value > (this.#refusing.has(signal) ? limit * HYSTERESIS : limit)) {
         this.#refusing.add(signal);
-        if (verdict.admit) verdict = { admit: false, signal, value, limit, retryAfterSeconds: signal === 'poolQueue' ? 30 : 10 };
-      }
+        over.push({ signal, value, limit });
+      } else this.#refusing.delete(signal);
     }
-    return verdict;
+    const [first] = over;
+    if (!first) return { admit: true };
+    return { admit: false, ...first, over, retryAfterSeconds: over.some((o) => o.signal === 'poolQueue') ? 30 : 10 };
   }
 
   /** A signal as it would be with one more call (only the packet rate grows by a call's share). */

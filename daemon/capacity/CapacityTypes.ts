@@ -1,6 +1,6 @@
 /** What the monitor measures, over its last one-second window. */
 export interface CapacitySignals {
-  /** Worst ingest lag of any worker (IngestProbe): how long a packet the worker received waited for the thread that handles it. */
+  /** Ingest lag (IngestProbe) of the worker that lags most, the median of its last 5 s: how long a packet the worker received waits for the thread that handles it. */
   readonly ingestLagMs: number;
   /** Share of the last 5 s the event loop was busy (0–1): at 1 the thread that handles every packet has no time left and queues grow. */
   readonly eventLoopUtilization: number;
@@ -30,4 +30,12 @@ export interface AdmissionConfig {
 
 export type AdmissionVerdict =
   | { readonly admit: true }
-  | { readonly admit: false; readonly signal: CapacitySignal; readonly value: number; readonly limit: number; readonly retryAfterSeconds: number };
+  | {
+      readonly admit: false;
+      readonly signal: CapacitySignal;
+      readonly value: number;
+      readonly limit: number;
+      readonly retryAfterSeconds: number;
+      /** Every signal over its limit, the first being `signal`. */
+      readonly over: readonly { readonly signal: CapacitySignal; readonly value: number; readonly limit: number }[];
+    };

@@ -6,6 +6,8 @@ export const PROBE_INTERVAL_MS = 100;
 const PROBE_SSRC = 0x0ca11fa1;
 /** Probes remembered by number; one not back after this many intervals counts by its age alone. */
 const RING = 256;
+/** The probes sent in the last 5 s give the median lag: a queue that builds moves it, one burst does not. */
+const RECENT_MS = 5000;
 
 /**
  * Measures a worker's ingest lag: how long a packet the worker has received
@@ -25,7 +27,8 @@ export class IngestProbe {
   /** Number of the newest probe handled. */
   #back = -1;
   #lastLagMs = 0;
-  #worstMs = 0;
+  /** Each probe's lag by number; NaN while it is not back. */
+  readonly #lagOf = new Float64Array(RING).fill(Number.NaN);
   #timer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -69,11 +72,19 @@ export class IngestProbe {
     return Math.max(this.#lastLagMs, performance.now() - (this.#sentAt[waiting % RING] as number));
   }
 
-  /** The worst lag since the last call. */
-  takeWorst(): number {
-    const worst = Math.max(this.#worstMs, this.lagMs);
-    this.#worstMs = 0;
-    return worst;
+  /** The median lag of the probes sent in the last 5 s, those not back yet counted by their age (a channel that stopped moving counts as it is). */
+  get recentMedianMs(): number {
+    const now = performance.now();
+    const lags: number[] = [];
+    for (let n = this.#next - 1; n >= 0 && n > this.#next - RING; n--) {
+      const sent = this.#sentAt[n % RING] as number;
+      if (now - sent > RECENT_MS) break;
+      const lag = this.#lagOf[n % RING] as number;
+      lags.push(Number.isNaN(lag) ? now - sent : lag);
+    }
+    if (lags.length === 0) return this.lagMs;
+    lags.sort((a, b) => a - b);
+    return lags[Math.floor(lags.length / 2)] as number;
   }
 
   close(): void {
@@ -83,11 +94,10 @@ export class IngestProbe {
   }
 
   #tick(): void {
-    const lag = this.lagMs;
-    this.#worstMs = Math.max(this.#worstMs, lag);
-    this.onSample(lag);
+    this.onSample(this.lagMs);
     const n = this.#next++;
     this.#sentAt[n % RING] = performance.now();
+    this.#lagOf[n % RING] = Number.NaN;
     const packet = Buffer.alloc(12 + 8);
     packet[0] = 0x80;
     packet.writeUInt16BE(n & 0xffff, 2);
@@ -107,6 +117,6 @@ export class IngestProbe {
     if (n <= this.#back || n >= this.#next || this.#next - n > RING) return;
     this.#back = n;
     this.#lastLagMs = performance.now() - (this.#sentAt[n % RING] as number);
-    this.#worstMs = Math.max(this.#worstMs, this.#lastLagMs);
+    this.#lagOf[n % RING] = this.#lastLagMs;
   }
 }

@@ -114,9 +114,9 @@ export class MediaIngest extends SafeEmitter<MediaIngestEvents> {
     return this.slots.map((s) => s.worker.pid);
   }
 
-  /** The worst ingest lag of any worker since the last call (the capacity signal). */
-  takeWorstLagMs(): number {
-    return this.slots.reduce((worst, s) => Math.max(worst, s.probe.takeWorst()), 0);
+  /** The ingest lag of the worker that lags most: its probes' median over the last 5 s (the capacity signal). */
+  get ingestLagMs(): number {
+    return this.slots.reduce((worst, s) => Math.max(worst, s.probe.recentMedianMs), 0);
   }
 
   async openLeg(options: LegSourceOptions): Promise<LegSource> {

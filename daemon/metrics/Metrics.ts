@@ -291,7 +291,7 @@ export class Metrics {
     const registers = [this.registry];
     new Gauge({
       name: 'callvault_capacity_signal',
-      help: 'What admission measures each second: ingest_lag_ms (worst of any worker), event_loop_utilization (0-1), event_loop_delay_ms (p99), packets_per_second, late_ratio, pool_queue.',
+      help: 'What admission measures each second: ingest_lag_ms (median over 5 s, worst worker), event_loop_utilization (0-1), event_loop_delay_ms (p99), packets_per_second, late_ratio, pool_queue.',
       labelNames: ['signal'],
       registers,
       collect() {

@@ -284,7 +284,7 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       throw new ApiError(
         503,
         'CAPACITY',
-        `at capacity: ${verdict.signal} would be ${round(verdict.value)} with this call, over calls.admission's ${verdict.limit}`,
+        `at capacity: ${verdict.over.map((o, i) => `${o.signal} would be ${round(o.value)}${i === 0 ? ' with this call' : ''}, over ${i === 0 ? "calls.admission's " : ''}${o.limit}`).join('; ')}`,
         { signal: verdict.signal },
         verdict.retryAfterSeconds,
       );

@@ -22,10 +22,10 @@ export interface OverloadOptions {
   readonly cps: number;
   readonly seconds: number;
   readonly law: G711Law;
-  /** calls.admission limits; null: not used. */
-  readonly maxIngestLagMs: number | null;
-  readonly maxEventLoopDelayMs: number | null;
-  readonly maxEventLoopUtilization: number | null;
+  /** calls.admission limits; null: not used; undefined: the daemon's default. */
+  readonly maxIngestLagMs: number | null | undefined;
+  readonly maxEventLoopDelayMs: number | null | undefined;
+  readonly maxEventLoopUtilization: number | null | undefined;
 }
 
 const MAX_LOSS = 0.0001;
@@ -34,8 +34,9 @@ const MAX_RSS_GROWTH = 0.1;
 export async function overload(o: OverloadOptions): Promise<void> {
   const offered = Math.round(1.5 * o.capacity);
   const dir = await mkdtemp(path.join(tmpdir(), 'callvault-bench-overload-'));
-  const limit = (key: string, v: number | null) => (v === null ? '' : `\n    ${key}: ${v}`);
-  const admission = `\n  admission:${limit('maxIngestLagMs', o.maxIngestLagMs)}${limit('maxEventLoopDelayMs', o.maxEventLoopDelayMs)}${limit('maxEventLoopUtilization', o.maxEventLoopUtilization)}`;
+  const limit = (key: string, v: number | null | undefined) => (v === undefined ? '' : `\n    ${key}: ${v}`);
+  const limits = `${limit('maxIngestLagMs', o.maxIngestLagMs)}${limit('maxEventLoopDelayMs', o.maxEventLoopDelayMs)}${limit('maxEventLoopUtilization', o.maxEventLoopUtilization)}`;
+  const admission = limits ? `\n  admission:${limits}` : '';
   const d = await Daemon.start(dir, offered, 'http', { calls: admission });
   try {
     const pid = d.child.pid as number;
@@ -127,7 +128,7 @@ export async function overload(o: OverloadOptions): Promise<void> {
       {
         measure: `**${offered} calls offered** (1.5 × ${o.capacity}) at ${o.cps}/s, then ${o.seconds} s`,
         figure: `${admitted.length} admitted, ${refusedTotal} refused`,
-        baseline: `first refusal ${firstRefusalAt === null ? 'never' : `${(firstRefusalAt as number).toFixed(0)} s in`}; refusals ${JSON.stringify(Object.fromEntries(refused))}; admission ${admission.trim().replace(/\n\s*/g, ' ')}`,
+        baseline: `first refusal ${firstRefusalAt === null ? 'never' : `${(firstRefusalAt as number).toFixed(0)} s in`}; refusals ${JSON.stringify(Object.fromEntries(refused))}; admission ${limits ? limits.trim().replace(/\n\s*/g, ', ') : "the daemon's defaults"}`,
       },
       {
         measure: '  every refused call got 503',
