@@ -74,14 +74,14 @@ export abstract class StreamingWriter implements AudioWriter {
   /**
    * Queue the write of `bytes` (audio `span`), or drop it into a STALLED gap
    * while the backlog is over its bound. `mustWrite` (an envelope's final
-   * chunk and lead) is always queued.
+   * chunk and lead) is always queued. Returns whether it was queued.
    */
-  protected enqueueWrite(bytes: number, span: WriteSpan, write: () => Promise<void>, mustWrite = false): void {
+  protected enqueueWrite(bytes: number, span: WriteSpan, write: () => Promise<void>, mustWrite = false): boolean {
     const limit = this.#stalled ? this.maxBacklogBytes / 2 : this.maxBacklogBytes;
     // One write is always let through, however large: the bound is on what waits behind it.
     if (!mustWrite && this.#backlogBytes > 0 && this.#backlogBytes + bytes > limit) {
       this.#stall(span);
-      return;
+      return false;
     }
     this.#stalled = undefined;
     this.#backlogBytes += bytes;
@@ -92,6 +92,7 @@ export abstract class StreamingWriter implements AudioWriter {
         this.#backlogBytes -= bytes;
       }
     });
+    return true;
   }
 
   #stall(span: WriteSpan): void {

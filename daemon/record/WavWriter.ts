@@ -6,6 +6,10 @@ import { WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
 
 /** A quarter second of stereo: memory per call is this (plus a packet's worth), the disk sees writes of this size. */
 const FLUSH_BYTES = 8 * 1024;
+/** The largest single write (the mixer's 1,600 stereo frames) fits after FLUSH_BYTES - 1. */
+const PENDING_BYTES = FLUSH_BYTES + 6400;
+/** Written buffers kept for reuse: at 500 calls a fresh buffer per flush was 28 MB/s of garbage outside the JS heap. */
+const SPARES = 2;
 
 /**
  * Streams 16-bit PCM to a WAV file as the call runs. Memory is one pending
@@ -21,6 +25,7 @@ const FLUSH_BYTES = 8 * 1024;
 export class WavWriter extends StreamingWriter {
   #pending: Buffer;
   #pendingBytes = 0;
+  readonly #spare: Buffer[] = [];
 
   private constructor(
     file: string,
@@ -29,7 +34,7 @@ export class WavWriter extends StreamingWriter {
     private readonly fh: FileHandle,
   ) {
     super(file, channels, maxBacklogBytes);
-    this.#pending = Buffer.allocUnsafe(FLUSH_BYTES + 6400);
+    this.#pending = Buffer.allocUnsafe(PENDING_BYTES);
   }
 
   /** Create the file (never overwriting one) with a provisional header. */
@@ -63,9 +68,21 @@ export class WavWriter extends StreamingWriter {
     const buf = this.#pending.subarray(0, this.#pendingBytes);
     const end = this.acceptedBytes;
     const start = end - this.#pendingBytes;
-    this.#pending = Buffer.allocUnsafe(this.#pending.length);
+    const whole = this.#pending;
+    this.#pending = this.#spare.pop() ?? Buffer.allocUnsafe(PENDING_BYTES);
     this.#pendingBytes = 0;
-    this.enqueueWrite(buf.length, { fromByte: start, toByte: end }, () => this.#writeAt(buf, start, end));
+    const write = async () => {
+      try {
+        await this.#writeAt(buf, start, end);
+      } finally {
+        this.#recycle(whole);
+      }
+    };
+    if (!this.enqueueWrite(buf.length, { fromByte: start, toByte: end }, write)) this.#recycle(whole);
+  }
+
+  #recycle(buf: Buffer): void {
+    if (buf.length === PENDING_BYTES && this.#spare.length < SPARES) this.#spare.push(buf);
   }
 
   /** Flush, patch the header with the final sizes, fsync and close. The file is as long as all accepted audio. */
