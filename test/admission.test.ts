@@ -101,7 +101,10 @@ test("overload: while packets wait past media.maxIngestLagMs (the daemon held to
     const refused = await requestCall(d, { callId: 'shed-refused' });
     assert.equal(refused.status, 503);
     assert.equal(refused.body.error, 'CAPACITY');
-    assert.match(refused.body.message, /^at capacity: .*eventLoopUtilization would be (?:0\.\d+|1\.0)(?: with this call)?, over (?:calls.admission's )?0.75/);
+    assert.match(
+      refused.body.message,
+      /^at capacity: .*eventLoopUtilization would be (?:0\.\d+|1\.0)(?: with this call)?, over (?:calls.admission's )?0.75/,
+    );
     await throttle.release();
     await d.waitFor((l) => l.msg === 'load down again: shed calls are recorded again', 8000);
     await sending;
