@@ -58,7 +58,6 @@ export class LoadShedder {
   /** A worker's lag sample: shed or restore some of its calls. Returns how many changed, negative for restored. */
   onLag(workerPid: number, lagMs: number, now: number = performance.now()): number {
     const max = this.maxLagMs;
-    const mine = [...this.calls()].filter((c) => c.workerPids.includes(workerPid));
     const restoring = max === null || lagMs < max / 2;
     if (!restoring && lagMs <= max) return 0;
     const last = this.#lastAction.get(workerPid);
@@ -67,6 +66,8 @@ export class LoadShedder {
       if (restoring ? since < RESTORE_COOLDOWN_MS : since < Math.max(SHED_COOLDOWN_MS, last.shed ? last.lagMs : 0)) return 0;
       if (!restoring && last.shed && lagMs < last.lagMs * STILL_HIGH) return 0;
     }
+    // Only past the checks above: this runs for every probe of every worker, and most change nothing.
+    const mine = [...this.calls()].filter((c) => c.workerPids.includes(workerPid));
     const candidates = mine
       .filter((c) => c.held === restoring)
       .sort((a, b) => (restoring ? a.startedMono - b.startedMono : b.startedMono - a.startedMono));

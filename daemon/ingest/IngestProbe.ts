@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { types as ms } from 'mediasoup';
+import { buildRtp, parseRtp } from '../media/rtp.js';
 
 /** How often a probe packet is sent through each worker. */
 export const PROBE_INTERVAL_MS = 100;
@@ -98,22 +99,17 @@ export class IngestProbe {
     const n = this.#next++;
     this.#sentAt[n % RING] = performance.now();
     this.#lagOf[n % RING] = Number.NaN;
-    const packet = Buffer.alloc(12 + 8);
-    packet[0] = 0x80;
-    packet.writeUInt16BE(n & 0xffff, 2);
-    packet.writeUInt32BE((n * 800) >>> 0, 4);
-    packet.writeUInt32BE(PROBE_SSRC, 8);
-    packet.writeUInt32BE(n >>> 0, 12);
+    const payload = Buffer.alloc(8);
+    payload.writeUInt32BE(n >>> 0, 0);
+    const packet = buildRtp({ marker: false, payloadType: 0, sequence: n, timestamp: n * 800, ssrc: PROBE_SSRC }, payload);
     this.socket.send(packet, this.transport.tuple.localPort, '127.0.0.1');
   }
 
   #received(packet: Buffer): void {
-    // mediasoup may add header extensions: the payload follows them.
-    const cc = (packet[0] as number) & 0x0f;
-    let at = 12 + 4 * cc;
-    if ((packet[0] as number) & 0x10 && packet.length >= at + 4) at += 4 + 4 * packet.readUInt16BE(at + 2);
-    if (packet.length < at + 4) return;
-    const n = packet.readUInt32BE(at);
+    // mediasoup may add header extensions: the parser finds the payload after them.
+    const r = parseRtp(packet);
+    if (!r.ok || r.packet.payload.length < 4) return;
+    const n = r.packet.payload.readUInt32BE(0);
     if (n <= this.#back || n >= this.#next || this.#next - n > RING) return;
     this.#back = n;
     this.#lastLagMs = performance.now() - (this.#sentAt[n % RING] as number);
