@@ -94,7 +94,8 @@ test("overload: while packets wait past media.maxIngestLagMs (the daemon held to
     // The daemon gets 1 % of a core for about 7 s: its worker goes on receiving, the packets queue up in front of it.
     await throttle.limit(pid, 1);
     const shed = await d.waitFor((l) => l.msg.startsWith('overload: packets wait too long'), 8000);
-    assert.ok((shed.lagMs as number) > 300, `lag when shedding: ${shed.lagMs} ms`);
+    // The log rounds to whole milliseconds: 300.4 ms is past the limit and logs as 300.
+    assert.ok((shed.lagMs as number) >= 300, `lag when shedding: ${shed.lagMs} ms`);
     // Utilization is taken over 5 s: by then the loop has been busy all along.
     await sleep(5000);
     // Meanwhile a new call is refused: the loop has been busy all along (the lag may be down again, calls being shed).
