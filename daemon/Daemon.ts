@@ -8,7 +8,6 @@ import { SrsServer } from './sip/SrsServer.js';
 import { readTlsIdentity } from './sip/tlsIdentity.js';
 import { DigestAuth } from './sip/DigestAuth.js';
 import { resolveControlToken } from './control/token.js';
-import { MediaIngest } from './ingest/MediaIngest.js';
 import { openDaemonIdentity } from './keys/daemonIdentity.js';
 import type { SigningIdentity } from './keys/SigningIdentity.js';
 import { KekMonitor } from './keys/kek/KekMonitor.js';
@@ -20,6 +19,8 @@ import { CapacityMonitor } from './capacity/CapacityMonitor.js';
 import { Metrics } from './metrics/Metrics.js';
 import { MetricsServer } from './metrics/MetricsServer.js';
 import { Recorder } from './record/Recorder.js';
+import { openMediaPlane } from './shard/openMediaPlane.js';
+import type { MediaPlane } from './shard/MediaPlaneTypes.js';
 import { recoverInterrupted } from './record/recovery.js';
 import { Archive } from './archive/Archive.js';
 import { Notifier } from './notify/Notifier.js';
@@ -69,7 +70,7 @@ export class Daemon {
   private kekMonitor: KekMonitor | undefined;
   private sweeping: Promise<unknown> | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
-  private ingest: MediaIngest | undefined;
+  private plane: MediaPlane | undefined;
   private recorder: Recorder | undefined;
   private control: ControlServer | undefined;
   private sipTransport: SipTransport | undefined;
@@ -150,22 +151,23 @@ export class Daemon {
     await archive.start();
 
     const { token, source, file } = await resolveControlToken(this.config);
-    const ingest = await MediaIngest.create(this.config.media, log);
-    this.ingest = ingest;
-    this.recorder = new Recorder(this.config, this.ingest, this.index, identity.instanceId, this.keks, log);
+    const plane = await openMediaPlane(Recorder.planeSettings(this.config, identity.instanceId), this.config.logging.level, log);
+    this.plane = plane;
+    this.recorder = new Recorder(this.config, plane, this.index, identity.instanceId, this.keks, log);
     const recorder = this.recorder;
     const pool = this.pool;
     this.capacity = new CapacityMonitor(
       this.config.calls.admission,
       () => recorder.liveCounters(),
       () => pool.queueSize,
-      () => ingest.ingestLagMs,
+      () => plane.ingestLagMs,
+      () => plane.mediaLoop,
     );
     this.capacity.start();
     this.recorder.admitBy(this.capacity);
     this.metrics.observeCapacity(this.capacity);
     this.metrics.observeRecorder(this.recorder);
-    this.metrics.observeIngest(this.ingest);
+    this.metrics.observeMedia(plane);
     // A closed recording's seal job is in the journal by now: the runner takes it up.
     this.recorder.on('closed', () => archive.runner.poke());
     await this.recorder.open();
@@ -216,7 +218,7 @@ export class Daemon {
       this.recorder!,
       sip.allowedSources,
       this.opts.log,
-      wildcard ? this.ingest!.announcedIp : listen.host,
+      wildcard ? this.plane!.announcedIp : listen.host,
       await DigestAuth.load(sip.digest),
     );
     this.metrics?.observeSip(this.srs, this.sipTransport);
@@ -324,7 +326,7 @@ export class Daemon {
     await this.sweeping;
     this.capacity?.stop();
     await this.pool?.close();
-    await this.ingest?.close();
+    await this.plane?.close();
     clearTimeout(this.reloadTimer);
     await this.control?.close();
     await this.metricsServer?.close();

@@ -54,6 +54,9 @@ export class ApiError extends CallvaultError {
 /** mediasoup or the network refused to set up or keep a leg. */
 export class IngestError extends CallvaultError {}
 
+/** A media shard that died, did not start, or does not answer; or a request for a call a plane does not have. */
+export class ShardError extends CallvaultError {}
+
 /** The recording files could not be written, closed or repaired. */
 export class RecordingError extends CallvaultError {}
 

@@ -211,15 +211,16 @@ describe('sealing when descriptors or the index fail', () => {
           req.end();
         });
       assert.equal(await call('GET', '/v1/recordings?limit=1'), 200); // the connection the DELETE will reuse
-      const pid = String(d.child.pid);
-      const [soft, hard] = /Max open files\s+(\d+)\s+(\d+)/.exec(await readFile(`/proc/${pid}/limits`, 'utf8'))!.slice(1) as [string, string];
+      // The daemon (index, markers) and the media shard that writes the call's files, both out of descriptors.
+      const pids = [String(d.child.pid), String(d.shardPid())];
+      const [soft, hard] = /Max open files\s+(\d+)\s+(\d+)/.exec(await readFile(`/proc/${pids[0]}/limits`, 'utf8'))!.slice(1) as [string, string];
       // EMFILE is about descriptor numbers: below the ones in use, every new open fails.
-      execFileSync('prlimit', ['--pid', pid, `--nofile=8:${hard}`]);
+      for (const pid of pids) execFileSync('prlimit', ['--pid', pid, `--nofile=8:${hard}`]);
       try {
         assert.equal(await call('DELETE', '/v1/calls/emfile-1'), 202);
         await d.waitFor((l) => /retrying|trying again/.test(l.msg) && JSON.stringify(l).includes('EMFILE'), 10_000);
       } finally {
-        execFileSync('prlimit', ['--pid', pid, `--nofile=${soft}:${hard}`]);
+        for (const pid of pids) execFileSync('prlimit', ['--pid', pid, `--nofile=${soft}:${hard}`]);
       }
       const st = await d.waitForState(c.recordingId, 'sealed', 30_000);
       assert.equal(st.error, null);

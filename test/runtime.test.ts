@@ -30,15 +30,22 @@ test('started on an older Node.js, callvault stops at once with one line naming 
   assert.match(r.stderr, /^callvault: needs Node\.js 24 or newer .*this is v\d+/);
 });
 
-test('no callvault process can write a core file: the core limit is 0, also for the mediasoup workers', async () => {
+test('no callvault process can write a core file: the core limit is 0, also for the media shards and mediasoup workers', async () => {
   const { DaemonProcess } = await import('./support/daemon.js');
   const d = await DaemonProcess.start();
   try {
     const limits = (pid: number) => /Max core file size\s+(\S+)\s+(\S+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))!.slice(1);
     assert.deepEqual(limits(d.child.pid!), ['0', '0']);
-    const workers = readFileSync(`/proc/${d.child.pid}/task/${d.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    assert.ok(workers.length >= 1, 'a mediasoup worker runs');
-    for (const w of workers) assert.deepEqual(limits(w), ['0', '0'], `worker ${w}`);
+    // Below the daemon: its media shards, and below them the mediasoup workers.
+    const children = (pid: number): number[] =>
+      readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const below = (pid: number): number[] => children(pid).flatMap((c) => [c, ...below(c)]);
+    const all = below(d.child.pid!);
+    assert.ok(
+      all.some((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('mediasoup-worker')),
+      'a mediasoup worker runs',
+    );
+    for (const p of all) assert.deepEqual(limits(p), ['0', '0'], `process ${p}`);
   } finally {
     assert.equal(await d.stop(), 0);
   }

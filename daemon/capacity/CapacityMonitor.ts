@@ -1,14 +1,10 @@
-import { monitorEventLoopDelay, performance as perf, type EventLoopUtilization } from 'node:perf_hooks';
-
-type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
+import { EventLoopGauge, type LoopLoad } from './EventLoopGauge.js';
 import type { AdmissionConfig, AdmissionVerdict, CapacitySignal, CapacitySignals } from './CapacityTypes.js';
 
 /** Monotonic packet counts of the calls running now, by recording. */
 export type LiveCounters = () => ReadonlyMap<string, { readonly received: number; readonly late: number }>;
 
 const WINDOW_MS = 1000;
-/** The event loop's utilization is taken over this many windows: one busy second (a burst of set-ups, a collection) is not the load. */
-const ELU_WINDOWS = 5;
 /** A signal that refused a call admits again only below this share of its limit, so admission at the edge does not flap call by call. */
 const HYSTERESIS = 0.95;
 
@@ -25,10 +21,8 @@ const HYSTERESIS = 0.95;
 export class CapacityMonitor {
   #signals: CapacitySignals = { ingestLagMs: 0, eventLoopUtilization: 0, eventLoopDelayMs: 0, packetsPerSecond: 0, lateRatio: 0, poolQueue: 0 };
   #prev = new Map<string, { received: number; late: number }>();
-  #histogram: IntervalHistogram | null = null;
+  readonly #loop = new EventLoopGauge();
   #timer: NodeJS.Timeout | undefined;
-  /** Snapshots of the event loop's utilization, one per window, oldest first. */
-  #elu: EventLoopUtilization[] = [];
   readonly #refusing = new Set<CapacitySignal>();
   #last = 0;
 
@@ -38,19 +32,19 @@ export class CapacityMonitor {
     private readonly poolQueue: () => number,
     /** The ingest lag now (MediaIngest.ingestLagMs). */
     private readonly ingestLag: () => number,
+    /** The busiest media shard's event loop, when packets are handled on other threads than this one (null: on this one). */
+    private readonly mediaLoop: () => LoopLoad | null = () => null,
   ) {}
 
   start(): void {
-    this.#histogram = monitorEventLoopDelay({ resolution: 10 });
-    this.#histogram.enable();
+    this.#loop.start();
     this.#last = performance.now();
-    this.#elu = [perf.eventLoopUtilization()];
     this.#timer = setInterval(() => this.#sample(), WINDOW_MS).unref();
   }
 
   stop(): void {
     clearInterval(this.#timer);
-    this.#histogram?.disable();
+    this.#loop.stop();
   }
 
   /** New limits (SIGHUP). */
@@ -113,19 +107,16 @@ export class CapacityMonitor {
       late += Math.max(0, c.late - p.late);
     }
     this.#prev = new Map([...counters].map(([id, c]) => [id, { received: c.received, late: c.late }]));
-    const h = this.#histogram;
-    const elu = perf.eventLoopUtilization();
-    const oldest = this.#elu[0];
-    const window = oldest ? perf.eventLoopUtilization(elu, oldest) : elu;
-    this.#elu = [...this.#elu, elu].slice(-ELU_WINDOWS);
+    // The thread that handles the packets is the one that runs out first: this one, or the busiest shard's.
+    const own = this.#loop.sample();
+    const media = this.mediaLoop();
     this.#signals = {
       ingestLagMs: this.ingestLag(),
-      eventLoopUtilization: window.utilization,
-      eventLoopDelayMs: h ? h.percentile(99) / 1e6 : 0,
+      eventLoopUtilization: Math.max(own.utilization, media?.utilization ?? 0),
+      eventLoopDelayMs: Math.max(own.delayMs, media?.delayMs ?? 0),
       packetsPerSecond: received / seconds,
       lateRatio: received + late ? late / (received + late) : 0,
       poolQueue: this.poolQueue(),
     };
-    h?.reset();
   }
 }

@@ -26,6 +26,8 @@ export interface Config {
     readonly idleTimeoutSeconds: number;
   };
   readonly media: {
+    /** Media shards (child processes); 0: the packets are handled on the daemon's thread. */
+    readonly shards: number | 'auto';
     readonly workers: number | 'auto';
     readonly listenIp: string;
     readonly announcedAddress: string | null;

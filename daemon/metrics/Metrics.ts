@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { LegRole } from '../ingest/LegSource.js';
 import type { KekMonitor } from '../keys/kek/KekMonitor.js';
 import type { KekStore } from '../keys/kek/KekStore.js';
-import type { MediaIngest } from '../ingest/MediaIngest.js';
+import type { MediaPlane } from '../shard/MediaPlaneTypes.js';
 import type { AuditHeadWatch } from '../store/AuditHeadWatch.js';
 import type { Recorder } from '../record/Recorder.js';
 import type { Archive } from '../archive/Archive.js';
@@ -270,20 +270,34 @@ export class Metrics {
     transport.on('malformed', (t) => malformed.inc({ transport: t }));
   }
 
-  observeIngest(ingest: MediaIngest): void {
+  observeMedia(plane: MediaPlane): void {
     const refused = new Counter({
       name: 'callvault_rtp_refused_sources_total',
       help: 'First RTP senders to a leg refused as outside media.allowedSources (their packets dropped, the port re-armed), by leg.',
       labelNames: ['leg'],
       registers: [this.registry],
     });
-    ingest.on('refused-source', (leg) => refused.inc({ leg: leg.options.role }));
+    plane.on('refused-source', (leg) => refused.inc({ leg }));
     const foreign = new Counter({
       name: 'callvault_rtp_foreign_packets_total',
       help: 'RTP packets from a second source to a leg that already has its source, dropped by the mediasoup worker.',
       registers: [this.registry],
     });
-    ingest.on('foreign-packet', () => foreign.inc());
+    plane.on('foreign-packet', () => foreign.inc());
+    new Gauge({
+      name: 'callvault_media_shards',
+      help: "Media shards (child processes handling calls' packets) running now; 0 with media.shards 0.",
+      registers: [this.registry],
+      collect() {
+        this.set(plane.runningShards);
+      },
+    });
+    const deaths = new Counter({
+      name: 'callvault_media_shard_deaths_total',
+      help: 'Media shards that died (their calls recovered from disk, the shard started again).',
+      registers: [this.registry],
+    });
+    plane.on('calls-lost', () => deaths.inc());
   }
 
   /** Admission's signals and headroom (daemon/capacity/). */

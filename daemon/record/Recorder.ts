@@ -1,29 +1,19 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/Config.js';
-import { ApiError, IngestError } from '../errors.js';
-import {
-  legPayloadTypes,
-  type LawPayloadTypes,
-  type LegRole,
-  type LegSource,
-  type LegStreamChange,
-  type LegTransportReport,
-  type MediaAddress,
-  type SrtpKey,
-} from '../ingest/LegSource.js';
-import { sourceFilter } from '../ingest/sourceFilter.js';
-import type { MediaIngest } from '../ingest/MediaIngest.js';
+import { ApiError, IngestError, ShardError } from '../errors.js';
+import type { LawPayloadTypes, LegRole, MediaAddress, SrtpKey } from '../ingest/LegSource.js';
 import type { WrappingKey } from '../seal/envelope.js';
+import type { MediaPlane, MediaUpdate, OpenedCall, OpenedLeg, PlaneSettings, WriteFailure } from '../shard/MediaPlaneTypes.js';
 import type { Logger } from '../log.js';
 import { legacyState, startedEntry } from '../archive/lifecycle.js';
 import { newJob } from '../archive/JobTypes.js';
 import type { IndexEntry, LegacyState, Stage } from '../archive/RecordingTypes.js';
 import { SafeEmitter } from '../events/SafeEmitter.js';
 import type { RecordingIndex } from '../store/RecordingIndex.js';
-import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata, type SiprecUpdate, type StreamChangeNote } from './metadata.js';
+import { readMetadata, recordingFileNames, type EndReason, type RecordingMetadata } from './metadata.js';
 import { normalizeNumber } from '../store/numbers.js';
-import { activeDir, activeMarker } from './recovery.js';
+import { activeDir, activeMarker, recoverRecording } from './recovery.js';
 import { DiskGuard } from './DiskGuard.js';
 import { STALLED } from './StreamingWriter.js';
 import { retryTransient } from '../retry.js';
@@ -31,7 +21,7 @@ import { isRecordingId, newRecordingId } from './recordingId.js';
 import type { AdmissionVerdict } from '../capacity/CapacityTypes.js';
 import { LoadShedder, type SheddableCall } from '../capacity/LoadShedder.js';
 import { ProfileSet, type CallParties, type PartyInfo } from './profiles.js';
-import { Recording, ROLES, type CallInfo } from './Recording.js';
+import { CLOSE_RETRY, ROLES, type CallInfo } from './Recording.js';
 
 export interface LegRequest extends PartyInfo {
   readonly ssrc?: number | undefined;
@@ -55,18 +45,7 @@ export interface CallSource {
 }
 
 /** What a SIPREC SRC changed mid-call. */
-export interface CallUpdate {
-  readonly paused?: Partial<Record<LegRole, boolean>>;
-  /** Legs whose sender may come from a new address now (resumed, or moved), with what else changed about its stream. */
-  readonly relearn?: Partial<Record<LegRole, LegStreamChange>>;
-  readonly siprec?: {
-    readonly method: string;
-    readonly participants: SiprecUpdate['participants'];
-    readonly numbers: Partial<Record<LegRole, string>>;
-  };
-  /** Streams the SRC changed (codec, another stream for a leg, a new key, one declined), for the metadata. */
-  readonly streamChanges?: readonly StreamChangeNote[];
-}
+export type CallUpdate = MediaUpdate;
 
 export interface LegAnswer {
   readonly ip: string;
@@ -126,7 +105,7 @@ export interface RecorderEvents {
   shed: [calls: number];
 }
 
-/** Counters of the calls being recorded now, read at scrape time. */
+/** Counters of the calls being recorded now, read at scrape time (from a shard: as of its last report). */
 export interface LiveTotals {
   readonly bytesWritten: number;
   /** Audio handed to the file system and not written yet. */
@@ -135,35 +114,35 @@ export interface LiveTotals {
 }
 
 interface ActiveCall extends SheddableCall {
-  readonly recording: Recording;
-  readonly legs: Record<LegRole, LegSource>;
+  readonly callId: string;
+  readonly recordingId: string;
+  /** The metadata as the recording started (the plane has the current one). */
+  readonly meta: RecordingMetadata;
 }
 
-const TICK_MS = 20;
 const SWEEP_MS = 500;
 const MB = 1024 * 1024;
-/** Closing a recording on a full disk or without descriptors: tried for about a minute, then left to crash recovery. */
-const CLOSE_RETRY = { attempts: 14, baseMs: 250, maxMs: 8000 } as const;
 /** A writer that failed with something else than a full disk tries again after this long. */
 const RETRY_WRITE_MS = 5000;
 
 /**
- * Owns the calls being recorded: admits them (limits, disk), wires each leg's
- * packets into its Recording, drains all recordings on one timer, and ends
- * them on request, on RTP timeout, at the maximum duration or at shutdown.
+ * Owns the calls being recorded: admits them (limits, measured load, disk),
+ * has the media plane set up their legs and files, keeps the index and the
+ * crash markers, and ends them on request, when the plane says so (RTP
+ * timeout, maximum duration, a lost worker or shard) or at shutdown. The
+ * packets never pass here: they go from the plane's legs to its recordings.
  */
 export class Recorder extends SafeEmitter<RecorderEvents> {
   private readonly active = new Map<string, ActiveCall>();
   private readonly finishing = new Map<string, Promise<RecordingMetadata>>();
   /** Calls between admission and `active`, by call id: a call id is in at most one of the two maps. */
   private readonly starting = new Map<string, Promise<unknown>>();
-  private tickTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private accepting = true;
   private profiles: ProfileSet;
   private readonly disk: DiskGuard;
-  /** Recordings whose writers are suspended: since when (monotonic ms). */
-  private readonly suspended = new Map<Recording, number>();
+  /** Calls whose writers are suspended: since when (monotonic ms), and why. */
+  private readonly suspended = new Map<string, { since: number; failure: WriteFailure }>();
   private watchingDisk = false;
 
   private admission: { admit(): AdmissionVerdict } | undefined;
@@ -171,7 +150,7 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
 
   constructor(
     private config: Config,
-    private readonly ingest: MediaIngest,
+    private readonly plane: MediaPlane,
     private readonly index: RecordingIndex,
     /** Written into every recording's signed metadata: where it was made. */
     private readonly instanceId: string,
@@ -183,17 +162,30 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     this.profiles = ProfileSet.compile(config).profiles;
     this.disk = new DiskGuard(config.dataDir, config.calls.minFreeDiskMB * MB, config.calls.diskReserveMB * MB);
     this.shedder = new LoadShedder(config.media.maxIngestLagMs, () => this.active.values());
-    ingest.on('lag', (workerPid, lagMs) => this.onLag(workerPid, lagMs));
-    ingest.on('legs-lost', (legs) => {
-      const calls = new Set(legs.map((l) => l.options.callId));
-      for (const callId of calls) void this.endCall(callId, 'ingest-failure').catch(() => undefined);
+    plane.on('lag', (workerPid, lagMs) => this.onLag(workerPid, lagMs));
+    plane.on('end-due', (callId, reason) => void this.endCall(callId, reason).catch(() => undefined));
+    plane.on('write-failed', (callId, failure) => void this.onWriteFailed(callId, failure));
+    plane.on('write-recovered', (callId) => this.suspended.delete(callId));
+    plane.on('calls-lost', (callIds) => {
+      // Their shard is gone: each is closed from what reached the disk, as after a crash (finish finds no plane to ask).
+      for (const callId of callIds) void this.endCall(callId, 'ingest-failure').catch(() => undefined);
     });
+  }
+
+  /** What the media plane works with, from a config. */
+  static planeSettings(config: Config, instanceId: string): PlaneSettings {
+    return {
+      dataDir: config.dataDir,
+      instanceId,
+      media: config.media,
+      calls: { rtpTimeoutSeconds: config.calls.rtpTimeoutSeconds, maxDurationSeconds: config.calls.maxDurationSeconds },
+      maxWriteBacklogBytes: config.recording.maxWriteBacklogKiB * 1024,
+    };
   }
 
   async open(): Promise<void> {
     await mkdir(activeDir(this.config.dataDir), { recursive: true, mode: 0o750 });
     await this.disk.keepReserve();
-    this.tickTimer = setInterval(() => this.tick(), TICK_MS);
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
   }
 
@@ -222,6 +214,7 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     this.profiles = ProfileSet.compile(config).profiles;
     this.disk.setMinFree(config.calls.minFreeDiskMB * MB);
     this.shedder.configure(config.media.maxIngestLagMs);
+    this.plane.configure(Recorder.planeSettings(config, this.instanceId));
   }
 
   /** Calls shed under overload now. */
@@ -274,7 +267,7 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       return { callId: req.callId, recorded: false, profile: decision.profile };
     }
     const { policy } = decision;
-    const { calls, media, dataDir } = this.config;
+    const { calls, dataDir } = this.config;
     if (this.activeCalls >= calls.maxConcurrent) {
       throw new ApiError(503, 'CALL_LIMIT', `at the limit of ${calls.maxConcurrent} concurrent calls`, {}, 5);
     }
@@ -312,69 +305,60 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
         60,
       );
     }
-    const opened: LegSource[] = [];
+    const payloadType = req.payloadType ?? (req.codec === 'PCMU' ? 0 : 8);
+    const recordingId = newRecordingId();
+    const marker = activeMarker(dataDir, recordingId);
+    // Before the first byte: a crash from here on leaves a marker that the next start repairs and seals from.
+    await writeFile(marker, '', { mode: 0o640 });
+    let opened: OpenedCall;
     try {
-      const payloadType = req.payloadType ?? (req.codec === 'PCMU' ? 0 : 8);
-      const dtmfPayloadType = req.dtmfPayloadType ?? 101;
-      const legs = {} as Record<LegRole, LegSource>;
-      const allowSource = sourceFilter(media.allowedSources, from.address);
-      for (const role of ROLES) {
-        const { ssrc, media: remote, srtp } = req[role];
-        legs[role] = await this.ingest.openLeg({
-          callId: req.callId,
-          role,
-          payloadTypes: legPayloadTypes(req.codec, payloadType, dtmfPayloadType),
-          dtmfPayloadType,
-          ssrc,
-          remote,
-          allowSource,
-          srtp,
-        });
-        opened.push(legs[role]);
-      }
-      const recordingId = newRecordingId();
-      await writeFile(activeMarker(dataDir, recordingId), '', { mode: 0o640 });
-      const recording = await Recording.start({
-        dataDir,
+      opened = await this.plane.open({
         recordingId,
-        instanceId: this.instanceId,
         info: req,
         policy,
-        payloadKinds: this.ingest.payloadKinds,
-        jitterBufferMs: media.jitterBufferMs,
-        encryptTo,
-        maxWriteBacklogBytes: this.config.recording.maxWriteBacklogKiB * 1024,
+        legs: { caller: legRequest(req.caller), callee: legRequest(req.callee) },
+        payloadType,
+        dtmfPayloadType: req.dtmfPayloadType ?? 101,
+        fromAddress: from.address,
+        encryptTo: encryptTo && { id: encryptTo.id, publicKeyPem: encryptTo.publicKey.export({ type: 'spki', format: 'pem' }) as string },
       });
-      // Acknowledged only once the index holds it durably; a failed write leaves
-      // no half-started call behind (the active marker lets the next start close the files).
-      await this.index.create(startedEntry(recording.meta, dataDir));
-      for (const role of ROLES) legs[role].on('packet', (p) => recording.push(role, p));
-      this.active.set(req.callId, activeCall(recording, legs));
-      this.safeEmit('started', recording.meta);
-      this.log.info(
-        {
-          callId: req.callId,
-          recordingId,
-          profile: policy.profile.name,
-          direction: req.direction,
-          codec: req.codec,
-          ports: [legs.caller.port, legs.callee.port],
-        },
-        'call recording started',
-      );
-      const ip = this.ingest.announcedIp;
-      return {
-        callId: req.callId,
-        recorded: true,
-        profile: policy.profile.name,
-        recordingId,
-        legs: { caller: legAnswer(ip, legs.caller, payloadType), callee: legAnswer(ip, legs.callee, payloadType) },
-      };
     } catch (err) {
-      for (const l of opened) l.close();
+      // No leg, no shard: nothing reached the disk.
+      if (err instanceof IngestError || (err instanceof ShardError && err.code === 'NO_SHARD')) await rm(marker, { force: true });
       if (err instanceof IngestError && err.code === 'NO_PORT') throw new ApiError(503, 'NO_PORT', err.message, { callId: req.callId }, 5);
+      if (err instanceof ShardError && err.code === 'NO_SHARD') throw new ApiError(503, 'NO_SHARD', err.message, { callId: req.callId }, 5);
       throw err;
     }
+    const { meta } = opened;
+    try {
+      // Acknowledged only once the index holds it durably.
+      await this.index.create(startedEntry(meta, dataDir));
+    } catch (err) {
+      // Its files are closed; the marker stays, so the next start puts it into the index and seals it.
+      void this.plane.finish(req.callId, 'ingest-failure').catch(() => undefined);
+      throw err;
+    }
+    this.active.set(req.callId, activeCall(req.callId, meta, opened.workerPids, this.plane));
+    this.safeEmit('started', meta);
+    this.log.info(
+      {
+        callId: req.callId,
+        recordingId,
+        profile: policy.profile.name,
+        direction: req.direction,
+        codec: req.codec,
+        ports: [opened.legs.caller.port, opened.legs.callee.port],
+      },
+      'call recording started',
+    );
+    const ip = this.plane.announcedIp;
+    return {
+      callId: req.callId,
+      recorded: true,
+      profile: policy.profile.name,
+      recordingId,
+      legs: { caller: legAnswer(ip, opened.legs.caller, payloadType), callee: legAnswer(ip, opened.legs.callee, payloadType) },
+    };
   }
 
   /**
@@ -384,22 +368,17 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
    */
   async updateCall(callId: string, change: CallUpdate): Promise<boolean> {
     const call = this.active.get(callId);
-    if (!call) return false;
-    const { recording } = call;
-    for (const [role, paused] of Object.entries(change.paused ?? {}) as [LegRole, boolean][]) recording.setPaused(role, paused);
-    for (const [role, next] of Object.entries(change.relearn ?? {}) as [LegRole, LegStreamChange][]) await call.legs[role].relearnSource(next);
-    if (change.streamChanges?.length) recording.noteStreamChanges(change.streamChanges);
+    if (!call || !(await this.plane.update(callId, change))) return false;
     if (change.siprec) {
-      recording.noteSiprecUpdate(change.siprec.method, change.siprec.participants, change.siprec.numbers);
       const { caller, callee } = change.siprec.numbers;
       if (caller || callee) {
         const n = (x: string) => ({ number: x, normalized: normalizeNumber(x) });
-        await this.index.update(recording.id, { ...(caller ? { caller: n(caller) } : {}), ...(callee ? { callee: n(callee) } : {}) });
+        await this.index.update(call.recordingId, { ...(caller ? { caller: n(caller) } : {}), ...(callee ? { callee: n(callee) } : {}) });
       }
       this.log.info(
         {
           callId,
-          recordingId: recording.id,
+          recordingId: call.recordingId,
           method: change.siprec.method,
           participants: change.siprec.participants.length,
           numbers: change.siprec.numbers,
@@ -416,7 +395,7 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     if (!call) return Promise.reject(new ApiError(404, 'NO_SUCH_CALL', `no call ${callId} is being recorded`, { callId }));
     this.active.delete(callId);
     this.safeEmit('ending', callId, reason);
-    const id = call.recording.id;
+    const id = call.recordingId;
     const done = this.finish(call, reason);
     this.finishing.set(id, done);
     void done.finally(() => this.finishing.delete(id)).catch(() => undefined);
@@ -427,9 +406,10 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     if (!isRecordingId(recordingId)) return undefined;
     const entry = this.index.get(recordingId);
     if (!entry) return undefined;
-    const live = [...this.active.values()].find((c) => c.recording.id === recordingId);
+    const live = [...this.active.values()].find((c) => c.recordingId === recordingId);
     const dir = path.join(this.config.dataDir, entry.dir);
-    const meta = live?.recording.meta ?? (await readMetadata(dir, recordingId).catch(() => undefined));
+    const liveMeta = live && ((await this.plane.meta(live.callId)) ?? live.meta);
+    const meta = liveMeta ?? (await readMetadata(dir, recordingId).catch(() => undefined));
     const stage: Stage = live ? 'recording' : this.finishing.has(recordingId) ? 'closed' : entry.stage;
     return {
       recordingId,
@@ -440,11 +420,11 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       encrypted: entry.kekId !== null,
       dir,
       // As stored: after sealing, envelopes (`.enc`) where the profile encrypts.
-      files: live ? recordingFileNames(live.recording.meta) : [...entry.files],
+      files: liveMeta ? recordingFileNames(liveMeta) : [...entry.files],
       sealedAt: entry.sealedAt,
       kekId: entry.kekId,
       uploads: entry.uploads,
-      error: live ? writeProblem(live.recording) : entry.error,
+      error: live ? writeProblem(this.suspended.get(live.callId)?.failure) : entry.error,
       metadata: meta,
     };
   }
@@ -452,14 +432,8 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
   /** Packet counts of each running call, by recording (monotonic while it runs): what admission measures the packet rate by. */
   liveCounters(): Map<string, { received: number; late: number }> {
     const out = new Map<string, { received: number; late: number }>();
-    for (const { recording } of this.active.values()) {
-      let received = 0;
-      let late = 0;
-      for (const role of ROLES) {
-        received += recording.legs[role].stats.received;
-        late += recording.legs[role].stats.late;
-      }
-      out.set(recording.id, { received, late });
+    for (const [id, st] of this.plane.stats()) {
+      out.set(id, { received: st.legs.caller.received + st.legs.callee.received, late: st.legs.caller.late + st.legs.callee.late });
     }
     return out;
   }
@@ -476,15 +450,15 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     };
     let bytesWritten = 0;
     let writeBacklogBytes = 0;
-    for (const { recording } of this.active.values()) {
-      bytesWritten += recording.bytesWritten;
-      writeBacklogBytes += recording.writeBacklogBytes;
+    for (const st of this.plane.stats().values()) {
+      bytesWritten += st.bytesWritten;
+      writeBacklogBytes += st.writeBacklogBytes;
       for (const role of ROLES) {
-        const st = recording.legs[role].stats;
-        legs[role].received += st.received;
-        legs[role].late += st.late;
-        legs[role].duplicate += st.duplicate;
-        legs[role].out_of_sequence += st.outOfSequence;
+        const l = st.legs[role];
+        legs[role].received += l.received;
+        legs[role].late += l.late;
+        legs[role].duplicate += l.duplicate;
+        legs[role].out_of_sequence += l.outOfSequence;
       }
     }
     return { bytesWritten, writeBacklogBytes, legs };
@@ -497,32 +471,23 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     await Promise.allSettled([...this.starting.values()]);
     for (const callId of [...this.active.keys()]) await this.endCall(callId, 'shutdown');
     await Promise.allSettled([...this.finishing.values()]);
-    clearInterval(this.tickTimer);
     clearInterval(this.sweepTimer);
   }
 
   private async finish(call: ActiveCall, reason: EndReason): Promise<RecordingMetadata> {
-    const { recording, legs } = call;
-    const end = performance.now();
-    const reports: Partial<Record<LegRole, LegTransportReport>> = {};
-    for (const role of ROLES) {
-      reports[role] = await legs[role].report().catch(() => undefined);
-      legs[role].close();
-    }
-    this.suspended.delete(recording);
+    const { recordingId, callId } = call;
+    this.suspended.delete(callId);
     let meta: RecordingMetadata;
     try {
-      const onRetry = (err: unknown, attempt: number, waitMs: number) =>
-        this.log.warn({ err, recordingId: recording.id, attempt, waitMs }, 'cannot close the recording yet; retrying');
-      meta = await recording.finish(reason, reports, end, { ...CLOSE_RETRY, onRetry });
+      meta = await this.closeFiles(call, reason);
       // Closed and its seal owed, in one transaction; only then may the next start forget the crash marker.
       const closed = { type: 'closed', endedAt: meta.endedAt, durationMs: meta.durationMs } as const;
-      await retryTransient(() => this.index.commit(recording.id, closed, [{ put: newJob('seal', recording.id, '', null) }]), CLOSE_RETRY);
-      await rm(activeMarker(this.config.dataDir, recording.id), { force: true });
+      await retryTransient(() => this.index.commit(recordingId, closed, [{ put: newJob('seal', recordingId, '', null) }]), CLOSE_RETRY);
+      await rm(activeMarker(this.config.dataDir, recordingId), { force: true });
     } catch (err) {
       // The active marker stays: the next start repairs this recording and seals it.
-      this.log.error({ err, callId: recording.meta.callId, recordingId: recording.id }, 'cannot close recording');
-      await this.index.commit(recording.id, { type: 'failed', error: `cannot close: ${(err as Error).message}` }).catch(() => undefined);
+      this.log.error({ err, callId, recordingId }, 'cannot close recording');
+      await this.index.commit(recordingId, { type: 'failed', error: `cannot close: ${(err as Error).message}` }).catch(() => undefined);
       throw err;
     }
     this.log.info(
@@ -531,6 +496,7 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
         recordingId: meta.recordingId,
         reason,
         durationMs: meta.durationMs,
+        recovered: meta.recovered,
         caller: pickStats(meta, 'caller'),
         callee: pickStats(meta, 'callee'),
       },
@@ -540,51 +506,53 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
     return meta;
   }
 
-  private tick(): void {
-    const now = performance.now();
-    for (const call of this.active.values()) call.recording.tick(now);
+  /** The plane closes the files; when the shard that had them died, they are repaired from disk as after a crash. */
+  private async closeFiles(call: ActiveCall, reason: EndReason): Promise<RecordingMetadata> {
+    try {
+      return await this.plane.finish(call.callId, reason);
+    } catch (err) {
+      if (!(err instanceof ShardError && err.code === 'SHARD_LOST')) throw err;
+      const meta = await recoverRecording(this.config.dataDir, call.recordingId, this.log);
+      if (!meta) throw err;
+      this.log.warn(
+        { callId: call.callId, recordingId: call.recordingId, durationMs: meta.durationMs },
+        'recording recovered from disk: its media shard died',
+      );
+      return meta;
+    }
   }
 
-  /**
-   * Writers that failed (full disk, I/O error) are suspended: say so once,
-   * free the space reserve on ENOSPC so closes and seals still fit, and let
-   * them write again once the disk has room (ENOSPC) or after a pause.
-   */
-  private async watchDisk(): Promise<void> {
-    const now = performance.now();
-    let enospc = false;
-    for (const { recording } of this.active.values()) {
-      const gap = recording.writeFailure;
-      if (!gap || this.suspended.has(recording)) continue;
-      this.suspended.set(recording, now);
-      enospc ||= isDiskFull(gap.code);
-      this.safeEmit('write-suspended', gap.code);
-      this.log.error(
-        { recordingId: recording.id, callId: recording.meta.callId, code: gap.code, error: gap.message, atMs: recording.writeFailureMs },
-        gap.code === STALLED
-          ? 'the disk is too far behind; the call goes on, its audio is dropped (and marked as a gap) until the writes waiting have caught up'
-          : 'audio cannot be written; the call goes on, its audio is dropped (and marked as a gap) until writing works again',
-      );
-    }
-    if (enospc && (await this.disk.release()))
+  /** A recording's audio stopped reaching the disk: say so once; on a full disk free the space reserve so closes and seals still fit. */
+  private async onWriteFailed(callId: string, failure: WriteFailure): Promise<void> {
+    const call = this.active.get(callId);
+    if (!call || this.suspended.has(callId)) return;
+    this.suspended.set(callId, { since: performance.now(), failure });
+    this.safeEmit('write-suspended', failure.code);
+    this.log.error(
+      { recordingId: call.recordingId, callId, code: failure.code, error: failure.message, atMs: failure.atMs },
+      failure.code === STALLED
+        ? 'the disk is too far behind; the call goes on, its audio is dropped (and marked as a gap) until the writes waiting have caught up'
+        : 'audio cannot be written; the call goes on, its audio is dropped (and marked as a gap) until writing works again',
+    );
+    if (isDiskFull(failure.code) && (await this.disk.release()))
       this.log.warn(
         { file: this.disk.reserveFile, bytes: this.disk.reserveBytes },
         'disk full: space reserve released so recordings can still be closed and sealed',
       );
+  }
+
+  /** Suspended writers write again once the disk has room (ENOSPC) or after a pause; the reserve is made again once none is. */
+  private async watchDisk(): Promise<void> {
+    const now = performance.now();
     await this.disk.sample();
-    for (const [recording, since] of this.suspended) {
-      const gap = recording.writeFailure;
-      if (!gap) {
-        this.suspended.delete(recording);
-        continue;
-      }
+    for (const [callId, { since, failure }] of this.suspended) {
       // A stall ends by itself, when the disk has taken what was waiting.
-      if (gap.code === STALLED) continue;
-      if (isDiskFull(gap.code) ? !this.disk.roomToResume : now - since < RETRY_WRITE_MS) continue;
-      this.suspended.delete(recording);
-      recording.resumeWriting();
+      if (failure.code === STALLED) continue;
+      if (isDiskFull(failure.code) ? !this.disk.roomToResume : now - since < RETRY_WRITE_MS) continue;
+      this.suspended.delete(callId);
+      this.plane.resumeWriting(callId);
       this.log.info(
-        { recordingId: recording.id, callId: recording.meta.callId, code: gap.code, freeBytes: this.disk.free },
+        { recordingId: this.active.get(callId)?.recordingId, callId, code: failure.code, freeBytes: this.disk.free },
         'trying to write audio again',
       );
     }
@@ -592,37 +560,34 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
   }
 
   private sweep(): void {
-    if (!this.watchingDisk) {
-      this.watchingDisk = true;
-      void this.watchDisk()
-        .catch((err: unknown) => this.log.error({ err }, 'cannot check the data directory'))
-        .finally(() => (this.watchingDisk = false));
-    }
-    const { rtpTimeoutSeconds, maxDurationSeconds } = this.config.calls;
-    const now = performance.now();
-    for (const [callId, { recording }] of this.active) {
-      const nowMs = recording.clock(now) / 8;
-      if (nowMs >= maxDurationSeconds * 1000) void this.endCall(callId, 'max-duration');
-      // Paused streams send nothing by design: only silence while something should be sending ends a call.
-      else if (!recording.allPaused && nowMs - recording.lastActivityMs >= rtpTimeoutSeconds * 1000) void this.endCall(callId, 'rtp-timeout');
-    }
+    if (this.watchingDisk) return;
+    this.watchingDisk = true;
+    void this.watchDisk()
+      .catch((err: unknown) => this.log.error({ err }, 'cannot check the data directory'))
+      .finally(() => (this.watchingDisk = false));
   }
 }
 
-function activeCall(recording: Recording, legs: Record<LegRole, LegSource>): ActiveCall {
+function activeCall(callId: string, meta: RecordingMetadata, workerPids: readonly number[], plane: MediaPlane): ActiveCall {
+  let held = false;
   return {
-    recording,
-    legs,
+    callId,
+    recordingId: meta.recordingId,
+    meta,
     startedMono: performance.now(),
-    workerPids: [...new Set(ROLES.map((r) => legs[r].workerPid))],
+    workerPids,
     get held() {
-      return legs.caller.held;
+      return held;
     },
-    hold(held) {
-      recording.noteHeld(held);
-      for (const role of ROLES) void legs[role].hold(held);
+    hold(next) {
+      held = next;
+      plane.hold(callId, next);
     },
   };
+}
+
+function legRequest(leg: LegRequest): { ssrc?: number | undefined; media?: MediaAddress | undefined; srtp?: SrtpKey | undefined } {
+  return { ssrc: leg.ssrc, media: leg.media, srtp: leg.srtp };
 }
 
 function isDiskFull(code: string): boolean {
@@ -630,10 +595,9 @@ function isDiskFull(code: string): boolean {
 }
 
 /** What a running recording's status says while its audio cannot be written. */
-function writeProblem(recording: Recording): string | null {
-  const gap = recording.writeFailure;
-  return gap
-    ? `audio not written since ${recording.writeFailureMs} ms into the call: ${gap.code} (${gap.message}); the call goes on, the gap is marked`
+function writeProblem(failure: WriteFailure | undefined): string | null {
+  return failure
+    ? `audio not written since ${failure.atMs} ms into the call: ${failure.code} (${failure.message}); the call goes on, the gap is marked`
     : null;
 }
 
@@ -642,15 +606,8 @@ function pickStats(meta: RecordingMetadata, role: LegRole) {
   return { received: l.received, lost: l.lost, late: l.late, duplicate: l.duplicate };
 }
 
-function legAnswer(ip: string, leg: LegSource, payloadType: number): LegAnswer {
-  return {
-    ip,
-    port: leg.port,
-    payloadType,
-    payloadTypes: leg.options.payloadTypes,
-    dtmfPayloadType: leg.options.dtmfPayloadType,
-    srtp: leg.localSrtp,
-  };
+function legAnswer(ip: string, leg: OpenedLeg, payloadType: number): LegAnswer {
+  return { ip, port: leg.port, payloadType, payloadTypes: leg.payloadTypes, dtmfPayloadType: leg.dtmfPayloadType, srtp: leg.srtp };
 }
 
 function round(v: number): string {

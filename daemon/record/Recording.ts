@@ -55,6 +55,8 @@ export interface RecordingOptions {
 }
 
 export const ROLES: readonly LegRole[] = ['caller', 'callee'];
+/** Closing a recording on a full disk or without descriptors: tried for about a minute, then left to crash recovery. */
+export const CLOSE_RETRY = { attempts: 14, baseMs: 250, maxMs: 8000 } as const;
 /** The gap code of media shed under overload. */
 export const OVERLOAD = 'OVERLOAD';
 /** A call shed and restored again and again keeps this many stretches (the metadata stays bounded). */

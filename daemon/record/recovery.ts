@@ -121,7 +121,12 @@ async function cleanUnstarted(dir: string, id: string, log: Logger): Promise<voi
   }
 }
 
-async function recoverOne(dataDir: string, id: string, log: Logger): Promise<RecordingMetadata | undefined> {
+/**
+ * Repair and close one recording whose writer went away mid-call (a crash,
+ * a media shard that died): its final metadata, or undefined when it never
+ * got as far as its metadata (nothing was recorded). Its marker is the caller's.
+ */
+export async function recoverRecording(dataDir: string, id: string, log: Logger): Promise<RecordingMetadata | undefined> {
   const dir = recordingDir(dataDir, id);
   let meta: RecordingMetadata;
   try {
@@ -169,7 +174,7 @@ export async function recoverInterrupted(dataDir: string, log: Logger): Promise<
   const recovered: RecordingMetadata[] = [];
   for (const id of names) {
     if (!isRecordingId(id)) continue;
-    const meta = await recoverOne(dataDir, id, log);
+    const meta = await recoverRecording(dataDir, id, log);
     if (meta) {
       recovered.push(meta);
       log.warn({ recordingId: id, callId: meta.callId, durationMs: meta.durationMs }, 'recovered recording interrupted by a crash');

@@ -5,6 +5,8 @@ import path from 'node:path';
 const V1 = '/sys/fs/cgroup/cpu';
 const V2 = '/sys/fs/cgroup';
 const PERIOD_US = 100_000;
+/** cgroups take at least 1 ms a period: below 1 % the period grows (to at most 1 s) instead. */
+const MIN_QUOTA_US = 1000;
 
 /**
  * A CPU cgroup (v1 `cpu` controller or v2 `cpu.max`) that holds one process
@@ -26,12 +28,13 @@ export class CpuThrottle {
     return new CpuThrottle(dir, root, v2);
   }
 
-  /** Move `pid` (all its threads) in and hold it to `percent` of one core. */
+  /** Move `pid` (all its threads) in and hold it to `percent` of one core (down to 0.1 %). */
   async limit(pid: number, percent: number): Promise<void> {
-    const quota = Math.max(1000, Math.round((PERIOD_US * percent) / 100));
-    if (this.v2) await writeFile(path.join(this.dir, 'cpu.max'), `${quota} ${PERIOD_US}`);
+    const period = Math.min(1_000_000, Math.max(PERIOD_US, Math.round((MIN_QUOTA_US * 100) / percent)));
+    const quota = Math.max(MIN_QUOTA_US, Math.round((period * percent) / 100));
+    if (this.v2) await writeFile(path.join(this.dir, 'cpu.max'), `${quota} ${period}`);
     else {
-      await writeFile(path.join(this.dir, 'cpu.cfs_period_us'), String(PERIOD_US));
+      await writeFile(path.join(this.dir, 'cpu.cfs_period_us'), String(period));
       await writeFile(path.join(this.dir, 'cpu.cfs_quota_us'), String(quota));
     }
     await writeFile(path.join(this.dir, 'cgroup.procs'), String(pid));

@@ -116,6 +116,13 @@ export class DaemonProcess {
     }
   }
 
+  /** The process id of media shard `shard`, as it last said it was ready. */
+  shardPid(shard = 0): number {
+    const ready = this.logs.filter((l) => l.msg === 'media shard ready' && l.shard === shard).at(-1);
+    if (!ready) throw new Error(`media shard ${shard} has not started`);
+    return ready.pid as number;
+  }
+
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (this.child.exitCode === null) this.child.kill(signal);
     return this.exited;

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Config } from '../../daemon/config/Config.js';
 import { parseConfigText } from '../../daemon/config/load.js';
 import { ApiError } from '../../daemon/errors.js';
-import { MediaIngest } from '../../daemon/ingest/MediaIngest.js';
+import { LocalPlane } from '../../daemon/shard/LocalPlane.js';
 import { createLogger } from '../../daemon/log.js';
 import { Recorder, type StartCallRequest } from '../../daemon/record/Recorder.js';
 import { RecordingIndex } from '../../daemon/store/RecordingIndex.js';
@@ -31,7 +31,7 @@ async function rejection(p: Promise<unknown>): Promise<ApiError> {
 /** Recorder admission and shutdown, with a real mediasoup worker and a real LMDB index, no daemon around them. */
 describe('Recorder admission and shutdown', () => {
   let dataDir: string;
-  let ingest: MediaIngest;
+  let plane: LocalPlane;
   let index: RecordingIndex;
   let config: Config;
   before(async () => {
@@ -40,17 +40,17 @@ describe('Recorder admission and shutdown', () => {
       `dataDir: ${dataDir}\nmedia:\n  workers: 1\n  portMin: 30000\n  portMax: 30999\ncalls:\n  maxConcurrent: 2\n  minFreeDiskMB: 1\n  diskReserveMB: 1\nprofiles:\n  - name: pci\n    match:\n      numbers: ["+4930999*"]\n    encryption: true\n  - name: default\n`,
       'unit.yaml',
     );
-    ingest = await MediaIngest.create(config.media, log);
+    plane = await LocalPlane.create(Recorder.planeSettings(config, 'unit'), log);
     index = RecordingIndex.open(dataDir);
   });
   after(async () => {
-    await ingest.close();
+    await plane.close();
     await index.close();
     await rm(dataDir, { recursive: true, force: true });
   });
 
   test('at calls.maxConcurrent a new call is refused 503 CALL_LIMIT with Retry-After, counting calls still being set up; a duplicate call id is 409', async () => {
-    const recorder = new Recorder(config, ingest, index, 'unit', { current: () => undefined }, log);
+    const recorder = new Recorder(config, plane, index, 'unit', { current: () => undefined }, log);
     await recorder.open();
     const refused: string[] = [];
     recorder.on('rejected', (code) => refused.push(code));
@@ -66,14 +66,14 @@ describe('Recorder admission and shutdown', () => {
   });
 
   test('a profile that encrypts with no KEK to encrypt under: 503 NO_KEK, nothing opened; with one, the call is recorded', async () => {
-    const none = new Recorder(config, ingest, index, 'unit', { current: () => undefined }, log);
+    const none = new Recorder(config, plane, index, 'unit', { current: () => undefined }, log);
     await none.open();
     const e = await rejection(none.startCall(call('pci-1', '+4930999001')));
     assert.deepEqual([e.status, e.code], [503, 'NO_KEK']);
     assert.equal(none.activeCalls, 0);
     await none.shutdown();
     const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const withKek = new Recorder(config, ingest, index, 'unit', { current: () => ({ id: 'kek-unit', publicKey }) }, log);
+    const withKek = new Recorder(config, plane, index, 'unit', { current: () => ({ id: 'kek-unit', publicKey }) }, log);
     await withKek.open();
     const ok = await withKek.startCall(call('pci-2', '+4930999002'));
     assert.equal(ok.recorded, true);
@@ -81,7 +81,7 @@ describe('Recorder admission and shutdown', () => {
   });
 
   test('shutdown ends calls still being set up as well as active ones: each is closed, journaled for its seal, and nothing is left open', async () => {
-    const recorder = new Recorder(config, ingest, index, 'unit', { current: () => undefined }, log);
+    const recorder = new Recorder(config, plane, index, 'unit', { current: () => undefined }, log);
     await recorder.open();
     const active = await recorder.startCall(call('s1'));
     const setting = recorder.startCall(call('s2'));

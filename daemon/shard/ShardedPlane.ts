@@ -1,0 +1,222 @@
+import os from 'node:os';
+import { ShardError } from '../errors.js';
+import { SafeEmitter } from '../events/SafeEmitter.js';
+import type { LoopLoad } from '../capacity/EventLoopGauge.js';
+import type { Logger, LogLevel } from '../log.js';
+import type { EndReason, RecordingMetadata } from '../record/metadata.js';
+import type { CallStats, MediaPlane, MediaUpdate, OpenCallRequest, OpenedCall, PlaneEvents, PlaneSettings } from './MediaPlaneTypes.js';
+import { MediaShard } from './MediaShard.js';
+import { REPORT_MS, type ShardEvents } from './ShardProtocol.js';
+
+/** Events a shard sends that the plane passes on as they are. */
+const PASSED: readonly (keyof Omit<ShardEvents, 'report'>)[] = [
+  'lag',
+  'end-due',
+  'write-failed',
+  'write-recovered',
+  'refused-source',
+  'foreign-packet',
+];
+/** A shard that has not reported for this long is taken as fully busy. */
+const STALE_REPORT_MS = 4 * REPORT_MS;
+/** A shard that keeps dying is started again after 1 s, 2 s, … up to this. */
+const MAX_RESTART_DELAY_MS = 30_000;
+/** A shard that ran this long before it died starts again at once. */
+const HEALTHY_MS = 60_000;
+
+/**
+ * The media plane in `media.shards` child processes. A call lives on one
+ * shard from start to end: the one with the fewest calls (the least busy
+ * event loop among equals). Each shard takes its own share of the RTP port
+ * range and of `media.workers`. A shard that dies is started again; its
+ * calls are reported lost ('calls-lost'), for the recorder to recover from disk.
+ */
+export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane {
+  readonly #shards: (MediaShard | undefined)[];
+  readonly #callShard = new Map<string, MediaShard>();
+  readonly #startedAt: number[] = [];
+  readonly #restartDelay: number[] = [];
+  #closing = false;
+
+  private constructor(
+    count: number,
+    private settings: PlaneSettings,
+    private readonly logLevel: LogLevel,
+    private readonly log: Logger,
+  ) {
+    super((err, event) => log.error({ err, event }, 'a media plane listener failed; the call goes on'));
+    this.#shards = new Array<MediaShard | undefined>(count).fill(undefined);
+  }
+
+  static async create(count: number, settings: PlaneSettings, logLevel: LogLevel, log: Logger): Promise<ShardedPlane> {
+    const plane = new ShardedPlane(count, settings, logLevel, log);
+    try {
+      for (let i = 0; i < count; i++) await plane.#start(i);
+    } catch (err) {
+      await plane.close();
+      throw err;
+    }
+    return plane;
+  }
+
+  get announcedIp(): string {
+    return this.settings.media.announcedAddress ?? this.settings.media.listenIp;
+  }
+
+  /** A shard whose report is overdue counts as lagging by how overdue it is: a thread too busy to report is as far behind. */
+  get ingestLagMs(): number {
+    return this.#live().reduce((worst, s) => Math.max(worst, s.report?.ingestLagMs ?? 0, s.reportAgeMs - REPORT_MS), 0);
+  }
+
+  get workerPids(): readonly number[] {
+    return this.#live().flatMap((s) => s.workerPids);
+  }
+
+  get runningShards(): number {
+    return this.#live().length;
+  }
+
+  get mediaLoop(): LoopLoad {
+    let utilization = 0;
+    let delayMs = 0;
+    for (const s of this.#live()) {
+      const overdue = s.reportAgeMs > STALE_REPORT_MS;
+      utilization = Math.max(utilization, overdue ? 1 : (s.report?.loop.utilization ?? 0));
+      delayMs = Math.max(delayMs, s.report?.loop.delayMs ?? 0);
+    }
+    return { utilization, delayMs };
+  }
+
+  /** The shards' process ids (undefined for one being restarted). */
+  get shardPids(): (number | undefined)[] {
+    return this.#shards.map((s) => s?.pid);
+  }
+
+  async open(req: OpenCallRequest): Promise<OpenedCall> {
+    const shard = this.#choose();
+    const { callId } = req.info;
+    // Counted at once: calls set up in the same turn spread over the shards.
+    this.#callShard.set(callId, shard);
+    try {
+      return await shard.request('open', req);
+    } catch (err) {
+      this.#callShard.delete(callId);
+      throw err;
+    }
+  }
+
+  async update(callId: string, change: MediaUpdate): Promise<boolean> {
+    const shard = this.#callShard.get(callId);
+    return shard ? shard.request('update', callId, change) : false;
+  }
+
+  hold(callId: string, held: boolean): void {
+    this.#callShard.get(callId)?.notify('hold', callId, held);
+  }
+
+  resumeWriting(callId: string): void {
+    this.#callShard.get(callId)?.notify('resumeWriting', callId);
+  }
+
+  async finish(callId: string, reason: EndReason): Promise<RecordingMetadata> {
+    const shard = this.#callShard.get(callId);
+    if (!shard) throw new ShardError('SHARD_LOST', `call ${callId} is on no running media shard`, { callId });
+    try {
+      return await shard.request('finish', callId, reason);
+    } finally {
+      if (this.#callShard.get(callId) === shard) this.#callShard.delete(callId);
+    }
+  }
+
+  async meta(callId: string): Promise<RecordingMetadata | undefined> {
+    const shard = this.#callShard.get(callId);
+    return shard ? shard.request('meta', callId).catch(() => undefined) : undefined;
+  }
+
+  stats(): ReadonlyMap<string, CallStats> {
+    return new Map(this.#live().flatMap((s) => s.report?.stats ?? []));
+  }
+
+  configure(settings: PlaneSettings): void {
+    this.settings = settings;
+    for (const [i, s] of this.#shards.entries()) s?.notify('configure', this.#settingsOf(i));
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    await Promise.all(this.#shards.map((s) => s?.close()));
+    this.#shards.fill(undefined);
+  }
+
+  #live(): MediaShard[] {
+    return this.#shards.filter((s): s is MediaShard => s !== undefined);
+  }
+
+  #choose(): MediaShard {
+    const calls = new Map<MediaShard, number>();
+    for (const s of this.#callShard.values()) calls.set(s, (calls.get(s) ?? 0) + 1);
+    const load = (s: MediaShard) => [calls.get(s) ?? 0, s.report?.loop.utilization ?? 0] as const;
+    let best: MediaShard | undefined;
+    for (const s of this.#live()) {
+      if (!best) best = s;
+      else {
+        const [a, b] = [load(s), load(best)];
+        if (a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])) best = s;
+      }
+    }
+    if (!best) throw new ShardError('NO_SHARD', 'no media shard is running (being restarted)');
+    return best;
+  }
+
+  /** Shard i's share: its slice of the port range and of the workers. */
+  #settingsOf(i: number): PlaneSettings {
+    const { media } = this.settings;
+    const n = this.#shards.length;
+    const span = Math.floor((media.portMax - media.portMin + 1) / n);
+    const workers = Math.max(1, Math.round((media.workers === 'auto' ? os.availableParallelism() : media.workers) / n));
+    const portMin = media.portMin + i * span;
+    return { ...this.settings, media: { ...media, workers, portMin, portMax: i === n - 1 ? media.portMax : portMin + span - 1 } };
+  }
+
+  async #start(i: number): Promise<void> {
+    const settings = this.#settingsOf(i);
+    const shard = await MediaShard.start({ shard: i, settings, logLevel: this.logLevel }, this.log);
+    for (const name of PASSED) shard.on(name, (...args: unknown[]) => this.safeEmit(name, ...(args as PlaneEvents[typeof name])));
+    shard.on('died', (err) => this.#onDied(i, shard, err));
+    this.#shards[i] = shard;
+    this.#startedAt[i] = performance.now();
+    this.log.info(
+      { shard: i, pid: shard.pid, workerPids: shard.workerPids, ports: `${settings.media.portMin}-${settings.media.portMax}` },
+      'media shard ready',
+    );
+  }
+
+  #onDied(i: number, shard: MediaShard, err: Error): void {
+    if (this.#shards[i] !== shard) return;
+    this.#shards[i] = undefined;
+    const lost = [...this.#callShard].filter(([, s]) => s === shard).map(([callId]) => callId);
+    for (const callId of lost) this.#callShard.delete(callId);
+    this.log.error(
+      { err, shard: i, pid: shard.pid, calls: lost.length },
+      'media shard died; its calls are recovered from disk and it is started again',
+    );
+    this.safeEmit('calls-lost', lost, err);
+    if (this.#closing) return;
+    const ranFor = performance.now() - (this.#startedAt[i] ?? 0);
+    const delay = ranFor >= HEALTHY_MS ? 0 : Math.min(MAX_RESTART_DELAY_MS, Math.max(1000, (this.#restartDelay[i] ?? 500) * 2));
+    this.#restartDelay[i] = delay;
+    setTimeout(() => void this.#restart(i), delay).unref();
+  }
+
+  async #restart(i: number): Promise<void> {
+    if (this.#closing || this.#shards[i]) return;
+    try {
+      await this.#start(i);
+    } catch (err) {
+      const delay = Math.min(MAX_RESTART_DELAY_MS, (this.#restartDelay[i] ?? 500) * 2);
+      this.#restartDelay[i] = delay;
+      this.log.error({ err, shard: i, retryInMs: delay }, 'cannot start media shard again; trying later');
+      setTimeout(() => void this.#restart(i), delay).unref();
+    }
+  }
+}

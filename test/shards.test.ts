@@ -1,0 +1,120 @@
+/**
+ * Media shards (issue 21, part 3): calls spread over the shards by load, a
+ * shard killed mid-call is started again while the other shard's calls go
+ * on untouched, and its calls are recovered from disk and sealed; with
+ * `media.shards: 0` the packets are handled on the daemon's thread as before.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { DaemonProcess, MAIN, sendRtp, startCall, testConfigYaml } from './support/daemon.js';
+import { parsePrometheusText, sampleValue } from './support/promtext.js';
+import { toneStream } from './support/rtpPlan.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ssrc = (i: number, leg: number) => 3000 + i * 10 + leg;
+
+test('two media shards: calls go to the shard with fewer; a shard killed mid-call is restarted, its calls recovered from disk and sealed, the other shard loses nothing', async () => {
+  const yaml = testConfigYaml().replace('media:\n  workers: 1\n', 'media:\n  shards: 2\n  workers: 2\n');
+  const d = await DaemonProcess.start({ yaml });
+  try {
+    const [pid0, pid1] = [d.shardPid(0), d.shardPid(1)];
+    assert.notEqual(pid0, pid1);
+    // Shard 0 takes 20000-24999, shard 1 25000-29999.
+    const shardOf = (port: number) => (port < 25000 ? 0 : 1);
+    const calls = [];
+    for (let i = 0; i < 4; i++) calls.push(await startCall(d, { callId: `sh-${i}`, callerSsrc: ssrc(i, 0), calleeSsrc: ssrc(i, 1) }));
+    const shards = calls.map((c) => shardOf(c.legs.caller.port));
+    assert.deepEqual(
+      calls.map((c) => shardOf(c.legs.callee.port)),
+      shards,
+      'both legs of a call on one shard',
+    );
+    assert.deepEqual([...shards].sort(), [0, 0, 1, 1], 'two calls each');
+    const sending = sendRtp({
+      streams: calls.flatMap((c, i) => [
+        toneStream(c.legs.caller.port, 400 + i * 100, { durationMs: 6000, ssrc: ssrc(i, 0) }),
+        toneStream(c.legs.callee.port, 1000 + i * 100, { durationMs: 6000, ssrc: ssrc(i, 1) }),
+      ]),
+    });
+    await sleep(2500);
+    process.kill(pid0, 'SIGKILL');
+    const died = await d.waitFor((l) => l.msg.startsWith('media shard died'), 5000);
+    assert.equal(died.shard, 0);
+    assert.equal(died.calls, 2);
+    const restarted = await d.waitFor((l) => l.msg === 'media shard ready' && l.shard === 0 && l.pid !== pid0, 10_000);
+    const sent = await sending;
+    const lost = calls.filter((_, i) => shards[i] === 0);
+    for (const c of lost) {
+      const st = await d.waitForState(c.recordingId, 'sealed', 20_000);
+      const md = st.metadata;
+      assert.equal(md.recovered, true, `${c.recordingId} recovered from disk`);
+      assert.equal(md.endReason, 'recovered');
+      // What reached the disk before the kill is kept: at least 2 s of the 2.5 s (the jitter window and the last writes may go).
+      assert.ok(md.durationMs >= 2000 && md.durationMs <= 3500, `recovered ${md.durationMs} ms`);
+      const verify = execFileSync(process.execPath, [MAIN, 'verify', st.dir, '--data-dir', d.dataDir, '--json'], { encoding: 'utf8' });
+      assert.equal(JSON.parse(verify).signature, 'OK');
+    }
+    // A new call after the restart goes to the shard with fewer calls: the one started again.
+    const next = await startCall(d, { callId: 'sh-after', callerSsrc: ssrc(9, 0), calleeSsrc: ssrc(9, 1) });
+    assert.equal(shardOf(next.legs.caller.port), 0);
+    assert.equal(d.shardPid(0), restarted.pid);
+    const after = await sendRtp({
+      streams: [
+        toneStream(next.legs.caller.port, 700, { durationMs: 1500, ssrc: ssrc(9, 0) }),
+        toneStream(next.legs.callee.port, 1300, { durationMs: 1500, ssrc: ssrc(9, 1) }),
+      ],
+    });
+    for (const [i, c] of calls.entries()) {
+      if (shards[i] !== 1) continue;
+      await d.api('DELETE', `/v1/calls/sh-${i}`);
+      const md = (await d.waitForState(c.recordingId, 'sealed', 20_000)).metadata;
+      assert.equal(md.recovered, false);
+      assert.equal(md.legs.caller.received, sent[i * 2]!.sent, 'the other shard lost nothing');
+      assert.equal(md.legs.callee.received, sent[i * 2 + 1]!.sent);
+    }
+    await d.api('DELETE', '/v1/calls/sh-after');
+    const md = (await d.waitForState(next.recordingId, 'sealed', 20_000)).metadata;
+    assert.equal(md.legs.caller.received, after[0]!.sent, 'the restarted shard records');
+    const at = (await d.waitFor((l) => l.msg === 'metrics listening')).metrics as string;
+    const m = parsePrometheusText(await (await fetch(`http://${at}/metrics`)).text());
+    assert.equal(sampleValue(m, 'callvault_media_shards'), 2);
+    assert.equal(sampleValue(m, 'callvault_media_shard_deaths_total'), 1);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+  // No shard outlives the daemon: nothing is left holding the data dir.
+  const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(path.join('shard', 'shardMain.js')) && l.includes(process.execPath));
+  assert.deepEqual(left, []);
+});
+
+test('media.shards 0: the packets are handled on the daemon thread (no shard process), every packet recorded', async () => {
+  const yaml = testConfigYaml().replace('media:\n', 'media:\n  shards: 0\n');
+  const d = await DaemonProcess.start({ yaml });
+  try {
+    assert.equal(
+      d.logs.some((l) => l.msg === 'media shard ready'),
+      false,
+    );
+    const children = readFileSync(`/proc/${d.child.pid}/task/${d.child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    for (const pid of children)
+      assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /mediasoup-worker/, 'only mediasoup workers below the daemon');
+    const c = await startCall(d, { callId: 'inproc', callerSsrc: ssrc(5, 0), calleeSsrc: ssrc(5, 1) });
+    const sent = await sendRtp({
+      streams: [
+        toneStream(c.legs.caller.port, 500, { durationMs: 1500, ssrc: ssrc(5, 0) }),
+        toneStream(c.legs.callee.port, 900, { durationMs: 1500, ssrc: ssrc(5, 1) }),
+      ],
+    });
+    await d.api('DELETE', '/v1/calls/inproc');
+    const md = (await d.waitForState(c.recordingId, 'sealed', 20_000)).metadata;
+    assert.equal(md.legs.caller.received, sent[0]!.sent);
+    assert.equal(md.legs.callee.received, sent[1]!.sent);
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
