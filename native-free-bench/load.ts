@@ -12,7 +12,11 @@
  *
  *   scripts/node dist/native-free-bench/load.js [--calls 500] [--seconds 60] [--law PCMU|PCMA]
  *        [--loss 0] [--reorder 0] [--jitter-ms 0] [--discover] [--ramp 250,500,750,1000] [--check]
- *        [--siprec [--cps 20]]
+ *        [--siprec [--cps 20]] [--shards 0,1,2]
+ *
+ * --shards runs every step once per `media.shards` value (0: the packets on
+ * the daemon's thread, as before shards), and reports the capacity (with
+ * --ramp) and the CPU per call-second of each against the first.
  *
  * --siprec runs each step twice, the same calls started over the HTTP API
  * and then as SIPREC sessions (load/sipClient.ts, INVITEs paced at --cps),
@@ -46,6 +50,8 @@ const discover = flag('discover');
 const steps = (stringOption('ramp') ?? String(numberOption('calls', 500))).split(',').map(Number);
 const siprec = flag('siprec');
 const cps = numberOption('cps', 20);
+/** `media.shards` values to compare; undefined: the daemon's default. */
+const shardCounts: (number | undefined)[] = stringOption('shards')?.split(',').map(Number) ?? [undefined];
 const MAX_LOSS = 0.0001;
 /** RSS a call may gain between early in the run and its end and still count as not growing with length (RSS noise is a few KB a call). */
 const MAX_GROWTH_KB = 10;
@@ -53,6 +59,8 @@ const MAX_GROWTH_KB = 10;
 interface StepResult {
   readonly mode: Mode;
   readonly calls: number;
+  /** `media.shards` (undefined: the default). */
+  readonly shards: number | undefined;
   /** SIPREC: INVITE → 200 OK, ms. */
   readonly setupP50Ms: number;
   readonly setupP99Ms: number;
@@ -68,7 +76,7 @@ interface StepResult {
   readonly rssEarlyMB: number;
   readonly rssEndMB: number;
   readonly perCallKB: number;
-  /** Of perCallKB, the daemon's Node process; the rest is in the mediasoup workers. */
+  /** Of perCallKB, the Node processes (daemon and shards); the rest is in the mediasoup workers. */
   readonly perCallNodeKB: number;
   /** Per call once the calls are set up, before any RTP: what a call holds at rest. */
   readonly perCallSetUpKB: number;
@@ -83,6 +91,11 @@ interface StepResult {
   readonly sealP50Ms: number;
   readonly sealP99Ms: number;
   readonly ok: boolean;
+}
+
+/** CPU (µs, whole process tree) per second of one call. */
+function perCallSecond(r: StepResult): number {
+  return ((r.cpuPct / 100) * 1e6) / r.calls;
 }
 
 /** Least-squares slope of y over x. */
@@ -119,9 +132,9 @@ async function startSiprec(d: Daemon, client: SipClient, calls: number): Promise
   );
 }
 
-async function step(calls: number, mode: Mode): Promise<StepResult> {
+async function step(calls: number, mode: Mode, shards: number | undefined): Promise<StepResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'callvault-bench-load-'));
-  const d = await Daemon.start(dir, calls, mode);
+  const d = await Daemon.start(dir, calls, mode, shards === undefined ? {} : { media: `\n  shards: ${shards}` });
   const client = mode === 'siprec' ? await SipClient.open(d.sip) : undefined;
   try {
     const pid = d.child.pid as number;
@@ -208,6 +221,7 @@ async function step(calls: number, mode: Mode): Promise<StepResult> {
     const result: StepResult = {
       mode,
       calls,
+      shards,
       setupP50Ms: quantile(setups, 0.5),
       setupP99Ms: quantile(setups, 0.99),
       started: started.length,
@@ -221,7 +235,7 @@ async function step(calls: number, mode: Mode): Promise<StepResult> {
       rssEarlyMB: mb(early.s.rssBytes),
       rssEndMB: mb(end.s.rssBytes),
       perCallKB: (end.s.rssBytes - idle.rssBytes) / 1024 / calls,
-      perCallNodeKB: (end.s.mainRssBytes - idle.mainRssBytes) / 1024 / calls,
+      perCallNodeKB: (end.s.nodeRssBytes - idle.nodeRssBytes) / 1024 / calls,
       perCallSetUpKB: (setUp.rssBytes - idle.rssBytes) / 1024 / calls,
       growthPerCallKB: (end.s.rssBytes - early.s.rssBytes) / 1024 / calls,
       slopePerCallKBPerHour:
@@ -247,15 +261,17 @@ async function step(calls: number, mode: Mode): Promise<StepResult> {
 
 async function main(): Promise<void> {
   const results: StepResult[] = [];
-  for (const n of steps) {
-    for (const mode of siprec ? (['http', 'siprec'] as const) : (['http'] as const)) {
-      process.stdout.write(`load: ${n} calls × ${seconds} s (${mode}) …\n`);
-      results.push(await step(n, mode));
+  for (const shards of shardCounts)
+    for (const n of steps) {
+      for (const mode of siprec ? (['http', 'siprec'] as const) : (['http'] as const)) {
+        process.stdout.write(`load: ${n} calls × ${seconds} s (${mode}${shards === undefined ? '' : `, media.shards ${shards}`}) …\n`);
+        results.push(await step(n, mode, shards));
+      }
     }
-  }
+  const shardNote = (r: StepResult) => (r.shards === undefined ? '' : `, media.shards ${r.shards}`);
   const rows: Row[] = results.flatMap((r) => [
     {
-      measure: `**${r.calls} calls** × ${seconds} s${r.mode === 'siprec' ? ' as SIPREC sessions' : ''}, ${law}, ${(r.calls * 100).toLocaleString('en')} packets/s in`,
+      measure: `**${r.calls} calls** × ${seconds} s${r.mode === 'siprec' ? ' as SIPREC sessions' : ''}${shardNote(r)}, ${law}, ${(r.calls * 100).toLocaleString('en')} packets/s in`,
       figure: `${(r.lossInside * 100).toFixed(4)} % lost inside callvault`,
       baseline: `${r.sender.sent.toLocaleString('en')} sent, ${r.written.toLocaleString('en')} written (${r.late} late); target ≤ 0.01 %`,
       met: r.lossInside <= MAX_LOSS,
@@ -274,7 +290,7 @@ async function main(): Promise<void> {
     {
       measure: '  daemon CPU (main + pool + mediasoup workers)',
       figure: `${r.cpuPct.toFixed(0)} % of one core`,
-      baseline: `${((r.cpuPct / 100 / (r.calls * 100)) * 1e6).toFixed(1)} µs per packet; generator worst lag ${r.sender.maxLagMs} ms, send errors ${r.sender.sendErrors}`,
+      baseline: `${((r.cpuPct / 100 / (r.calls * 100)) * 1e6).toFixed(1)} µs per packet, ${perCallSecond(r).toFixed(0)} µs per call-second; generator worst lag ${r.sender.maxLagMs} ms, send errors ${r.sender.sendErrors}`,
     },
     {
       measure: '  memory per active call',
@@ -306,13 +322,40 @@ async function main(): Promise<void> {
       },
     );
   }
-  if (results.length > 1 && !siprec) {
-    const best = results.filter((r) => r.ok).map((r) => r.calls);
-    rows.push({ measure: 'highest N holding the bar', figure: best.length ? String(Math.max(...best)) : 'none', baseline: `of ${steps.join(', ')}` });
+  const capacity = (shards: number | undefined) => {
+    const held = results.filter((r) => r.shards === shards && r.ok).map((r) => r.calls);
+    return held.length ? Math.max(...held) : 0;
+  };
+  if (steps.length > 1 && !siprec)
+    for (const shards of shardCounts)
+      rows.push({
+        measure: `highest N holding the bar${shards === undefined ? '' : ` with media.shards ${shards}`}`,
+        figure: String(capacity(shards) || 'none'),
+        baseline: `of ${steps.join(', ')}`,
+      });
+  const [first, ...others] = shardCounts;
+  for (const shards of shardCounts.length > 1 ? others : []) {
+    for (const n of steps) {
+      const base = results.find((r) => r.shards === first && r.calls === n && r.mode === 'http');
+      const r = results.find((x) => x.shards === shards && x.calls === n && x.mode === 'http');
+      if (!base || !r) continue;
+      rows.push({
+        measure: `  CPU per call-second at ${n} calls, media.shards ${shards} against ${first}`,
+        figure: `${perCallSecond(r).toFixed(0)} vs ${perCallSecond(base).toFixed(0)} µs (× ${(perCallSecond(r) / perCallSecond(base)).toFixed(2)})`,
+        baseline: `same run; target: no worse than ${first} and ≤ 1,800 µs`,
+        met: perCallSecond(r) <= Math.max(1800, perCallSecond(base) * 1.05),
+      });
+    }
+    if (steps.length > 1 && capacity(first))
+      rows.push({
+        measure: `  capacity, media.shards ${shards} against ${first}`,
+        figure: `× ${(capacity(shards) / capacity(first)).toFixed(2)}`,
+        baseline: `${capacity(shards)} vs ${capacity(first)} calls (2 cores shared with the generator)`,
+      });
   }
   report(
     'load',
-    `callvault under load — ${steps.join(', ')} two-leg calls, ${seconds} s${siprec ? ', HTTP API then SIPREC' : ''}, SSRCs ${discover ? 'discovered' : 'announced'}, loss ${impair.loss}, reorder ${impair.reorder}, jitter ${impair.jitterMs} ms`,
+    `callvault under load — ${steps.join(', ')} two-leg calls, ${seconds} s${siprec ? ', HTTP API then SIPREC' : ''}${shardCounts[0] === undefined ? '' : `, media.shards ${shardCounts.join(' / ')}`}, SSRCs ${discover ? 'discovered' : 'announced'}, loss ${impair.loss}, reorder ${impair.reorder}, jitter ${impair.jitterMs} ms`,
     rows,
     { seconds, law, discover, impair, results },
   );

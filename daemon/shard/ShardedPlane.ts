@@ -34,6 +34,8 @@ const HEALTHY_MS = 60_000;
 export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane {
   readonly #shards: (MediaShard | undefined)[];
   readonly #callShard = new Map<string, MediaShard>();
+  /** Recording ids of the calls on a shard: a report sent before a call finished still lists it. */
+  readonly #recordings = new Map<string, string>();
   readonly #startedAt: number[] = [];
   readonly #restartDelay: number[] = [];
   #closing = false;
@@ -50,6 +52,16 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
 
   static async create(count: number, settings: PlaneSettings, logLevel: LogLevel, log: Logger): Promise<ShardedPlane> {
     const plane = new ShardedPlane(count, settings, logLevel, log);
+    const { portMin, portMax } = settings.media;
+    const slice = Math.floor((portMax - portMin + 1) / count);
+    const probes = plane.#settingsOf(0).media.workers as number;
+    // Each worker's probe takes a port of its shard's slice; a slice without room for one call is a config mistake.
+    if (slice < probes + 2)
+      throw new ShardError(
+        'PORT_RANGE',
+        `media.portMin-portMax (${portMin}-${portMax}) split over ${count} media shards leaves ${slice} ports each: too few for ${probes} worker probe(s) and one call's two legs; widen the range or lower media.shards`,
+        { portMin, portMax, shards: count },
+      );
     try {
       for (let i = 0; i < count; i++) await plane.#start(i);
     } catch (err) {
@@ -98,7 +110,9 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
     // Counted at once: calls set up in the same turn spread over the shards.
     this.#callShard.set(callId, shard);
     try {
-      return await shard.request('open', req);
+      const opened = await shard.request('open', req);
+      this.#recordings.set(callId, req.recordingId);
+      return opened;
     } catch (err) {
       this.#callShard.delete(callId);
       throw err;
@@ -124,7 +138,7 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
     try {
       return await shard.request('finish', callId, reason);
     } finally {
-      if (this.#callShard.get(callId) === shard) this.#callShard.delete(callId);
+      if (this.#callShard.get(callId) === shard) this.#forget(callId);
     }
   }
 
@@ -133,8 +147,10 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
     return shard ? shard.request('meta', callId).catch(() => undefined) : undefined;
   }
 
+  /** As the shards last reported, less the calls finished since (their counts are in the final metadata now). */
   stats(): ReadonlyMap<string, CallStats> {
-    return new Map(this.#live().flatMap((s) => s.report?.stats ?? []));
+    const running = new Set(this.#recordings.values());
+    return new Map(this.#live().flatMap((s) => (s.report?.stats ?? []).filter(([id]) => running.has(id))));
   }
 
   configure(settings: PlaneSettings): void {
@@ -146,6 +162,11 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
     this.#closing = true;
     await Promise.all(this.#shards.map((s) => s?.close()));
     this.#shards.fill(undefined);
+  }
+
+  #forget(callId: string): void {
+    this.#callShard.delete(callId);
+    this.#recordings.delete(callId);
   }
 
   #live(): MediaShard[] {
@@ -195,7 +216,7 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
     if (this.#shards[i] !== shard) return;
     this.#shards[i] = undefined;
     const lost = [...this.#callShard].filter(([, s]) => s === shard).map(([callId]) => callId);
-    for (const callId of lost) this.#callShard.delete(callId);
+    for (const callId of lost) this.#forget(callId);
     this.log.error(
       { err, shard: i, pid: shard.pid, calls: lost.length },
       'media shard died; its calls are recovered from disk and it is started again',

@@ -1,6 +1,6 @@
 /**
- * CPU and memory of a process and its child processes (the daemon, its
- * Piscina threads and its mediasoup workers), read from /proc.
+ * CPU and memory of a process and all below it (the daemon, its Piscina
+ * threads, its media shards and their mediasoup workers), read from /proc.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -25,15 +25,15 @@ export interface ProcSample {
   /** User + system CPU seconds of the whole tree since each process started. */
   readonly cpuS: number;
   readonly rssBytes: number;
-  /** Of rssBytes, the process itself (the daemon's Node process with its threads). */
-  readonly mainRssBytes: number;
+  /** Of rssBytes, the Node processes (the daemon with its threads, its media shards); the rest is mediasoup workers. */
+  readonly nodeRssBytes: number;
   readonly processes: number;
 }
 
 export function sample(pid: number): ProcSample {
   let cpuS = 0;
   let rssBytes = 0;
-  let mainRssBytes = 0;
+  let nodeRssBytes = 0;
   const pids = tree(pid);
   for (const p of pids) {
     try {
@@ -43,10 +43,10 @@ export function sample(pid: number): ProcSample {
       cpuS += (Number(f[11]) + Number(f[12])) / TICKS_PER_S;
       const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
       rssBytes += Number(rss?.[1] ?? 0) * 1024;
-      if (p === pid) mainRssBytes = Number(rss?.[1] ?? 0) * 1024;
+      if (!readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('mediasoup-work')) nodeRssBytes += Number(rss?.[1] ?? 0) * 1024;
     } catch {
       // The process ended between listing and reading.
     }
   }
-  return { cpuS, rssBytes, mainRssBytes, processes: pids.length };
+  return { cpuS, rssBytes, nodeRssBytes, processes: pids.length };
 }
