@@ -136,7 +136,7 @@ test("overload: while packets wait past media.maxIngestLagMs (the media shard he
   }
 });
 
-test('admission on the ingest lag (calls.admission.maxIngestLagMs 50): while packets queue up in front of the media shard (held to 1 % of a core) a new call gets 503 CAPACITY naming it', async () => {
+test('admission on the ingest lag (calls.admission.maxIngestLagMs 50): while packets queue up in front of the media shard (held to 0.2 % of a core) a new call gets 503 CAPACITY naming it', async () => {
   // Shedding out of the way (at most 60 s), so the queue builds and stays.
   const yaml = testConfigYaml()
     .replace('media:\n', 'media:\n  maxIngestLagMs: 60000\n')
@@ -155,7 +155,7 @@ test('admission on the ingest lag (calls.admission.maxIngestLagMs 50): while pac
     });
     await sleep(1500);
     assert.equal((await requestCall(d, { callId: 'lag-ok' })).status, 201, 'admitted while the lag is low');
-    await throttle.limit(pid, 1);
+    await throttle.limit(pid, 0.2);
     await sleep(6000); // the median of 5 s of probes is past 50 ms by now
     const refused = await requestCall(d, { callId: 'lag-refused' });
     await throttle.release();

@@ -8,8 +8,21 @@ import { WAV_HEADER_BYTES, wavHeader } from './wavFormat.js';
 const FLUSH_BYTES = 8 * 1024;
 /** The largest single write (the mixer's 1,600 stereo frames) fits after FLUSH_BYTES - 1. */
 const PENDING_BYTES = FLUSH_BYTES + 6400;
-/** Written buffers kept for reuse: at 500 calls a fresh buffer per flush was 28 MB/s of garbage outside the JS heap. */
-const SPARES = 2;
+/**
+ * Written buffers kept for reuse by every writer of the process: at 500 calls a fresh buffer per flush
+ * was 28 MB/s of garbage outside the JS heap, and two spares per writer were 28 KB a file at rest.
+ * Only the writes in flight at once need one, a few dozen on a busy disk.
+ */
+const POOL_MAX = 64;
+const pool: Buffer[] = [];
+
+function takeBuffer(): Buffer {
+  return pool.pop() ?? Buffer.allocUnsafe(PENDING_BYTES);
+}
+
+function giveBack(buf: Buffer): void {
+  if (buf.length === PENDING_BYTES && pool.length < POOL_MAX) pool.push(buf);
+}
 
 /**
  * Streams 16-bit PCM to a WAV file as the call runs. Memory is one pending
@@ -25,7 +38,6 @@ const SPARES = 2;
 export class WavWriter extends StreamingWriter {
   #pending: Buffer;
   #pendingBytes = 0;
-  readonly #spare: Buffer[] = [];
 
   private constructor(
     file: string,
@@ -34,7 +46,7 @@ export class WavWriter extends StreamingWriter {
     private readonly fh: FileHandle,
   ) {
     super(file, channels, maxBacklogBytes);
-    this.#pending = Buffer.allocUnsafe(PENDING_BYTES);
+    this.#pending = takeBuffer();
   }
 
   /** Create the file (never overwriting one) with a provisional header. */
@@ -69,20 +81,16 @@ export class WavWriter extends StreamingWriter {
     const end = this.acceptedBytes;
     const start = end - this.#pendingBytes;
     const whole = this.#pending;
-    this.#pending = this.#spare.pop() ?? Buffer.allocUnsafe(PENDING_BYTES);
+    this.#pending = takeBuffer();
     this.#pendingBytes = 0;
     const write = async () => {
       try {
         await this.#writeAt(buf, start, end);
       } finally {
-        this.#recycle(whole);
+        giveBack(whole);
       }
     };
-    if (!this.enqueueWrite(buf.length, { fromByte: start, toByte: end }, write)) this.#recycle(whole);
-  }
-
-  #recycle(buf: Buffer): void {
-    if (buf.length === PENDING_BYTES && this.#spare.length < SPARES) this.#spare.push(buf);
+    if (!this.enqueueWrite(buf.length, { fromByte: start, toByte: end }, write)) giveBack(whole);
   }
 
   /** Flush, patch the header with the final sizes, fsync and close. The file is as long as all accepted audio. */
@@ -99,6 +107,8 @@ export class WavWriter extends StreamingWriter {
     } catch (err) {
       throw new RecordingError('WAV_CLOSE', `cannot finish ${this.file}: ${(err as Error).message}`, { file: this.file }, { cause: err });
     } finally {
+      giveBack(this.#pending);
+      this.#pending = Buffer.alloc(0);
       await this.fh.close();
     }
     return this.result();
