@@ -78,6 +78,8 @@ interface StepResult {
   readonly perCallKB: number;
   /** Of perCallKB, the Node processes (daemon and shards); the rest is in the mediasoup workers. */
   readonly perCallNodeKB: number;
+  /** Of perCallNodeKB, the daemon's own process; the rest is in its media shards. */
+  readonly perCallDaemonKB: number;
   /** Per call once the calls are set up, before any RTP: what a call holds at rest. */
   readonly perCallSetUpKB: number;
   readonly growthPerCallKB: number;
@@ -236,6 +238,7 @@ async function step(calls: number, mode: Mode, shards: number | undefined): Prom
       rssEndMB: mb(end.s.rssBytes),
       perCallKB: (end.s.rssBytes - idle.rssBytes) / 1024 / calls,
       perCallNodeKB: (end.s.nodeRssBytes - idle.nodeRssBytes) / 1024 / calls,
+      perCallDaemonKB: (end.s.daemonRssBytes - idle.daemonRssBytes) / 1024 / calls,
       perCallSetUpKB: (setUp.rssBytes - idle.rssBytes) / 1024 / calls,
       growthPerCallKB: (end.s.rssBytes - early.s.rssBytes) / 1024 / calls,
       slopePerCallKBPerHour:
@@ -295,7 +298,7 @@ async function main(): Promise<void> {
     {
       measure: '  memory per active call',
       figure: `${r.perCallKB.toFixed(0)} KB`,
-      baseline: `RSS ${r.rssIdleMB.toFixed(0)} MB idle → ${r.rssEndMB.toFixed(0)} MB (Node ${r.perCallNodeKB.toFixed(0)} KB a call, mediasoup workers ${(r.perCallKB - r.perCallNodeKB).toFixed(0)} KB; ${r.perCallSetUpKB.toFixed(0)} KB a call set up, before media); target ≤ 150 KB`,
+      baseline: `RSS ${r.rssIdleMB.toFixed(0)} MB idle → ${r.rssEndMB.toFixed(0)} MB (Node ${r.perCallNodeKB.toFixed(0)} KB a call — daemon ${r.perCallDaemonKB.toFixed(0)}, shards ${(r.perCallNodeKB - r.perCallDaemonKB).toFixed(0)} —, mediasoup workers ${(r.perCallKB - r.perCallNodeKB).toFixed(0)} KB; ${r.perCallSetUpKB.toFixed(0)} KB a call set up, before media); target ≤ 150 KB`,
       met: r.perCallKB <= 150,
     },
     {

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { HEAP_FLAGS } from '../daemon/capacity/heapFlags.js';
 import { MAIN, ROOT } from './support/daemon.js';
 
 const major = (v: string) => Number(/^v(\d+)\./.exec(v.trim())?.[1] ?? 0);
@@ -30,9 +31,9 @@ test('started on an older Node.js, callvault stops at once with one line naming 
   assert.match(r.stderr, /^callvault: needs Node\.js 24 or newer .*this is v\d+/);
 });
 
-test('no callvault process can write a core file: the core limit is 0, also for the media shards and mediasoup workers', async () => {
+test('started as systemd starts it (bin/callvault), no callvault process can write a core file — the daemon, its media shards, the mediasoup workers — and the daemon and its shards run with HEAP_FLAGS', async () => {
   const { DaemonProcess } = await import('./support/daemon.js');
-  const d = await DaemonProcess.start();
+  const d = await DaemonProcess.start({ launcher: 'bin' });
   try {
     const limits = (pid: number) => /Max core file size\s+(\S+)\s+(\S+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))!.slice(1);
     assert.deepEqual(limits(d.child.pid!), ['0', '0']);
@@ -46,6 +47,10 @@ test('no callvault process can write a core file: the core limit is 0, also for 
       'a mediasoup worker runs',
     );
     for (const p of all) assert.deepEqual(limits(p), ['0', '0'], `process ${p}`);
+    const argv = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const nodes = [d.child.pid!, ...all.filter((p) => !argv(p).some((a) => a.includes('mediasoup-worker')))];
+    assert.ok(nodes.length >= 2, 'the daemon and a media shard');
+    for (const p of nodes) for (const flag of HEAP_FLAGS) assert.ok(argv(p).includes(flag), `process ${p} (${argv(p).join(' ')}) has ${flag}`);
   } finally {
     assert.equal(await d.stop(), 0);
   }

@@ -9,12 +9,18 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { HEAP_FLAGS } from '../daemon/capacity/heapFlags.js';
 import { DaemonProcess, MAIN, sendRtp, startCall, testConfigYaml } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
 import { toneStream } from './support/rtpPlan.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ssrc = (i: number, leg: number) => 3000 + i * 10 + leg;
+/** A shard runs with HEAP_FLAGS: without them its young generation grows to 16 MB semi-spaces, ~240 KB of RSS a call at 500. */
+const smallYoungGeneration = (pid: number) => {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  return HEAP_FLAGS.every((f) => argv.includes(f));
+};
 
 test('two media shards: calls go to the shard with fewer; a shard killed mid-call is restarted, its calls recovered from disk and sealed, the other shard loses nothing', async () => {
   const yaml = testConfigYaml().replace('media:\n  workers: 1\n', 'media:\n  shards: 2\n  workers: 2\n');
@@ -22,6 +28,7 @@ test('two media shards: calls go to the shard with fewer; a shard killed mid-cal
   try {
     const [pid0, pid1] = [d.shardPid(0), d.shardPid(1)];
     assert.notEqual(pid0, pid1);
+    for (const pid of [pid0, pid1]) assert.ok(smallYoungGeneration(pid), `shard ${pid} runs with ${HEAP_FLAGS}`);
     // Shard 0 takes 20000-24999, shard 1 25000-29999.
     const shardOf = (port: number) => (port < 25000 ? 0 : 1);
     const calls = [];
@@ -61,6 +68,7 @@ test('two media shards: calls go to the shard with fewer; a shard killed mid-cal
     const next = await startCall(d, { callId: 'sh-after', callerSsrc: ssrc(9, 0), calleeSsrc: ssrc(9, 1) });
     assert.equal(shardOf(next.legs.caller.port), 0);
     assert.equal(d.shardPid(0), restarted.pid);
+    assert.ok(smallYoungGeneration(d.shardPid(0)), 'and so does the shard started again');
     const after = await sendRtp({
       streams: [
         toneStream(next.legs.caller.port, 700, { durationMs: 1500, ssrc: ssrc(9, 0) }),

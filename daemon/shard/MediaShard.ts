@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { withHeapFlags } from '../capacity/heapFlags.js';
 import { ShardError } from '../errors.js';
 import { SafeEmitter } from '../events/SafeEmitter.js';
 import type { Logger } from '../log.js';
@@ -51,7 +52,11 @@ export class MediaShard extends SafeEmitter<MediaShardEvents> {
   ) {
     super((err, event) => log.error({ err, event, shard: index }, 'a media shard listener failed'));
     // stdout and stderr are the daemon's: the shard's log lines reach journald as the daemon's do.
-    this.#child = fork(ENTRY, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.#child = fork(ENTRY, [], {
+      execArgv: withHeapFlags(process.execArgv),
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     this.#child.on('message', (msg) => this.#onMessage(msg as FromShard));
     this.#exit = new Promise((resolve) => {
       this.#child.once('exit', (code, signal) => {

@@ -5,6 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { HEAP_FLAGS } from '../../daemon/capacity/heapFlags.js';
 import type { SenderAdd, SenderLeg, SenderPlan, SenderResult } from './sender.js';
 
 export const MAIN = fileURLToPath(new URL('../../daemon/main.js', import.meta.url));
@@ -55,7 +56,8 @@ export class Daemon {
         ...(mode === 'siprec' ? ['sip:\n  listen: 127.0.0.1:0\n  transports: [udp]\n  allowedSources: [127.0.0.1]'] : []),
       ].join('\n')}\n`,
     );
-    const child = spawn(process.execPath, [MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], {
+    // As bin/callvault starts it: the figures are the shipped daemon's.
+    const child = spawn(process.execPath, [...HEAP_FLAGS, MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], {
       env: ENV,
       stdio: ['ignore', 'pipe', 'inherit'],
     });

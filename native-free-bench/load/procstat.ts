@@ -27,6 +27,8 @@ export interface ProcSample {
   readonly rssBytes: number;
   /** Of rssBytes, the Node processes (the daemon with its threads, its media shards); the rest is mediasoup workers. */
   readonly nodeRssBytes: number;
+  /** Of nodeRssBytes, the daemon's own process (its thread and Piscina's); the rest is its media shards. */
+  readonly daemonRssBytes: number;
   readonly processes: number;
 }
 
@@ -34,6 +36,7 @@ export function sample(pid: number): ProcSample {
   let cpuS = 0;
   let rssBytes = 0;
   let nodeRssBytes = 0;
+  let daemonRssBytes = 0;
   const pids = tree(pid);
   for (const p of pids) {
     try {
@@ -42,11 +45,13 @@ export function sample(pid: number): ProcSample {
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       cpuS += (Number(f[11]) + Number(f[12])) / TICKS_PER_S;
       const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      rssBytes += Number(rss?.[1] ?? 0) * 1024;
-      if (!readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('mediasoup-work')) nodeRssBytes += Number(rss?.[1] ?? 0) * 1024;
+      const bytes = Number(rss?.[1] ?? 0) * 1024;
+      rssBytes += bytes;
+      if (p === pid) daemonRssBytes = bytes;
+      if (!readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('mediasoup-work')) nodeRssBytes += bytes;
     } catch {
       // The process ended between listing and reading.
     }
   }
-  return { cpuS, rssBytes, nodeRssBytes, processes: pids.length };
+  return { cpuS, rssBytes, nodeRssBytes, daemonRssBytes, processes: pids.length };
 }

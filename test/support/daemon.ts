@@ -59,11 +59,16 @@ export class DaemonProcess {
     this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
   }
 
-  static async start(opts: { yaml?: string; dataDir?: string; configFile?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
+  /** `launcher: 'bin'` starts it as systemd does, through bin/callvault; else node runs dist/daemon/main.js directly. */
+  static async start(
+    opts: { yaml?: string; dataDir?: string; configFile?: string; env?: NodeJS.ProcessEnv; launcher?: 'node' | 'bin' } = {},
+  ): Promise<DaemonProcess> {
     const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'callvault-test-')));
     const configFile = opts.configFile ?? path.join(dataDir, '..', `${path.basename(dataDir)}.yaml`);
     if (!opts.configFile) await writeFile(configFile, opts.yaml ?? testConfigYaml());
-    const child = spawn(process.execPath, [MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], {
+    const args = ['daemon', '--config', configFile, '--data-dir', dataDir];
+    const [command, argv] = opts.launcher === 'bin' ? [path.join(ROOT, 'bin/callvault'), args] : [process.execPath, [MAIN, ...args]];
+    const child = spawn(command, argv, {
       env: { ...process.env, CALLVAULT_CONTROL_TOKEN: TOKEN, CALLVAULT_SIGNING_PASSPHRASE: PASSPHRASE, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
