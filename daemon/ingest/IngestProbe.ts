@@ -38,8 +38,14 @@ export class IngestProbe {
     private readonly onSample: (lagMs: number) => void,
   ) {}
 
-  /** A probe through `router` into `direct`, listening on `port` (loopback; the port is the caller's to give back after close). */
-  static async start(router: ms.Router, direct: ms.DirectTransport, port: number, onSample: (lagMs: number) => void): Promise<IngestProbe> {
+  /** A probe through `router` into `direct`, consumed as the legs are (`consumeCaps`), listening on `port` (loopback; the port is the caller's to give back after close). */
+  static async start(
+    router: ms.Router,
+    direct: ms.DirectTransport,
+    consumeCaps: ms.RtpCapabilities,
+    port: number,
+    onSample: (lagMs: number) => void,
+  ): Promise<IngestProbe> {
     const socket = createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
@@ -53,7 +59,7 @@ export class IngestProbe {
         kind: 'audio',
         rtpParameters: { codecs: [{ mimeType: 'audio/PCMU', payloadType: 0, clockRate: 8000 }], encodings: [{ ssrc: PROBE_SSRC }] },
       });
-      const consumer = await direct.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities });
+      const consumer = await direct.consume({ producerId: producer.id, rtpCapabilities: consumeCaps });
       const probe = new IngestProbe(socket, transport, onSample);
       consumer.on('rtp', (packet: Buffer) => probe.#received(packet));
       socket.on('error', () => undefined); // loopback sends do not fail but for a closing socket

@@ -142,7 +142,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     transport: ms.PlainTransport,
     private readonly makeTransport: TransportFactory,
     private readonly direct: ms.DirectTransport,
-    private readonly routerCaps: ms.RtpCapabilities,
+    private readonly consumeCaps: ms.RtpCapabilities,
     /** The mediasoup worker whose thread in Node handles this leg's packets. */
     readonly workerPid: number,
   ) {
@@ -156,7 +156,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     options: LegSourceOptions,
     makeTransport: TransportFactory,
     direct: ms.DirectTransport,
-    routerCaps: ms.RtpCapabilities,
+    consumeCaps: ms.RtpCapabilities,
     workerPid: number,
   ): Promise<LegSource> {
     const transport = await makeTransport();
@@ -166,7 +166,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
       transport.close();
       throw err;
     }
-    return new LegSource(options, transport, makeTransport, direct, routerCaps, workerPid);
+    return new LegSource(options, transport, makeTransport, direct, consumeCaps, workerPid);
   }
 
   get options(): LegSourceOptions {
@@ -225,7 +225,7 @@ export class LegSource extends EventEmitter<LegSourceEvents> {
     }
     const binding: Binding = { producer, confirmed: false };
     this.#bindings.set(ssrc, binding);
-    const consumer = await this.direct.consume({ producerId: producer.id, rtpCapabilities: this.routerCaps, paused: this.#held });
+    const consumer = await this.direct.consume({ producerId: producer.id, rtpCapabilities: this.consumeCaps, paused: this.#held });
     binding.consumer = consumer;
     consumer.on('rtp', (packet: Buffer) => {
       if (!this.#accepting) return;
