@@ -43,6 +43,16 @@ export interface ShardReport {
 
 export type ShardEvents = Omit<PlaneEvents, 'calls-lost'> & { report: [ShardReport] };
 
+/** The plane events a shard sends on as its LocalPlane emits them, and the daemon's plane passes on as they come. */
+export const FORWARDED_EVENTS: readonly (keyof Omit<PlaneEvents, 'calls-lost'>)[] = [
+  'lag',
+  'end-due',
+  'write-failed',
+  'write-recovered',
+  'refused-source',
+  'foreign-packet',
+];
+
 export const REPORT_MS = 500;
 
 export interface WireError {

@@ -6,17 +6,8 @@ import type { Logger, LogLevel } from '../log.js';
 import type { EndReason, RecordingMetadata } from '../record/metadata.js';
 import type { CallStats, MediaPlane, MediaUpdate, OpenCallRequest, OpenedCall, PlaneEvents, PlaneSettings } from './MediaPlaneTypes.js';
 import { MediaShard } from './MediaShard.js';
-import { REPORT_MS, type ShardEvents } from './ShardProtocol.js';
+import { FORWARDED_EVENTS, REPORT_MS } from './ShardProtocol.js';
 
-/** Events a shard sends that the plane passes on as they are. */
-const PASSED: readonly (keyof Omit<ShardEvents, 'report'>)[] = [
-  'lag',
-  'end-due',
-  'write-failed',
-  'write-recovered',
-  'refused-source',
-  'foreign-packet',
-];
 /** A shard that has not reported for this long is taken as fully busy. */
 const STALE_REPORT_MS = 4 * REPORT_MS;
 /** A shard that keeps dying is started again after 1 s, 2 s, … up to this. */
@@ -202,7 +193,7 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
   async #start(i: number): Promise<void> {
     const settings = this.#settingsOf(i);
     const shard = await MediaShard.start({ shard: i, settings, logLevel: this.logLevel }, this.log);
-    for (const name of PASSED) shard.on(name, (...args: unknown[]) => this.safeEmit(name, ...(args as PlaneEvents[typeof name])));
+    for (const name of FORWARDED_EVENTS) shard.on(name, (...args: unknown[]) => this.safeEmit(name, ...(args as PlaneEvents[typeof name])));
     shard.on('died', (err) => this.#onDied(i, shard, err));
     this.#shards[i] = shard;
     this.#startedAt[i] = performance.now();

@@ -2,8 +2,7 @@ import { EventLoopGauge } from '../capacity/EventLoopGauge.js';
 import { ShardError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { LocalPlane } from './LocalPlane.js';
-import type { PlaneEvents } from './MediaPlaneTypes.js';
-import { REPORT_MS, toWire, type FromShard, type ShardRequests, type ShardStart, type ToShard } from './ShardProtocol.js';
+import { FORWARDED_EVENTS, REPORT_MS, toWire, type FromShard, type ShardRequests, type ShardStart, type ToShard } from './ShardProtocol.js';
 
 /*
  * A media shard: a child process of the daemon that owns one LocalPlane —
@@ -12,15 +11,6 @@ import { REPORT_MS, toWire, type FromShard, type ShardRequests, type ShardStart,
  * no other way in (no listening socket but its RTP ports, no index, no keys
  * but KEKs' public halves).
  */
-
-const FORWARDED: readonly (keyof Omit<PlaneEvents, 'calls-lost'>)[] = [
-  'lag',
-  'end-due',
-  'write-failed',
-  'write-recovered',
-  'refused-source',
-  'foreign-packet',
-];
 
 let plane: LocalPlane | undefined;
 let log: Logger = createLogger('info');
@@ -36,7 +26,7 @@ async function start({ shard, settings, logLevel }: ShardStart): Promise<ShardRe
   if (plane) throw new ShardError('STARTED', 'this shard has started already', { shard });
   log = createLogger(logLevel).child({ shard });
   plane = await LocalPlane.create(settings, log);
-  for (const name of FORWARDED) plane.on(name, (...args: unknown[]) => send({ kind: 'event', name, args }));
+  for (const name of FORWARDED_EVENTS) plane.on(name, (...args: unknown[]) => send({ kind: 'event', name, args }));
   loop.start();
   reporter = setInterval(() => {
     if (!plane) return;
