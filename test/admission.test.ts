@@ -30,7 +30,7 @@ test('admission: past the measured packet limit the next call gets 503 CAPACITY 
         toneStream(c.legs.callee.port, 1000 + i * 100, { durationMs: 5000, ssrc: ssrc(i, 1) }),
       ]),
     });
-    await new Promise((r) => setTimeout(r, 2500)); // two one-second windows measured
+    await new Promise((r) => setTimeout(r, 3500)); // the three one-second windows the rate is taken over
     const res = await fetch(`${d.controlUrl}/v1/calls`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },

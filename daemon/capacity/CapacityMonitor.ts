@@ -5,6 +5,12 @@ import type { AdmissionConfig, AdmissionVerdict, CapacitySignal, CapacitySignals
 export type LiveCounters = () => ReadonlyMap<string, { readonly received: number; readonly late: number }>;
 
 const WINDOW_MS = 1000;
+/**
+ * The packet rate and late share are taken over this many windows: a media shard's counters arrive in
+ * its reports every 500 ms, so one 1 s window holds one to three of them and read 200 packets/s as
+ * anything from 100 to 300 (a call admitted past maxPacketsPerSecond, or refused under it).
+ */
+const RATE_WINDOWS = 3;
 /** A signal that refused a call admits again only below this share of its limit, so admission at the edge does not flap call by call. */
 const HYSTERESIS = 0.95;
 
@@ -21,6 +27,8 @@ const HYSTERESIS = 0.95;
 export class CapacityMonitor {
   #signals: CapacitySignals = { ingestLagMs: 0, eventLoopUtilization: 0, eventLoopDelayMs: 0, packetsPerSecond: 0, lateRatio: 0, poolQueue: 0 };
   #prev = new Map<string, { received: number; late: number }>();
+  /** The last RATE_WINDOWS windows' packets, newest last. */
+  #windows: { received: number; late: number; seconds: number }[] = [];
   readonly #loop = new EventLoopGauge();
   #timer: NodeJS.Timeout | undefined;
   readonly #refusing = new Set<CapacitySignal>();
@@ -107,6 +115,8 @@ export class CapacityMonitor {
       late += Math.max(0, c.late - p.late);
     }
     this.#prev = new Map([...counters].map(([id, c]) => [id, { received: c.received, late: c.late }]));
+    this.#windows = [...this.#windows.slice(1 - RATE_WINDOWS), { received, late, seconds }];
+    const sum = this.#windows.reduce((a, w) => ({ received: a.received + w.received, late: a.late + w.late, seconds: a.seconds + w.seconds }));
     // The thread that handles the packets is the one that runs out first: this one, or the busiest shard's.
     const own = this.#loop.sample();
     const media = this.mediaLoop();
@@ -114,8 +124,8 @@ export class CapacityMonitor {
       ingestLagMs: this.ingestLag(),
       eventLoopUtilization: Math.max(own.utilization, media?.utilization ?? 0),
       eventLoopDelayMs: Math.max(own.delayMs, media?.delayMs ?? 0),
-      packetsPerSecond: received / seconds,
-      lateRatio: received + late ? late / (received + late) : 0,
+      packetsPerSecond: sum.received / sum.seconds,
+      lateRatio: sum.received + sum.late ? sum.late / (sum.received + sum.late) : 0,
       poolQueue: this.poolQueue(),
     };
   }
