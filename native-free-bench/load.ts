@@ -7,8 +7,8 @@
  *
  * Reports packets sent, packets written by callvault (its metrics), loss
  * inside callvault, the daemon's CPU (user + sys, main process + pool threads
- * + mediasoup workers) and RSS, memory per active call and its growth over
- * the call, recordings sealed and seal latency (hang-up → signature) p50/p99.
+ * + mediasoup workers) and memory (PSS: shared pages once; RSS summed over
+ * the processes beside it), memory per active call and its growth over the call, recordings sealed and seal latency (hang-up → signature) p50/p99.
  *
  *   scripts/node dist/native-free-bench/load.js [--calls 500] [--seconds 60] [--law PCMU|PCMA]
  *        [--loss 0] [--reorder 0] [--jitter-ms 0] [--discover] [--ramp 250,500,750,1000] [--check]
@@ -53,7 +53,7 @@ const cps = numberOption('cps', 20);
 /** `media.shards` values to compare; undefined: the daemon's default. */
 const shardCounts: (number | undefined)[] = stringOption('shards')?.split(',').map(Number) ?? [undefined];
 const MAX_LOSS = 0.0001;
-/** RSS a call may gain between early in the run and its end and still count as not growing with length (RSS noise is a few KB a call). */
+/** Memory a call may gain between early in the run and its end and still count as not growing with length (the noise is a few KB a call). */
 const MAX_GROWTH_KB = 10;
 
 interface StepResult {
@@ -70,12 +70,16 @@ interface StepResult {
   readonly late: number;
   readonly lossInside: number;
   readonly cpuPct: number;
-  readonly rssIdleMB: number;
-  /** When the "early" RSS was sampled, seconds into the calls. */
-  readonly rssEarlyAtS: number;
-  readonly rssEarlyMB: number;
-  readonly rssEndMB: number;
+  /** The tree's memory (PSS, procstat) idle, early in the calls and at their end. */
+  readonly pssIdleMB: number;
+  /** When the "early" memory was sampled, seconds into the calls. */
+  readonly pssEarlyAtS: number;
+  readonly pssEarlyMB: number;
+  readonly pssEndMB: number;
+  /** Per active call, from the tree's PSS. */
   readonly perCallKB: number;
+  /** The same from RSS summed over the processes (the measure of earlier runs; counts shared code once per process). */
+  readonly perCallRssKB: number;
   /** Of perCallKB, the Node processes (daemon and shards); the rest is in the mediasoup workers. */
   readonly perCallNodeKB: number;
   /** Of perCallNodeKB, the daemon's own process; the rest is in its media shards. */
@@ -83,10 +87,10 @@ interface StepResult {
   /** Per call once the calls are set up, before any RTP: what a call holds at rest. */
   readonly perCallSetUpKB: number;
   readonly growthPerCallKB: number;
-  /** Least-squares slope of RSS from 60 s to the end (runs of 5 min or more): a leak shows here, a one-off step barely. */
+  /** Least-squares slope of PSS from 60 s to the end (runs of 5 min or more): a leak shows here, a one-off step barely. */
   readonly slopePerCallKBPerHour: number | null;
-  /** RSS every 10 s while the calls ran, for plotting. */
-  readonly rssSeriesMB: readonly (readonly [atS: number, mb: number])[];
+  /** PSS every 10 s while the calls ran, for plotting. */
+  readonly pssSeriesMB: readonly (readonly [atS: number, mb: number])[];
   readonly sealed: number;
   readonly verified: number;
   readonly badShape: number;
@@ -174,7 +178,7 @@ async function step(calls: number, mode: Mode, shards: number | undefined): Prom
       { port: c.ports.caller, law, ssrc: c.ssrc.caller, freq: 300 + 50 * (i % 10) },
       { port: c.ports.callee, law, ssrc: c.ssrc.callee, freq: 1000 + 50 * (i % 10) },
     ]);
-    // Samples during the call: CPU over the whole send, RSS early and at the end. "Early" is 30 s in
+    // Samples during the call: CPU over the whole send, memory early and at the end. "Early" is 30 s in
     // (a sixth of shorter runs): the issue's "a 30-minute call costs the same as a 30-second one".
     const samples: { atS: number; s: ProcSample }[] = [];
     const sender = runSender({ legs, seconds, ...impair });
@@ -232,18 +236,19 @@ async function step(calls: number, mode: Mode, shards: number | undefined): Prom
       late,
       lossInside,
       cpuPct,
-      rssIdleMB: mb(idle.rssBytes),
-      rssEarlyAtS: early.atS,
-      rssEarlyMB: mb(early.s.rssBytes),
-      rssEndMB: mb(end.s.rssBytes),
-      perCallKB: (end.s.rssBytes - idle.rssBytes) / 1024 / calls,
-      perCallNodeKB: (end.s.nodeRssBytes - idle.nodeRssBytes) / 1024 / calls,
-      perCallDaemonKB: (end.s.daemonRssBytes - idle.daemonRssBytes) / 1024 / calls,
-      perCallSetUpKB: (setUp.rssBytes - idle.rssBytes) / 1024 / calls,
-      growthPerCallKB: (end.s.rssBytes - early.s.rssBytes) / 1024 / calls,
+      pssIdleMB: mb(idle.pss.total),
+      pssEarlyAtS: early.atS,
+      pssEarlyMB: mb(early.s.pss.total),
+      pssEndMB: mb(end.s.pss.total),
+      perCallKB: (end.s.pss.total - idle.pss.total) / 1024 / calls,
+      perCallRssKB: (end.s.rss.total - idle.rss.total) / 1024 / calls,
+      perCallNodeKB: (end.s.pss.node - idle.pss.node) / 1024 / calls,
+      perCallDaemonKB: (end.s.pss.daemon - idle.pss.daemon) / 1024 / calls,
+      perCallSetUpKB: (setUp.pss.total - idle.pss.total) / 1024 / calls,
+      growthPerCallKB: (end.s.pss.total - early.s.pss.total) / 1024 / calls,
       slopePerCallKBPerHour:
-        seconds >= 300 ? (slope(samples.filter((x) => x.atS >= 60).map((x) => [x.atS, x.s.rssBytes])) * 3600) / 1024 / calls : null,
-      rssSeriesMB: samples.filter((_, i) => i % 10 === 9).map((x) => [Math.round(x.atS), Math.round(mb(x.s.rssBytes) * 10) / 10] as const),
+        seconds >= 300 ? (slope(samples.filter((x) => x.atS >= 60).map((x) => [x.atS, x.s.pss.total])) * 3600) / 1024 / calls : null,
+      pssSeriesMB: samples.filter((_, i) => i % 10 === 9).map((x) => [Math.round(x.atS), Math.round(mb(x.s.pss.total) * 10) / 10] as const),
       sealed: sealedList.length,
       verified: verifications.filter((v) => v.ok).length,
       badShape,
@@ -298,13 +303,13 @@ async function main(): Promise<void> {
     {
       measure: '  memory per active call',
       figure: `${r.perCallKB.toFixed(0)} KB`,
-      baseline: `RSS ${r.rssIdleMB.toFixed(0)} MB idle → ${r.rssEndMB.toFixed(0)} MB (Node ${r.perCallNodeKB.toFixed(0)} KB a call — daemon ${r.perCallDaemonKB.toFixed(0)}, shards ${(r.perCallNodeKB - r.perCallDaemonKB).toFixed(0)} —, mediasoup workers ${(r.perCallKB - r.perCallNodeKB).toFixed(0)} KB; ${r.perCallSetUpKB.toFixed(0)} KB a call set up, before media); target ≤ 150 KB`,
+      baseline: `PSS ${r.pssIdleMB.toFixed(0)} MB idle → ${r.pssEndMB.toFixed(0)} MB (Node ${r.perCallNodeKB.toFixed(0)} KB a call — daemon ${r.perCallDaemonKB.toFixed(0)}, shards ${(r.perCallNodeKB - r.perCallDaemonKB).toFixed(0)} —, mediasoup workers ${(r.perCallKB - r.perCallNodeKB).toFixed(0)} KB; ${r.perCallSetUpKB.toFixed(0)} KB a call set up, before media; RSS summed over the processes ${r.perCallRssKB.toFixed(0)} KB a call); target ≤ 150 KB`,
       met: r.perCallKB <= 150,
     },
     {
       measure: '  memory growth per call while the calls run',
       figure: `${r.growthPerCallKB.toFixed(1)} KB`,
-      baseline: `RSS ${r.rssEarlyMB.toFixed(0)} MB at ${r.rssEarlyAtS.toFixed(0)} s → ${r.rssEndMB.toFixed(0)} MB at ${seconds} s${r.slopePerCallKBPerHour === null ? '' : `; trend from 60 s on ${r.slopePerCallKBPerHour.toFixed(1)} KB a call per hour`}; target: independent of call length (≤ ${MAX_GROWTH_KB} KB)`,
+      baseline: `PSS ${r.pssEarlyMB.toFixed(0)} MB at ${r.pssEarlyAtS.toFixed(0)} s → ${r.pssEndMB.toFixed(0)} MB at ${seconds} s${r.slopePerCallKBPerHour === null ? '' : `; trend from 60 s on ${r.slopePerCallKBPerHour.toFixed(1)} KB a call per hour`}; target: independent of call length (≤ ${MAX_GROWTH_KB} KB)`,
       met: r.growthPerCallKB <= MAX_GROWTH_KB,
     },
   ]);

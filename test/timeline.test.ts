@@ -151,7 +151,7 @@ describe('LegTimeline', () => {
     assert.equal(t.stats.unknownPayload, 1);
   });
 
-  test('memory is one fixed ring: a long call allocates nothing per packet that is kept', () => {
+  test('memory is one bounded ring: a long call allocates nothing per packet that is kept', () => {
     const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
     const out = new Int16Array(160);
     const p = frame(1);
@@ -162,7 +162,47 @@ describe('LegTimeline', () => {
     assert.equal(t.stats.received, 90_000);
     assert.equal(t.stats.lost, 0);
     assert.ok(t.written > 89_000 * 160);
+    assert.equal(t.ringSamples, 4096, 'a sender on time keeps the starting ring');
     assert.equal(DECODE_TABLES.PCMU.length, 256);
+  });
+
+  test("a sender whose clock runs ahead grows the ring instead of losing packets, and is re-anchored only past the largest ring's tolerance", () => {
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
+    const sink: Int16Array[] = [];
+    // 1 % fast: 160 samples of timestamp every 158.4 samples of our clock, 1.6 samples ahead a packet.
+    const run = (from: number, to: number) => {
+      for (let n = from; n < to; n++) pushLive(t, pkt(n, n * 160, frame(n % 50)), Math.round(n * 158.4), sink);
+    };
+    run(0, 2500); // 4,000 samples (500 ms) ahead: past the starting ring's room
+    assert.equal(t.stats.late, 0);
+    assert.equal(t.stats.resyncs, 0);
+    assert.equal(t.ringSamples, 8192);
+    run(2500, 4200); // 6,720 samples ahead: past the 6,272 the 8,192 ring tolerates
+    assert.equal(t.stats.resyncs, 1);
+    assert.equal(t.ringSamples, 8192, 'the ring never grows past ringSamplesFor');
+    assert.equal(t.stats.received, 4200);
+  });
+
+  test('duplicates are recognised; a packet older than the window (taken on probation) does not pass for the newer number in its slot', () => {
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY });
+    const out = new Int16Array(160);
+    for (let n = 0; n < 1100; n++) {
+      if (n !== 1075) t.push(pkt(n, n * 160, frame(1)), n * 160);
+      t.drain(n * 160 - DELAY, out, 0, 1, 160);
+    }
+    t.push(pkt(1010, 1010 * 160, frame(1)), 1100 * 160); // 89 behind
+    assert.equal(t.stats.duplicate, 1);
+    // 1,049 and 1,048 behind: the first is held on probation, the second confirms it and is older than the window.
+    t.push(pkt(50, 50 * 160, frame(1)), 1100 * 160);
+    t.push(pkt(51, 51 * 160, frame(1)), 1100 * 160);
+    assert.equal(t.stats.outOfSequence, 1);
+    assert.equal(t.stats.duplicate, 1, 'older than the window: not taken for a duplicate');
+    // 1,075, lost so far, maps to the slot 51 did: it arrives now (late for the file) and is no duplicate.
+    t.push(pkt(1075, 1075 * 160, frame(1)), 1100 * 160);
+    assert.equal(t.stats.duplicate, 1, 'the old packet did not mark the newer number as received');
+    t.push(pkt(1075, 1075 * 160, frame(1)), 1100 * 160);
+    assert.equal(t.stats.duplicate, 2);
+    assert.equal(t.stats.received, 1101);
   });
 
   test('packets with the right SSRC and random sequence numbers are dropped as out of sequence; loss stays truthful', () => {
@@ -209,5 +249,21 @@ describe('LegTimeline', () => {
       assert.ok(Math.abs(v - level(n)) <= level(n) / 16, `frame ${n} (${n < 5 ? 'PCMU' : 'PCMA'}) decoded to ${v}, sent ${level(n)}`);
     }
     assert.equal(t.stats.unknownPayload, 0);
+  });
+  test('a slot rewritten in the other law decodes in the later law, and a drained A-law slot is silence on the next lap of the ring', () => {
+    const t = new LegTimeline({ payloadKinds: KINDS, delaySamples: DELAY, ringSamples: 4096 });
+    // The same slots twice (a new SSRC re-anchored onto them): first A-law, then μ-law.
+    t.push(pkt(0, 0, encode('PCMA', new Int16Array(160).fill(-3000)), { payloadType: 8 }), 0);
+    t.push(pkt(0, 0, encode('PCMU', new Int16Array(160).fill(2000)), { ssrc: 7 }), 0);
+    t.push(pkt(1, 160, encode('PCMA', new Int16Array(160).fill(-3000)), { payloadType: 8, ssrc: 7 }), 160);
+    const first = drainAll(t, 320);
+    assert.ok(Math.abs((first[80] as number) - 2000) <= 2000 / 16, `rewritten slot decoded to ${first[80]}`);
+    assert.ok(Math.abs((first[240] as number) + 3000) <= 3000 / 16, `A-law slot decoded to ${first[240]}`);
+    // One lap later, with no packets: the ring's slots read back as exact silence in both halves.
+    const lap = drainAll(t, 320 + 4096);
+    assert.equal(
+      lap.findIndex((v) => v !== 0),
+      -1,
+    );
   });
 });

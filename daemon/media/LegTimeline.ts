@@ -1,4 +1,4 @@
-import { decodeInto, type G711Law } from './g711.js';
+import { DECODE_TABLES, type G711Law } from './g711.js';
 import { parseTelephoneEvent } from './dtmf.js';
 import { seqDelta, tsDelta, type RtpPacket } from './rtp.js';
 
@@ -47,7 +47,7 @@ export interface LegTimelineOptions {
   readonly payloadKinds: ReadonlyMap<number, PayloadKind>;
   /** How far behind the call clock the file is written (the jitter window). */
   readonly delaySamples: number;
-  /** Ring capacity in samples; a power of two (default: sized to the jitter window, ringSamplesFor). */
+  /** The ring's largest capacity in samples; a power of two (default: sized to the jitter window, ringSamplesFor). */
   readonly ringSamples?: number;
   /** Collect the keys pressed, for a profile that keeps them encrypted. */
   readonly keepDigits?: boolean;
@@ -62,15 +62,30 @@ export interface KeyedDigit {
   readonly key: string;
 }
 
+/** Sequence numbers behind the highest whose duplicates are recognised (20 s at 20 ms). */
 const SEQ_WINDOW = 1024;
+/** A cleared ring slot: the μ-law code for 0, with its law bit clear. */
+const SILENT_CODE = 0xff;
+const ULAW = DECODE_TABLES.PCMU;
+const ALAW = DECODE_TABLES.PCMA;
+const LARGEST_PACKET = 1280;
 /** Room in the ring beyond the jitter window: the largest packet, and how far a timestamp may disagree with the clock before the leg is re-anchored. */
-const RING_SLACK = 1280 + 6000;
+const RING_SLACK = LARGEST_PACKET + 6000;
+/**
+ * The ring a leg starts with leaves 250 ms for a timestamp ahead of the clock; a sender whose clock
+ * drifts further (≈ 40 min at 100 ppm) grows it, up to RING_SLACK, instead of being re-anchored.
+ */
+const START_SLACK = LARGEST_PACKET + 2000;
 
-/** The smallest power-of-two ring that holds the jitter window plus RING_SLACK (8192 samples, 16 KB, for 80 ms). */
-export function ringSamplesFor(delaySamples: number): number {
+function powerOfTwoAtLeast(n: number): number {
   let size = 1024;
-  while (size < delaySamples + RING_SLACK) size *= 2;
+  while (size < n) size *= 2;
   return size;
+}
+
+/** The smallest power-of-two ring that holds the jitter window plus RING_SLACK (8192 samples, 9 KB, for 80 ms): the most a leg's ring grows to. */
+export function ringSamplesFor(delaySamples: number): number {
+  return powerOfTwoAtLeast(delaySamples + RING_SLACK);
 }
 const MAX_SEQ_JUMP = 3000;
 /**
@@ -81,8 +96,6 @@ const MAX_SEQ_JUMP = 3000;
  */
 const MAX_MISORDER = 100;
 const MAX_DTMF_EVENTS = 10_000;
-// Extended sequence numbers start near 0 and may go slightly negative; never this low.
-const NO_SEQ = -0x80000000;
 
 /**
  * One leg's audio placed on the call clock (sample 0 = call start, 8 kHz).
@@ -92,7 +105,12 @@ const NO_SEQ = -0x80000000;
  * holds leave silence of the right length, and the file never shrinks when
  * packets are lost. When the timestamp stops agreeing with the clock (new
  * SSRC, restarted stream, skewed sender) the leg is re-anchored to arrival
- * time. Memory is one fixed ring, whatever the call length.
+ * time. Memory is one ring, whatever the call length: it keeps the G.711
+ * codes as they came (a byte a sample, and a bit for the law, since an SRC
+ * may switch laws mid-call) and decodes them as they are drained, half the
+ * memory of a ring of decoded samples for the same window. It starts sized for
+ * the jitter window and a sender on time (4.5 KB for 80 ms) and grows, at most
+ * to ringSamplesFor, when a sender's timestamps run ahead of the clock.
  */
 /** A leg's counters before its first packet. */
 export function emptyLegStats(): LegStats {
@@ -111,8 +129,11 @@ export class LegTimeline {
   lastPacketMs: number | undefined;
   firstPacketMs: number | undefined;
 
-  private readonly ring: Int16Array;
-  private readonly mask: number;
+  private ring: Uint8Array;
+  /** Bit i set: ring slot i holds an A-law code (clear: μ-law). */
+  private alaw: Uint8Array;
+  private mask: number;
+  private readonly maxRing: number;
   private readonly reanchorSamples: number;
 
   private anchor: { ssrc: number; ts: number; pos: number } | undefined;
@@ -121,19 +142,28 @@ export class LegTimeline {
   private seqMax = -1;
   private lastSeq16 = 0;
   private priorExpected = 0;
-  private readonly seen = new Int32Array(SEQ_WINDOW).fill(NO_SEQ);
+  /** Bit (n mod SEQ_WINDOW) set: extended sequence number n, within the window below seqMax, was received. */
+  private readonly seen = new Uint32Array(SEQ_WINDOW / 32);
   private prevTransit: number | undefined;
   /** The sequence number that would confirm the last far-off packet; -1 when none is pending. */
   private probation = -1;
   private lastDtmfTs: number | undefined;
 
   constructor(private readonly opts: LegTimelineOptions) {
-    const size = opts.ringSamples ?? ringSamplesFor(opts.delaySamples);
-    if (size & (size - 1)) throw new RangeError(`ringSamples must be a power of two, got ${size}`);
-    this.ring = new Int16Array(size);
-    this.mask = size - 1;
-    this.reanchorSamples = Math.min(8000, size - opts.delaySamples - 1280);
+    const max = opts.ringSamples ?? ringSamplesFor(opts.delaySamples);
+    if (max & (max - 1)) throw new RangeError(`ringSamples must be a power of two, got ${max}`);
+    this.maxRing = max;
+    this.reanchorSamples = Math.min(8000, max - opts.delaySamples - LARGEST_PACKET);
     if (this.reanchorSamples < 800) throw new RangeError('ring too small for the jitter window');
+    const size = Math.min(max, powerOfTwoAtLeast(opts.delaySamples + START_SLACK));
+    this.ring = new Uint8Array(size).fill(SILENT_CODE);
+    this.alaw = new Uint8Array(size >> 3);
+    this.mask = size - 1;
+  }
+
+  /** Samples the ring holds now (it grows as a sender's timestamps run ahead). */
+  get ringSamples(): number {
+    return this.ring.length;
   }
 
   /** Accept one packet that arrived at call-clock sample `arrival`. */
@@ -175,12 +205,14 @@ export class LegTimeline {
       pos = arrival;
     }
     const len = p.payload.length;
-    if (pos + len <= this.written || pos + len - this.written > this.ring.length) {
+    const ahead = pos + len - this.written;
+    if (ahead > this.ring.length && ahead <= this.maxRing) this.grow(ahead);
+    if (pos + len <= this.written || ahead > this.ring.length) {
       this.stats.late++;
       return;
     }
     const skip = Math.max(0, this.written - pos);
-    decodeInto(kind, skip ? p.payload.subarray(skip) : p.payload, this.ring, pos + skip);
+    this.place(kind, p.payload, skip, pos + skip);
   }
 
   /**
@@ -190,16 +222,52 @@ export class LegTimeline {
    */
   drain(target: number, out: Int16Array, offset: number, stride: number, max: number): number {
     const n = Math.max(0, Math.min(target - this.written, max));
-    const ring = this.ring;
-    const mask = this.mask;
+    const { ring, alaw, mask } = this;
     let w = this.written;
     for (let i = 0, o = offset; i < n; i++, o += stride, w++) {
       const j = w & mask;
-      out[o] = ring[j] as number;
-      ring[j] = 0;
+      const k = j >> 3;
+      const bits = alaw[k] as number;
+      const bit = 1 << (j & 7);
+      const code = ring[j] as number;
+      if (bits & bit) {
+        out[o] = ALAW[code] as number;
+        alaw[k] = bits & ~bit;
+      } else out[o] = ULAW[code] as number;
+      ring[j] = SILENT_CODE;
     }
     this.written = w;
     return n;
+  }
+
+  /** Double the ring until it holds `samples` from `written` on, moving what it holds to the same positions. */
+  private grow(samples: number): void {
+    const { ring, alaw, mask } = this;
+    const size = Math.min(this.maxRing, powerOfTwoAtLeast(samples));
+    const next = new Uint8Array(size).fill(SILENT_CODE);
+    const nextAlaw = new Uint8Array(size >> 3);
+    const nextMask = size - 1;
+    for (let w = this.written, end = this.written + ring.length; w < end; w++) {
+      const j = w & mask;
+      const k = w & nextMask;
+      next[k] = ring[j] as number;
+      if (((alaw[j >> 3] as number) >> (j & 7)) & 1) nextAlaw[k >> 3] = (nextAlaw[k >> 3] as number) | (1 << (k & 7));
+    }
+    this.ring = next;
+    this.alaw = nextAlaw;
+    this.mask = nextMask;
+  }
+
+  /** Copy `payload` from `from` into the ring at `pos`, marking each slot's law. */
+  private place(law: G711Law, payload: Uint8Array, from: number, pos: number): void {
+    const { ring, alaw, mask } = this;
+    const isAlaw = law === 'PCMA';
+    for (let i = from, j = pos & mask; i < payload.length; i++, j = (j + 1) & mask) {
+      ring[j] = payload[i] as number;
+      const k = j >> 3;
+      const bits = alaw[k] as number;
+      alaw[k] = isAlaw ? bits | (1 << (j & 7)) : bits & ~(1 << (j & 7));
+    }
   }
 
   private position(ts: number): number {
@@ -219,7 +287,7 @@ export class LegTimeline {
     this.seqBase = seq;
     this.seqMax = seq - 1;
     this.lastSeq16 = (seq - 1) & 0xffff;
-    this.seen.fill(NO_SEQ);
+    this.seen.fill(0);
   }
 
   private extended(seq: number): number {
@@ -242,19 +310,34 @@ export class LegTimeline {
       // Older than the first packet we saw: it extends the expected range.
       this.seqBase = ext;
     }
-    const slot = ext & (SEQ_WINDOW - 1);
-    if (this.seen[slot] === ext) {
-      this.stats.duplicate++;
-      return false;
-    }
-    this.seen[slot] = ext;
     if (ext > this.seqMax) {
+      // The slots between stood for numbers a window older; they stand for these now, none received yet.
+      if (ext - this.seqMax >= SEQ_WINDOW) this.seen.fill(0);
+      else for (let n = this.seqMax + 1; n < ext; n++) this.markSeen(n, false);
       this.seqMax = ext;
       this.lastSeq16 = p.sequence;
-    }
+      this.markSeen(ext, true);
+    } else if (ext > this.seqMax - SEQ_WINDOW) {
+      if (this.wasSeen(ext)) {
+        this.stats.duplicate++;
+        return false;
+      }
+      this.markSeen(ext, true);
+    } // else older than the window: not told from a duplicate, and its slot is a newer number's (it is late for the file anyway)
     this.stats.received++;
     this.stats.lost = Math.max(0, this.priorExpected + (this.seqMax - this.seqBase + 1) - this.stats.received);
     return true;
+  }
+
+  private wasSeen(ext: number): boolean {
+    const slot = ext & (SEQ_WINDOW - 1);
+    return (((this.seen[slot >> 5] as number) >>> (slot & 31)) & 1) === 1;
+  }
+
+  private markSeen(ext: number, received: boolean): void {
+    const slot = ext & (SEQ_WINDOW - 1);
+    const word = this.seen[slot >> 5] as number;
+    this.seen[slot >> 5] = received ? word | (1 << (slot & 31)) : word & ~(1 << (slot & 31));
   }
 
   private updateJitter(ts: number, arrival: number): void {

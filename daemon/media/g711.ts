@@ -32,13 +32,6 @@ export const DECODE_TABLES: Readonly<Record<G711Law, Int16Array>> = {
   PCMA: table(alawToLinear),
 };
 
-/** Decode `src` into `dst` starting at `dstOffset`, wrapping at dst.length (ring buffer). */
-export function decodeInto(law: G711Law, src: Uint8Array, dst: Int16Array, dstOffset: number): void {
-  const t = DECODE_TABLES[law];
-  const mask = dst.length - 1;
-  for (let i = 0; i < src.length; i++) dst[(dstOffset + i) & mask] = t[src[i] as number] as number;
-}
-
 function segment(v: number, ends: readonly number[]): number {
   for (let i = 0; i < ends.length; i++) if (v <= (ends[i] as number)) return i;
   return ends.length;

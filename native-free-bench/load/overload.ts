@@ -101,7 +101,7 @@ export async function overload(o: OverloadOptions): Promise<void> {
     void sending.finally(() => (done = true));
     while (!done) {
       await sleep(1000);
-      rss.push(sample(pid).rssBytes);
+      rss.push(sample(pid).rss.total);
     }
     const sent = await sending;
     sampling = false;
@@ -109,8 +109,8 @@ export async function overload(o: OverloadOptions): Promise<void> {
     const worst = (from: number, to: number, k: 'lagMs' | 'loopMs' | 'elu') =>
       Math.max(0, ...series.filter((x) => x.atS >= from && x.atS < to).map((x) => x[k])).toFixed(k === 'elu' ? 2 : 0);
     const cpu1 = sample(pid);
-    const end = rss.at(-2) ?? rss.at(-1) ?? cpu1.rssBytes;
-    const peak = Math.max(full.rssBytes, ...rss);
+    const end = rss.at(-2) ?? rss.at(-1) ?? cpu1.rss.total;
+    const peak = Math.max(full.rss.total, ...rss);
     const cpuPct = (100 * (cpu1.cpuS - cpu0.cpuS)) / ((performance.now() - t0) / 1000);
     const shed = await d.metric('callvault_calls_shed_total');
     await pooled(admitted, 16, (c) => d.api('DELETE', `/v1/calls/${c.callId}`));
@@ -144,9 +144,9 @@ export async function overload(o: OverloadOptions): Promise<void> {
       },
       {
         measure: '  daemon RSS at full capacity → end',
-        figure: `${mb(full.rssBytes)} → ${mb(end)} MB (peak ${mb(peak)})`,
-        baseline: `idle ${mb(idle.rssBytes)} MB; full capacity ${fullAtS.toFixed(0)} s in; target: end within ${MAX_RSS_GROWTH * 100} % of full capacity`,
-        met: end <= full.rssBytes * (1 + MAX_RSS_GROWTH),
+        figure: `${mb(full.rss.total)} → ${mb(end)} MB (peak ${mb(peak)})`,
+        baseline: `idle ${mb(idle.rss.total)} MB; full capacity ${fullAtS.toFixed(0)} s in; target: end within ${MAX_RSS_GROWTH * 100} % of full capacity`,
+        met: end <= full.rss.total * (1 + MAX_RSS_GROWTH),
       },
       {
         measure: '  worst ingest lag / event-loop p99 / event-loop utilization, offering → hold',
@@ -170,7 +170,7 @@ export async function overload(o: OverloadOptions): Promise<void> {
       shed,
       sealed,
       overloadGaps,
-      rss: { idle: idle.rssBytes, full: full.rssBytes, end, peak },
+      rss: { idle: idle.rss.total, full: full.rss.total, end, peak },
       cpuPct,
       series,
     });
