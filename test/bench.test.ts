@@ -25,7 +25,8 @@ test('load generator: a real daemon, RTP from another process, every recording s
   assert.equal(r.written, r.sender.sent, 'every packet sent is in a recording');
   assert.deepEqual([r.sealed, r.verified, r.badShape, r.lossInside], [3, 3, 0, 0]);
   assert.equal(r.sealP99Ms >= r.sealP50Ms && r.sealP50Ms > 0, true);
-  assert.equal(r.cpuPct > 0 && r.rssEndMB > 0, true);
+  assert.equal(r.cpuPct > 0 && r.pssIdleMB > 0 && r.pssEndMB > 0, true);
+  assert.equal(Number.isFinite(r.perCallKB) && Number.isFinite(r.perCallRssKB), true, 'memory per call, from PSS and from summed RSS');
 });
 
 test('load generator with loss and reordering: what the generator drops is not counted as lost inside callvault', () => {

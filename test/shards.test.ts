@@ -1,16 +1,18 @@
 /**
  * Media shards (issue 21, part 3): calls spread over the shards by load, a
  * shard killed mid-call is started again while the other shard's calls go
- * on untouched, and its calls are recovered from disk and sealed; with
- * `media.shards: 0` the packets are handled on the daemon's thread as before.
+ * on untouched, and its calls are recovered from disk and sealed; a shard
+ * that stalls gets no call stuck on it; with `media.shards: 0` the packets
+ * are handled on the daemon's thread as before.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { HEAP_FLAGS } from '../daemon/capacity/heapFlags.js';
-import { DaemonProcess, MAIN, sendRtp, startCall, testConfigYaml } from './support/daemon.js';
+import { OPEN_TIMEOUT_MS } from '../daemon/shard/ShardedPlane.js';
+import { DaemonProcess, MAIN, requestCall, sendRtp, startCall, TOKEN, testConfigYaml } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
 import { toneStream } from './support/rtpPlan.js';
 
@@ -123,6 +125,75 @@ test('media.shards 0: the packets are handled on the daemon thread (no shard pro
     assert.equal(md.legs.caller.received, sent[0]!.sent);
     assert.equal(md.legs.callee.received, sent[1]!.sent);
   } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
+
+test('a shard that stops answering: the next call is refused with 503 SHARD_BUSY and Retry-After instead of waiting on it; the call the shard opens late is undone (no directory, no marker) and the call id records again', async () => {
+  const yaml = testConfigYaml().replace('media:\n', 'media:\n  shards: 1\n');
+  const d = await DaemonProcess.start({ yaml });
+  const shard = d.shardPid(0);
+  try {
+    const markers = () => readdirSync(path.join(d.dataDir, 'active'));
+    const before = markers().length;
+    // SIGSTOP: the process is there, its IPC channel open, and nothing answers — a shard stalled on its disk or starved of CPU.
+    process.kill(shard, 'SIGSTOP');
+    const t0 = performance.now();
+    const res = await fetch(`${d.controlUrl}/v1/calls`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({
+        callId: 'stalled',
+        direction: 'inbound',
+        caller: { number: '+4930123456' },
+        callee: { number: '+4989654321' },
+        codec: 'PCMU',
+      }),
+    });
+    const waited = performance.now() - t0;
+    const body = (await res.json()) as { error: string; message: string };
+    assert.equal(res.status, 503);
+    assert.equal(body.error, 'SHARD_BUSY');
+    assert.match(body.message, /media shard 0 did not open the call within 5 s/);
+    assert.equal(res.headers.get('retry-after'), '5');
+    assert.ok(waited >= OPEN_TIMEOUT_MS - 100 && waited < OPEN_TIMEOUT_MS + 5000, `answered after ${waited.toFixed(0)} ms`);
+    assert.equal(markers().length, before + 1, 'the marker stays while the shard may still open the call');
+    const [recordingId] = markers();
+    process.kill(shard, 'SIGCONT');
+    await d.waitFor((l) => l.msg === 'a call opened after the daemon gave up on it was undone' && l.recordingId === recordingId, 10_000);
+    for (let i = 0; i < 50 && markers().length > before; i++) await sleep(100);
+    assert.equal(markers().length, before, 'marker removed once the shard undid the call');
+    const dirs = execFileSync('find', [d.dataDir, '-name', `${recordingId}*`], { encoding: 'utf8' }).trim();
+    assert.equal(dirs, '', 'nothing of the refused call is left on disk');
+    const at = (await d.waitFor((l) => l.msg === 'metrics listening')).metrics as string;
+    const m = parsePrometheusText(await (await fetch(`http://${at}/metrics`)).text());
+    assert.equal(sampleValue(m, 'callvault_calls_rejected_total', { reason: 'SHARD_BUSY' }), 1);
+    // The SRC retries under the same call id: refused while admission still counts the stall against the
+    // shard (its load is taken over the last 3 s), then recorded by the same shard, answering again.
+    let retry = await requestCall(d, { callId: 'stalled', callerSsrc: ssrc(7, 0), calleeSsrc: ssrc(7, 1) });
+    for (let i = 0; i < 20 && retry.status === 503; i++) {
+      assert.equal(retry.body.error, 'CAPACITY');
+      await sleep(500);
+      retry = await requestCall(d, { callId: 'stalled', callerSsrc: ssrc(7, 0), calleeSsrc: ssrc(7, 1) });
+    }
+    assert.equal(retry.status, 201, JSON.stringify(retry.body));
+    const c = retry.body;
+    const sent = await sendRtp({
+      streams: [
+        toneStream(c.legs.caller.port, 500, { durationMs: 1000, ssrc: ssrc(7, 0) }),
+        toneStream(c.legs.callee.port, 900, { durationMs: 1000, ssrc: ssrc(7, 1) }),
+      ],
+    });
+    await d.api('DELETE', '/v1/calls/stalled');
+    const md = (await d.waitForState(c.recordingId, 'sealed', 20_000)).metadata;
+    assert.equal(md.legs.caller.received, sent[0]!.sent);
+    assert.equal(d.shardPid(0), shard, 'the shard was not restarted: it only stalled');
+  } finally {
+    try {
+      process.kill(shard, 'SIGCONT');
+    } catch {
+      // Gone already.
+    }
     assert.equal(await d.stop(), 0);
   }
 });

@@ -97,6 +97,11 @@ const MAX_SEQ_JUMP = 3000;
 const MAX_MISORDER = 100;
 const MAX_DTMF_EVENTS = 10_000;
 
+/** A leg's counters before its first packet. */
+export function emptyLegStats(): LegStats {
+  return { received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, outOfSequence: 0, jitter: 0 };
+}
+
 /**
  * One leg's audio placed on the call clock (sample 0 = call start, 8 kHz).
  *
@@ -112,11 +117,6 @@ const MAX_DTMF_EVENTS = 10_000;
  * the jitter window and a sender on time (4.5 KB for 80 ms) and grows, at most
  * to ringSamplesFor, when a sender's timestamps run ahead of the clock.
  */
-/** A leg's counters before its first packet. */
-export function emptyLegStats(): LegStats {
-  return { received: 0, lost: 0, late: 0, duplicate: 0, unknownPayload: 0, malformed: 0, resyncs: 0, outOfSequence: 0, jitter: 0 };
-}
-
 export class LegTimeline {
   readonly stats: LegStats = emptyLegStats();
   readonly dtmf: DtmfEvent[] = [];

@@ -327,6 +327,14 @@ export class Recorder extends SafeEmitter<RecorderEvents> {
       if (err instanceof IngestError || (err instanceof ShardError && err.code === 'NO_SHARD')) await rm(marker, { force: true });
       if (err instanceof IngestError && err.code === 'NO_PORT') throw new ApiError(503, 'NO_PORT', err.message, { callId: req.callId }, 5);
       if (err instanceof ShardError && err.code === 'NO_SHARD') throw new ApiError(503, 'NO_SHARD', err.message, { callId: req.callId }, 5);
+      if (err instanceof ShardError && err.code === 'SHARD_BUSY') {
+        // Refused now, though the stalled shard may still open it: undone when it does, the marker kept until nothing is left.
+        void this.plane
+          .discard(req.callId, recordingId)
+          .then((gone) => (gone ? rm(marker, { force: true }) : undefined))
+          .catch((e: unknown) => this.log.warn({ err: e, recordingId }, 'a call given up on could not be undone; the next start recovers it'));
+        throw new ApiError(503, 'SHARD_BUSY', err.message, { callId: req.callId }, 5);
+      }
       throw err;
     }
     const { meta } = opened;

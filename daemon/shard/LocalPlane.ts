@@ -1,4 +1,5 @@
 import { createPublicKey } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import type { LoopLoad } from '../capacity/EventLoopGauge.js';
 import { ShardError } from '../errors.js';
 import { legPayloadTypes, type LegRole, type LegSource, type LegStreamChange, type LegTransportReport } from '../ingest/LegSource.js';
@@ -176,6 +177,17 @@ export class LocalPlane extends SafeEmitter<PlaneEvents> implements MediaPlane {
 
   async meta(callId: string): Promise<RecordingMetadata | undefined> {
     return this.#calls.get(callId)?.recording.meta;
+  }
+
+  /** On this thread an open is never given up on; in a shard, the daemon's ShardedPlane asks for this after a late open. */
+  async discard(callId: string, recordingId: string): Promise<boolean> {
+    const call = this.#calls.get(callId);
+    // Another call under the same id (the SRC's retry) is not the one given up on.
+    if (!call || call.recording.id !== recordingId) return true;
+    await this.finish(callId, 'ingest-failure');
+    await rm(call.recording.dir, { recursive: true, force: true });
+    this.log.info({ callId, recordingId }, 'a call opened after the daemon gave up on it was undone');
+    return true;
   }
 
   stats(): ReadonlyMap<string, CallStats> {

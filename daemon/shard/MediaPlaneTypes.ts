@@ -133,6 +133,13 @@ export interface MediaPlane {
   resumeWriting(callId: string): void;
   /** Close a call's legs and files: its final metadata. */
   finish(callId: string, reason: EndReason): Promise<RecordingMetadata>;
+  /**
+   * Undo a call whose open was given up on (SHARD_BUSY: refused with 503, never acknowledged): once the
+   * open settles, its legs are closed and recording `recordingId`'s directory removed. True when nothing
+   * of it is left on disk; false when that cannot be known (its shard died), so the caller leaves its
+   * marker for the next start's recovery.
+   */
+  discard(callId: string, recordingId: string): Promise<boolean>;
   /** A running call's metadata as it stands. */
   meta(callId: string): Promise<RecordingMetadata | undefined>;
   /** Counters of the running calls, by recording id. */

@@ -24,6 +24,7 @@ export interface ShardRequests {
   update: { args: [callId: string, change: MediaUpdate]; result: boolean };
   finish: { args: [callId: string, reason: EndReason]; result: RecordingMetadata };
   meta: { args: [callId: string]; result: RecordingMetadata | undefined };
+  discard: { args: [callId: string, recordingId: string]; result: boolean };
   close: { args: []; result: undefined };
 }
 

@@ -14,6 +14,18 @@ const STALE_REPORT_MS = 4 * REPORT_MS;
 const MAX_RESTART_DELAY_MS = 30_000;
 /** A shard that ran this long before it died starts again at once. */
 const HEALTHY_MS = 60_000;
+/**
+ * How long a call's open may take on its shard before it is refused with 503 SHARD_BUSY: a shard that
+ * stalls (its disk, its CPU taken) must not hold an SRC's INVITE until the SRC gives up on its own.
+ * An open takes a few ms; a minute of SIP retransmissions is what an SRC waits.
+ */
+export const OPEN_TIMEOUT_MS = 5000;
+
+interface Abandoned {
+  readonly shard: MediaShard;
+  readonly recordingId: string;
+  readonly opening: Promise<OpenedCall>;
+}
 
 /**
  * The media plane in `media.shards` child processes. A call lives on one
@@ -27,6 +39,8 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
   readonly #callShard = new Map<string, MediaShard>();
   /** Recording ids of the calls on a shard: a report sent before a call finished still lists it. */
   readonly #recordings = new Map<string, string>();
+  /** Opens given up on (SHARD_BUSY) and not yet undone, by call id. */
+  readonly #abandoned = new Map<string, Abandoned>();
   readonly #startedAt: number[] = [];
   readonly #restartDelay: number[] = [];
   #closing = false;
@@ -96,17 +110,51 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
   }
 
   async open(req: OpenCallRequest): Promise<OpenedCall> {
-    const shard = this.#choose();
     const { callId } = req.info;
+    if (this.#abandoned.has(callId))
+      throw new ShardError('SHARD_BUSY', `the last attempt at call ${callId} is still being undone on its media shard`, { callId });
+    const shard = this.#choose();
     // Counted at once: calls set up in the same turn spread over the shards.
     this.#callShard.set(callId, shard);
+    const opening = shard.request('open', req);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.#abandoned.set(callId, { shard, recordingId: req.recordingId, opening });
+        reject(
+          new ShardError('SHARD_BUSY', `media shard ${shard.index} did not open the call within ${OPEN_TIMEOUT_MS / 1000} s`, {
+            callId,
+            shard: shard.index,
+          }),
+        );
+      }, OPEN_TIMEOUT_MS);
+    });
     try {
-      const opened = await shard.request('open', req);
+      const opened = await Promise.race([opening, late]);
       this.#recordings.set(callId, req.recordingId);
       return opened;
     } catch (err) {
       this.#callShard.delete(callId);
       throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async discard(callId: string, recordingId: string): Promise<boolean> {
+    const given = this.#abandoned.get(callId);
+    if (!given || given.recordingId !== recordingId) return true;
+    try {
+      try {
+        await given.opening;
+      } catch (err) {
+        // The open failed after all: nothing was left, unless the shard died under it (then recovery decides).
+        return !(err instanceof ShardError && err.code === 'SHARD_LOST');
+      }
+      return await given.shard.request('discard', callId, recordingId).catch(() => false);
+    } finally {
+      // Only now may the call's id be opened again: the shard holds no call under it.
+      this.#abandoned.delete(callId);
     }
   }
 

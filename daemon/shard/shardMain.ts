@@ -58,6 +58,7 @@ const requests: { [K in keyof ShardRequests]: (...args: ShardRequests[K]['args']
   update: (callId, change) => started().update(callId, change),
   finish: (callId, reason) => started().finish(callId, reason),
   meta: (callId) => started().meta(callId),
+  discard: (callId, recordingId) => started().discard(callId, recordingId),
   close,
 };
 
