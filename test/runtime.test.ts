@@ -31,7 +31,7 @@ test('started on an older Node.js, callvault stops at once with one line naming 
   assert.match(r.stderr, /^callvault: needs Node\.js 24 or newer .*this is v\d+/);
 });
 
-test('started as systemd starts it (bin/callvault), no callvault process can write a core file — the daemon, its media shards, the mediasoup workers — and the daemon and its shards run with HEAP_FLAGS', async () => {
+test('started as systemd starts it (bin/callvault), no callvault process can write a core file — the daemon, its media shards, the mediasoup workers — and the daemon and its shards run with HEAP_FLAGS, on jemalloc', async () => {
   const { DaemonProcess } = await import('./support/daemon.js');
   const d = await DaemonProcess.start({ launcher: 'bin' });
   try {
@@ -51,6 +51,10 @@ test('started as systemd starts it (bin/callvault), no callvault process can wri
     const nodes = [d.child.pid!, ...all.filter((p) => !argv(p).some((a) => a.includes('mediasoup-worker')))];
     assert.ok(nodes.length >= 2, 'the daemon and a media shard');
     for (const p of nodes) for (const flag of HEAP_FLAGS) assert.ok(argv(p).includes(flag), `process ${p} (${argv(p).join(' ')}) has ${flag}`);
+    // scripts/setup.sh installs libjemalloc2; every process below the launcher runs on it, and the daemon says so.
+    for (const p of [d.child.pid!, ...all])
+      assert.match(readFileSync(`/proc/${p}/maps`, 'utf8'), /\/libjemalloc\.so/, `process ${p} runs on jemalloc`);
+    assert.equal(d.logs.find((l) => l.msg === 'callvault starting')?.allocator, 'jemalloc');
   } finally {
     assert.equal(await d.stop(), 0);
   }

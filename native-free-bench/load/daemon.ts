@@ -5,10 +5,11 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { HEAP_FLAGS } from '../../daemon/capacity/heapFlags.js';
 import type { SenderAdd, SenderLeg, SenderPlan, SenderResult } from './sender.js';
 
 export const MAIN = fileURLToPath(new URL('../../daemon/main.js', import.meta.url));
+/** The launcher systemd runs: its V8 flags and its allocator are part of what is measured. */
+const LAUNCHER = fileURLToPath(new URL('../../../bin/callvault', import.meta.url));
 const SENDER = fileURLToPath(new URL('./sender.js', import.meta.url));
 export const TOKEN = `bench-${randomInt(2 ** 47)}-token-0123456789`;
 /** The bench's throwaway instance: its own signing key under a passphrase that dies with it. */
@@ -35,14 +36,16 @@ export class Daemon {
   control = '';
   metrics = '';
   sip = '';
+  /** The malloc the daemon says it runs on ("callvault starting"). */
+  allocator = '';
   private constructor(
     readonly child: ChildProcess,
     readonly dataDir: string,
     readonly configFile: string,
   ) {}
 
-  /** `extra`: more top-level YAML (sections not set here). */
-  static async start(dir: string, calls: number, mode: Mode, extra: { media?: string; calls?: string } = {}): Promise<Daemon> {
+  /** `extra`: more YAML for the media and calls sections; `allocator`: CALLVAULT_ALLOCATOR for bin/callvault (`system`: glibc's malloc). */
+  static async start(dir: string, calls: number, mode: Mode, extra: { media?: string; calls?: string; allocator?: string } = {}): Promise<Daemon> {
     const dataDir = path.join(dir, 'data');
     const configFile = path.join(dir, 'callvault.yaml');
     await writeFile(
@@ -56,9 +59,9 @@ export class Daemon {
         ...(mode === 'siprec' ? ['sip:\n  listen: 127.0.0.1:0\n  transports: [udp]\n  allowedSources: [127.0.0.1]'] : []),
       ].join('\n')}\n`,
     );
-    // As bin/callvault starts it: the figures are the shipped daemon's.
-    const child = spawn(process.execPath, [...HEAP_FLAGS, MAIN, 'daemon', '--config', configFile, '--data-dir', dataDir], {
-      env: ENV,
+    // Through bin/callvault, as systemd starts it: the figures are the shipped daemon's.
+    const child = spawn(LAUNCHER, ['daemon', '--config', configFile, '--data-dir', dataDir], {
+      env: extra.allocator ? { ...ENV, CALLVAULT_ALLOCATOR: extra.allocator } : ENV,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const d = new Daemon(child, dataDir, configFile);
@@ -66,7 +69,7 @@ export class Daemon {
       const t = setTimeout(() => reject(new Error('the daemon did not start in 30 s')), 30_000);
       child.once('exit', (code) => reject(new Error(`the daemon exited with ${code}`)));
       createInterface({ input: child.stdout! }).on('line', (text) => {
-        let line: { msg?: string; level?: string; control?: string; metrics?: string; sip?: string };
+        let line: { msg?: string; level?: string; control?: string; metrics?: string; sip?: string; allocator?: string };
         try {
           line = JSON.parse(text) as typeof line;
         } catch {
@@ -75,6 +78,7 @@ export class Daemon {
         if (line.metrics) d.metrics = `http://${line.metrics}`;
         if (line.control) d.control = `http://${line.control}`;
         if (line.sip) d.sip = line.sip;
+        if (line.allocator) d.allocator = line.allocator;
         if (line.level === 'error' || line.level === 'fatal') process.stderr.write(`daemon: ${text}\n`);
         if (d.control && d.metrics && (mode === 'http' || d.sip)) {
           clearTimeout(t);
