@@ -59,3 +59,14 @@ test('started as systemd starts it (bin/callvault), no callvault process can wri
     assert.equal(await d.stop(), 0);
   }
 });
+
+test('CALLVAULT_ALLOCATOR=system: bin/callvault leaves the daemon on the C library malloc, and the daemon says so', async () => {
+  const { DaemonProcess } = await import('./support/daemon.js');
+  const d = await DaemonProcess.start({ launcher: 'bin', env: { CALLVAULT_ALLOCATOR: 'system' } });
+  try {
+    assert.doesNotMatch(readFileSync(`/proc/${d.child.pid}/maps`, 'utf8'), /libjemalloc/);
+    assert.equal(d.logs.find((l) => l.msg === 'callvault starting')?.allocator, 'glibc');
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+});
