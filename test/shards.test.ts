@@ -12,7 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { HEAP_FLAGS } from '../daemon/capacity/heapFlags.js';
 import { OPEN_TIMEOUT_MS } from '../daemon/shard/ShardedPlane.js';
-import { DaemonProcess, MAIN, requestCall, sendRtp, startCall, TOKEN, testConfigYaml } from './support/daemon.js';
+import { DaemonProcess, MAIN, requestCall, sendRtp, startCall, testConfigYaml } from './support/daemon.js';
 import { parsePrometheusText, sampleValue } from './support/promtext.js';
 import { toneStream } from './support/rtpPlan.js';
 
@@ -23,6 +23,19 @@ const smallYoungGeneration = (pid: number) => {
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   return HEAP_FLAGS.every((f) => argv.includes(f));
 };
+
+/** Tones on both legs of call `c` (SSRCs of pair `i`) for `ms`, then the call ended: what was sent and the sealed metadata. */
+async function recordTones(d: DaemonProcess, c: any, callId: string, i: number, ms: number) {
+  const sent = await sendRtp({
+    streams: [
+      toneStream(c.legs.caller.port, 500, { durationMs: ms, ssrc: ssrc(i, 0) }),
+      toneStream(c.legs.callee.port, 900, { durationMs: ms, ssrc: ssrc(i, 1) }),
+    ],
+  });
+  await d.api('DELETE', `/v1/calls/${callId}`);
+  const md = (await d.waitForState(c.recordingId, 'sealed', 20_000)).metadata;
+  return { sent, md };
+}
 
 test('two media shards: calls go to the shard with fewer; a shard killed mid-call is restarted, its calls recovered from disk and sealed, the other shard loses nothing', async () => {
   const yaml = testConfigYaml().replace('media:\n  workers: 1\n', 'media:\n  shards: 2\n  workers: 2\n');
@@ -114,14 +127,7 @@ test('media.shards 0: the packets are handled on the daemon thread (no shard pro
     for (const pid of children)
       assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /mediasoup-worker/, 'only mediasoup workers below the daemon');
     const c = await startCall(d, { callId: 'inproc', callerSsrc: ssrc(5, 0), calleeSsrc: ssrc(5, 1) });
-    const sent = await sendRtp({
-      streams: [
-        toneStream(c.legs.caller.port, 500, { durationMs: 1500, ssrc: ssrc(5, 0) }),
-        toneStream(c.legs.callee.port, 900, { durationMs: 1500, ssrc: ssrc(5, 1) }),
-      ],
-    });
-    await d.api('DELETE', '/v1/calls/inproc');
-    const md = (await d.waitForState(c.recordingId, 'sealed', 20_000)).metadata;
+    const { sent, md } = await recordTones(d, c, 'inproc', 5, 1500);
     assert.equal(md.legs.caller.received, sent[0]!.sent);
     assert.equal(md.legs.callee.received, sent[1]!.sent);
   } finally {
@@ -139,19 +145,9 @@ test('a shard that stops answering: the next call is refused with 503 SHARD_BUSY
     // SIGSTOP: the process is there, its IPC channel open, and nothing answers — a shard stalled on its disk or starved of CPU.
     process.kill(shard, 'SIGSTOP');
     const t0 = performance.now();
-    const res = await fetch(`${d.controlUrl}/v1/calls`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-      body: JSON.stringify({
-        callId: 'stalled',
-        direction: 'inbound',
-        caller: { number: '+4930123456' },
-        callee: { number: '+4989654321' },
-        codec: 'PCMU',
-      }),
-    });
+    const res = await requestCall(d, { callId: 'stalled' });
     const waited = performance.now() - t0;
-    const body = (await res.json()) as { error: string; message: string };
+    const body = res.body as { error: string; message: string };
     assert.equal(res.status, 503);
     assert.equal(body.error, 'SHARD_BUSY');
     assert.match(body.message, /media shard 0 did not open the call within 5 s/);
@@ -177,15 +173,7 @@ test('a shard that stops answering: the next call is refused with 503 SHARD_BUSY
       retry = await requestCall(d, { callId: 'stalled', callerSsrc: ssrc(7, 0), calleeSsrc: ssrc(7, 1) });
     }
     assert.equal(retry.status, 201, JSON.stringify(retry.body));
-    const c = retry.body;
-    const sent = await sendRtp({
-      streams: [
-        toneStream(c.legs.caller.port, 500, { durationMs: 1000, ssrc: ssrc(7, 0) }),
-        toneStream(c.legs.callee.port, 900, { durationMs: 1000, ssrc: ssrc(7, 1) }),
-      ],
-    });
-    await d.api('DELETE', '/v1/calls/stalled');
-    const md = (await d.waitForState(c.recordingId, 'sealed', 20_000)).metadata;
+    const { sent, md } = await recordTones(d, retry.body, 'stalled', 7, 1000);
     assert.equal(md.legs.caller.received, sent[0]!.sent);
     assert.equal(d.shardPid(0), shard, 'the shard was not restarted: it only stalled');
   } finally {

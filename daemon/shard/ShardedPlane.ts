@@ -44,6 +44,7 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
   readonly #startedAt: number[] = [];
   readonly #restartDelay: number[] = [];
   #closing = false;
+  readonly #overdueCheck: NodeJS.Timeout;
 
   private constructor(
     count: number,
@@ -53,6 +54,8 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
   ) {
     super((err, event) => log.error({ err, event }, 'a media plane listener failed; the call goes on'));
     this.#shards = new Array<MediaShard | undefined>(count).fill(undefined);
+    this.#overdueCheck = setInterval(() => this.#reportOverdue(), REPORT_MS);
+    this.#overdueCheck.unref();
   }
 
   static async create(count: number, settings: PlaneSettings, logLevel: LogLevel, log: Logger): Promise<ShardedPlane> {
@@ -199,8 +202,21 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
 
   async close(): Promise<void> {
     this.#closing = true;
+    clearInterval(this.#overdueCheck);
     await Promise.all(this.#shards.map((s) => s?.close()));
     this.#shards.fill(undefined);
+  }
+
+  /**
+   * A shard starved of CPU cannot measure its own lag: the probe packet waits behind the queue it would
+   * measure. Its report being late says as much, so past a report's interval the lateness is its workers'
+   * lag, for shedding as for admission (ingestLagMs).
+   */
+  #reportOverdue(): void {
+    for (const s of this.#live()) {
+      const lateMs = s.reportAgeMs - REPORT_MS;
+      if (lateMs > REPORT_MS) for (const pid of s.workerPids) this.safeEmit('lag', pid, lateMs);
+    }
   }
 
   #forget(callId: string): void {

@@ -98,7 +98,7 @@ export class DaemonProcess {
     });
   }
 
-  async api(method: string, route: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; body: any }> {
+  async api(method: string, route: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; body: any; headers: Headers }> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (token !== null) headers.authorization = `Bearer ${token}`;
     const res = await fetch(this.controlUrl + route, {
@@ -107,7 +107,7 @@ export class DaemonProcess {
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
   }
 
   /** Poll until the recording reaches `state`. */
@@ -147,7 +147,7 @@ export interface CallParams {
 }
 
 /** POST /v1/calls; the answer whatever its status. */
-export function requestCall(d: DaemonProcess, p: CallParams): Promise<{ status: number; body: any }> {
+export function requestCall(d: DaemonProcess, p: CallParams): Promise<{ status: number; body: any; headers: Headers }> {
   return d.api('POST', '/v1/calls', {
     callId: p.callId,
     direction: p.direction ?? 'inbound',
