@@ -98,7 +98,18 @@ export class DaemonProcess {
     });
   }
 
-  async api(method: string, route: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; body: any; headers: Headers }> {
+  async api(method: string, route: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; body: any }> {
+    const { status, body: answer } = await this.exchange(method, route, body, token);
+    return { status, body: answer };
+  }
+
+  /** As api(), with the response's headers (Retry-After). */
+  async exchange(
+    method: string,
+    route: string,
+    body?: unknown,
+    token: string | null = TOKEN,
+  ): Promise<{ status: number; body: any; headers: Headers }> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (token !== null) headers.authorization = `Bearer ${token}`;
     const res = await fetch(this.controlUrl + route, {
@@ -148,7 +159,7 @@ export interface CallParams {
 
 /** POST /v1/calls; the answer whatever its status. */
 export function requestCall(d: DaemonProcess, p: CallParams): Promise<{ status: number; body: any; headers: Headers }> {
-  return d.api('POST', '/v1/calls', {
+  return d.exchange('POST', '/v1/calls', {
     callId: p.callId,
     direction: p.direction ?? 'inbound',
     caller: { number: '+4930123456', ...(p.callerSsrc !== undefined ? { ssrc: p.callerSsrc } : {}), ...p.caller },
