@@ -1,3 +1,4 @@
+import { putBit, testBit } from './bits.js';
 import { DECODE_TABLES, type G711Law } from './g711.js';
 import { parseTelephoneEvent } from './dtmf.js';
 import { seqDelta, tsDelta, type RtpPacket } from './rtp.js';
@@ -131,7 +132,7 @@ export class LegTimeline {
 
   private ring: Uint8Array;
   /** Bit i set: ring slot i holds an A-law code (clear: μ-law). */
-  private alaw: Uint8Array;
+  private alaw: Uint32Array;
   private mask: number;
   private readonly maxRing: number;
   private readonly reanchorSamples: number;
@@ -157,7 +158,7 @@ export class LegTimeline {
     if (this.reanchorSamples < 800) throw new RangeError('ring too small for the jitter window');
     const size = Math.min(max, powerOfTwoAtLeast(opts.delaySamples + START_SLACK));
     this.ring = new Uint8Array(size).fill(SILENT_CODE);
-    this.alaw = new Uint8Array(size >> 3);
+    this.alaw = new Uint32Array(size >> 5);
     this.mask = size - 1;
   }
 
@@ -226,13 +227,10 @@ export class LegTimeline {
     let w = this.written;
     for (let i = 0, o = offset; i < n; i++, o += stride, w++) {
       const j = w & mask;
-      const k = j >> 3;
-      const bits = alaw[k] as number;
-      const bit = 1 << (j & 7);
       const code = ring[j] as number;
-      if (bits & bit) {
+      if (testBit(alaw, j)) {
         out[o] = ALAW[code] as number;
-        alaw[k] = bits & ~bit;
+        putBit(alaw, j, false);
       } else out[o] = ULAW[code] as number;
       ring[j] = SILENT_CODE;
     }
@@ -245,13 +243,13 @@ export class LegTimeline {
     const { ring, alaw, mask } = this;
     const size = Math.min(this.maxRing, powerOfTwoAtLeast(samples));
     const next = new Uint8Array(size).fill(SILENT_CODE);
-    const nextAlaw = new Uint8Array(size >> 3);
+    const nextAlaw = new Uint32Array(size >> 5);
     const nextMask = size - 1;
     for (let w = this.written, end = this.written + ring.length; w < end; w++) {
       const j = w & mask;
       const k = w & nextMask;
       next[k] = ring[j] as number;
-      if (((alaw[j >> 3] as number) >> (j & 7)) & 1) nextAlaw[k >> 3] = (nextAlaw[k >> 3] as number) | (1 << (k & 7));
+      if (testBit(alaw, j)) putBit(nextAlaw, k, true);
     }
     this.ring = next;
     this.alaw = nextAlaw;
@@ -264,9 +262,7 @@ export class LegTimeline {
     const isAlaw = law === 'PCMA';
     for (let i = from, j = pos & mask; i < payload.length; i++, j = (j + 1) & mask) {
       ring[j] = payload[i] as number;
-      const k = j >> 3;
-      const bits = alaw[k] as number;
-      alaw[k] = isAlaw ? bits | (1 << (j & 7)) : bits & ~(1 << (j & 7));
+      putBit(alaw, j, isAlaw);
     }
   }
 
@@ -330,14 +326,11 @@ export class LegTimeline {
   }
 
   private wasSeen(ext: number): boolean {
-    const slot = ext & (SEQ_WINDOW - 1);
-    return (((this.seen[slot >> 5] as number) >>> (slot & 31)) & 1) === 1;
+    return testBit(this.seen, ext & (SEQ_WINDOW - 1));
   }
 
   private markSeen(ext: number, received: boolean): void {
-    const slot = ext & (SEQ_WINDOW - 1);
-    const word = this.seen[slot >> 5] as number;
-    this.seen[slot >> 5] = received ? word | (1 << (slot & 31)) : word & ~(1 << (slot & 31));
+    putBit(this.seen, ext & (SEQ_WINDOW - 1), received);
   }
 
   private updateJitter(ts: number, arrival: number): void {

@@ -6,6 +6,7 @@ import { SafeEmitter } from '../events/SafeEmitter.js';
 import type { Logger } from '../log.js';
 import {
   fromWire,
+  REPORT_MS,
   type FromShard,
   type ShardEvents,
   type ShardNotices,
@@ -114,6 +115,11 @@ export class MediaShard extends SafeEmitter<MediaShardEvents> {
   /** How long since the shard last reported (it reports every REPORT_MS): a shard too busy to report is as late as that. */
   get reportAgeMs(): number {
     return performance.now() - this.#reportedAt;
+  }
+
+  /** How far past its interval the next report is (negative while it is not yet due): the least the shard lags by. */
+  get reportLateMs(): number {
+    return this.reportAgeMs - REPORT_MS;
   }
 
   request<K extends keyof ShardRequests>(method: K, ...args: ShardRequests[K]['args']): Promise<ShardRequests[K]['result']> {

@@ -85,7 +85,7 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
 
   /** A shard whose report is overdue counts as lagging by how overdue it is: a thread too busy to report is as far behind. */
   get ingestLagMs(): number {
-    return this.#live().reduce((worst, s) => Math.max(worst, s.report?.ingestLagMs ?? 0, s.reportAgeMs - REPORT_MS), 0);
+    return this.#live().reduce((worst, s) => Math.max(worst, s.report?.ingestLagMs ?? 0, s.reportLateMs), 0);
   }
 
   get workerPids(): readonly number[] {
@@ -214,7 +214,7 @@ export class ShardedPlane extends SafeEmitter<PlaneEvents> implements MediaPlane
    */
   #reportOverdue(): void {
     for (const s of this.#live()) {
-      const lateMs = s.reportAgeMs - REPORT_MS;
+      const lateMs = s.reportLateMs;
       if (lateMs > REPORT_MS) for (const pid of s.workerPids) this.safeEmit('lag', pid, lateMs);
     }
   }
